@@ -1,0 +1,127 @@
+//! Configuration of a stack: addresses, the device, limits.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ip::frag::ReassemblyConfig;
+
+/// Everything a [`crate::Stack`] needs to come up. `Config::default()` is the
+/// documented network plan: the stack is 10.0.0.2 on `tun0`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The stack's own IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Prefix length of the link's subnet (for its broadcast address).
+    pub prefix_len: u8,
+    /// The TUN device to attach to, or create (used by [`crate::Stack::new`]).
+    pub tun_name: String,
+    /// Set the device MTU; `None` keeps the device's own.
+    pub mtu: Option<u16>,
+    /// Also give the kernel side of the TUN this address and bring it up.
+    pub host_addr: Option<(Ipv4Addr, u8)>,
+    /// Record every packet in and out to this pcap file.
+    pub pcap: Option<PathBuf>,
+    /// TTL of the packets the stack originates.
+    pub ttl: u8,
+    /// Fragment reassembly limits.
+    pub reassembly: ReassemblyConfig,
+    /// ICMP error rate limit: sustained messages per second.
+    pub icmp_errors_per_sec: u32,
+    /// ICMP error rate limit: burst size.
+    pub icmp_error_burst: u32,
+    /// Bytes of datagrams a UDP socket may hold unread before new ones are dropped.
+    pub udp_recv_buffer: usize,
+    /// Seed for the stack's randomness (IP IDs, ephemeral ports). `None`: random.
+    pub seed: Option<u64>,
+    /// Most packets taken from the device per wakeup before the runtime
+    /// looks at API commands again.
+    pub rx_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            prefix_len: 24,
+            tun_name: "tun0".to_string(),
+            mtu: None,
+            host_addr: None,
+            pcap: None,
+            ttl: 64,
+            reassembly: ReassemblyConfig::default(),
+            icmp_errors_per_sec: 1000,
+            icmp_error_burst: 50,
+            udp_recv_buffer: 256 * 1024,
+            seed: None,
+            rx_batch: 64,
+        }
+    }
+}
+
+impl Config {
+    /// The subnet's directed broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        let bits = u32::from(self.addr);
+        let host_mask = if self.prefix_len >= 32 {
+            0
+        } else {
+            u32::MAX >> self.prefix_len
+        };
+        Ipv4Addr::from(bits | host_mask)
+    }
+
+    /// The reassembly timeout.
+    pub fn reassembly_timeout(&self) -> Duration {
+        self.reassembly.timeout
+    }
+}
+
+/// A random seed from the process's randomly keyed hasher (no extra crate).
+pub(crate) fn random_seed() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A small deterministic PRNG (xorshift64*), for IP IDs and port choice.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_follows_prefix() {
+        let mut c = Config::default();
+        assert_eq!(c.broadcast(), Ipv4Addr::new(10, 0, 0, 255));
+        c.prefix_len = 16;
+        assert_eq!(c.broadcast(), Ipv4Addr::new(10, 0, 255, 255));
+        c.prefix_len = 32;
+        assert_eq!(c.broadcast(), c.addr);
+    }
+}

@@ -1,0 +1,290 @@
+//! A Linux TUN interface as a [`Device`].
+//!
+//! [`TunDevice::open`] attaches to a TUN interface by name, or creates it if
+//! there is none. The fd is opened with `IFF_NO_PI` (each read or write is
+//! one bare IP packet), a single queue and no offload.
+//!
+//! Attaching leaves an existing interface as it was: its addresses, MTU and
+//! up/down state change only when [`TunOptions`] asks. (`tun-rs`'s
+//! `DeviceBuilder::new()` would bring the link up; we opt out with
+//! `inherit_enable_state`. It also clears the device-wide offload mask, so a
+//! device left in offload mode by an earlier user does not hand us GSO
+//! aggregates.) An interface this call creates is brought up, since nothing
+//! else can configure it before it exists; it still has no address unless
+//! `host_addr` is given.
+//!
+//! The fd is non-blocking: [`Device::recv`] never blocks, and
+//! [`Device::wait`] sleeps in `poll` on the fd and an interrupt pipe that the
+//! [`Waker`] triggers.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tun_rs::{DeviceBuilder, InterruptEvent, SyncDevice};
+
+use super::{Device, Waker};
+
+/// `EIO`: writing to a TUN interface whose link is down.
+const EIO: i32 = 5;
+/// `ENODEV`: opening `/dev/net/tun` when no driver backs it.
+const ENODEV: i32 = 19;
+/// `EINVAL`: `TUNSETIFF` on an interface that is not a single-queue TUN.
+const EINVAL: i32 = 22;
+
+/// How [`TunDevice::open`] configures the interface. The default changes
+/// nothing.
+#[derive(Debug, Default, Clone)]
+pub struct TunOptions {
+    /// Set the interface MTU to this many bytes.
+    pub mtu: Option<u16>,
+    /// Add this address and prefix length to the kernel side of the
+    /// interface (kept if already present) and bring the link up.
+    pub host_addr: Option<(Ipv4Addr, u8)>,
+}
+
+/// A Linux TUN interface carrying bare IP packets.
+pub struct TunDevice {
+    dev: SyncDevice,
+    name: String,
+    mtu: usize,
+    /// Readable while a wake is pending; `wait` polls it with the fd.
+    wake_event: Arc<InterruptEvent>,
+    dropped_on_send: u64,
+    /// Set while sends fail because the link is down, so that is logged
+    /// once per outage rather than once per packet.
+    link_down: bool,
+}
+
+impl std::fmt::Debug for TunDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunDevice")
+            .field("name", &self.name)
+            .field("mtu", &self.mtu)
+            .field("dropped_on_send", &self.dropped_on_send)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TunDevice {
+    /// Attaches to the TUN interface `name`, creating it if it does not
+    /// exist, and applies `opts`.
+    ///
+    /// Needs root or `CAP_NET_ADMIN` (or, for an existing persistent
+    /// interface, being its owner). Errors name the interface and, for the
+    /// common causes, say what to fix.
+    pub fn open(name: &str, opts: &TunOptions) -> io::Result<TunDevice> {
+        let context = |e: io::Error| open_error(name, e);
+        let existed = interface_exists(name);
+
+        let dev = DeviceBuilder::new()
+            .name(name)
+            .packet_information(false)
+            .multi_queue(false)
+            .offload(false)
+            .inherit_enable_state()
+            .build_sync()
+            .map_err(context)?;
+
+        if let Some(mtu) = opts.mtu {
+            dev.set_mtu(mtu).map_err(|e| {
+                context(io::Error::new(e.kind(), format!("setting MTU {mtu}: {e}")))
+            })?;
+        }
+        if let Some((addr, prefix)) = opts.host_addr {
+            match dev.add_address_v4(addr, prefix) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    log::debug!("{name}: {addr}/{prefix} already present");
+                }
+                Err(e) => {
+                    return Err(context(io::Error::new(
+                        e.kind(),
+                        format!("adding address {addr}/{prefix}: {e}"),
+                    )))
+                }
+            }
+        }
+        if opts.host_addr.is_some() || !existed {
+            dev.enabled(true).map_err(|e| {
+                context(io::Error::new(
+                    e.kind(),
+                    format!("bringing the link up: {e}"),
+                ))
+            })?;
+        }
+
+        // Only IFF_UP matters here: IFF_RUNNING (carrier) appears a moment
+        // after a queue is attached, so checking it would warn spuriously.
+        if !admin_up(name).unwrap_or(true) {
+            log::warn!(
+                "TUN device {name} is down: packets sent will be dropped until \
+                 `ip link set {name} up`"
+            );
+        }
+
+        let mtu = dev
+            .mtu()
+            .map_err(|e| context(io::Error::new(e.kind(), format!("reading the MTU: {e}"))))?;
+        dev.set_nonblocking(true).map_err(context)?;
+        let wake_event = Arc::new(InterruptEvent::new().map_err(context)?);
+        log::info!(
+            "{} TUN device {name}, MTU {mtu}",
+            if existed { "attached to" } else { "created" }
+        );
+        Ok(TunDevice {
+            dev,
+            name: name.to_owned(),
+            mtu: usize::from(mtu),
+            wake_event,
+            dropped_on_send: 0,
+            link_down: false,
+        })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Packets dropped by [`Device::send`] because the TUN queue was full
+    /// or the link was down.
+    pub fn dropped_on_send(&self) -> u64 {
+        self.dropped_on_send
+    }
+}
+
+impl Device for TunDevice {
+    /// The interface MTU, as read (or set) by [`TunDevice::open`].
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// Reads one packet. Anything the kernel sends is returned, not only
+    /// IPv4 (e.g. IPv6 router solicitations): the IP layer drops and counts
+    /// what it does not handle.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self.dev.recv(buf) {
+            Ok(len) => Ok(Some(len)),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes one packet. If the TUN queue is full, or the link is down
+    /// (the kernel answers `EIO`), the packet is dropped and counted, as a
+    /// real link drops, rather than blocking or failing the runtime. Other
+    /// errors are returned; `InvalidInput` means the packet was not IP.
+    fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        match self.dev.send(packet) {
+            Ok(_) => {
+                if self.link_down {
+                    log::info!("TUN device {} is up again", self.name);
+                    self.link_down = false;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.dropped_on_send += 1;
+                log::trace!("{}: TUN queue full, packet dropped", self.name);
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(EIO) => {
+                self.dropped_on_send += 1;
+                if !self.link_down {
+                    log::warn!(
+                        "TUN device {} is down: dropping packets sent to it",
+                        self.name
+                    );
+                    self.link_down = true;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match self
+            .dev
+            .wait_readable_intr_timeout(&self.wake_event, timeout)
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(()),
+            // The wake pipe was readable (or a signal interrupted `poll`).
+            // Re-arm only once a wake has been observed: a wake that came
+            // before this `wait` kept the pipe readable and returned us at
+            // once; one that lands after the reset is still seen by the
+            // caller, which drains its command queue after every `wait`.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if self.wake_event.is_trigger() {
+                    self.wake_event.reset()?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn waker(&self) -> Waker {
+        let event = Arc::clone(&self.wake_event);
+        let name = self.name.clone();
+        Waker::new(move || {
+            if let Err(e) = event.trigger() {
+                log::warn!("{name}: waking the device failed: {e}");
+            }
+        })
+    }
+}
+
+/// Whether the interface `name` exists in this process's network namespace.
+///
+/// Reads `/proc/self/net/dev`, which (unlike `/sys/class/net`) always
+/// reflects the caller's namespace. If it cannot be read, assumes the
+/// interface exists, so that `open` leaves its state alone.
+fn interface_exists(name: &str) -> bool {
+    match std::fs::read_to_string("/proc/self/net/dev") {
+        Ok(table) => table
+            .lines()
+            .skip(2)
+            .filter_map(|line| line.split_once(':'))
+            .any(|(iface, _)| iface.trim() == name),
+        Err(e) => {
+            log::debug!("reading /proc/self/net/dev: {e}; assuming {name} exists");
+            true
+        }
+    }
+}
+
+/// Wraps `e` as "opening TUN device NAME: ..." with a hint for the usual
+/// causes.
+fn open_error(name: &str, e: io::Error) -> io::Error {
+    let hint = match (e.kind(), e.raw_os_error()) {
+        (io::ErrorKind::PermissionDenied, _) => {
+            " (needs root or CAP_NET_ADMIN, e.g. `sudo setcap cap_net_admin+ep <binary>`)"
+        }
+        (io::ErrorKind::NotFound, _) => {
+            " (/dev/net/tun is missing: is the tun module loaded? try `modprobe tun`)"
+        }
+        (_, Some(ENODEV)) => " (/dev/net/tun has no driver: is the tun module loaded?)",
+        (io::ErrorKind::ResourceBusy, _) => " (another process is attached to it)",
+        (_, Some(EINVAL)) => {
+            " (is it an existing interface that is not a single-queue TUN, e.g. a TAP?)"
+        }
+        _ => "",
+    };
+    io::Error::new(e.kind(), format!("opening TUN device {name}: {e}{hint}"))
+}
+
+/// Whether the interface is administratively up (IFF_UP), from sysfs.
+fn admin_up(name: &str) -> Option<bool> {
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).ok()?;
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()?;
+    Some(flags & 0x1 != 0)
+}

@@ -1,0 +1,315 @@
+//! The interface: the sans-IO core that owns all protocol state.
+//!
+//! It takes packets and user calls with the current time, and hands back
+//! packets to transmit ([`Interface::pop_transmit`]), events for the socket
+//! layer ([`Interface::pop_event`]) and its next deadline
+//! ([`Interface::poll_at`]). It never blocks, sleeps, or reads a clock; the
+//! runtime drives it, and tests drive it by hand.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use log::{debug, trace};
+
+use crate::config::{Config, Rng};
+use crate::ip::{icmp as ip_icmp, Datagram, Ipv4Layer};
+use crate::stats::{DropReason, Stats};
+use crate::time::Instant;
+use crate::udp::{SocketId, UdpError, UdpTable};
+use crate::wire::{icmp, udp};
+
+/// IP protocol number of ICMP.
+const PROTO_ICMP: u8 = 1;
+
+/// Something the socket layer must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A datagram arrived for a UDP socket.
+    UdpDatagram {
+        /// The receiving socket.
+        socket: SocketId,
+        /// Who sent it.
+        from: SocketAddrV4,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+}
+
+/// Packets waiting for the device, in buffers that are reused.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Vec<u8>>,
+    pool: Vec<Vec<u8>>,
+}
+
+impl Outbox {
+    fn push(&mut self, packet: &[u8]) {
+        let mut buf = self.pool.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(packet);
+        self.queue.push_back(buf);
+    }
+}
+
+/// The protocol core of one stack.
+#[derive(Debug)]
+pub struct Interface {
+    ip: Ipv4Layer,
+    udp: UdpTable,
+    icmp_limit: ip_icmp::RateLimiter,
+    stats: Stats,
+    outbox: Outbox,
+    events: VecDeque<Event>,
+    scratch: Vec<u8>,
+}
+
+impl Interface {
+    /// A core for `config` on a link of `mtu` bytes.
+    pub fn new(config: &Config, mtu: usize, seed: u64) -> Interface {
+        let mut rng = Rng::new(seed);
+        Interface {
+            ip: Ipv4Layer::new(
+                config.addr,
+                config.broadcast(),
+                config.ttl,
+                mtu,
+                rng.next_u64() as u16,
+                config.reassembly,
+            ),
+            udp: UdpTable::new(config.addr, rng.next_u64()),
+            icmp_limit: ip_icmp::RateLimiter::new(
+                config.icmp_errors_per_sec,
+                config.icmp_error_burst,
+            ),
+            stats: Stats::default(),
+            outbox: Outbox::default(),
+            events: VecDeque::new(),
+            scratch: Vec::with_capacity(2048),
+        }
+    }
+
+    /// The stack's address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.ip.addr()
+    }
+
+    /// The link MTU.
+    pub fn mtu(&self) -> usize {
+        self.ip.mtu()
+    }
+
+    /// Bytes held by incomplete datagrams awaiting reassembly.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.ip.reassembly_bytes()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Handles one packet from the link.
+    pub fn receive(&mut self, now: Instant, packet: &[u8]) {
+        self.stats.ip_packets_in += 1;
+        // Expire overdue reassemblies first, so a late fragment cannot revive one.
+        if self.ip.poll_at().is_some_and(|t| t <= now) {
+            self.poll(now);
+        }
+        trace!("rx {} bytes", packet.len());
+        let Some(datagram) = self.ip.input(now, packet, &mut self.stats) else {
+            return;
+        };
+        match datagram.protocol {
+            PROTO_ICMP => self.icmp_input(now, &datagram),
+            udp::PROTOCOL => self.udp_input(now, &datagram),
+            _ => {
+                self.drop(DropReason::UnknownProtocol, &datagram);
+                // RFC 1122 §3.2.2.1: a host SHOULD send Protocol Unreachable.
+                self.send_unreachable(now, icmp::CODE_PROTOCOL_UNREACHABLE, &datagram);
+            }
+        }
+    }
+
+    fn drop(&mut self, reason: DropReason, d: &Datagram<'_>) {
+        self.stats.drop(reason);
+        debug!(
+            "{}: drop ({reason}): {} bytes from {}",
+            proto_name(d.protocol),
+            d.payload.len(),
+            d.src
+        );
+    }
+
+    fn icmp_input(&mut self, _now: Instant, d: &Datagram<'_>) {
+        let msg = match icmp::IcmpMessage::parse(&d.payload) {
+            Ok(m) => m,
+            Err(reason) => return self.drop(reason, d),
+        };
+        // RFC 1122 §3.2.2.6: echo requests to a broadcast address MAY be
+        // silently discarded (Linux's default); we do so.
+        if msg.kind() == icmp::ECHO_REQUEST && !d.broadcast {
+            // RFC 1122 §3.2.2.6: every host MUST answer an echo request, with
+            // the same data.
+            let mut reply = std::mem::take(&mut self.scratch);
+            ip_icmp::echo_reply(&msg, &mut reply);
+            self.stats.icmp_echo_replies += 1;
+            self.transmit(d.src, PROTO_ICMP, &reply);
+            self.scratch = reply;
+        } else {
+            self.drop(DropReason::IcmpUnhandled, d);
+        }
+    }
+
+    fn udp_input(&mut self, now: Instant, d: &Datagram<'_>) {
+        let dgram = match udp::UdpDatagram::parse(d.src, d.dst, &d.payload) {
+            Ok(u) => u,
+            Err(reason) => return self.drop(reason, d),
+        };
+        let from = SocketAddrV4::new(d.src, dgram.src_port);
+        match self.udp.lookup(from, dgram.dst_port) {
+            Some(socket) => {
+                self.stats.udp_datagrams_in += 1;
+                self.events.push_back(Event::UdpDatagram {
+                    socket,
+                    from,
+                    payload: dgram.payload.to_vec(),
+                });
+            }
+            None => {
+                self.drop(DropReason::UdpNoSocket, d);
+                // RFC 1122 §4.1.3.1: a datagram for a port with no listener
+                // SHOULD get Port Unreachable — but never for broadcasts
+                // (RFC 1122 §3.2.2).
+                if !d.broadcast {
+                    self.send_unreachable(now, icmp::CODE_PORT_UNREACHABLE, d);
+                }
+            }
+        }
+    }
+
+    fn send_unreachable(&mut self, now: Instant, code: u8, d: &Datagram<'_>) {
+        if d.broadcast {
+            return;
+        }
+        if !self.icmp_limit.allow(now) {
+            self.stats.icmp_rate_limited += 1;
+            return;
+        }
+        let mut msg = std::mem::take(&mut self.scratch);
+        ip_icmp::error(
+            icmp::DEST_UNREACHABLE,
+            code,
+            &d.header,
+            &d.payload,
+            &mut msg,
+        );
+        self.stats.icmp_unreachables_sent += 1;
+        self.transmit(d.src, PROTO_ICMP, &msg);
+        self.scratch = msg;
+    }
+
+    fn transmit(&mut self, dst: Ipv4Addr, protocol: u8, payload: &[u8]) {
+        let outbox = &mut self.outbox;
+        self.ip
+            .output(dst, protocol, payload, &mut self.stats, &mut |p| {
+                outbox.push(p)
+            });
+    }
+
+    /// Fires due timers.
+    pub fn poll(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        self.ip.poll(now, &mut self.stats, &mut |header, first| {
+            expired.push((header.to_vec(), first.to_vec()));
+        });
+        for (header, first) in expired {
+            // RFC 1122 §3.3.2: when reassembly times out after fragment zero
+            // arrived, an ICMP Time Exceeded (code 1) MUST be sent to the source.
+            let src = Ipv4Addr::new(header[12], header[13], header[14], header[15]);
+            if !self.icmp_limit.allow(now) {
+                self.stats.icmp_rate_limited += 1;
+                continue;
+            }
+            let mut msg = std::mem::take(&mut self.scratch);
+            ip_icmp::error(
+                icmp::TIME_EXCEEDED,
+                icmp::CODE_REASSEMBLY_EXCEEDED,
+                &header,
+                &first,
+                &mut msg,
+            );
+            self.stats.icmp_time_exceeded_sent += 1;
+            self.transmit(src, PROTO_ICMP, &msg);
+            self.scratch = msg;
+        }
+    }
+
+    /// When [`Interface::poll`] next has work, if ever.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.ip.poll_at()
+    }
+
+    /// The next packet to write to the device.
+    pub fn pop_transmit(&mut self) -> Option<Vec<u8>> {
+        self.outbox.queue.pop_front()
+    }
+
+    /// Returns a transmitted packet's buffer for reuse.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.outbox.pool.len() < 256 {
+            self.outbox.pool.push(buf);
+        }
+    }
+
+    /// The next event for the socket layer.
+    pub fn pop_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Counts a datagram the socket layer could not queue.
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.stats.drop(reason);
+    }
+
+    /// Opens a UDP socket on `local`.
+    pub fn udp_bind(&mut self, local: SocketAddrV4) -> Result<(SocketId, SocketAddrV4), UdpError> {
+        self.udp.bind(local)
+    }
+
+    /// Sets a UDP socket's peer.
+    pub fn udp_connect(&mut self, id: SocketId, remote: SocketAddrV4) -> Result<(), UdpError> {
+        self.udp.connect(id, remote)
+    }
+
+    /// Closes a UDP socket.
+    pub fn udp_close(&mut self, id: SocketId) {
+        self.udp.close(id)
+    }
+
+    /// Sends a datagram from a UDP socket. The payload must be at most
+    /// [`udp::MAX_PAYLOAD`] bytes (the socket layer checks).
+    pub fn udp_send(
+        &mut self,
+        id: SocketId,
+        to: SocketAddrV4,
+        payload: &[u8],
+    ) -> Result<(), UdpError> {
+        let local = self.udp.local_addr(id).ok_or(UdpError::NotFound)?;
+        let src = (self.ip.addr(), local.port());
+        let mut buf = std::mem::take(&mut self.scratch);
+        udp::write(&mut buf, src, (*to.ip(), to.port()), payload);
+        self.stats.udp_datagrams_out += 1;
+        self.transmit(*to.ip(), udp::PROTOCOL, &buf);
+        self.scratch = buf;
+        Ok(())
+    }
+}
+
+fn proto_name(protocol: u8) -> &'static str {
+    match protocol {
+        PROTO_ICMP => "icmp",
+        udp::PROTOCOL => "udp",
+        6 => "tcp",
+        _ => "ip",
+    }
+}

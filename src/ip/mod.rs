@@ -1,0 +1,249 @@
+//! IPv4: input validation, reassembly, fragmentation and ICMP.
+//!
+//! [`Ipv4Layer::input`] turns raw packets from the device into datagrams for
+//! the transport layers, or a counted [`DropReason`]. [`Ipv4Layer::output`]
+//! wraps a transport payload in a header and fragments it to the link MTU.
+
+use std::borrow::Cow;
+use std::net::Ipv4Addr;
+
+use log::debug;
+
+use crate::stats::{DropReason, Stats};
+use crate::time::Instant;
+use crate::wire::ipv4::{self, Ipv4Packet};
+
+pub mod frag;
+pub mod icmp;
+
+use frag::{FragError, FragKey, Reassembler, ReassemblyConfig};
+
+/// A datagram for a transport layer: one whole packet, or a reassembled one.
+#[derive(Debug)]
+pub struct Datagram<'a> {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Protocol number.
+    pub protocol: u8,
+    /// Identification of the original datagram.
+    pub id: u16,
+    /// Destination was a broadcast address.
+    pub broadcast: bool,
+    /// The header as received (first fragment's fields for reassembled data).
+    pub header: Cow<'a, [u8]>,
+    /// The transport payload.
+    pub payload: Cow<'a, [u8]>,
+}
+
+/// The IPv4 layer's state: our address, TTL, the next identification, and
+/// the reassembly buffer.
+#[derive(Debug)]
+pub struct Ipv4Layer {
+    addr: Ipv4Addr,
+    broadcast: Ipv4Addr,
+    ttl: u8,
+    mtu: usize,
+    next_id: u16,
+    reassembler: Reassembler,
+}
+
+impl Ipv4Layer {
+    /// A layer for `addr` on a link of `mtu` bytes.
+    pub fn new(
+        addr: Ipv4Addr,
+        broadcast: Ipv4Addr,
+        ttl: u8,
+        mtu: usize,
+        first_id: u16,
+        reassembly: ReassemblyConfig,
+    ) -> Ipv4Layer {
+        Ipv4Layer {
+            addr,
+            broadcast,
+            // RFC 1122 §3.2.1.7: a host MUST NOT send a datagram with TTL zero.
+            ttl: ttl.max(1),
+            mtu,
+            next_id: first_id,
+            reassembler: Reassembler::new(reassembly),
+        }
+    }
+
+    /// Our address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// The link MTU.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// Bytes held by incomplete datagrams.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.reassembler.bytes_in_use()
+    }
+
+    /// Validates one packet from the link. Returns the datagram to deliver,
+    /// or `None` when it was dropped (and counted) or is an incomplete fragment.
+    pub fn input<'a>(
+        &mut self,
+        now: Instant,
+        bytes: &'a [u8],
+        stats: &mut Stats,
+    ) -> Option<Datagram<'a>> {
+        let packet = match Ipv4Packet::parse(bytes) {
+            Ok(p) => p,
+            Err(reason) => return dropped(stats, reason, bytes),
+        };
+        let (src, dst) = (packet.src(), packet.dst());
+        // RFC 1122 §3.2.1.3: a datagram with an invalid source address
+        // (ours, broadcast, multicast, unspecified) MUST be silently discarded.
+        if src == self.addr
+            || src.is_broadcast()
+            || src.is_multicast()
+            || src.is_unspecified()
+            || src == self.broadcast
+        {
+            return dropped(stats, DropReason::BadSourceAddress, bytes);
+        }
+        let broadcast = dst.is_broadcast() || dst == self.broadcast;
+        // RFC 1122 §3.3.6: accept our address and the broadcast addresses; we
+        // join no multicast group.
+        if dst != self.addr && !broadcast {
+            return dropped(stats, DropReason::NotForUs, bytes);
+        }
+        // RFC 1122 §3.2.1.7: a host MUST NOT discard a datagram just because its
+        // TTL is below 2, so TTL is not checked on input.
+        if !packet.is_fragment() {
+            return Some(Datagram {
+                src,
+                dst,
+                protocol: packet.protocol(),
+                id: packet.id(),
+                broadcast,
+                header: Cow::Borrowed(packet.header_bytes()),
+                payload: Cow::Borrowed(packet.payload()),
+            });
+        }
+        // RFC 791 §3.2 / RFC 1122 §3.3.2: reassemble fragments.
+        let key = FragKey {
+            src,
+            dst,
+            protocol: packet.protocol(),
+            id: packet.id(),
+        };
+        match self.reassembler.push(
+            now,
+            key,
+            packet.frag_offset(),
+            packet.more_fragments(),
+            packet.payload(),
+        ) {
+            Ok(Some(whole)) => {
+                stats.ip_reassembled += 1;
+                let mut header = ipv4::header(
+                    src,
+                    dst,
+                    key.protocol,
+                    packet.ttl(),
+                    key.id,
+                    whole.payload.len(),
+                );
+                header.header_checksum = header.calc_header_checksum();
+                Some(Datagram {
+                    src,
+                    dst,
+                    protocol: key.protocol,
+                    id: key.id,
+                    broadcast,
+                    header: Cow::Owned(header.to_bytes().to_vec()),
+                    payload: Cow::Owned(whole.payload),
+                })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                let reason = match e {
+                    FragError::Overlap => DropReason::FragmentOverlap,
+                    FragError::TooLong => DropReason::FragmentTooLong,
+                    FragError::Inconsistent => DropReason::FragmentInconsistent,
+                    FragError::TooManyFragments => DropReason::FragmentTooMany,
+                    FragError::NoMemory => DropReason::FragmentNoMemory,
+                };
+                dropped(stats, reason, bytes)
+            }
+        }
+    }
+
+    /// Sends `payload` to `dst` as protocol `protocol`, fragmented to the
+    /// MTU when it is larger (RFC 791 §3.2). `emit` gets each packet.
+    pub fn output(
+        &mut self,
+        dst: Ipv4Addr,
+        protocol: u8,
+        payload: &[u8],
+        stats: &mut Stats,
+        emit: &mut dyn FnMut(&[u8]),
+    ) {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let header = ipv4::header(self.addr, dst, protocol, self.ttl, id, payload.len());
+        let mut count = 0u64;
+        let result = frag::fragment(&header, payload, self.mtu, &mut |p: &[u8]| {
+            count += 1;
+            emit(p)
+        });
+        match result {
+            Ok(()) => {
+                stats.ip_packets_out += count;
+                if count > 1 {
+                    stats.ip_fragmented += 1;
+                }
+            }
+            Err(e) => debug!("ip: cannot send {} bytes to {dst}: {e:?}", payload.len()),
+        }
+    }
+
+    /// Expires incomplete datagrams whose reassembly timer ran out. For each
+    /// one whose first fragment had arrived, `on_expired` gets a header
+    /// standing for the datagram and the first fragment's payload, to quote
+    /// in an ICMP Time Exceeded message.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        stats: &mut Stats,
+        on_expired: &mut dyn FnMut(&[u8], &[u8]),
+    ) {
+        if self.reassembler.poll_at().is_none_or(|t| t > now) {
+            return;
+        }
+        let ttl = self.ttl;
+        self.reassembler.expire_with(now, &mut |key, first| {
+            stats.drop(DropReason::FragmentTimeout);
+            debug!(
+                "ip: drop ({}): datagram {} from {} timed out",
+                DropReason::FragmentTimeout,
+                key.id,
+                key.src
+            );
+            if let Some(first) = first {
+                let mut h = ipv4::header(key.src, key.dst, key.protocol, ttl, key.id, first.len());
+                h.more_fragments = true;
+                h.header_checksum = h.calc_header_checksum();
+                on_expired(&h.to_bytes(), first);
+            }
+        });
+    }
+
+    /// When [`Ipv4Layer::poll`] next has work.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.reassembler.poll_at()
+    }
+}
+
+fn dropped<'a>(stats: &mut Stats, reason: DropReason, bytes: &[u8]) -> Option<Datagram<'a>> {
+    stats.drop(reason);
+    debug!("ip: drop ({reason}): {} bytes", bytes.len());
+    None
+}

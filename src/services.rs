@@ -1,0 +1,114 @@
+//! Built-in services, written on the public socket API like any application:
+//! UDP echo (RFC 862) and the tutorial's UDP time server.
+
+use std::io;
+use std::thread::JoinHandle;
+
+use chrono::format::{Item, StrftimeItems};
+use log::{debug, info};
+
+use crate::{Stack, UdpSocket};
+
+/// The time format used when the client sends an empty request.
+pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %X";
+
+/// Longest format string the time server accepts.
+const MAX_FORMAT_LEN: usize = 256;
+
+/// Starts a UDP echo server (RFC 862) on `port`: every datagram is sent back.
+pub fn udp_echo(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
+    let socket = UdpSocket::bind(stack, ("0.0.0.0", port))?;
+    info!("service: udp echo on port {port}");
+    std::thread::Builder::new()
+        .name(format!("udp-echo-{port}"))
+        .spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                debug!("udp echo: {n} bytes from {from}");
+                if socket.send_to(&buf[..n], from).is_err() {
+                    break;
+                }
+            }
+        })
+}
+
+/// Starts the tutorial's UDP time server on `port`: the client sends a
+/// strftime format (empty means `%Y-%m-%d %X`), the server answers the local
+/// time in that format.
+pub fn udp_time(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
+    let socket = UdpSocket::bind(stack, ("0.0.0.0", port))?;
+    info!("service: udp time on port {port}");
+    std::thread::Builder::new()
+        .name(format!("udp-time-{port}"))
+        .spawn(move || {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let reply = format_time(&request, chrono::Local::now());
+                debug!("udp time: {:?} from {from} -> {reply:?}", request);
+                if socket.send_to(reply.as_bytes(), from).is_err() {
+                    break;
+                }
+            }
+        })
+}
+
+/// Formats `now` as the request asks. Surrounding whitespace (a newline from
+/// `nc`) is ignored; an empty request means [`DEFAULT_TIME_FORMAT`]; a format
+/// chrono cannot render yields an error message, never a panic.
+pub fn format_time<Tz>(request: &str, now: chrono::DateTime<Tz>) -> String
+where
+    Tz: chrono::TimeZone,
+    Tz::Offset: std::fmt::Display,
+{
+    let fmt = request.trim();
+    let fmt = if fmt.is_empty() {
+        DEFAULT_TIME_FORMAT
+    } else {
+        fmt
+    };
+    if fmt.len() > MAX_FORMAT_LEN {
+        return format!("error: format longer than {MAX_FORMAT_LEN} bytes");
+    }
+    let items: Vec<Item<'_>> = StrftimeItems::new(fmt).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return format!("error: invalid time format {fmt:?}");
+    }
+    let mut out = String::new();
+    use std::fmt::Write;
+    match write!(out, "{}", now.format_with_items(items.into_iter())) {
+        Ok(()) => out,
+        Err(_) => format!("error: cannot format the time as {fmt:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t() -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 24, 13, 5, 9)
+            .unwrap()
+    }
+
+    #[test]
+    fn empty_request_uses_the_tutorials_default() {
+        assert_eq!(format_time("", t()), "2026-11-24 13:05:09");
+        assert_eq!(format_time("\n", t()), "2026-11-24 13:05:09");
+    }
+
+    #[test]
+    fn formats_as_asked() {
+        assert_eq!(format_time("%H:%M", t()), "13:05");
+        assert_eq!(format_time("%Y/%m/%d\n", t()), "2026/11/24");
+        assert_eq!(format_time("year %Y", t()), "year 2026");
+    }
+
+    #[test]
+    fn bad_formats_get_an_error_not_a_panic() {
+        assert!(format_time("%Q %", t()).starts_with("error:"));
+        assert!(format_time(&"%Y".repeat(200), t()).starts_with("error:"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Counters: what the stack received, sent, and dropped, and why.
+//!
+//! Every packet the stack drops is counted under one [`DropReason`] (and logged
+//! at `debug`), so malformed or unwanted input is visible without a capture.
+
+use std::fmt;
+
+/// Why an incoming packet was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than an IPv4 header.
+    Truncated,
+    /// Version field is not 4.
+    NotIpv4,
+    /// IHL below 5 or past the end of the packet.
+    BadHeaderLength,
+    /// Total length below the header length or past the end of the packet.
+    BadTotalLength,
+    /// IPv4 header checksum does not verify.
+    BadHeaderChecksum,
+    /// Source address is ours, broadcast, multicast or unspecified.
+    BadSourceAddress,
+    /// Destination is not this stack.
+    NotForUs,
+    /// A fragment overlapped data already received (whole datagram dropped).
+    FragmentOverlap,
+    /// Fragment offset plus length past 65,535.
+    FragmentTooLong,
+    /// Misaligned, past-the-end or conflicting fragment.
+    FragmentInconsistent,
+    /// Too many fragments for one datagram (whole datagram dropped).
+    FragmentTooMany,
+    /// Reassembly memory full.
+    FragmentNoMemory,
+    /// An incomplete datagram timed out (counted once per datagram).
+    FragmentTimeout,
+    /// A transport protocol the stack does not serve.
+    UnknownProtocol,
+    /// ICMP message shorter than its header.
+    IcmpTruncated,
+    /// ICMP checksum does not verify.
+    IcmpBadChecksum,
+    /// An ICMP type the stack does not act on.
+    IcmpUnhandled,
+    /// UDP header truncated or its length field inconsistent.
+    UdpBadLength,
+    /// UDP checksum does not verify.
+    UdpBadChecksum,
+    /// No UDP socket on the destination port.
+    UdpNoSocket,
+    /// The socket's receive buffer was full.
+    UdpReceiveBufferFull,
+    /// A TCP segment that the TCP layer rejected.
+    TcpRejected,
+}
+
+impl DropReason {
+    /// Every reason, in display order.
+    pub const ALL: [DropReason; 22] = [
+        DropReason::Truncated,
+        DropReason::NotIpv4,
+        DropReason::BadHeaderLength,
+        DropReason::BadTotalLength,
+        DropReason::BadHeaderChecksum,
+        DropReason::BadSourceAddress,
+        DropReason::NotForUs,
+        DropReason::FragmentOverlap,
+        DropReason::FragmentTooLong,
+        DropReason::FragmentInconsistent,
+        DropReason::FragmentTooMany,
+        DropReason::FragmentNoMemory,
+        DropReason::FragmentTimeout,
+        DropReason::UnknownProtocol,
+        DropReason::IcmpTruncated,
+        DropReason::IcmpBadChecksum,
+        DropReason::IcmpUnhandled,
+        DropReason::UdpBadLength,
+        DropReason::UdpBadChecksum,
+        DropReason::UdpNoSocket,
+        DropReason::UdpReceiveBufferFull,
+        DropReason::TcpRejected,
+    ];
+
+    /// A short, stable name (used in logs and the stats table).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "ip-truncated",
+            DropReason::NotIpv4 => "ip-not-ipv4",
+            DropReason::BadHeaderLength => "ip-bad-ihl",
+            DropReason::BadTotalLength => "ip-bad-total-length",
+            DropReason::BadHeaderChecksum => "ip-bad-checksum",
+            DropReason::BadSourceAddress => "ip-bad-source",
+            DropReason::NotForUs => "ip-not-for-us",
+            DropReason::FragmentOverlap => "frag-overlap",
+            DropReason::FragmentTooLong => "frag-too-long",
+            DropReason::FragmentInconsistent => "frag-inconsistent",
+            DropReason::FragmentTooMany => "frag-too-many",
+            DropReason::FragmentNoMemory => "frag-no-memory",
+            DropReason::FragmentTimeout => "frag-timeout",
+            DropReason::UnknownProtocol => "ip-unknown-protocol",
+            DropReason::IcmpTruncated => "icmp-truncated",
+            DropReason::IcmpBadChecksum => "icmp-bad-checksum",
+            DropReason::IcmpUnhandled => "icmp-unhandled",
+            DropReason::UdpBadLength => "udp-bad-length",
+            DropReason::UdpBadChecksum => "udp-bad-checksum",
+            DropReason::UdpNoSocket => "udp-no-socket",
+            DropReason::UdpReceiveBufferFull => "udp-rcvbuf-full",
+            DropReason::TcpRejected => "tcp-rejected",
+        }
+    }
+
+    fn index(self) -> usize {
+        // `ALL` lists every variant once, so the position is always found.
+        DropReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A snapshot of the stack's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// IPv4 packets received from the device (before validation).
+    pub ip_packets_in: u64,
+    /// IPv4 packets written to the device (each fragment counts).
+    pub ip_packets_out: u64,
+    /// Datagrams completed by reassembly.
+    pub ip_reassembled: u64,
+    /// Datagrams that went out fragmented.
+    pub ip_fragmented: u64,
+    /// Echo requests answered.
+    pub icmp_echo_replies: u64,
+    /// Destination-unreachable messages sent.
+    pub icmp_unreachables_sent: u64,
+    /// Time-exceeded (reassembly) messages sent.
+    pub icmp_time_exceeded_sent: u64,
+    /// ICMP errors suppressed by the rate limit.
+    pub icmp_rate_limited: u64,
+    /// UDP datagrams delivered to a socket.
+    pub udp_datagrams_in: u64,
+    /// UDP datagrams sent.
+    pub udp_datagrams_out: u64,
+    drops: [u64; DropReason::ALL.len()],
+}
+
+impl Stats {
+    /// Counts one dropped packet.
+    pub fn drop(&mut self, reason: DropReason) {
+        let i = reason.index();
+        if let Some(c) = self.drops.get_mut(i) {
+            *c += 1;
+        }
+    }
+
+    /// How many packets were dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops.get(reason.index()).copied().unwrap_or(0)
+    }
+
+    /// All packets dropped, for any reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "ip:   {} packets in, {} out, {} reassembled, {} fragmented",
+            self.ip_packets_in, self.ip_packets_out, self.ip_reassembled, self.ip_fragmented
+        )?;
+        writeln!(
+            f,
+            "icmp: {} echo replies, {} unreachables sent, {} time-exceeded sent, {} rate-limited",
+            self.icmp_echo_replies,
+            self.icmp_unreachables_sent,
+            self.icmp_time_exceeded_sent,
+            self.icmp_rate_limited
+        )?;
+        writeln!(
+            f,
+            "udp:  {} datagrams in, {} out",
+            self.udp_datagrams_in, self.udp_datagrams_out
+        )?;
+        write!(f, "drops: {}", self.dropped_total())?;
+        for reason in DropReason::ALL {
+            let n = self.dropped(reason);
+            if n > 0 {
+                write!(f, "\n  {:<22} {}", reason.as_str(), n)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_has_its_own_counter() {
+        let mut s = Stats::default();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            for _ in 0..=i {
+                s.drop(*r);
+            }
+        }
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(s.dropped(*r), i as u64 + 1, "{r}");
+        }
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+    }
+}

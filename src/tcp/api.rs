@@ -1,0 +1,180 @@
+//! Types the runtime sees: handles, events, errors, connection info, and
+//! output segments.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use super::state::State;
+
+/// Handle of a connection. Never reused within one [`super::TcpLayer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Handle of a listening endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+impl fmt::Display for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "listener#{}", self.0)
+    }
+}
+
+/// Something the application may want to act on.
+///
+/// Connections accepted from a listener produce no events until `accept`
+/// hands them out; after `accept`, check `recv` once, as data or a FIN may
+/// already be waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpEvent {
+    /// An active open completed (`connect` succeeded).
+    Connected(ConnId),
+    /// A connection is waiting in the listener's accept queue.
+    Acceptable(ListenerId),
+    /// New data (or end of stream) can be read.
+    Readable(ConnId),
+    /// Send buffer space freed up after `send` found it full.
+    Writable(ConnId),
+    /// The peer sent FIN: after the buffered data, `recv` returns 0.
+    PeerClosed(ConnId),
+    /// The connection reached CLOSED; `None` when it ended cleanly. The
+    /// handle stays valid (reporting the error) until `close`/`abort`.
+    Closed(ConnId, Option<TcpError>),
+}
+
+/// Errors of the TCP layer, mappable onto [`std::io::ErrorKind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TcpError {
+    /// The peer answered our SYN with RST.
+    ConnectionRefused,
+    /// The peer reset an established connection.
+    ConnectionReset,
+    /// Retransmissions or keepalive probes went unanswered.
+    TimedOut,
+    /// The local address is already in use.
+    AddrInUse,
+    /// No free ephemeral port, or a bad address.
+    AddrNotAvailable,
+    /// Writing after `shutdown_write`/FIN.
+    BrokenPipe,
+    /// The connection is not (yet or any more) open for this call, or the
+    /// handle is unknown.
+    NotConnected,
+    /// Nothing to read yet (or no room to write); try again after an event.
+    WouldBlock,
+    /// An argument made no sense (e.g. a zero backlog).
+    InvalidInput,
+}
+
+impl TcpError {
+    /// The matching I/O error kind.
+    pub fn kind(self) -> io::ErrorKind {
+        match self {
+            TcpError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
+            TcpError::ConnectionReset => io::ErrorKind::ConnectionReset,
+            TcpError::TimedOut => io::ErrorKind::TimedOut,
+            TcpError::AddrInUse => io::ErrorKind::AddrInUse,
+            TcpError::AddrNotAvailable => io::ErrorKind::AddrNotAvailable,
+            TcpError::BrokenPipe => io::ErrorKind::BrokenPipe,
+            TcpError::NotConnected => io::ErrorKind::NotConnected,
+            TcpError::WouldBlock => io::ErrorKind::WouldBlock,
+            TcpError::InvalidInput => io::ErrorKind::InvalidInput,
+        }
+    }
+}
+
+impl fmt::Display for TcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", io::Error::from(self.kind()))
+    }
+}
+
+impl std::error::Error for TcpError {}
+
+impl From<TcpError> for io::Error {
+    fn from(e: TcpError) -> io::Error {
+        io::Error::from(e.kind())
+    }
+}
+
+/// A snapshot of one connection, like a line of `ss -tni`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The handle.
+    pub id: ConnId,
+    /// Our address.
+    pub local: SocketAddrV4,
+    /// The peer's address.
+    pub remote: SocketAddrV4,
+    /// Current state.
+    pub state: State,
+    /// Bytes waiting to be sent or acknowledged.
+    pub send_queue: usize,
+    /// Bytes received but not yet read.
+    pub recv_queue: usize,
+    /// Smoothed RTT, once measured.
+    pub srtt: Option<Duration>,
+    /// RTT variation.
+    pub rttvar: Duration,
+    /// Current retransmission timeout.
+    pub rto: Duration,
+    /// Our send MSS.
+    pub mss: u32,
+    /// Congestion window, bytes.
+    pub cwnd: u32,
+    /// Slow start threshold, bytes (`u32::MAX` until the first loss).
+    pub ssthresh: u32,
+    /// Peer's advertised window, bytes.
+    pub snd_wnd: u32,
+    /// Window we advertise, bytes.
+    pub rcv_wnd: u32,
+    /// Segments retransmitted over the connection's life.
+    pub retransmits: u64,
+    /// Consecutive unanswered retransmissions now.
+    pub backoff: u32,
+}
+
+/// A segment to send: wrap `bytes` (a complete TCP segment, checksum
+/// included) in an IPv4 packet from `src` to `dst`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutSegment {
+    /// IPv4 source.
+    pub src: Ipv4Addr,
+    /// IPv4 destination.
+    pub dst: Ipv4Addr,
+    /// The TCP segment.
+    pub bytes: Vec<u8>,
+}
+
+/// Layer-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments accepted for processing.
+    pub segments_in: u64,
+    /// Segments queued for output.
+    pub segments_out: u64,
+    /// Dropped: checksum did not verify.
+    pub bad_checksum: u64,
+    /// Dropped: too short or bad header.
+    pub malformed: u64,
+    /// RSTs sent.
+    pub resets_sent: u64,
+    /// Segments retransmitted.
+    pub retransmits: u64,
+    /// SYNs dropped because a listener's queues were full.
+    pub syn_dropped: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// Challenge ACKs suppressed by the rate limit.
+    pub challenge_acks_limited: u64,
+    /// Connections aborted on timeout (R2, SYN retries, keepalive).
+    pub timeouts: u64,
+}

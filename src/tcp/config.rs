@@ -1,0 +1,109 @@
+//! Tunables of the TCP layer. Defaults follow Linux where the RFCs leave a
+//! choice.
+
+use std::time::Duration;
+
+/// Keepalive parameters (RFC 9293 §3.8.4; Linux `tcp_keepalive_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeepaliveConfig {
+    /// Idle time before the first probe (default 7200 s, SHLD-?, MUST-26:
+    /// no less than two hours by default).
+    pub idle: Duration,
+    /// Time between unanswered probes (default 75 s).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (default 9).
+    pub count: u32,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig { idle: Duration::from_secs(7200), interval: Duration::from_secs(75), count: 9 }
+    }
+}
+
+/// Configuration of a [`super::TcpLayer`].
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// IP MTU of the link; our MSS option is `mtu - 40` (RFC 9293 §3.7.1).
+    pub mtu: usize,
+    /// Send buffer size per connection, bytes.
+    pub send_buffer: usize,
+    /// Receive buffer size per connection, bytes (bounds the window and the
+    /// out-of-order data held).
+    pub recv_buffer: usize,
+    /// Offer window scaling (RFC 7323) on SYNs.
+    pub window_scaling: bool,
+    /// RTO before any RTT sample (RFC 6298 §2.1: 1 s).
+    pub initial_rto: Duration,
+    /// Lower bound on the RTO (Linux: 200 ms).
+    pub min_rto: Duration,
+    /// Upper bound on the RTO (Linux: 120 s).
+    pub max_rto: Duration,
+    /// SYN retransmissions before `connect` fails with `TimedOut` (Linux: 6).
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions before a half-open connection is dropped
+    /// (Linux: 5).
+    pub synack_retries: u32,
+    /// R1 of RFC 9293 §3.8.3: retransmissions after which we log that the
+    /// path looks bad (Linux `tcp_retries1` = 3).
+    pub retries1: u32,
+    /// R2 of RFC 9293 §3.8.3: retransmissions of one segment after which the
+    /// connection is aborted with `TimedOut` (Linux `tcp_retries2` = 15).
+    pub retries2: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2×MSL (default 30 s, so
+    /// TIME-WAIT is 60 s like Linux).
+    pub msl: Duration,
+    /// How long an orphaned connection (closed by the application) may stay
+    /// in FIN-WAIT-2 (Linux `tcp_fin_timeout` = 60 s).
+    pub fin_wait2_timeout: Duration,
+    /// Delayed-ACK timeout (RFC 9293 §3.8.6.3, MUST-40: under 0.5 s).
+    pub delayed_ack: Duration,
+    /// Keepalive parameters used when keepalive is switched on.
+    pub keepalive: KeepaliveConfig,
+    /// Challenge ACKs (RFC 5961 §7) sent per second, layer-wide.
+    pub challenge_ack_limit: u32,
+    /// Most connections in the table (including TIME-WAIT); further SYNs
+    /// are dropped and `connect` fails.
+    pub max_connections: usize,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mtu: 1500,
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            window_scaling: true,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(120),
+            syn_retries: 6,
+            synack_retries: 5,
+            retries1: 3,
+            retries2: 15,
+            msl: Duration::from_secs(30),
+            fin_wait2_timeout: Duration::from_secs(60),
+            delayed_ack: Duration::from_millis(200),
+            keepalive: KeepaliveConfig::default(),
+            challenge_ack_limit: 1000,
+            max_connections: 65536,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The MSS we announce: MTU minus minimal IPv4 and TCP headers.
+    pub fn mss(&self) -> u16 {
+        u16::try_from(self.mtu.saturating_sub(40).max(64)).unwrap_or(u16::MAX)
+    }
+
+    /// Window scale shift we offer: the smallest that lets the whole
+    /// receive buffer be advertised (RFC 7323 §2.3, at most 14).
+    pub fn window_shift(&self) -> u8 {
+        let mut shift = 0u8;
+        while shift < 14 && (self.recv_buffer >> shift) > usize::from(u16::MAX) {
+            shift += 1;
+        }
+        shift
+    }
+}

@@ -1,0 +1,430 @@
+//! One connection's transmission control block and the calls the
+//! application makes on it. Segment arrival lives in `input.rs`, segment
+//! generation in `output.rs`, timers in `timers.rs`.
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use crate::time::Instant;
+
+use super::api::{ConnId, ConnInfo, ListenerId, TcpError, TcpEvent};
+use super::buffer::{RecvBuffer, SendBuffer};
+use super::config::{KeepaliveConfig, TcpConfig};
+use super::congestion::NewReno;
+use super::outbox::Outbox;
+use super::rtt::RttEstimator;
+use super::seq::SeqNum;
+use super::state::State;
+use super::timers::Timers;
+
+/// What a connection needs from its surroundings while it runs.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a TcpConfig,
+    pub out: &'a mut Outbox,
+}
+
+/// RFC 9293 §3.7.1, MUST-15: the send MSS when the peer sent no MSS option.
+pub(crate) const DEFAULT_MSS: u32 = 536;
+
+/// A connection (everything but LISTEN, which is a [`super::listener::Listener`]).
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub id: ConnId,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub state: State,
+    /// The listener this passively opened connection belongs to, until the
+    /// application accepts it.
+    pub listener: Option<ListenerId>,
+    /// In its listener's accept queue.
+    pub in_accept_queue: bool,
+    /// The application closed or aborted its handle; the connection
+    /// finishes in the background and is then forgotten.
+    pub released: bool,
+    /// The application will read no more (it called `close`).
+    pub rd_closed: bool,
+    /// Why the connection ended, once it has.
+    pub error: Option<TcpError>,
+
+    // Send sequence space (RFC 9293 §3.3.1).
+    pub iss: SeqNum,
+    pub snd_una: SeqNum,
+    pub snd_nxt: SeqNum,
+    /// Highest sequence number sent; `snd_nxt` is pulled back to `snd_una`
+    /// on a retransmission timeout (go-back-N).
+    pub snd_max: SeqNum,
+    pub snd_wnd: u32,
+    pub snd_wl1: SeqNum,
+    pub snd_wl2: SeqNum,
+    pub max_snd_wnd: u32,
+    pub snd_wscale: u8,
+    /// Window scaling was negotiated (RFC 7323 §2.2).
+    pub ws_ok: bool,
+    pub snd_mss: u32,
+    pub send_buf: SendBuffer,
+    /// The application shut down writing: a FIN follows the buffered data.
+    pub fin_queued: bool,
+    pub fin_acked: bool,
+
+    // Receive sequence space.
+    pub irs: SeqNum,
+    pub rcv_nxt: SeqNum,
+    pub rcv_wscale: u8,
+    /// Right edge of the window last advertised.
+    pub rcv_adv: SeqNum,
+    pub recv_buf: RecvBuffer,
+    pub fin_received: bool,
+    /// Our MSS option (and the size of a "full-sized" incoming segment).
+    pub rcv_mss: u32,
+
+    pub rtt: RttEstimator,
+    pub cc: NewReno,
+    /// Karn's algorithm (RFC 6298 §3): one timed segment, ending at this
+    /// sequence number, sent at this instant; cleared on retransmission.
+    pub rtt_probe: Option<(SeqNum, Instant)>,
+    pub dup_acks: u32,
+    /// Consecutive retransmission timeouts (R1/R2 of RFC 9293 §3.8.3).
+    pub retries: u32,
+    pub total_retransmits: u64,
+
+    pub timers: Timers,
+    /// An ACK must go out at the next dispatch.
+    pub ack_now: bool,
+    /// In-order bytes received since we last sent an ACK.
+    pub unacked_bytes: u32,
+    pub nodelay: bool,
+    pub keepalive: Option<KeepaliveConfig>,
+    pub keepalive_probes: u32,
+    pub persist_backoff: u32,
+    /// `send` found the buffer full: emit `Writable` when it drains.
+    pub write_blocked: bool,
+}
+
+impl Conn {
+    /// A connection about to send or answer a SYN.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: ConnId,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        state: State,
+        iss: SeqNum,
+        cfg: &TcpConfig,
+    ) -> Conn {
+        let rcv_mss = u32::from(cfg.mss());
+        Conn {
+            id,
+            local,
+            remote,
+            state,
+            listener: None,
+            in_accept_queue: false,
+            released: false,
+            rd_closed: false,
+            error: None,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            ws_ok: false,
+            snd_mss: DEFAULT_MSS,
+            send_buf: SendBuffer::new(cfg.send_buffer),
+            fin_queued: false,
+            fin_acked: false,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_wscale: 0,
+            rcv_adv: SeqNum(0),
+            recv_buf: RecvBuffer::new(cfg.recv_buffer),
+            fin_received: false,
+            rcv_mss,
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            cc: NewReno::new(DEFAULT_MSS),
+            rtt_probe: None,
+            dup_acks: 0,
+            retries: 0,
+            total_retransmits: 0,
+            timers: Timers::default(),
+            ack_now: false,
+            unacked_bytes: 0,
+            nodelay: false,
+            keepalive: None,
+            keepalive_probes: 0,
+            persist_backoff: 0,
+            write_blocked: false,
+        }
+    }
+
+    /// Moves to `new`, logging `{peer} -> {us} OLD -> NEW` (RFC 9293 Figure 5).
+    pub fn set_state(&mut self, new: State, cx: &mut Ctx<'_>) {
+        if new == self.state {
+            return;
+        }
+        log::debug!("{} -> {} {} -> {}", self.remote, self.local, self.state, new);
+        let old = self.state;
+        self.state = new;
+        if new == State::Closed {
+            self.timers.clear();
+            if self.visible() {
+                cx.out.event(TcpEvent::Closed(self.id, self.error));
+            }
+        } else if new == State::Established && old == State::SynSent && self.visible() {
+            cx.out.event(TcpEvent::Connected(self.id));
+        }
+    }
+
+    /// Ends the connection with `err` (None: a clean close).
+    pub fn terminate(&mut self, err: Option<TcpError>, cx: &mut Ctx<'_>) {
+        if self.error.is_none() {
+            self.error = err;
+        }
+        if err == Some(TcpError::TimedOut) {
+            cx.out.stats.timeouts += 1;
+        }
+        self.set_state(State::Closed, cx);
+    }
+
+    /// Sends `<SEQ=SND.NXT><CTL=RST>` and ends with `err` (abort, or RFC
+    /// 9293 §3.10.4 closing with unread data).
+    pub fn reset(&mut self, err: Option<TcpError>, cx: &mut Ctx<'_>) {
+        if self.state.is_synchronized() || self.state == State::SynReceived {
+            self.send_rst(self.snd_nxt.max(self.snd_max), cx);
+        }
+        self.terminate(err, cx);
+    }
+
+    /// Events about this connection reach the application only once it has
+    /// the handle.
+    pub fn visible(&self) -> bool {
+        !self.released && self.listener.is_none()
+    }
+
+    /// Sequence number of the first byte in the send buffer.
+    pub fn data_base(&self) -> SeqNum {
+        if self.snd_una == self.iss {
+            self.iss + 1 // SYN not yet acknowledged
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// Sequence number our FIN occupies, once queued.
+    pub fn fin_seq(&self) -> Option<SeqNum> {
+        if !self.fin_queued || self.fin_acked {
+            return None;
+        }
+        Some(self.data_base() + self.send_buf.len() as u32)
+    }
+
+    /// Bytes sent and not yet acknowledged (including SYN/FIN).
+    pub fn flight(&self) -> u32 {
+        self.snd_nxt - self.snd_una
+    }
+
+    /// Applies the MSS and window scale options of the peer's SYN.
+    pub fn apply_syn_options(&mut self, mss: Option<u16>, wscale: Option<u8>, cfg: &TcpConfig) {
+        // MUST-15: 536 when no MSS option; never more than our own MTU allows.
+        let peer = mss.map_or(DEFAULT_MSS, u32::from).max(64);
+        self.snd_mss = peer.min(u32::from(cfg.mss()));
+        self.rcv_mss = self.rcv_mss.min(peer.max(DEFAULT_MSS));
+        self.cc.set_mss(self.snd_mss);
+        // RFC 7323 §2.2: scaling only if both sides sent the option.
+        match (cfg.window_scaling, wscale) {
+            (true, Some(s)) => {
+                self.ws_ok = true;
+                self.snd_wscale = s.min(14); // RFC 7323 §2.3: cap at 14
+                self.rcv_wscale = cfg.window_shift();
+            }
+            _ => {
+                self.ws_ok = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+    }
+
+    /// The window field to put in an outgoing segment, applying receiver
+    /// SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only when
+    /// it can move by min(RCV.BUFF/2, MSS); it never moves left (MUST-?,
+    /// "shrinking the window" is discouraged, SHLD-14).
+    pub fn window_to_advertise(&mut self, syn: bool) -> u16 {
+        let shift = if syn { 0 } else { self.rcv_wscale };
+        let free = self.recv_buf.window() as u32;
+        let mut right = self.rcv_nxt + free;
+        let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
+        if self.rcv_adv > self.rcv_nxt && right > self.rcv_adv && right - self.rcv_adv < threshold {
+            right = self.rcv_adv;
+        }
+        if right < self.rcv_adv {
+            right = self.rcv_adv;
+        }
+        let wnd = right.max(self.rcv_nxt) - self.rcv_nxt;
+        let field = (wnd >> shift).min(u32::from(u16::MAX));
+        let adv = self.rcv_nxt + (field << shift);
+        if adv > self.rcv_adv || self.rcv_adv < self.rcv_nxt {
+            self.rcv_adv = adv;
+        }
+        field as u16
+    }
+
+    /// The window we could advertise now, ignoring SWS avoidance.
+    pub fn rcv_wnd(&self) -> u32 {
+        self.recv_buf.window() as u32
+    }
+
+    // ---- application calls ----
+
+    /// Copies as much of `data` as fits into the send buffer.
+    pub fn send(&mut self, now: Instant, data: &[u8], cx: &mut Ctx<'_>) -> Result<usize, TcpError> {
+        if let Some(e) = self.error {
+            return Err(match e {
+                TcpError::ConnectionRefused | TcpError::TimedOut | TcpError::ConnectionReset => e,
+                _ => TcpError::BrokenPipe,
+            });
+        }
+        if self.fin_queued || !self.state.can_send() {
+            return Err(match self.state {
+                State::Closed => TcpError::NotConnected,
+                _ => TcpError::BrokenPipe,
+            });
+        }
+        let n = self.send_buf.push(data);
+        if n < data.len() {
+            self.write_blocked = true;
+        }
+        if n > 0 {
+            self.dispatch(now, cx);
+        }
+        Ok(n)
+    }
+
+    /// Reads received data; `Ok(0)` is end of stream.
+    pub fn recv(&mut self, now: Instant, buf: &mut [u8], cx: &mut Ctx<'_>) -> Result<usize, TcpError> {
+        if self.rd_closed {
+            return Err(TcpError::NotConnected);
+        }
+        if self.recv_buf.ready() == 0 {
+            if let Some(e) = self.error {
+                return Err(e);
+            }
+            if self.fin_received || self.state == State::Closed {
+                return Ok(0);
+            }
+            return Err(TcpError::WouldBlock);
+        }
+        let n = self.recv_buf.read(buf);
+        // RFC 9293 §3.8.6.2.2: announce the reopened window once it has
+        // grown by min(RCV.BUFF/2, MSS).
+        let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
+        let right = self.rcv_nxt + self.rcv_wnd();
+        if self.state.can_receive() && right > self.rcv_adv && right - self.rcv_adv >= threshold {
+            self.ack_now = true;
+            self.dispatch(now, cx);
+        }
+        Ok(n)
+    }
+
+    /// Queues a FIN after the buffered data (RFC 9293 §3.10.4 CLOSE, the
+    /// half-close part).
+    pub fn shutdown_write(&mut self, now: Instant, cx: &mut Ctx<'_>) -> Result<(), TcpError> {
+        match self.state {
+            State::Closed => return Err(self.error.unwrap_or(TcpError::NotConnected)),
+            State::SynSent => {
+                // Nothing sent yet: RFC 9293 §3.10.4 allows queueing.
+                self.fin_queued = true;
+                return Ok(());
+            }
+            // SYN-RCVD: the FIN goes out once ESTABLISHED (RFC 9293 §3.10.4).
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
+                self.fin_queued = true;
+                self.set_state(State::FinWait1, cx);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(State::LastAck, cx);
+            }
+            // Already closing: "error: connection closing" — harmless.
+            _ => return Ok(()),
+        }
+        self.dispatch(now, cx);
+        Ok(())
+    }
+
+    /// The application is done with the handle: graceful close in the
+    /// background, or RST if it left data unread (RFC 9293 §3.10.4 /
+    /// RFC 2525 §2.17, as Linux).
+    pub fn close(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        self.rd_closed = true;
+        self.released = true;
+        if self.recv_buf.ready() > 0 && self.state != State::Closed {
+            log::debug!("{} -> {} closed with unread data: RST", self.remote, self.local);
+            self.reset(None, cx);
+            return;
+        }
+        match self.state {
+            // RFC 9293 §3.10.4: CLOSE in SYN-SENT deletes the TCB.
+            State::SynSent => self.terminate(None, cx),
+            State::Closed => {}
+            _ => {
+                let _ = self.shutdown_write(now, cx);
+                // Orphaned in FIN-WAIT-2 already: bound its life.
+                self.arm_fin_wait2(now, cx.cfg);
+            }
+        }
+    }
+
+    /// Aborts with RST (RFC 9293 §3.10.5 ABORT).
+    pub fn abort(&mut self, cx: &mut Ctx<'_>) {
+        self.rd_closed = true;
+        self.released = true;
+        self.reset(None, cx);
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn set_nodelay(&mut self, now: Instant, nodelay: bool, cx: &mut Ctx<'_>) {
+        self.nodelay = nodelay;
+        if nodelay {
+            self.dispatch(now, cx);
+        }
+    }
+
+    /// Switches keepalive on with `cfg`, or off (MUST-24: off by default).
+    pub fn set_keepalive(&mut self, now: Instant, cfg: Option<KeepaliveConfig>) {
+        self.keepalive = cfg;
+        self.keepalive_probes = 0;
+        self.timers.keepalive = cfg.map(|k| now + k.idle);
+    }
+
+    /// A snapshot for `ss`-like listings.
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            id: self.id,
+            local: self.local,
+            remote: self.remote,
+            state: self.state,
+            send_queue: self.send_buf.len(),
+            recv_queue: self.recv_buf.ready(),
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto(),
+            mss: self.snd_mss,
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.rcv_wnd(),
+            retransmits: self.total_retransmits,
+            backoff: self.retries,
+        }
+    }
+
+    /// The current RTO including exponential backoff.
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+}

@@ -1,0 +1,384 @@
+//! Segment arrival, RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 (every
+//! other state), with the RFC 5961 hardening of the RST, SYN and ACK checks.
+
+use crate::time::Instant;
+use crate::wire::tcp::TcpSegment;
+
+use super::api::{TcpError, TcpEvent};
+use super::conn::{Conn, Ctx};
+use super::seq::SeqNum;
+use super::state::State;
+
+impl Conn {
+    /// Processes one segment addressed to this connection.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment<'_>, cx: &mut Ctx<'_>) {
+        match self.state {
+            // A TCB kept only so the application can read its error: act
+            // as a closed port (RFC 9293 §3.10.7.1).
+            State::Closed => cx.out.reset_for(self.local, self.remote, seg),
+            State::Listen => {}
+            State::SynSent => {
+                self.on_segment_syn_sent(now, seg, cx);
+                self.dispatch(now, cx);
+            }
+            _ => {
+                self.on_segment_synchronized(now, seg, cx);
+                self.dispatch(now, cx);
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3, SYN-SENT.
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpSegment<'_>, cx: &mut Ctx<'_>) {
+        let h = &seg.header;
+        let ack = SeqNum(h.ack);
+        // First, check the ACK bit: it must acknowledge our SYN.
+        if h.flags.ack && (ack <= self.iss || ack > self.snd_max) {
+            if !h.flags.rst {
+                cx.out.reset_for(self.local, self.remote, seg); // <SEQ=SEG.ACK><CTL=RST>
+            }
+            return;
+        }
+        // Second, RST: only honoured with an acceptable ACK (RFC 5961 §3.2).
+        if h.flags.rst {
+            if h.flags.ack {
+                self.terminate(Some(TcpError::ConnectionRefused), cx);
+            }
+            return;
+        }
+        // Fourth, SYN. (Data on a SYN is not kept; the peer resends it.)
+        if !h.flags.syn {
+            return;
+        }
+        self.irs = SeqNum(h.seq);
+        self.rcv_nxt = self.irs + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.apply_syn_options(h.options.mss, h.options.window_scale, cx.cfg);
+        // RFC 7323 §2.2: the window of a SYN is never scaled.
+        self.snd_wnd = u32::from(h.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = self.irs;
+        if h.flags.ack {
+            self.snd_wl2 = ack;
+            self.syn_acked(now, ack);
+            self.ack_now = true;
+            let next = if self.fin_queued { State::FinWait1 } else { State::Established };
+            self.set_state(State::Established, cx);
+            self.set_state(next, cx);
+        } else {
+            // Simultaneous open (RFC 9293 Figure 8): answer with SYN-ACK.
+            self.snd_wl2 = self.iss;
+            self.set_state(State::SynReceived, cx);
+            self.snd_nxt = self.iss;
+        }
+    }
+
+    /// Our SYN was acknowledged by `ack`.
+    fn syn_acked(&mut self, now: Instant, ack: SeqNum) {
+        self.snd_una = ack;
+        self.snd_nxt = self.snd_nxt.max(ack);
+        if let Some((end, sent)) = self.rtt_probe {
+            if ack >= end {
+                self.rtt.sample(now - sent);
+                self.rtt_probe = None;
+            }
+        }
+        self.retries = 0;
+        self.timers.rtx = None;
+    }
+
+    /// RFC 9293 §3.10.7.4 sequence-number acceptability, with the window
+    /// we would accept now.
+    fn acceptable(&self, seq: SeqNum, seg_len: u32) -> bool {
+        let wnd = self.rcv_wnd();
+        let end_of_window = self.rcv_nxt + wnd;
+        match (seg_len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_range(self.rcv_nxt, end_of_window),
+            (_, 0) => false,
+            (_, _) => {
+                seq.in_range(self.rcv_nxt, end_of_window)
+                    || (seq + (seg_len - 1)).in_range(self.rcv_nxt, end_of_window)
+            }
+        }
+    }
+
+    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpSegment<'_>, cx: &mut Ctx<'_>) {
+        let h = &seg.header;
+        let seq = SeqNum(h.seq);
+        let ack = SeqNum(h.ack);
+        let seg_len = seg.seg_len();
+
+        // Any segment from the peer restarts the keepalive clock (§3.8.4).
+        self.keepalive_probes = 0;
+        if let Some(k) = self.keepalive {
+            self.timers.keepalive = Some(now + k.idle);
+        }
+
+        // TIME-WAIT: a retransmitted FIN is acknowledged and restarts the
+        // 2×MSL timer (RFC 9293 §3.10.7.4, eighth step).
+        if self.state == State::TimeWait && h.flags.fin && !h.flags.rst && !h.flags.syn && seq + seg_len == self.rcv_nxt
+        {
+            self.ack_now = true;
+            self.timers.linger = Some(now + cx.cfg.msl.saturating_mul(2));
+            return;
+        }
+        if self.state == State::SynReceived && h.flags.syn && !h.flags.rst && seq == self.irs {
+            if !h.flags.ack {
+                // The peer retransmitted its SYN: so do we our SYN-ACK.
+                self.snd_nxt = self.iss;
+                return;
+            }
+            // Simultaneous open: the peer's SYN-ACK acknowledges our SYN.
+            if ack > self.snd_una && ack <= self.snd_max {
+                self.snd_wnd = u32::from(h.window);
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
+                self.syn_acked(now, ack);
+                self.establish(cx);
+                self.ack_now = true;
+            }
+            return;
+        }
+
+        // First: sequence number check. Unacceptable segments get an ACK
+        // (not silence) unless they carry RST (RFC 9293 §3.10.7.4).
+        if !self.acceptable(seq, seg_len) {
+            if !h.flags.rst {
+                self.ack_now = true;
+            }
+            return;
+        }
+
+        // Second: RST, RFC 5961 §3.2. Exact match resets; anything else in
+        // the window draws a challenge ACK.
+        if h.flags.rst {
+            if seq != self.rcv_nxt {
+                self.challenge_ack(now, cx);
+                return;
+            }
+            let err = match self.state {
+                // Passive SYN-RCVD returns to LISTEN: just drop the TCB.
+                State::SynReceived if self.listener.is_some() => None,
+                State::SynReceived => Some(TcpError::ConnectionRefused),
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    Some(TcpError::ConnectionReset)
+                }
+                _ => None, // CLOSING, LAST-ACK, TIME-WAIT
+            };
+            log::debug!("{} -> {} reset by peer in {}", self.remote, self.local, self.state);
+            self.terminate(err, cx);
+            return;
+        }
+
+        // Fourth: a SYN in a synchronized state draws a challenge ACK
+        // (RFC 5961 §4.2, RFC 9293 §3.10.7.4).
+        if h.flags.syn {
+            self.challenge_ack(now, cx);
+            return;
+        }
+
+        // Fifth: the ACK field.
+        if !h.flags.ack {
+            return;
+        }
+        if self.state == State::SynReceived {
+            if ack > self.snd_una && ack <= self.snd_max {
+                // RFC 7323 §2.2: windows after the SYNs are scaled.
+                self.snd_wnd = u32::from(h.window) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
+                self.syn_acked(now, ack);
+                self.establish(cx);
+            } else {
+                cx.out.reset_for(self.local, self.remote, seg); // <SEQ=SEG.ACK><CTL=RST>
+                return;
+            }
+        }
+        if !self.process_ack(now, seg, cx) {
+            return;
+        }
+
+        // Seventh: segment text.
+        if !seg.payload.is_empty() && self.state.can_receive() {
+            if self.rd_closed {
+                // Nobody will read this: reset, as Linux does (RFC 2525 §2.17).
+                self.reset(None, cx);
+                return;
+            }
+            self.receive_data(now, seq, seg.payload, cx);
+        }
+
+        // Eighth: FIN, only once everything before it has arrived.
+        if h.flags.fin && self.state.can_receive() {
+            if seq + seg.payload.len() as u32 == self.rcv_nxt {
+                self.rcv_nxt += 1;
+                self.fin_received = true;
+                self.ack_now = true;
+                if self.visible() {
+                    cx.out.event(TcpEvent::PeerClosed(self.id));
+                    cx.out.event(TcpEvent::Readable(self.id));
+                }
+                match self.state {
+                    State::Established => self.set_state(State::CloseWait, cx),
+                    State::FinWait1 => self.set_state(State::Closing, cx),
+                    State::FinWait2 => self.enter_time_wait(now, cx),
+                    _ => {}
+                }
+            } else {
+                self.ack_now = true; // out-of-order FIN: ask for the gap
+            }
+        }
+    }
+
+    /// SYN-RCVD → ESTABLISHED (or straight on to FIN-WAIT-1 if the
+    /// application already closed, RFC 9293 §3.10.4).
+    fn establish(&mut self, cx: &mut Ctx<'_>) {
+        self.set_state(State::Established, cx);
+        if self.fin_queued {
+            self.set_state(State::FinWait1, cx);
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth step for synchronized states. Returns false
+    /// when the segment must be dropped.
+    fn process_ack(&mut self, now: Instant, seg: &TcpSegment<'_>, cx: &mut Ctx<'_>) -> bool {
+        let h = &seg.header;
+        let seq = SeqNum(h.seq);
+        let ack = SeqNum(h.ack);
+        if self.state == State::TimeWait {
+            return true;
+        }
+        // Acknowledges something not yet sent: ACK and drop.
+        if ack > self.snd_max {
+            self.ack_now = true;
+            return false;
+        }
+        // RFC 5961 §5.2: too old to be believable: challenge ACK and drop.
+        if ack < self.snd_una - self.max_snd_wnd.max(1) {
+            self.challenge_ack(now, cx);
+            return false;
+        }
+        let wnd = u32::from(h.window) << self.snd_wscale;
+        if ack > self.snd_una {
+            self.new_ack(now, ack, cx);
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !h.flags.fin
+            && wnd == self.snd_wnd
+            && self.flight() > 0
+        {
+            // RFC 5681 §2 duplicate ACK.
+            self.dup_acks += 1;
+            if self.dup_acks == 3 {
+                if self.cc.on_triple_dup_ack(self.flight(), self.snd_max) {
+                    log::trace!("{} -> {} fast retransmit at {}", self.remote, self.local, self.snd_una);
+                    self.retransmit_head(now, cx); // RFC 5681 §3.2 step 2
+                }
+            } else if self.dup_acks > 3 {
+                self.cc.on_extra_dup_ack();
+            }
+        }
+        // Window update, guarded by SND.WL1/SND.WL2 against old segments.
+        if ack >= self.snd_una - self.max_snd_wnd.max(1)
+            && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
+        {
+            let opened = self.snd_wnd == 0 && wnd > 0;
+            self.snd_wnd = wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            if opened {
+                self.timers.persist = None;
+                self.persist_backoff = 0;
+            }
+        }
+        // State-specific consequences of our FIN being acknowledged.
+        if self.fin_acked {
+            match self.state {
+                State::FinWait1 => {
+                    self.set_state(State::FinWait2, cx);
+                    self.arm_fin_wait2(now, cx.cfg);
+                }
+                State::Closing => {
+                    self.enter_time_wait(now, cx);
+                }
+                State::LastAck => {
+                    self.terminate(None, cx);
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// SND.UNA < SEG.ACK <= SND.MAX: drop acknowledged data, sample the RTT,
+    /// grow the congestion window, manage the retransmission timer.
+    fn new_ack(&mut self, now: Instant, ack: SeqNum, cx: &mut Ctx<'_>) {
+        let acked = ack - self.snd_una;
+        let base = self.data_base();
+        let data_acked = if ack > base { ((ack - base) as usize).min(self.send_buf.len()) } else { 0 };
+        if let Some(fin) = self.fin_seq() {
+            if ack > fin {
+                self.fin_acked = true;
+            }
+        }
+        self.send_buf.consume(data_acked);
+        self.snd_una = ack;
+        self.snd_nxt = self.snd_nxt.max(ack);
+        // RFC 6298 §3 / Karn: sample only segments never retransmitted.
+        if let Some((end, sent)) = self.rtt_probe {
+            if ack >= end {
+                self.rtt.sample(now - sent);
+                self.rtt_probe = None;
+            }
+        }
+        self.retries = 0;
+        let was_recovering = self.cc.in_recovery();
+        let partial = self.cc.on_ack(acked, ack);
+        self.dup_acks = 0;
+        // RFC 6298 §5.2 / §5.3: stop or restart the timer.
+        self.timers.rtx = if self.flight() == 0 { None } else { Some(now + self.rto()) };
+        if was_recovering && partial {
+            self.retransmit_head(now, cx); // RFC 6582 §3.2 step 5
+        }
+        if self.write_blocked && self.send_buf.free() > 0 && self.visible() {
+            self.write_blocked = false;
+            cx.out.event(TcpEvent::Writable(self.id));
+        }
+    }
+
+    /// Places in-window data, acknowledging per RFC 9293 §3.8.6.3 / RFC 5681
+    /// §4.2: at once for out-of-order data and gap fills, otherwise after
+    /// every second full-sized segment or the delayed-ACK timeout (MUST-40).
+    fn receive_data(&mut self, now: Instant, seq: SeqNum, payload: &[u8], cx: &mut Ctx<'_>) {
+        let (offset, data) = if seq < self.rcv_nxt {
+            let skip = (self.rcv_nxt - seq) as usize;
+            (0, payload.get(skip..).unwrap_or(&[]))
+        } else {
+            ((seq - self.rcv_nxt) as usize, payload)
+        };
+        if data.is_empty() {
+            return;
+        }
+        let had_gap = self.recv_buf.has_gap();
+        let advanced = self.recv_buf.write(offset, data);
+        self.rcv_nxt += advanced as u32;
+        if advanced > 0 && self.visible() {
+            cx.out.event(TcpEvent::Readable(self.id));
+        }
+        if offset > 0 || had_gap || advanced < data.len() {
+            self.ack_now = true;
+        } else {
+            self.unacked_bytes = self.unacked_bytes.saturating_add(advanced as u32);
+            if self.unacked_bytes >= 2 * self.rcv_mss {
+                self.ack_now = true;
+            } else if self.timers.delack.is_none() {
+                self.timers.delack = Some(now + cx.cfg.delayed_ack);
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! A LISTEN endpoint: its SYN queue (half-open connections in SYN-RCVD)
+//! and accept queue (established, waiting for `accept`), both bounded by
+//! the backlog.
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+use super::api::{ConnId, ListenerId};
+
+/// A listening endpoint.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub id: ListenerId,
+    pub local: SocketAddrV4,
+    pub backlog: usize,
+    /// Connections in SYN-RCVD.
+    pub syn_queue: Vec<ConnId>,
+    /// Established connections not yet accepted.
+    pub accept_queue: VecDeque<ConnId>,
+}
+
+impl Listener {
+    pub fn new(id: ListenerId, local: SocketAddrV4, backlog: usize) -> Self {
+        Listener { id, local, backlog, syn_queue: Vec::new(), accept_queue: VecDeque::new() }
+    }
+
+    /// Room for one more half-open connection? Like Linux, a full accept
+    /// queue also turns SYNs away.
+    pub fn can_take_syn(&self) -> bool {
+        self.syn_queue.len() < self.backlog && self.accept_queue.len() < self.backlog
+    }
+
+    /// Room in the accept queue?
+    pub fn can_accept(&self) -> bool {
+        self.accept_queue.len() < self.backlog
+    }
+
+    /// Forgets `id` wherever it is queued.
+    pub fn remove(&mut self, id: ConnId) {
+        self.syn_queue.retain(|c| *c != id);
+        self.accept_queue.retain(|c| *c != id);
+    }
+
+    /// Moves `id` from the SYN queue to the accept queue.
+    pub fn promote(&mut self, id: ConnId) {
+        self.syn_queue.retain(|c| *c != id);
+        self.accept_queue.push_back(id);
+    }
+}

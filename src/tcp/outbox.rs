@@ -1,0 +1,109 @@
+//! Where the core's output collects until the runtime drains it: segments
+//! (serialised into recycled buffers), events, counters, and the
+//! layer-wide challenge-ACK rate limiter.
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use crate::time::Instant;
+use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
+
+use super::api::{OutSegment, TcpEvent, TcpStats};
+use super::config::TcpConfig;
+
+/// Spare buffers kept for reuse.
+const POOL_MAX: usize = 256;
+
+/// Output of the core, drained by the runtime.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pub segments: VecDeque<OutSegment>,
+    pub events: VecDeque<TcpEvent>,
+    pub pool: Vec<Vec<u8>>,
+    pub stats: TcpStats,
+    challenge_second: Option<Instant>,
+    challenge_count: u32,
+}
+
+impl Outbox {
+    /// Queues one segment from `local` to `remote`.
+    pub fn emit(&mut self, local: SocketAddrV4, remote: SocketAddrV4, h: &TcpHeaderRepr, payload: [&[u8]; 2]) {
+        let mut bytes = self.pool.pop().unwrap_or_default();
+        bytes.clear();
+        h.emit(*local.ip(), *remote.ip(), payload, &mut bytes);
+        if h.flags.rst {
+            self.stats.resets_sent += 1;
+        }
+        self.stats.segments_out += 1;
+        log::trace!(
+            "{local} -> {remote} out [{}] seq={} ack={} win={} len={}",
+            h.flags,
+            h.seq,
+            h.ack,
+            h.window,
+            payload[0].len() + payload[1].len()
+        );
+        self.segments.push_back(OutSegment { src: *local.ip(), dst: *remote.ip(), bytes });
+    }
+
+    /// Returns a buffer for reuse.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.pool.len() < POOL_MAX {
+            self.pool.push(buf);
+        }
+    }
+
+    /// Queues an event, skipping it if the same one is already pending
+    /// near the end of the queue.
+    pub fn event(&mut self, ev: TcpEvent) {
+        if self.events.iter().rev().take(8).any(|e| *e == ev) {
+            return;
+        }
+        self.events.push_back(ev);
+    }
+
+    /// RFC 5961 §7: may we send one more challenge ACK this second?
+    pub fn challenge_allowed(&mut self, now: Instant, cfg: &TcpConfig) -> bool {
+        match self.challenge_second {
+            Some(start) if now - start < Duration::from_secs(1) => {}
+            _ => {
+                self.challenge_second = Some(now);
+                self.challenge_count = 0;
+            }
+        }
+        if self.challenge_count < cfg.challenge_ack_limit {
+            self.challenge_count += 1;
+            self.stats.challenge_acks += 1;
+            true
+        } else {
+            self.stats.challenge_acks_limited += 1;
+            false
+        }
+    }
+
+    /// The reset for a segment that has no connection to go to, RFC 9293
+    /// §3.10.7.1: never answer a RST; if the ACK bit is set send
+    /// `<SEQ=SEG.ACK><CTL=RST>`, otherwise
+    /// `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`.
+    pub fn reset_for(&mut self, local: SocketAddrV4, remote: SocketAddrV4, seg: &TcpSegment<'_>) {
+        let h = &seg.header;
+        if h.flags.rst {
+            return;
+        }
+        let mut rst = TcpHeaderRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            flags: TcpFlags { rst: true, ..Default::default() },
+            ..Default::default()
+        };
+        if h.flags.ack {
+            rst.seq = h.ack;
+        } else {
+            rst.seq = 0;
+            rst.ack = h.seq.wrapping_add(seg.seg_len());
+            rst.flags.ack = true;
+        }
+        self.emit(local, remote, &rst, [&[], &[]]);
+    }
+}

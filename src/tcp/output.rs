@@ -1,0 +1,194 @@
+//! Segment generation: SYN / SYN-ACK, data with Nagle and sender-side SWS
+//! avoidance, FIN, ACKs, RSTs and challenge ACKs.
+
+use crate::time::Instant;
+use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr};
+
+use super::conn::{Conn, Ctx};
+use super::seq::SeqNum;
+use super::state::State;
+
+impl Conn {
+    /// Sends whatever the state, windows and timers allow right now.
+    pub fn dispatch(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        match self.state {
+            State::Closed | State::Listen => return,
+            State::SynSent | State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    self.send_syn(now, cx);
+                }
+                self.ack_now = false; // the SYN-ACK carries our ACK
+                return;
+            }
+            State::TimeWait => {
+                if self.ack_now {
+                    self.send_ack(cx);
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.send_data(now, cx);
+        if self.ack_now {
+            self.send_ack(cx);
+        }
+        self.arm_persist(now, cx.cfg.max_rto);
+    }
+
+    fn header(&mut self, seq: SeqNum, flags: TcpFlags) -> TcpHeaderRepr {
+        let window = self.window_to_advertise(flags.syn);
+        TcpHeaderRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: seq.get(),
+            ack: if flags.ack { self.rcv_nxt.get() } else { 0 },
+            flags,
+            window,
+            urgent: 0,
+            options: TcpOptionsRepr::default(),
+        }
+    }
+
+    /// SYN (SYN-SENT) or SYN-ACK (SYN-RCVD), with our MSS option
+    /// (RFC 9293 §3.7.1, MUST-14 is about sending it) and window scale.
+    fn send_syn(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let syn_ack = self.state == State::SynReceived;
+        let mut h = self.header(self.iss, TcpFlags { syn: true, ack: syn_ack, ..Default::default() });
+        h.options.mss = Some(cx.cfg.mss());
+        // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
+        if cx.cfg.window_scaling && (!syn_ack || self.ws_ok) {
+            h.options.window_scale = Some(cx.cfg.window_shift());
+        }
+        cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
+        if self.snd_max != self.iss {
+            self.total_retransmits += u64::from(self.retries == 0);
+        }
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        if self.timers.rtx.is_none() {
+            self.timers.rtx = Some(now + self.rto());
+        }
+        if self.retries == 0 && self.rtt_probe.is_none() {
+            self.rtt_probe = Some((self.iss + 1, now));
+        }
+    }
+
+    /// Sends new (or, after an RTO, resent) data and the FIN, as windows and
+    /// Nagle allow.
+    fn send_data(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        loop {
+            let off = (self.snd_nxt - self.data_base()) as usize;
+            let unsent = self.send_buf.len().saturating_sub(off);
+            let retransmitting = self.snd_nxt < self.snd_max;
+            let win = self.snd_wnd.min(self.cc.cwnd());
+            let usable = win.saturating_sub(self.flight()) as usize;
+            let len = unsent.min(usable).min(self.snd_mss as usize);
+            // The FIN needs no window (it goes after the last byte).
+            let fin = self.fin_seq() == Some(self.snd_nxt + len as u32);
+            if len == 0 && !fin {
+                return;
+            }
+            if len > 0 && !fin && !retransmitting {
+                // Nagle (RFC 9293 §3.7.4, SHLD-7) and sender SWS avoidance
+                // (§3.8.6.2.1): send a full segment, or everything queued when
+                // nothing is in flight (or Nagle is off), or half the
+                // largest window the peer ever offered.
+                let full = len >= self.snd_mss as usize;
+                let all = len == unsent && (self.nodelay || self.flight() == 0);
+                let half_window = self.max_snd_wnd > 0 && len >= (self.max_snd_wnd / 2) as usize;
+                if !(full || all || half_window) {
+                    return;
+                }
+            }
+            if retransmitting {
+                self.total_retransmits += 1;
+                cx.out.stats.retransmits += 1;
+            } else if self.rtt_probe.is_none() && self.retries == 0 {
+                self.rtt_probe = Some((self.snd_nxt + len as u32 + u32::from(fin), now));
+            }
+            self.emit_data(now, self.snd_nxt, len, fin, cx);
+            self.snd_nxt += len as u32 + u32::from(fin);
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.timers.rtx.is_none() {
+                self.timers.rtx = Some(now + self.rto());
+            }
+            self.timers.persist = None;
+            if fin {
+                return;
+            }
+        }
+    }
+
+    /// Emits one segment carrying `len` buffered bytes from `seq` (and FIN).
+    pub(crate) fn emit_data(&mut self, _now: Instant, seq: SeqNum, len: usize, fin: bool, cx: &mut Ctx<'_>) {
+        let off = (seq - self.data_base()) as usize;
+        let psh = len > 0 && off + len >= self.send_buf.len();
+        let h = self.header(seq, TcpFlags { ack: true, fin, psh, ..Default::default() });
+        let [a, b] = self.send_buf.slices(off, len);
+        cx.out.emit(self.local, self.remote, &h, [a, b]);
+        self.acked_now();
+    }
+
+    /// Retransmits the segment at SND.UNA (fast retransmit, RFC 5681 §3.2,
+    /// or a NewReno partial ACK).
+    pub(crate) fn retransmit_head(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let len = self.send_buf.len().min(self.snd_mss as usize).min(self.flight() as usize);
+        let fin = len < self.snd_mss as usize && self.fin_seq() == Some(self.snd_una + len as u32)
+            && self.snd_max > self.snd_una + len as u32;
+        if len == 0 && !fin {
+            return;
+        }
+        self.total_retransmits += 1;
+        cx.out.stats.retransmits += 1;
+        self.rtt_probe = None; // Karn
+        self.emit_data(now, self.snd_una, len, fin, cx);
+        self.timers.rtx = Some(now + self.rto());
+    }
+
+    /// A bare `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
+    pub(crate) fn send_ack(&mut self, cx: &mut Ctx<'_>) {
+        self.send_segment(self.snd_nxt, false, cx);
+    }
+
+    /// A bare ACK-flagged segment with sequence number `seq` (keepalive
+    /// probes use SND.UNA-1), or `<SEQ=seq><ACK=RCV.NXT><CTL=RST,ACK>`.
+    pub(crate) fn send_segment(&mut self, seq: SeqNum, rst: bool, cx: &mut Ctx<'_>) {
+        let h = self.header(seq, TcpFlags { ack: true, rst, ..Default::default() });
+        cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
+        self.acked_now();
+    }
+
+    /// RST for an abort (RFC 9293 §3.10.5: `<SEQ=SND.NXT><CTL=RST>`; the ACK
+    /// bit is added, as Linux does, so any peer state accepts it).
+    pub(crate) fn send_rst(&mut self, seq: SeqNum, cx: &mut Ctx<'_>) {
+        self.send_segment(seq, true, cx);
+    }
+
+    /// RFC 5961 challenge ACK, subject to the layer-wide rate limit (§7).
+    pub(crate) fn challenge_ack(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if cx.out.challenge_allowed(now, cx.cfg) {
+            self.send_ack(cx);
+        }
+    }
+
+    fn acked_now(&mut self) {
+        self.ack_now = false;
+        self.unacked_bytes = 0;
+        self.timers.delack = None;
+    }
+
+    /// Starts the persist timer when data is waiting but nothing is in flight
+    /// and nothing could be sent (zero window, or a window too small for the
+    /// SWS rules).
+    fn arm_persist(&mut self, now: Instant, max_rto: std::time::Duration) {
+        let off = (self.snd_nxt - self.data_base()) as usize;
+        let waiting = self.send_buf.len() > off;
+        if waiting && self.flight() == 0 && self.timers.rtx.is_none() {
+            if self.timers.persist.is_none() {
+                self.timers.persist = Some(now + self.persist_interval(max_rto));
+            }
+        } else if !waiting {
+            self.timers.persist = None;
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Per-connection timers as plain deadlines, and what happens when each
+//! fires: retransmission (RFC 6298 §5), persist (RFC 9293 §3.8.6.1),
+//! delayed ACK (§3.8.6.3), keepalive (§3.8.4), TIME-WAIT and FIN-WAIT-2.
+
+use std::time::Duration;
+
+use crate::time::Instant;
+
+use super::api::TcpError;
+use super::conn::{Conn, Ctx};
+use super::state::State;
+
+/// The deadlines of one connection; `None` means stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Timers {
+    /// Retransmission (also of SYN and SYN-ACK).
+    pub rtx: Option<Instant>,
+    /// Zero-window probe / sender SWS override.
+    pub persist: Option<Instant>,
+    /// Delayed ACK.
+    pub delack: Option<Instant>,
+    /// Next keepalive probe.
+    pub keepalive: Option<Instant>,
+    /// End of TIME-WAIT (2×MSL) or of an orphaned FIN-WAIT-2.
+    pub linger: Option<Instant>,
+}
+
+impl Timers {
+    /// Stops everything.
+    pub fn clear(&mut self) {
+        *self = Timers::default();
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Instant> {
+        [self.rtx, self.persist, self.delack, self.keepalive, self.linger].into_iter().flatten().min()
+    }
+}
+
+fn due(t: Option<Instant>, now: Instant) -> bool {
+    t.is_some_and(|t| t <= now)
+}
+
+impl Conn {
+    /// Runs every timer that is due at `now`.
+    pub fn on_timer(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if due(self.timers.linger, now) {
+            self.timers.linger = None;
+            if matches!(self.state, State::TimeWait | State::FinWait2) {
+                // RFC 9293 §3.10.8: TIME-WAIT timeout deletes the TCB; an
+                // orphaned FIN-WAIT-2 is dropped as Linux does.
+                self.terminate(None, cx);
+                return;
+            }
+        }
+        if due(self.timers.rtx, now) {
+            self.timers.rtx = None;
+            self.on_rto(now, cx);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if due(self.timers.persist, now) {
+            self.timers.persist = None;
+            self.on_persist(now, cx);
+        }
+        if due(self.timers.delack, now) {
+            self.timers.delack = None;
+            self.ack_now = true;
+        }
+        if due(self.timers.keepalive, now) {
+            self.timers.keepalive = None;
+            self.on_keepalive(now, cx);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        self.dispatch(now, cx);
+    }
+
+    /// Retransmission timeout: back off, go back to SND.UNA, and give up
+    /// after the configured number of tries (RFC 9293 §3.8.3 R2, MUST-20).
+    fn on_rto(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let limit = match self.state {
+            State::SynSent => cx.cfg.syn_retries,
+            State::SynReceived => cx.cfg.synack_retries,
+            State::Closed | State::Listen | State::TimeWait => return,
+            _ => cx.cfg.retries2,
+        };
+        if self.snd_nxt == self.snd_una && self.snd_max == self.snd_una {
+            return; // nothing outstanding
+        }
+        if self.retries >= limit {
+            log::debug!("{} -> {} {} gave up after {} retransmissions", self.remote, self.local, self.state, self.retries);
+            // A half-open passive connection just disappears (as Linux).
+            let err = if self.listener.is_some() { None } else { Some(TcpError::TimedOut) };
+            self.terminate(err, cx);
+            return;
+        }
+        self.retries += 1;
+        if self.retries == cx.cfg.retries1 {
+            // RFC 9293 §3.8.3 R1: the IP layer would get negative advice here.
+            log::info!("{} -> {} {} retransmissions, path may be down", self.remote, self.local, self.retries);
+        }
+        self.total_retransmits += 1;
+        cx.out.stats.retransmits += 1;
+        self.rtt.back_off(); // RFC 6298 §5.5
+        self.rtt_probe = None; // Karn: never time a retransmitted segment
+        if self.state.is_synchronized() {
+            self.cc.on_rto(self.flight()); // RFC 5681 §3.1 eq. (4)
+        }
+        self.dup_acks = 0;
+        // RFC 6298 §5.4: retransmit the earliest unacknowledged segment; we
+        // go back to SND.UNA and resend within the (now one-MSS) window.
+        self.snd_nxt = self.snd_una;
+        self.timers.rtx = Some(now + self.rto()); // RFC 6298 §5.6
+    }
+
+    /// Persist timer: probe a zero window with one byte (MUST-36), backing
+    /// off but never giving up while the peer answers (MUST-37); or, if the
+    /// window is open but too small for the sender SWS rules, send what fits.
+    fn on_persist(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if !self.state.is_synchronized() || self.state == State::TimeWait || self.flight() > 0 {
+            return;
+        }
+        let off = (self.snd_nxt - self.data_base()) as usize;
+        let unsent = self.send_buf.len().saturating_sub(off);
+        if unsent == 0 {
+            return;
+        }
+        if self.snd_wnd == 0 {
+            log::trace!("{} -> {} zero-window probe", self.remote, self.local);
+            self.emit_data(now, self.snd_nxt, 1, false, cx);
+            self.snd_max = self.snd_max.max(self.snd_nxt + 1);
+            self.persist_backoff = self.persist_backoff.saturating_add(1);
+            self.timers.persist = Some(now + self.persist_interval(cx.cfg.max_rto));
+        } else {
+            // RFC 9293 §3.8.6.2.1: the SWS override timeout.
+            let len = unsent.min(self.snd_wnd as usize).min(self.snd_mss as usize);
+            self.emit_data(now, self.snd_nxt, len, false, cx);
+            self.snd_nxt += len as u32;
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            self.timers.rtx = Some(now + self.rto());
+        }
+    }
+
+    /// Interval before the next persist probe: RTO doubled per probe.
+    pub(crate) fn persist_interval(&self, max: Duration) -> Duration {
+        let shift = self.persist_backoff.min(16);
+        self.rto().saturating_mul(1 << shift).min(max)
+    }
+
+    /// Keepalive (RFC 9293 §3.8.4): probe with `<SEQ=SND.UNA-1>` and no data
+    /// after `idle`, then every `interval`; drop after `count` unanswered.
+    fn on_keepalive(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let Some(k) = self.keepalive else { return };
+        let probing = matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::FinWait2
+        );
+        if !probing || self.flight() > 0 {
+            // Data in flight has its own timer; look again later.
+            self.timers.keepalive = Some(now + k.idle);
+            return;
+        }
+        if self.keepalive_probes >= k.count {
+            log::debug!("{} -> {} keepalive: {} probes unanswered", self.remote, self.local, k.count);
+            self.reset(Some(TcpError::TimedOut), cx);
+            return;
+        }
+        self.send_segment(self.snd_una - 1, false, cx);
+        self.keepalive_probes += 1;
+        self.timers.keepalive = Some(now + k.interval);
+    }
+
+    /// Enters TIME-WAIT for 2×MSL (RFC 9293 §3.10.7.4).
+    pub(crate) fn enter_time_wait(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        self.set_state(State::TimeWait, cx);
+        let linger = cx.cfg.msl.saturating_mul(2);
+        self.timers = super::timers::Timers { linger: Some(now + linger), ..Default::default() };
+    }
+
+    /// Bounds the life of a FIN-WAIT-2 connection nobody will read from.
+    pub(crate) fn arm_fin_wait2(&mut self, now: Instant, cfg: &super::config::TcpConfig) {
+        if self.state == State::FinWait2 && self.rd_closed && self.timers.linger.is_none() {
+            self.timers.linger = Some(now + cfg.fin_wait2_timeout);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Wire formats: views and builders over `etherparse`, checksums. No state.
+//!
+//! Parsing never panics: every view checks lengths first and returns an error
+//! that the IP layer turns into a counted drop.
+
+pub mod checksum;
+pub mod icmp;
+pub mod ipv4;
+pub mod tcp;
+pub mod udp;

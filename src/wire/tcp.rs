@@ -1,0 +1,411 @@
+//! TCP segments on the wire: parsing (with checksum verification and
+//! tolerant option parsing) and building (with checksum).
+//!
+//! The fixed header is read and written with `etherparse`; options are walked
+//! here, because a receiver must skip options it does not know (RFC 9293
+//! §3.1, MUST-6) and survive illegal option lengths (MUST-7), while
+//! `etherparse`'s iterator stops at the first unknown kind.
+
+use etherparse::{TcpHeader, TcpHeaderSlice, TcpOptionElement, TcpOptions};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Option kinds (IANA "TCP Option Kind Numbers").
+mod kind {
+    pub const END: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+    pub const WINDOW_SCALE: u8 = 3;
+    pub const SACK_PERMITTED: u8 = 4;
+    pub const TIMESTAMP: u8 = 8;
+}
+
+/// The control bits this stack acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFlags {
+    /// Synchronize sequence numbers.
+    pub syn: bool,
+    /// The acknowledgment field is significant.
+    pub ack: bool,
+    /// No more data from the sender.
+    pub fin: bool,
+    /// Reset the connection.
+    pub rst: bool,
+    /// Push function.
+    pub psh: bool,
+    /// The urgent pointer is significant.
+    pub urg: bool,
+}
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.syn, "S"),
+            (self.fin, "F"),
+            (self.rst, "R"),
+            (self.psh, "P"),
+            (self.ack, "."),
+            (self.urg, "U"),
+        ];
+        for (on, n) in names {
+            if on {
+                f.write_str(n)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The options this stack understands; others are skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptionsRepr {
+    /// Maximum segment size (RFC 9293 §3.7.1).
+    pub mss: Option<u16>,
+    /// Window scale shift (RFC 7323 §2).
+    pub window_scale: Option<u8>,
+    /// SACK permitted (RFC 2018); parsed, never used.
+    pub sack_permitted: bool,
+    /// Timestamps value and echo reply (RFC 7323 §3); parsed, never used.
+    pub timestamp: Option<(u32, u32)>,
+}
+
+impl TcpOptionsRepr {
+    /// Parses an options area. Unknown kinds are skipped by their length
+    /// (MUST-6); an illegal length (< 2 or past the end) ends parsing and
+    /// keeps what was read so far (MUST-7); a known option with the wrong
+    /// length is ignored.
+    pub fn parse(mut opts: &[u8]) -> TcpOptionsRepr {
+        let mut out = TcpOptionsRepr::default();
+        while let Some(&k) = opts.first() {
+            match k {
+                kind::END => break,
+                kind::NOP => {
+                    opts = opts.get(1..).unwrap_or(&[]);
+                    continue;
+                }
+                _ => {}
+            }
+            let len = match opts.get(1) {
+                Some(&l) if l >= 2 && usize::from(l) <= opts.len() => usize::from(l),
+                _ => break, // MUST-7: illegal length, stop without failing the segment
+            };
+            let body = opts.get(2..len).unwrap_or(&[]);
+            match (k, body.len()) {
+                (kind::MSS, 2) => out.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+                (kind::WINDOW_SCALE, 1) => out.window_scale = Some(body[0]),
+                (kind::SACK_PERMITTED, 0) => out.sack_permitted = true,
+                (kind::TIMESTAMP, 8) => {
+                    let v = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                    let e = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                    out.timestamp = Some((v, e));
+                }
+                _ => {} // MUST-6: unknown (or malformed known) option, ignored
+            }
+            opts = opts.get(len..).unwrap_or(&[]);
+        }
+        out
+    }
+
+    fn elements(&self) -> Vec<TcpOptionElement> {
+        let mut v = Vec::new();
+        if let Some(mss) = self.mss {
+            v.push(TcpOptionElement::MaximumSegmentSize(mss));
+        }
+        if let Some(ws) = self.window_scale {
+            v.push(TcpOptionElement::Noop);
+            v.push(TcpOptionElement::WindowScale(ws));
+        }
+        if self.sack_permitted {
+            v.push(TcpOptionElement::Noop);
+            v.push(TcpOptionElement::Noop);
+            v.push(TcpOptionElement::SelectiveAcknowledgementPermitted);
+        }
+        if let Some((a, b)) = self.timestamp {
+            v.push(TcpOptionElement::Noop);
+            v.push(TcpOptionElement::Noop);
+            v.push(TcpOptionElement::Timestamp(a, b));
+        }
+        v
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == TcpOptionsRepr::default()
+    }
+}
+
+/// A TCP header in host terms (everything but the payload).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpHeaderRepr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number (meaningful when `flags.ack`).
+    pub ack: u32,
+    /// Control bits.
+    pub flags: TcpFlags,
+    /// Window field, unscaled as on the wire.
+    pub window: u16,
+    /// Urgent pointer (ignored by this stack).
+    pub urgent: u16,
+    /// Options.
+    pub options: TcpOptionsRepr,
+}
+
+/// A parsed segment: header and a view of the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    /// The header.
+    pub header: TcpHeaderRepr,
+    /// The data.
+    pub payload: &'a [u8],
+}
+
+/// Why a segment was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpParseError {
+    /// Shorter than its header, or a data offset below 5.
+    Malformed,
+    /// Checksum over the pseudo-header and segment does not verify (MUST-2/3).
+    BadChecksum,
+    /// Source or destination port 0.
+    BadPort,
+}
+
+impl fmt::Display for TcpParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TcpParseError::Malformed => "malformed TCP header",
+            TcpParseError::BadChecksum => "bad TCP checksum",
+            TcpParseError::BadPort => "TCP port 0",
+        })
+    }
+}
+
+impl std::error::Error for TcpParseError {}
+
+/// The Internet checksum over the IPv4 pseudo-header and `parts`
+/// (RFC 9293 §3.1). Returns the folded one's-complement sum, not inverted.
+fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, parts: &[&[u8]]) -> u16 {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut sum: u64 = 0;
+    for w in [src.octets(), dst.octets()] {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        sum += u64::from(u16::from_be_bytes([w[2], w[3]]));
+    }
+    sum += 6; // protocol
+    sum += total as u64 & 0xffff_ffff;
+    // Sum 16-bit words across parts, carrying an odd byte between parts.
+    let mut odd: Option<u8> = None;
+    for part in parts {
+        let mut p: &[u8] = part;
+        if let Some(hi) = odd.take() {
+            if let Some((&lo, rest)) = p.split_first() {
+                sum += u64::from(u16::from_be_bytes([hi, lo]));
+                p = rest;
+            } else {
+                odd = Some(hi);
+                continue;
+            }
+        }
+        let mut chunks = p.chunks_exact(2);
+        for c in &mut chunks {
+            sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            odd = Some(*last);
+        }
+    }
+    if let Some(hi) = odd {
+        sum += u64::from(u16::from_be_bytes([hi, 0]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+impl<'a> TcpSegment<'a> {
+    /// Parses `bytes` (a whole TCP segment) received from `src` to `dst`,
+    /// verifying the checksum first (MUST-2/3). Never panics.
+    pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, bytes: &'a [u8]) -> Result<Self, TcpParseError> {
+        let slice = TcpHeaderSlice::from_slice(bytes).map_err(|_| TcpParseError::Malformed)?;
+        if bytes.len() > usize::from(u16::MAX) {
+            return Err(TcpParseError::Malformed);
+        }
+        if pseudo_sum(src, dst, &[bytes]) != 0xffff {
+            return Err(TcpParseError::BadChecksum);
+        }
+        if slice.source_port() == 0 || slice.destination_port() == 0 {
+            return Err(TcpParseError::BadPort);
+        }
+        let payload = bytes.get(slice.slice().len()..).unwrap_or(&[]);
+        let header = TcpHeaderRepr {
+            src_port: slice.source_port(),
+            dst_port: slice.destination_port(),
+            seq: slice.sequence_number(),
+            ack: slice.acknowledgment_number(),
+            flags: TcpFlags {
+                syn: slice.syn(),
+                ack: slice.ack(),
+                fin: slice.fin(),
+                rst: slice.rst(),
+                psh: slice.psh(),
+                urg: slice.urg(),
+            },
+            window: slice.window_size(),
+            urgent: slice.urgent_pointer(),
+            options: TcpOptionsRepr::parse(slice.options()),
+        };
+        Ok(TcpSegment { header, payload })
+    }
+
+    /// Sequence space the segment occupies: data plus SYN and FIN.
+    pub fn seg_len(&self) -> u32 {
+        self.payload.len() as u32
+            + u32::from(self.header.flags.syn)
+            + u32::from(self.header.flags.fin)
+    }
+}
+
+impl TcpHeaderRepr {
+    /// Appends this header and `payload` (given in up to two pieces, as it
+    /// comes out of a ring buffer) to `out`, with the checksum for a packet
+    /// from `src` to `dst`. The payload must keep the segment under 64 KiB.
+    pub fn emit(&self, src: Ipv4Addr, dst: Ipv4Addr, payload: [&[u8]; 2], out: &mut Vec<u8>) {
+        let mut h = TcpHeader::new(self.src_port, self.dst_port, self.seq, self.window);
+        h.acknowledgment_number = self.ack;
+        h.syn = self.flags.syn;
+        h.ack = self.flags.ack;
+        h.fin = self.flags.fin;
+        h.rst = self.flags.rst;
+        h.psh = self.flags.psh;
+        h.urg = self.flags.urg;
+        h.urgent_pointer = self.urgent;
+        if !self.options.is_empty() {
+            // At most 4 + 4 + 5 + 12 bytes: always fits in 40.
+            h.options = TcpOptions::try_from_elements(&self.options.elements()).unwrap_or_default();
+        }
+        let start = out.len();
+        out.extend_from_slice(&h.to_bytes());
+        out.extend_from_slice(payload[0]);
+        out.extend_from_slice(payload[1]);
+        let sum = !pseudo_sum(src, dst, &[out.get(start..).unwrap_or(&[])]);
+        if let Some(c) = out.get_mut(start + 16..start + 18) {
+            c.copy_from_slice(&sum.to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn syn() -> TcpHeaderRepr {
+        TcpHeaderRepr {
+            src_port: 40000,
+            dst_port: 7,
+            seq: 1000,
+            ack: 0,
+            flags: TcpFlags {
+                syn: true,
+                ..Default::default()
+            },
+            window: 64240,
+            urgent: 0,
+            options: TcpOptionsRepr {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamp: Some((1, 0)),
+            },
+        }
+    }
+
+    #[test]
+    fn emit_then_parse_round_trips_with_a_valid_checksum() {
+        let mut buf = Vec::new();
+        syn().emit(A, B, [b"hel", b"lo"], &mut buf);
+        let seg = TcpSegment::parse(A, B, &buf).expect("parses");
+        assert_eq!(seg.header, syn());
+        assert_eq!(seg.payload, b"hello");
+        assert_eq!(seg.seg_len(), 6);
+        // etherparse agrees on the checksum.
+        let slice = TcpHeaderSlice::from_slice(&buf).expect("header");
+        let hl = slice.slice().len();
+        assert_eq!(
+            slice
+                .calc_checksum_ipv4_raw(A.octets(), B.octets(), &buf[hl..])
+                .ok(),
+            Some(slice.checksum())
+        );
+    }
+
+    #[test]
+    fn bad_checksum_and_truncation_are_rejected() {
+        let mut buf = Vec::new();
+        syn().emit(A, B, [b"x", b""], &mut buf);
+        // Wrong pseudo-header (different destination).
+        assert_eq!(
+            TcpSegment::parse(A, A, &buf),
+            Err(TcpParseError::BadChecksum)
+        );
+        let mut flipped = buf.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(
+            TcpSegment::parse(A, B, &flipped),
+            Err(TcpParseError::BadChecksum)
+        );
+        for n in 0..buf.len() - 1 {
+            assert!(TcpSegment::parse(A, B, &buf[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn options_skip_unknown_kinds_and_survive_illegal_lengths() {
+        // Unknown kind 99 (len 4), then MSS.
+        let o = TcpOptionsRepr::parse(&[99, 4, 0, 0, 2, 4, 0x05, 0xb4]);
+        assert_eq!(o.mss, Some(1460));
+        // Zero length: parsing stops, no panic, no loop.
+        let o = TcpOptionsRepr::parse(&[2, 4, 1, 0, 99, 0, 3, 3, 7]);
+        assert_eq!(o.mss, Some(256));
+        assert_eq!(o.window_scale, None);
+        // Length past the end.
+        assert_eq!(
+            TcpOptionsRepr::parse(&[3, 200, 7]),
+            TcpOptionsRepr::default()
+        );
+        // Known option with the wrong length is ignored.
+        assert_eq!(TcpOptionsRepr::parse(&[2, 3, 5, 1, 1]).mss, None);
+        // Every short prefix and every byte value parse without panicking.
+        for b in 0..=255u8 {
+            for len in 0..6 {
+                let bytes = [b, len as u8, b, b, b, b];
+                let _ = TcpOptionsRepr::parse(&bytes[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn checksum_handles_odd_split_payloads() {
+        let mut one = Vec::new();
+        let mut two = Vec::new();
+        let h = TcpHeaderRepr {
+            flags: TcpFlags {
+                ack: true,
+                ..Default::default()
+            },
+            ..syn()
+        };
+        h.emit(A, B, [b"abcde", b""], &mut one);
+        h.emit(A, B, [b"a", b"bcde"], &mut two);
+        assert_eq!(one, two);
+        assert!(TcpSegment::parse(A, B, &one).is_ok());
+    }
+}
