@@ -33,6 +33,14 @@ pub enum Event {
         /// The payload.
         payload: Vec<u8>,
     },
+    /// An ICMP error reports that a connected UDP socket's peer cannot be
+    /// reached (RFC 1122 §4.1.3.3: UDP MUST pass ICMP errors to the application).
+    UdpError {
+        /// The socket.
+        socket: SocketId,
+        /// What the ICMP message said.
+        error: std::io::ErrorKind,
+    },
 }
 
 /// Packets waiting for the device, in buffers that are reused.
@@ -155,8 +163,38 @@ impl Interface {
             self.stats.icmp_echo_replies += 1;
             self.transmit(d.src, PROTO_ICMP, &reply);
             self.scratch = reply;
+        } else if msg.kind() == icmp::DEST_UNREACHABLE {
+            self.icmp_unreachable_input(&msg, d);
         } else {
             self.drop(DropReason::IcmpUnhandled, d);
+        }
+    }
+
+    /// Passes a Destination Unreachable about a datagram we sent to the socket
+    /// that sent it, when that socket is connected to the unreachable peer.
+    fn icmp_unreachable_input(&mut self, msg: &icmp::IcmpMessage<'_>, d: &Datagram<'_>) {
+        let Some(q) = msg.quoted() else {
+            return self.drop(DropReason::IcmpUnhandled, d);
+        };
+        if q.src != self.ip.addr() || q.protocol != udp::PROTOCOL {
+            return self.drop(DropReason::IcmpUnhandled, d);
+        }
+        let src_port = u16::from_be_bytes([q.transport[0], q.transport[1]]);
+        let dst_port = u16::from_be_bytes([q.transport[2], q.transport[3]]);
+        let peer = SocketAddrV4::new(q.dst, dst_port);
+        match self.udp.lookup(peer, src_port) {
+            Some(socket) if self.udp.remote(socket) == Some(peer) => {
+                let error = match msg.code() {
+                    icmp::CODE_PORT_UNREACHABLE | icmp::CODE_PROTOCOL_UNREACHABLE => {
+                        std::io::ErrorKind::ConnectionRefused
+                    }
+                    0 => std::io::ErrorKind::NetworkUnreachable,
+                    _ => std::io::ErrorKind::HostUnreachable,
+                };
+                self.events.push_back(Event::UdpError { socket, error });
+            }
+            // Linux reports errors only to connected sockets (without IP_RECVERR).
+            _ => self.drop(DropReason::IcmpUnhandled, d),
         }
     }
 

@@ -34,8 +34,11 @@ const RX_BUFFER: usize = 65_536;
 /// Datagrams a UDP socket's queue holds at most (bytes are limited too).
 const UDP_QUEUE_DATAGRAMS: usize = 4096;
 
-/// A datagram queued for an application: sender and payload.
-pub(crate) type QueuedDatagram = (SocketAddrV4, Vec<u8>);
+/// What a UDP socket's queue holds: datagrams, and errors that ICMP reported.
+pub(crate) enum QueuedDatagram {
+    Datagram(SocketAddrV4, Vec<u8>),
+    Error(io::ErrorKind),
+}
 
 /// What a newly bound UDP socket gets back from the runtime.
 pub(crate) struct UdpBinding {
@@ -323,7 +326,7 @@ impl Runtime {
                         continue;
                     }
                     sink.queued.fetch_add(cost, Ordering::AcqRel);
-                    match sink.tx.try_send((from, payload)) {
+                    match sink.tx.try_send(QueuedDatagram::Datagram(from, payload)) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             sink.queued.fetch_sub(cost, Ordering::AcqRel);
@@ -332,6 +335,11 @@ impl Runtime {
                         Err(TrySendError::Disconnected(_)) => {
                             sink.queued.fetch_sub(cost, Ordering::AcqRel);
                         }
+                    }
+                }
+                Event::UdpError { socket, error } => {
+                    if let Some(sink) = self.udp_sinks.get(&socket) {
+                        let _ = sink.tx.try_send(QueuedDatagram::Error(error));
                     }
                 }
             }

@@ -269,3 +269,33 @@ fn dropping_the_stack_fails_open_sockets_cleanly() {
     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
     assert!(sock.send_to(b"x", "10.0.0.1:1").is_err());
 }
+
+#[test]
+fn a_connected_socket_learns_of_port_unreachable_as_connection_refused() {
+    let (stack, link) = stack();
+    let sock = UdpSocket::bind(&stack, "0.0.0.0:0").unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let unconnected = UdpSocket::bind(&stack, "0.0.0.0:0").unwrap();
+    unconnected
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+
+    // An unconnected socket is not told (Linux without IP_RECVERR).
+    unconnected.send_to(b"hello?", "10.0.0.1:4444").unwrap();
+    let sent = link.recv_packet_timeout(WAIT).expect("datagram out");
+    link.send_packet(port_unreachable_about(&sent));
+    let err = unconnected.recv_from(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+
+    sock.connect("10.0.0.1:4444").unwrap();
+    sock.send(b"hello?").unwrap();
+    let sent = link.recv_packet_timeout(WAIT).expect("datagram out");
+    link.send_packet(port_unreachable_about(&sent));
+    let err = sock.recv(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The error is reported once; the socket keeps working.
+    link.send_packet(udp(4444, sock.local_addr().unwrap().port(), b"late reply"));
+    let mut buf = [0u8; 16];
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"late reply");
+}

@@ -109,13 +109,15 @@ impl UdpSocket {
         Ok(buf.len())
     }
 
-    /// Receives one datagram: its length (truncated to `buf`) and sender.
+    /// Receives one datagram: its length (truncated to `buf`) and sender. On a
+    /// connected socket, an ICMP port unreachable from the peer makes the next
+    /// receive fail with `ConnectionRefused`, as on Linux.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let timeout = *self
             .read_timeout
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (from, payload) = match timeout {
+        let queued = match timeout {
             None => self.rx.recv().map_err(|_| stack_gone())?,
             Some(t) => match self.rx.recv_timeout(t) {
                 Ok(d) => d,
@@ -127,6 +129,13 @@ impl UdpSocket {
                 }
                 Err(RecvTimeoutError::Disconnected) => return Err(stack_gone()),
             },
+        };
+        let (from, payload) = match queued {
+            QueuedDatagram::Datagram(from, payload) => (from, payload),
+            // As on Linux, an ICMP error for a connected socket fails the next receive.
+            QueuedDatagram::Error(kind) => {
+                return Err(io::Error::new(kind, "ICMP: destination unreachable"))
+            }
         };
         self.queued
             .fetch_sub(payload.len() + DATAGRAM_OVERHEAD, Ordering::AcqRel);

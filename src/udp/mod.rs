@@ -136,6 +136,11 @@ impl UdpTable {
         self.sockets.get(&id).map(|e| e.local)
     }
 
+    /// The socket's peer, if connected.
+    pub fn remote(&self, id: SocketId) -> Option<SocketAddrV4> {
+        self.sockets.get(&id).and_then(|e| e.remote)
+    }
+
     /// Which socket receives a datagram from `src` to local port `dst_port`:
     /// the port's socket, unless it is connected to someone else.
     pub fn lookup(&self, src: SocketAddrV4, dst_port: u16) -> Option<SocketId> {

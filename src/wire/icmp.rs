@@ -57,6 +57,38 @@ impl<'a> IcmpMessage<'a> {
     }
 }
 
+/// The start of the datagram an ICMP error quotes (RFC 792: its IP header
+/// and at least 64 bits of its payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoted<'a> {
+    /// The quoted datagram's source (us, for errors about what we sent).
+    pub src: std::net::Ipv4Addr,
+    /// The quoted datagram's destination.
+    pub dst: std::net::Ipv4Addr,
+    /// Its protocol number.
+    pub protocol: u8,
+    /// The quoted transport bytes (at least 8).
+    pub transport: &'a [u8],
+}
+
+impl<'a> IcmpMessage<'a> {
+    /// The datagram an error message quotes, if the quote is well formed. The
+    /// quoted header's checksum is not checked: routers may have changed it.
+    pub fn quoted(&self) -> Option<Quoted<'a>> {
+        let body = self.body();
+        let ihl = usize::from(body.first()? & 0x0f) * 4;
+        if body.first()? >> 4 != 4 || ihl < 20 || body.len() < ihl + 8 {
+            return None;
+        }
+        Some(Quoted {
+            src: std::net::Ipv4Addr::new(body[12], body[13], body[14], body[15]),
+            dst: std::net::Ipv4Addr::new(body[16], body[17], body[18], body[19]),
+            protocol: body[9],
+            transport: &body[ihl..],
+        })
+    }
+}
+
 /// Writes an ICMP message (type, code, rest-of-header, body) with its
 /// checksum into `out`, replacing its contents.
 pub fn write(out: &mut Vec<u8>, kind: u8, code: u8, rest: [u8; 4], body: &[u8]) {

@@ -71,3 +71,20 @@ pub fn reassemble(packets: &[Vec<u8>]) -> Vec<(u8, Vec<u8>)> {
     }
     out
 }
+
+/// An IPv4 packet from the host to the stack carrying `payload` as `protocol`.
+pub fn ip_packet(protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(HOST.octets(), STACK.octets(), 64)
+        .write(&mut out, etherparse::IpNumber(protocol), payload)
+        .expect("building an IPv4 packet");
+    out
+}
+
+/// The ICMP port unreachable a host would send about `offending` (a packet the stack sent).
+pub fn port_unreachable_about(offending: &[u8]) -> Vec<u8> {
+    let mut icmp = Vec::new();
+    let quoted = &offending[..offending.len().min(28)];
+    tunstack::wire::icmp::write(&mut icmp, 3, 3, [0; 4], quoted);
+    ip_packet(1, &icmp)
+}
