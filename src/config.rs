@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ip::frag::ReassemblyConfig;
+use crate::tcp::TcpConfig;
 
 /// Everything a [`crate::Stack`] needs to come up. `Config::default()` is the
 /// documented network plan: the stack is 10.0.0.2 on `tun0`.
@@ -37,6 +38,9 @@ pub struct Config {
     /// Most packets taken from the device per wakeup before the runtime
     /// looks at API commands again.
     pub rx_batch: usize,
+    /// TCP tunables (buffers, timers, retries, limits). Its `mtu` is set
+    /// from the device.
+    pub tcp: TcpConfig,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             udp_recv_buffer: 256 * 1024,
             seed: None,
             rx_batch: 64,
+            tcp: TcpConfig::default(),
         }
     }
 }

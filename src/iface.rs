@@ -14,16 +14,21 @@ use log::{debug, trace};
 use crate::config::{Config, Rng};
 use crate::ip::{icmp as ip_icmp, Datagram, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
+use crate::tcp::{TcpConfig, TcpEvent, TcpLayer};
 use crate::time::Instant;
 use crate::udp::{SocketId, UdpError, UdpTable};
 use crate::wire::{icmp, udp};
 
 /// IP protocol number of ICMP.
 const PROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP.
+const PROTO_TCP: u8 = 6;
 
 /// Something the socket layer must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// Something happened on a TCP connection or listener.
+    Tcp(TcpEvent),
     /// A datagram arrived for a UDP socket.
     UdpDatagram {
         /// The receiving socket.
@@ -64,6 +69,7 @@ impl Outbox {
 pub struct Interface {
     ip: Ipv4Layer,
     udp: UdpTable,
+    tcp: TcpLayer,
     icmp_limit: ip_icmp::RateLimiter,
     stats: Stats,
     outbox: Outbox,
@@ -75,7 +81,15 @@ impl Interface {
     /// A core for `config` on a link of `mtu` bytes.
     pub fn new(config: &Config, mtu: usize, seed: u64) -> Interface {
         let mut rng = Rng::new(seed);
+        let tcp_config = TcpConfig {
+            mtu,
+            ..config.tcp.clone()
+        };
+        let mut isn_secret = [0u8; 16];
+        isn_secret[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        isn_secret[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
         Interface {
+            tcp: TcpLayer::new(tcp_config, isn_secret),
             ip: Ipv4Layer::new(
                 config.addr,
                 config.broadcast(),
@@ -112,8 +126,16 @@ impl Interface {
     }
 
     /// The counters so far.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.tcp = self.tcp.stats();
+        s
+    }
+
+    /// The TCP layer, for the socket layer's calls. Segments it queues are
+    /// sent by [`Interface::pop_transmit`].
+    pub fn tcp(&mut self) -> &mut TcpLayer {
+        &mut self.tcp
     }
 
     /// Handles one packet from the link.
@@ -130,6 +152,11 @@ impl Interface {
         match datagram.protocol {
             PROTO_ICMP => self.icmp_input(now, &datagram),
             udp::PROTOCOL => self.udp_input(now, &datagram),
+            // RFC 1122 §4.2.3.10: TCP never answers broadcasts.
+            PROTO_TCP if datagram.broadcast => self.drop(DropReason::TcpRejected, &datagram),
+            PROTO_TCP => self
+                .tcp
+                .on_segment(now, datagram.src, datagram.dst, &datagram.payload),
             _ => {
                 self.drop(DropReason::UnknownProtocol, &datagram);
                 // RFC 1122 §3.2.2.1: a host SHOULD send Protocol Unreachable.
@@ -256,6 +283,7 @@ impl Interface {
 
     /// Fires due timers.
     pub fn poll(&mut self, now: Instant) {
+        self.tcp.poll(now);
         let mut expired = Vec::new();
         self.ip.poll(now, &mut self.stats, &mut |header, first| {
             expired.push((header.to_vec(), first.to_vec()));
@@ -284,11 +312,24 @@ impl Interface {
 
     /// When [`Interface::poll`] next has work, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.ip.poll_at()
+        match (self.ip.poll_at(), self.tcp.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next packet to write to the device.
     pub fn pop_transmit(&mut self) -> Option<Vec<u8>> {
+        if self.outbox.queue.is_empty() {
+            while let Some(seg) = self.tcp.pop_output() {
+                let outbox = &mut self.outbox;
+                self.ip
+                    .output(seg.dst, PROTO_TCP, &seg.bytes, &mut self.stats, &mut |p| {
+                        outbox.push(p)
+                    });
+                self.tcp.recycle(seg.bytes);
+            }
+        }
         self.outbox.queue.pop_front()
     }
 
@@ -301,7 +342,9 @@ impl Interface {
 
     /// The next event for the socket layer.
     pub fn pop_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events
+            .pop_front()
+            .or_else(|| self.tcp.pop_event().map(Event::Tcp))
     }
 
     /// Counts a datagram the socket layer could not queue.
@@ -347,7 +390,7 @@ fn proto_name(protocol: u8) -> &'static str {
     match protocol {
         PROTO_ICMP => "icmp",
         udp::PROTOCOL => "udp",
-        6 => "tcp",
+        PROTO_TCP => "tcp",
         _ => "ip",
     }
 }

@@ -42,5 +42,5 @@ pub mod wire;
 
 pub use config::Config;
 pub use runtime::Stack;
-pub use socket::UdpSocket;
+pub use socket::{TcpListener, TcpStream, UdpSocket};
 pub use stats::Stats;

@@ -54,6 +54,12 @@ struct RunArgs {
     /// UDP echo port (0 disables the service).
     #[arg(long, default_value_t = 7, value_name = "PORT")]
     udp_echo_port: u16,
+    /// TCP echo port (0 disables the service).
+    #[arg(long, default_value_t = 7, value_name = "PORT")]
+    tcp_echo_port: u16,
+    /// TCP discard port (0 disables the service).
+    #[arg(long, default_value_t = 9, value_name = "PORT")]
+    tcp_discard_port: u16,
     /// UDP time service port (0 disables the service).
     #[arg(long, default_value_t = 9000, value_name = "PORT")]
     udp_time_port: u16,
@@ -110,6 +116,12 @@ fn run(args: RunArgs) -> std::io::Result<()> {
     let mut services = Vec::new();
     if args.udp_echo_port != 0 {
         services.push(services::udp_echo(&stack, args.udp_echo_port)?);
+    }
+    if args.tcp_echo_port != 0 {
+        services.push(services::tcp_echo(&stack, args.tcp_echo_port)?);
+    }
+    if args.tcp_discard_port != 0 {
+        services.push(services::tcp_discard(&stack, args.tcp_discard_port)?);
     }
     if args.udp_time_port != 0 {
         services.push(services::udp_time(&stack, args.udp_time_port)?);

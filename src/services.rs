@@ -7,7 +7,9 @@ use std::thread::JoinHandle;
 use chrono::format::{Item, StrftimeItems};
 use log::{debug, info};
 
-use crate::{Stack, UdpSocket};
+use std::io::{Read, Write};
+
+use crate::{Stack, TcpListener, TcpStream, UdpSocket};
 
 /// The time format used when the client sends an empty request.
 pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %X";
@@ -27,6 +29,62 @@ pub fn udp_echo(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
                 debug!("udp echo: {n} bytes from {from}");
                 if socket.send_to(&buf[..n], from).is_err() {
                     break;
+                }
+            }
+        })
+}
+
+/// Starts a TCP echo server (RFC 862) on `port`: one thread per
+/// connection sends back every byte until the client closes.
+pub fn tcp_echo(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
+    tcp_service(stack, port, "tcp echo", |mut s| {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Starts a TCP discard server (RFC 863) on `port`: reads and drops
+/// everything until the client closes.
+pub fn tcp_discard(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
+    tcp_service(stack, port, "tcp discard", |mut s| {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+}
+
+/// Runs `serve` on a thread per accepted connection of a listener on `port`.
+pub(crate) fn tcp_service(
+    stack: &Stack,
+    port: u16,
+    name: &'static str,
+    serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static,
+) -> io::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(stack, ("0.0.0.0", port))?;
+    info!("service: {name} on port {port}");
+    std::thread::Builder::new()
+        .name(format!("{}-{port}", name.replace(' ', "-")))
+        .spawn(move || {
+            while let Ok((stream, peer)) = listener.accept() {
+                debug!("{name}: connection from {peer}");
+                let serve = serve.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("{}-conn", name.replace(' ', "-")))
+                    .spawn(move || serve(stream));
+                if let Err(e) = spawned {
+                    log::warn!("{name}: cannot start a connection thread: {e}");
                 }
             }
         })

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::tcp::TcpStats;
+
 /// Why an incoming packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
@@ -144,6 +146,8 @@ pub struct Stats {
     pub udp_datagrams_in: u64,
     /// UDP datagrams sent.
     pub udp_datagrams_out: u64,
+    /// The TCP layer's counters.
+    pub tcp: TcpStats,
     drops: [u64; DropReason::ALL.len()],
 }
 
@@ -186,6 +190,12 @@ impl fmt::Display for Stats {
             f,
             "udp:  {} datagrams in, {} out",
             self.udp_datagrams_in, self.udp_datagrams_out
+        )?;
+        let t = &self.tcp;
+        writeln!(
+            f,
+            "tcp:  {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} challenge ACKs, {} timeouts",
+            t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.challenge_acks, t.timeouts
         )?;
         write!(f, "drops: {}", self.dropped_total())?;
         for reason in DropReason::ALL {

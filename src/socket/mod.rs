@@ -6,8 +6,10 @@
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 
+pub mod tcp;
 pub mod udp;
 
+pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
 /// Resolves `addr` to the first IPv4 socket address.

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Keepalive parameters (RFC 9293 §3.8.4; Linux `tcp_keepalive_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeepaliveConfig {
-    /// Idle time before the first probe (default 7200 s, SHLD-?, MUST-26:
+    /// Idle time before the first probe (default 7200 s; MUST-26:
     /// no less than two hours by default).
     pub idle: Duration,
     /// Time between unanswered probes (default 75 s).
@@ -17,7 +17,11 @@ pub struct KeepaliveConfig {
 
 impl Default for KeepaliveConfig {
     fn default() -> Self {
-        KeepaliveConfig { idle: Duration::from_secs(7200), interval: Duration::from_secs(75), count: 9 }
+        KeepaliveConfig {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
     }
 }
 

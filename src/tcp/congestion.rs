@@ -54,7 +54,7 @@ impl NewReno {
     /// hole to be retransmitted (RFC 6582 §3.2 step 5).
     pub fn on_ack(&mut self, acked: u32, snd_una: SeqNum) -> bool {
         if let Some(recover) = self.recover {
-            if snd_una > recover {
+            if snd_una >= recover {
                 // Full ACK: deflate (RFC 6582 §3.2 step 3).
                 self.recover = None;
                 self.cwnd = self.ssthresh;
@@ -142,7 +142,7 @@ mod tests {
         c.on_extra_dup_ack();
         assert_eq!(c.cwnd(), 9000);
         assert!(c.on_ack(2000, SeqNum(3000)), "partial ACK");
-        c.on_ack(6000, SeqNum(9001));
+        c.on_ack(6000, SeqNum(9000));
         assert!(!c.in_recovery());
         assert_eq!(c.cwnd(), 4000);
     }

@@ -65,6 +65,9 @@ pub(crate) struct Conn {
     /// The application shut down writing: a FIN follows the buffered data.
     pub fin_queued: bool,
     pub fin_acked: bool,
+    /// Our SYN has been acknowledged (a flag, not `snd_una != iss`, which
+    /// wraps after 4 GiB).
+    pub syn_acked: bool,
 
     // Receive sequence space.
     pub irs: SeqNum,
@@ -102,7 +105,6 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// A connection about to send or answer a SYN.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: ConnId,
         local: SocketAddrV4,
@@ -136,6 +138,7 @@ impl Conn {
             send_buf: SendBuffer::new(cfg.send_buffer),
             fin_queued: false,
             fin_acked: false,
+            syn_acked: false,
             irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
             rcv_wscale: 0,
@@ -165,7 +168,13 @@ impl Conn {
         if new == self.state {
             return;
         }
-        log::debug!("{} -> {} {} -> {}", self.remote, self.local, self.state, new);
+        log::debug!(
+            "{} -> {} {} -> {}",
+            self.remote,
+            self.local,
+            self.state,
+            new
+        );
         let old = self.state;
         self.state = new;
         if new == State::Closed {
@@ -206,10 +215,10 @@ impl Conn {
 
     /// Sequence number of the first byte in the send buffer.
     pub fn data_base(&self) -> SeqNum {
-        if self.snd_una == self.iss {
-            self.iss + 1 // SYN not yet acknowledged
-        } else {
+        if self.syn_acked {
             self.snd_una
+        } else {
+            self.iss + 1
         }
     }
 
@@ -250,8 +259,8 @@ impl Conn {
 
     /// The window field to put in an outgoing segment, applying receiver
     /// SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only when
-    /// it can move by min(RCV.BUFF/2, MSS); it never moves left (MUST-?,
-    /// "shrinking the window" is discouraged, SHLD-14).
+    /// it can move by min(RCV.BUFF/2, MSS); it never moves left (RFC 9293
+    /// §3.8.6.2.2: "shrinking the window" is strongly discouraged).
     pub fn window_to_advertise(&mut self, syn: bool) -> u16 {
         let shift = if syn { 0 } else { self.rcv_wscale };
         let free = self.recv_buf.window() as u32;
@@ -304,7 +313,12 @@ impl Conn {
     }
 
     /// Reads received data; `Ok(0)` is end of stream.
-    pub fn recv(&mut self, now: Instant, buf: &mut [u8], cx: &mut Ctx<'_>) -> Result<usize, TcpError> {
+    pub fn recv(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        cx: &mut Ctx<'_>,
+    ) -> Result<usize, TcpError> {
         if self.rd_closed {
             return Err(TcpError::NotConnected);
         }
@@ -363,7 +377,11 @@ impl Conn {
         self.rd_closed = true;
         self.released = true;
         if self.recv_buf.ready() > 0 && self.state != State::Closed {
-            log::debug!("{} -> {} closed with unread data: RST", self.remote, self.local);
+            log::debug!(
+                "{} -> {} closed with unread data: RST",
+                self.remote,
+                self.local
+            );
             self.reset(None, cx);
             return;
         }

@@ -60,9 +60,13 @@ impl Conn {
         self.snd_wl1 = self.irs;
         if h.flags.ack {
             self.snd_wl2 = ack;
-            self.syn_acked(now, ack);
+            self.on_syn_acked(now, ack);
             self.ack_now = true;
-            let next = if self.fin_queued { State::FinWait1 } else { State::Established };
+            let next = if self.fin_queued {
+                State::FinWait1
+            } else {
+                State::Established
+            };
             self.set_state(State::Established, cx);
             self.set_state(next, cx);
         } else {
@@ -74,7 +78,8 @@ impl Conn {
     }
 
     /// Our SYN was acknowledged by `ack`.
-    fn syn_acked(&mut self, now: Instant, ack: SeqNum) {
+    fn on_syn_acked(&mut self, now: Instant, ack: SeqNum) {
+        self.syn_acked = true;
         self.snd_una = ack;
         self.snd_nxt = self.snd_nxt.max(ack);
         if let Some((end, sent)) = self.rtt_probe {
@@ -117,7 +122,11 @@ impl Conn {
 
         // TIME-WAIT: a retransmitted FIN is acknowledged and restarts the
         // 2×MSL timer (RFC 9293 §3.10.7.4, eighth step).
-        if self.state == State::TimeWait && h.flags.fin && !h.flags.rst && !h.flags.syn && seq + seg_len == self.rcv_nxt
+        if self.state == State::TimeWait
+            && h.flags.fin
+            && !h.flags.rst
+            && !h.flags.syn
+            && seq + seg_len == self.rcv_nxt
         {
             self.ack_now = true;
             self.timers.linger = Some(now + cx.cfg.msl.saturating_mul(2));
@@ -135,7 +144,7 @@ impl Conn {
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seq;
                 self.snd_wl2 = ack;
-                self.syn_acked(now, ack);
+                self.on_syn_acked(now, ack);
                 self.establish(cx);
                 self.ack_now = true;
             }
@@ -167,7 +176,12 @@ impl Conn {
                 }
                 _ => None, // CLOSING, LAST-ACK, TIME-WAIT
             };
-            log::debug!("{} -> {} reset by peer in {}", self.remote, self.local, self.state);
+            log::debug!(
+                "{} -> {} reset by peer in {}",
+                self.remote,
+                self.local,
+                self.state
+            );
             self.terminate(err, cx);
             return;
         }
@@ -190,7 +204,7 @@ impl Conn {
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seq;
                 self.snd_wl2 = ack;
-                self.syn_acked(now, ack);
+                self.on_syn_acked(now, ack);
                 self.establish(cx);
             } else {
                 cx.out.reset_for(self.local, self.remote, seg); // <SEQ=SEG.ACK><CTL=RST>
@@ -274,7 +288,12 @@ impl Conn {
             self.dup_acks += 1;
             if self.dup_acks == 3 {
                 if self.cc.on_triple_dup_ack(self.flight(), self.snd_max) {
-                    log::trace!("{} -> {} fast retransmit at {}", self.remote, self.local, self.snd_una);
+                    log::trace!(
+                        "{} -> {} fast retransmit at {}",
+                        self.remote,
+                        self.local,
+                        self.snd_una
+                    );
                     self.retransmit_head(now, cx); // RFC 5681 §3.2 step 2
                 }
             } else if self.dup_acks > 3 {
@@ -320,7 +339,11 @@ impl Conn {
     fn new_ack(&mut self, now: Instant, ack: SeqNum, cx: &mut Ctx<'_>) {
         let acked = ack - self.snd_una;
         let base = self.data_base();
-        let data_acked = if ack > base { ((ack - base) as usize).min(self.send_buf.len()) } else { 0 };
+        let data_acked = if ack > base {
+            ((ack - base) as usize).min(self.send_buf.len())
+        } else {
+            0
+        };
         if let Some(fin) = self.fin_seq() {
             if ack > fin {
                 self.fin_acked = true;
@@ -341,7 +364,11 @@ impl Conn {
         let partial = self.cc.on_ack(acked, ack);
         self.dup_acks = 0;
         // RFC 6298 §5.2 / §5.3: stop or restart the timer.
-        self.timers.rtx = if self.flight() == 0 { None } else { Some(now + self.rto()) };
+        self.timers.rtx = if self.flight() == 0 {
+            None
+        } else {
+            Some(now + self.rto())
+        };
         if was_recovering && partial {
             self.retransmit_head(now, cx); // RFC 6582 §3.2 step 5
         }

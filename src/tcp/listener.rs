@@ -21,7 +21,13 @@ pub(crate) struct Listener {
 
 impl Listener {
     pub fn new(id: ListenerId, local: SocketAddrV4, backlog: usize) -> Self {
-        Listener { id, local, backlog, syn_queue: Vec::new(), accept_queue: VecDeque::new() }
+        Listener {
+            id,
+            local,
+            backlog,
+            syn_queue: Vec::new(),
+            accept_queue: VecDeque::new(),
+        }
     }
 
     /// Room for one more half-open connection? Like Linux, a full accept

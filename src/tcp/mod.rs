@@ -1,5 +1,48 @@
-//! TCP: a sans-IO core (work in progress, issue 3).
+//! TCP: a sans-IO core (RFC 9293 with RFC 5681/6298/6528/5961 and RFC 7323
+//! window scaling).
+//!
+//! Input is `(now, segment)` and application calls; output is segments,
+//! events and the next deadline. No threads, no clock, no device: the
+//! runtime drives a [`TcpLayer`] in a loop —
+//!
+//! 1. for every received IPv4 packet carrying TCP, call
+//!    [`TcpLayer::on_segment`] with its addresses and TCP bytes;
+//! 2. at [`TcpLayer::poll_at`], call [`TcpLayer::poll`];
+//! 3. after any call, drain [`TcpLayer::pop_output`] into IPv4 packets and
+//!    [`TcpLayer::pop_event`] into the socket API.
+//!
+//! One module per concern: [`seq`] (wrapping sequence numbers), [`state`]
+//! (the 11 states), [`isn`] (RFC 6528), [`rtt`] (RFC 6298), [`congestion`]
+//! (NewReno), [`buffer`] (send ring, receive ring with reassembly), and,
+//! private, the per-connection state machine split into `conn` (TCB and
+//! application calls), `input` (segment arrival), `output` (segment
+//! generation) and `timers`, plus `listener` and `layer` (the table).
+//!
+//! Every state transition is logged at debug level as
+//! `{peer} -> {us} OLD -> NEW`, e.g. `10.0.0.1:40000 -> 10.0.0.2:7 SYN-RCVD -> ESTABLISHED`
+//! (listeners print `*:*` as the peer).
 
+mod api;
+pub mod buffer;
+mod config;
+pub mod congestion;
+mod conn;
+mod input;
 pub mod isn;
+mod layer;
+mod listener;
+mod outbox;
+mod output;
+pub mod rtt;
 pub mod seq;
 pub mod state;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+pub use api::{ConnId, ConnInfo, ListenerId, OutSegment, TcpError, TcpEvent, TcpStats};
+pub use config::{KeepaliveConfig, TcpConfig};
+pub use layer::TcpLayer;
+pub use seq::SeqNum;
+pub use state::State;

@@ -28,7 +28,13 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Queues one segment from `local` to `remote`.
-    pub fn emit(&mut self, local: SocketAddrV4, remote: SocketAddrV4, h: &TcpHeaderRepr, payload: [&[u8]; 2]) {
+    pub fn emit(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        h: &TcpHeaderRepr,
+        payload: [&[u8]; 2],
+    ) {
         let mut bytes = self.pool.pop().unwrap_or_default();
         bytes.clear();
         h.emit(*local.ip(), *remote.ip(), payload, &mut bytes);
@@ -44,7 +50,11 @@ impl Outbox {
             h.window,
             payload[0].len() + payload[1].len()
         );
-        self.segments.push_back(OutSegment { src: *local.ip(), dst: *remote.ip(), bytes });
+        self.segments.push_back(OutSegment {
+            src: *local.ip(),
+            dst: *remote.ip(),
+            bytes,
+        });
     }
 
     /// Returns a buffer for reuse.
@@ -94,7 +104,10 @@ impl Outbox {
         let mut rst = TcpHeaderRepr {
             src_port: local.port(),
             dst_port: remote.port(),
-            flags: TcpFlags { rst: true, ..Default::default() },
+            flags: TcpFlags {
+                rst: true,
+                ..Default::default()
+            },
             ..Default::default()
         };
         if h.flags.ack {

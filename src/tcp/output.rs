@@ -53,7 +53,14 @@ impl Conn {
     /// (RFC 9293 §3.7.1, MUST-14 is about sending it) and window scale.
     fn send_syn(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let syn_ack = self.state == State::SynReceived;
-        let mut h = self.header(self.iss, TcpFlags { syn: true, ack: syn_ack, ..Default::default() });
+        let mut h = self.header(
+            self.iss,
+            TcpFlags {
+                syn: true,
+                ack: syn_ack,
+                ..Default::default()
+            },
+        );
         h.options.mss = Some(cx.cfg.mss());
         // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
         if cx.cfg.window_scaling && (!syn_ack || self.ws_ok) {
@@ -61,7 +68,8 @@ impl Conn {
         }
         cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
         if self.snd_max != self.iss {
-            self.total_retransmits += u64::from(self.retries == 0);
+            self.total_retransmits += 1;
+            cx.out.stats.retransmits += 1;
         }
         self.snd_nxt = self.iss + 1;
         self.snd_max = self.snd_max.max(self.snd_nxt);
@@ -120,10 +128,25 @@ impl Conn {
     }
 
     /// Emits one segment carrying `len` buffered bytes from `seq` (and FIN).
-    pub(crate) fn emit_data(&mut self, _now: Instant, seq: SeqNum, len: usize, fin: bool, cx: &mut Ctx<'_>) {
+    pub(crate) fn emit_data(
+        &mut self,
+        _now: Instant,
+        seq: SeqNum,
+        len: usize,
+        fin: bool,
+        cx: &mut Ctx<'_>,
+    ) {
         let off = (seq - self.data_base()) as usize;
         let psh = len > 0 && off + len >= self.send_buf.len();
-        let h = self.header(seq, TcpFlags { ack: true, fin, psh, ..Default::default() });
+        let h = self.header(
+            seq,
+            TcpFlags {
+                ack: true,
+                fin,
+                psh,
+                ..Default::default()
+            },
+        );
         let [a, b] = self.send_buf.slices(off, len);
         cx.out.emit(self.local, self.remote, &h, [a, b]);
         self.acked_now();
@@ -132,8 +155,13 @@ impl Conn {
     /// Retransmits the segment at SND.UNA (fast retransmit, RFC 5681 §3.2,
     /// or a NewReno partial ACK).
     pub(crate) fn retransmit_head(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        let len = self.send_buf.len().min(self.snd_mss as usize).min(self.flight() as usize);
-        let fin = len < self.snd_mss as usize && self.fin_seq() == Some(self.snd_una + len as u32)
+        let len = self
+            .send_buf
+            .len()
+            .min(self.snd_mss as usize)
+            .min(self.flight() as usize);
+        let fin = len < self.snd_mss as usize
+            && self.fin_seq() == Some(self.snd_una + len as u32)
             && self.snd_max > self.snd_una + len as u32;
         if len == 0 && !fin {
             return;
@@ -153,7 +181,14 @@ impl Conn {
     /// A bare ACK-flagged segment with sequence number `seq` (keepalive
     /// probes use SND.UNA-1), or `<SEQ=seq><ACK=RCV.NXT><CTL=RST,ACK>`.
     pub(crate) fn send_segment(&mut self, seq: SeqNum, rst: bool, cx: &mut Ctx<'_>) {
-        let h = self.header(seq, TcpFlags { ack: true, rst, ..Default::default() });
+        let h = self.header(
+            seq,
+            TcpFlags {
+                ack: true,
+                rst,
+                ..Default::default()
+            },
+        );
         cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
         self.acked_now();
     }

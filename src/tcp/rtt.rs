@@ -20,7 +20,14 @@ impl RttEstimator {
     /// A fresh estimator: RTO = `initial` (1 s per RFC 6298 §2.1), clamped to
     /// `[min_rto, max_rto]` (Linux: 200 ms and 120 s).
     pub fn new(initial: Duration, min_rto: Duration, max_rto: Duration) -> Self {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial, min_rto, max_rto, backoff: 0 }
+        RttEstimator {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: initial,
+            min_rto,
+            max_rto,
+            backoff: 0,
+        }
     }
 
     /// Feeds one RTT measurement. Callers follow Karn's algorithm (RFC 6298
@@ -34,7 +41,7 @@ impl RttEstimator {
             }
             // RFC 6298 §2.3: alpha = 1/8, beta = 1/4.
             Some(srtt) => {
-                let delta = if srtt > r { srtt - r } else { r - srtt };
+                let delta = srtt.abs_diff(r);
                 self.rttvar = (self.rttvar * 3 + delta) / 4;
                 self.srtt = Some((srtt * 7 + r) / 8);
             }
@@ -74,7 +81,11 @@ mod tests {
     use super::*;
 
     fn est() -> RttEstimator {
-        RttEstimator::new(Duration::from_secs(1), Duration::from_millis(200), Duration::from_secs(120))
+        RttEstimator::new(
+            Duration::from_secs(1),
+            Duration::from_millis(200),
+            Duration::from_secs(120),
+        )
     }
 
     #[test]

@@ -33,7 +33,16 @@ impl Timers {
 
     /// The earliest deadline.
     pub fn next(&self) -> Option<Instant> {
-        [self.rtx, self.persist, self.delack, self.keepalive, self.linger].into_iter().flatten().min()
+        [
+            self.rtx,
+            self.persist,
+            self.delack,
+            self.keepalive,
+            self.linger,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -79,7 +88,7 @@ impl Conn {
     }
 
     /// Retransmission timeout: back off, go back to SND.UNA, and give up
-    /// after the configured number of tries (RFC 9293 §3.8.3 R2, MUST-20).
+    /// after the configured number of tries (RFC 9293 §3.8.3, R2).
     fn on_rto(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let limit = match self.state {
             State::SynSent => cx.cfg.syn_retries,
@@ -91,19 +100,32 @@ impl Conn {
             return; // nothing outstanding
         }
         if self.retries >= limit {
-            log::debug!("{} -> {} {} gave up after {} retransmissions", self.remote, self.local, self.state, self.retries);
+            log::debug!(
+                "{} -> {} {} gave up after {} retransmissions",
+                self.remote,
+                self.local,
+                self.state,
+                self.retries
+            );
             // A half-open passive connection just disappears (as Linux).
-            let err = if self.listener.is_some() { None } else { Some(TcpError::TimedOut) };
+            let err = if self.listener.is_some() {
+                None
+            } else {
+                Some(TcpError::TimedOut)
+            };
             self.terminate(err, cx);
             return;
         }
         self.retries += 1;
         if self.retries == cx.cfg.retries1 {
             // RFC 9293 §3.8.3 R1: the IP layer would get negative advice here.
-            log::info!("{} -> {} {} retransmissions, path may be down", self.remote, self.local, self.retries);
+            log::info!(
+                "{} -> {} {} retransmissions, path may be down",
+                self.remote,
+                self.local,
+                self.retries
+            );
         }
-        self.total_retransmits += 1;
-        cx.out.stats.retransmits += 1;
         self.rtt.back_off(); // RFC 6298 §5.5
         self.rtt_probe = None; // Karn: never time a retransmitted segment
         if self.state.is_synchronized() {
@@ -164,7 +186,12 @@ impl Conn {
             return;
         }
         if self.keepalive_probes >= k.count {
-            log::debug!("{} -> {} keepalive: {} probes unanswered", self.remote, self.local, k.count);
+            log::debug!(
+                "{} -> {} keepalive: {} probes unanswered",
+                self.remote,
+                self.local,
+                k.count
+            );
             self.reset(Some(TcpError::TimedOut), cx);
             return;
         }
@@ -177,7 +204,10 @@ impl Conn {
     pub(crate) fn enter_time_wait(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         self.set_state(State::TimeWait, cx);
         let linger = cx.cfg.msl.saturating_mul(2);
-        self.timers = super::timers::Timers { linger: Some(now + linger), ..Default::default() };
+        self.timers = super::timers::Timers {
+            linger: Some(now + linger),
+            ..Default::default()
+        };
     }
 
     /// Bounds the life of a FIN-WAIT-2 connection nobody will read from.

@@ -24,9 +24,13 @@ use crate::device::pcap::PcapWriter;
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::{Device, Waker};
 use crate::iface::{Event, Interface};
+use crate::socket::tcp::{ListenerShared, StreamShared};
 use crate::stats::{DropReason, Stats};
-use crate::time::Clock;
+use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpError};
+use crate::time::{Clock, Instant};
 use crate::udp::{SocketId, UdpError};
+
+mod tcp;
 
 /// Size of the buffer packets are read into: the largest IPv4 packet.
 const RX_BUFFER: usize = 65_536;
@@ -47,6 +51,10 @@ pub(crate) struct UdpBinding {
     pub(crate) rx: Receiver<QueuedDatagram>,
     pub(crate) queued: Arc<AtomicUsize>,
 }
+
+/// The runtime's answer to a connect: the connection, its local address,
+/// and the rings its handle shares with the runtime.
+pub(crate) type Connecting = Result<(ConnId, SocketAddrV4, Arc<StreamShared>), TcpError>;
 
 /// Requests from API handles to the runtime thread.
 pub(crate) enum Command {
@@ -69,6 +77,55 @@ pub(crate) enum Command {
     },
     Stats {
         reply: Sender<Stats>,
+    },
+    TcpListen {
+        local: SocketAddrV4,
+        backlog: usize,
+        reply: Sender<Result<(ListenerId, Arc<ListenerShared>), TcpError>>,
+    },
+    TcpAcceptMore {
+        id: ListenerId,
+    },
+    TcpCloseListener {
+        id: ListenerId,
+    },
+    TcpConnect {
+        remote: SocketAddrV4,
+        reply: Sender<Connecting>,
+    },
+    /// The application queued data to send.
+    TcpPush {
+        id: ConnId,
+    },
+    /// The application made room in a full receive ring.
+    TcpPull {
+        id: ConnId,
+    },
+    TcpShutdown {
+        id: ConnId,
+    },
+    TcpClose {
+        id: ConnId,
+    },
+    TcpAbort {
+        id: ConnId,
+    },
+    TcpSetNodelay {
+        id: ConnId,
+        nodelay: bool,
+        reply: Sender<Result<(), TcpError>>,
+    },
+    TcpSetKeepalive {
+        id: ConnId,
+        keepalive: Option<KeepaliveConfig>,
+        reply: Sender<Result<(), TcpError>>,
+    },
+    TcpInfo {
+        id: ConnId,
+        reply: Sender<Option<ConnInfo>>,
+    },
+    TcpConnections {
+        reply: Sender<Vec<ConnInfo>>,
     },
     Shutdown,
 }
@@ -154,6 +211,8 @@ impl Stack {
             iface,
             commands: rx,
             udp_sinks: HashMap::new(),
+            tcp: tcp::TcpGlue::default(),
+            scratch: vec![0u8; 64 * 1024],
             rx_batch: config.rx_batch.max(1),
             udp_recv_buffer: config.udp_recv_buffer,
         };
@@ -181,6 +240,12 @@ impl Stack {
     /// A snapshot of the counters.
     pub fn stats(&self) -> io::Result<Stats> {
         self.handle.call(|reply| Command::Stats { reply })
+    }
+
+    /// A snapshot of every TCP connection (state, queues, RTT,
+    /// retransmits), like `ss -tni`.
+    pub fn tcp_connections(&self) -> io::Result<Vec<ConnInfo>> {
+        self.handle.call(|reply| Command::TcpConnections { reply })
     }
 
     pub(crate) fn handle(&self) -> &StackHandle {
@@ -214,6 +279,8 @@ struct Runtime {
     iface: Interface,
     commands: Receiver<Command>,
     udp_sinks: HashMap<SocketId, UdpSink>,
+    tcp: tcp::TcpGlue,
+    scratch: Vec<u8>,
     rx_batch: usize,
     udp_recv_buffer: usize,
 }
@@ -227,8 +294,9 @@ impl Runtime {
             // Commands first: they are few and cheap, and a shutdown must win.
             while let Ok(cmd) = self.commands.try_recv() {
                 busy = true;
-                if !self.command(cmd) {
+                if !self.command(clock.now(), cmd) {
                     self.flush();
+                    self.stopped();
                     info!("tunstack runtime stopped");
                     return;
                 }
@@ -244,12 +312,13 @@ impl Runtime {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
                     Err(e) => {
                         error!("tunstack: device read failed, stopping: {e}");
+                        self.stopped();
                         return;
                     }
                 }
             }
             self.iface.poll(clock.now());
-            self.deliver();
+            self.deliver(clock.now());
             self.flush();
             if busy {
                 continue;
@@ -260,13 +329,14 @@ impl Runtime {
                 .map(|t| t.saturating_duration_since(clock.now()));
             if let Err(e) = self.device.wait(timeout) {
                 error!("tunstack: device wait failed, stopping: {e}");
+                self.stopped();
                 return;
             }
         }
     }
 
     /// Handles one command; false means shut down.
-    fn command(&mut self, cmd: Command) -> bool {
+    fn command(&mut self, now: Instant, cmd: Command) -> bool {
         match cmd {
             Command::UdpBind { local, reply } => {
                 let result = self.iface.udp_bind(local).map(|(id, local)| {
@@ -301,17 +371,19 @@ impl Runtime {
                 self.udp_sinks.remove(&id);
             }
             Command::Stats { reply } => {
-                let _ = reply.send(self.iface.stats().clone());
+                let _ = reply.send(self.iface.stats());
             }
             Command::Shutdown => return false,
+            tcp => self.tcp_command(now, tcp),
         }
         true
     }
 
     /// Moves events from the core to the sockets' queues.
-    fn deliver(&mut self) {
+    fn deliver(&mut self, now: Instant) {
         while let Some(event) = self.iface.pop_event() {
             match event {
+                Event::Tcp(e) => self.tcp_event(now, e),
                 Event::UdpDatagram {
                     socket,
                     from,
@@ -344,6 +416,12 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// Tells every handle that the stack is gone, so none blocks forever.
+    fn stopped(&mut self) {
+        self.tcp.stopped();
+        self.udp_sinks.clear();
     }
 
     /// Writes every pending packet to the device.

@@ -1,0 +1,632 @@
+//! `TcpListener` and `TcpStream`, as with `std::net`.
+//!
+//! Data moves in bulk through a pair of bounded byte rings per stream
+//! ([`StreamShared`]): the application copies into and out of them under a
+//! short lock and blocks on a condition variable; the runtime thread alone
+//! moves bytes between the rings and the TCP core. A command is sent only
+//! when the other side may be waiting: data was queued into an empty ring
+//! that the runtime is not already draining, or a full receive ring got room.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::resolve_v4;
+use crate::runtime::{stack_gone, Command, StackHandle};
+use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpError};
+use crate::Stack;
+
+/// Bytes each ring holds: what the application may have written that the
+/// core has not taken, and what the core delivered that the application
+/// has not read.
+pub(crate) const RING_BYTES: usize = 256 * 1024;
+
+/// The default listen backlog (as `std::net::TcpListener` uses).
+pub const DEFAULT_BACKLOG: usize = 128;
+
+/// The byte rings and flags one stream shares between its handle and the
+/// runtime.
+#[derive(Debug, Default)]
+pub(crate) struct StreamBuf {
+    /// Received, not yet read by the application.
+    pub(crate) rx: VecDeque<u8>,
+    /// The runtime stopped pulling from the core because `rx` was full.
+    pub(crate) rx_stalled: bool,
+    /// The peer's FIN has been read out of the core.
+    pub(crate) eof: bool,
+    /// Written by the application, not yet taken by the core.
+    pub(crate) tx: VecDeque<u8>,
+    /// A `TcpPush` command is queued; no need to send another.
+    pub(crate) push_pending: bool,
+    /// The handshake completed.
+    pub(crate) connected: bool,
+    /// The connection is over (reset, timed out, or closed cleanly).
+    pub(crate) closed: bool,
+    /// Why it ended, when not cleanly.
+    pub(crate) error: Option<io::ErrorKind>,
+    /// `shutdown(Write)` was called.
+    pub(crate) write_shut: bool,
+    /// `shutdown(Read)` was called: further data is discarded.
+    pub(crate) read_shut: bool,
+    /// The runtime has stopped.
+    pub(crate) gone: bool,
+}
+
+/// A stream's shared state: the rings under a lock, and a condition
+/// variable signalled on every change the application may wait for.
+#[derive(Debug, Default)]
+pub(crate) struct StreamShared {
+    buf: Mutex<StreamBuf>,
+    changed: Condvar,
+}
+
+impl StreamShared {
+    pub(crate) fn new(connected: bool) -> Arc<StreamShared> {
+        Arc::new(StreamShared {
+            buf: Mutex::new(StreamBuf {
+                connected,
+                ..StreamBuf::default()
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, StreamBuf> {
+        self.buf.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Waits for a change, until `deadline` if any. Returns the guard and
+    /// whether the deadline passed.
+    fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, StreamBuf>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, StreamBuf>, bool) {
+        match deadline {
+            None => (
+                self.changed
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner),
+                false,
+            ),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return (guard, true);
+                }
+                let (g, _) = self
+                    .changed
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(PoisonError::into_inner);
+                (g, false)
+            }
+        }
+    }
+}
+
+/// A connection a listener's runtime side has accepted, waiting for `accept`.
+pub(crate) struct Accepted {
+    pub(crate) id: ConnId,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) peer: SocketAddrV4,
+    pub(crate) shared: Arc<StreamShared>,
+}
+
+/// A listener's accept queue, shared with the runtime.
+#[derive(Default)]
+pub(crate) struct ListenerQueue {
+    pub(crate) ready: VecDeque<Accepted>,
+    /// The runtime stopped taking connections from the core because
+    /// `ready` was full (the backlog); `accept` must ask for more.
+    pub(crate) stalled: bool,
+    pub(crate) gone: bool,
+}
+
+/// A listener's shared state.
+#[derive(Default)]
+pub(crate) struct ListenerShared {
+    queue: Mutex<ListenerQueue>,
+    changed: Condvar,
+}
+
+impl ListenerShared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ListenerQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn notify(&self) {
+        self.changed.notify_all();
+    }
+}
+
+fn tcp_error(e: TcpError) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, format!("TCP {what} timed out"))
+}
+
+/// A TCP socket listening for connections, like `std::net::TcpListener`.
+pub struct TcpListener {
+    stack: StackHandle,
+    id: ListenerId,
+    local: SocketAddrV4,
+    shared: Arc<ListenerShared>,
+}
+
+impl TcpListener {
+    /// Listens on `addr` (`0.0.0.0` or the stack's address) with the
+    /// default backlog of 128. A port whose old connections linger in
+    /// TIME-WAIT can be bound again, as with `SO_REUSEADDR`.
+    pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(stack, addr, DEFAULT_BACKLOG)
+    }
+
+    /// Like [`TcpListener::bind`], with `backlog` connections allowed to wait
+    /// for `accept` (and as many half-open ones in the SYN queue).
+    pub fn bind_with_backlog<A: ToSocketAddrs>(
+        stack: &Stack,
+        addr: A,
+        backlog: usize,
+    ) -> io::Result<TcpListener> {
+        let local = resolve_v4(addr)?;
+        if !local.ip().is_unspecified() && *local.ip() != stack.addr() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("binding TCP {local}: not this stack's address"),
+            ));
+        }
+        let handle = stack.handle().clone();
+        let (id, shared) = handle
+            .call(|reply| Command::TcpListen {
+                local,
+                backlog: backlog.max(1),
+                reply,
+            })?
+            .map_err(|e| io::Error::new(e.kind(), format!("binding TCP {local}: {e}")))?;
+        Ok(TcpListener {
+            stack: handle,
+            id,
+            local,
+            shared,
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.local))
+    }
+
+    /// Waits for a connection.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let mut q = self.shared.lock();
+        loop {
+            if let Some(a) = q.ready.pop_front() {
+                let ask = std::mem::take(&mut q.stalled);
+                drop(q);
+                if ask {
+                    self.stack.send(Command::TcpAcceptMore { id: self.id })?;
+                }
+                let peer = SocketAddr::V4(a.peer);
+                let stream =
+                    TcpStream::from_parts(self.stack.clone(), a.id, a.local, a.peer, a.shared);
+                return Ok((stream, peer));
+            }
+            if q.gone {
+                return Err(stack_gone());
+            }
+            q = self
+                .shared
+                .changed
+                .wait(q)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// An endless iterator over accepted connections, as in `std`.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let _ = self.stack.send(Command::TcpCloseListener { id: self.id });
+    }
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+/// Iterator returned by [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection, like `std::net::TcpStream`.
+///
+/// `read` returns 0 at end of stream; `write` blocks while the send buffer
+/// is full. Errors carry the `io::ErrorKind` a `std` user expects:
+/// `ConnectionRefused`, `ConnectionReset`, `TimedOut`, `BrokenPipe`. Read and
+/// write timeouts fail with `WouldBlock`, as `std` does on Linux. Dropping
+/// the stream closes it gracefully; the close finishes in the background
+/// (with RST instead if received data was left unread, as in Linux).
+pub struct TcpStream {
+    stack: StackHandle,
+    id: ConnId,
+    local: SocketAddrV4,
+    peer: SocketAddrV4,
+    shared: Arc<StreamShared>,
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
+    /// The runtime already forgot the connection (after `abort`).
+    released: bool,
+}
+
+impl TcpStream {
+    fn from_parts(
+        stack: StackHandle,
+        id: ConnId,
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+        shared: Arc<StreamShared>,
+    ) -> TcpStream {
+        TcpStream {
+            stack,
+            id,
+            local,
+            peer,
+            shared,
+            read_timeout: Mutex::new(None),
+            write_timeout: Mutex::new(None),
+            released: false,
+        }
+    }
+
+    /// Connects to `addr`, waiting as long as the SYN retries last (about
+    /// two minutes with the Linux defaults).
+    pub fn connect<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
+        let remote = resolve_v4(addr)?;
+        TcpStream::open(stack, remote, None)
+    }
+
+    /// Connects to `addr`, giving up with `TimedOut` after `timeout`.
+    pub fn connect_timeout(
+        stack: &Stack,
+        addr: &SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        let remote = resolve_v4(addr)?;
+        TcpStream::open(stack, remote, Some(Instant::now() + timeout))
+    }
+
+    fn open(
+        stack: &Stack,
+        remote: SocketAddrV4,
+        deadline: Option<Instant>,
+    ) -> io::Result<TcpStream> {
+        let handle = stack.handle().clone();
+        let (id, local, shared) = handle
+            .call(|reply| Command::TcpConnect { remote, reply })?
+            .map_err(|e| io::Error::new(e.kind(), format!("connecting to {remote}: {e}")))?;
+        let stream = TcpStream::from_parts(handle, id, local, remote, shared);
+        let mut buf = stream.shared.lock();
+        loop {
+            if buf.connected {
+                drop(buf);
+                return Ok(stream);
+            }
+            if let Some(kind) = buf.error {
+                return Err(io::Error::new(
+                    kind,
+                    format!("connecting to {remote}: {}", io::Error::from(kind)),
+                ));
+            }
+            if buf.gone {
+                return Err(stack_gone());
+            }
+            if buf.closed {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    format!("connecting to {remote}"),
+                ));
+            }
+            let (b, expired) = stream.shared.wait(buf, deadline);
+            buf = b;
+            if expired {
+                drop(buf);
+                let _ = stream.abort();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connecting to {remote}: timed out"),
+                ));
+            }
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.peer))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.local))
+    }
+
+    /// Shuts down the read half (further data is discarded and `read`
+    /// returns 0), the write half (a FIN follows the data already written),
+    /// or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let mut buf = self.shared.lock();
+        if buf.gone {
+            return Err(stack_gone());
+        }
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            buf.read_shut = true;
+            buf.rx.clear();
+            if std::mem::take(&mut buf.rx_stalled) {
+                drop(buf);
+                self.stack.send(Command::TcpPull { id: self.id })?;
+                buf = self.shared.lock();
+            }
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) && !buf.write_shut {
+            buf.write_shut = true;
+            drop(buf);
+            self.stack.send(Command::TcpShutdown { id: self.id })?;
+        }
+        Ok(())
+    }
+
+    /// `TCP_NODELAY`: `true` sends small segments at once instead of
+    /// coalescing them (Nagle's algorithm is on by default).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        let id = self.id;
+        self.stack
+            .call(|reply| Command::TcpSetNodelay { id, nodelay, reply })?
+            .map_err(tcp_error)
+    }
+
+    /// Turns keepalive on (`SO_KEEPALIVE` with `TCP_KEEPIDLE`,
+    /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`): after `idle` without traffic, probe
+    /// every `interval`; after `count` unanswered probes the connection is
+    /// dropped and reads and writes fail with `TimedOut`.
+    pub fn set_keepalive(&self, idle: Duration, interval: Duration, count: u32) -> io::Result<()> {
+        if idle.is_zero() || interval.is_zero() || count == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "keepalive idle, interval and count must be nonzero",
+            ));
+        }
+        self.keepalive(Some(KeepaliveConfig {
+            idle,
+            interval,
+            count,
+        }))
+    }
+
+    /// Turns keepalive off (the default, RFC 9293 MUST-24).
+    pub fn clear_keepalive(&self) -> io::Result<()> {
+        self.keepalive(None)
+    }
+
+    fn keepalive(&self, keepalive: Option<KeepaliveConfig>) -> io::Result<()> {
+        let id = self.id;
+        self.stack
+            .call(|reply| Command::TcpSetKeepalive {
+                id,
+                keepalive,
+                reply,
+            })?
+            .map_err(tcp_error)
+    }
+
+    /// A snapshot of the connection: state, queues, RTT, retransmits.
+    pub fn info(&self) -> io::Result<ConnInfo> {
+        let id = self.id;
+        self.stack
+            .call(|reply| Command::TcpInfo { id, reply })?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the connection is gone"))
+    }
+
+    /// Sets the read timeout (`None`: block forever). Zero is refused, as in `std`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        set_timeout(&self.read_timeout, timeout)
+    }
+
+    /// Sets the write timeout (`None`: block forever). Zero is refused, as in `std`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        set_timeout(&self.write_timeout, timeout)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .read_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .write_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Resets the connection at once (RST), discarding anything unsent.
+    pub fn abort(mut self) -> io::Result<()> {
+        // The runtime forgets the connection; don't close it again on drop.
+        self.released = true;
+        self.stack.send(Command::TcpAbort { id: self.id })
+    }
+
+    fn read_bytes(&self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let deadline = deadline(&self.read_timeout);
+        let mut buf = self.shared.lock();
+        loop {
+            if !buf.rx.is_empty() {
+                let n = out.len().min(buf.rx.len());
+                for (dst, src) in out.iter_mut().zip(buf.rx.drain(..n)) {
+                    *dst = src;
+                }
+                let ask = std::mem::take(&mut buf.rx_stalled);
+                drop(buf);
+                if ask {
+                    self.stack.send(Command::TcpPull { id: self.id })?;
+                }
+                return Ok(n);
+            }
+            if buf.eof || buf.read_shut {
+                return Ok(0);
+            }
+            if let Some(kind) = buf.error {
+                return Err(io::Error::from(kind));
+            }
+            if buf.closed {
+                return Ok(0);
+            }
+            if buf.gone {
+                return Err(stack_gone());
+            }
+            let (b, expired) = self.shared.wait(buf, deadline);
+            buf = b;
+            if expired {
+                return Err(timed_out("read"));
+            }
+        }
+    }
+
+    fn write_bytes(&self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let deadline = deadline(&self.write_timeout);
+        let mut buf = self.shared.lock();
+        loop {
+            if let Some(kind) = buf.error {
+                return Err(io::Error::from(kind));
+            }
+            if buf.gone {
+                return Err(stack_gone());
+            }
+            if buf.write_shut || buf.closed {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the connection is closed for writing",
+                ));
+            }
+            let room = RING_BYTES.saturating_sub(buf.tx.len());
+            if room > 0 {
+                let n = room.min(data.len());
+                buf.tx.extend(&data[..n]);
+                let ask = !std::mem::replace(&mut buf.push_pending, true);
+                drop(buf);
+                if ask {
+                    self.stack.send(Command::TcpPush { id: self.id })?;
+                }
+                return Ok(n);
+            }
+            let (b, expired) = self.shared.wait(buf, deadline);
+            buf = b;
+            if expired {
+                return Err(timed_out("write"));
+            }
+        }
+    }
+}
+
+fn set_timeout(slot: &Mutex<Option<Duration>>, timeout: Option<Duration>) -> io::Result<()> {
+    if timeout == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = timeout;
+    Ok(())
+}
+
+fn deadline(slot: &Mutex<Option<Duration>>) -> Option<Instant> {
+    slot.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .map(|t| Instant::now() + t)
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_bytes(buf)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_bytes(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_bytes(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_bytes(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self.stack.send(Command::TcpClose { id: self.id });
+        }
+    }
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local)
+            .field("peer", &self.peer)
+            .finish()
+    }
+}

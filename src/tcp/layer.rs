@@ -1,0 +1,500 @@
+//! The connection table: demultiplexes segments to connections and
+//! listeners, answers closed ports with RST, runs timers, and exposes the
+//! application calls by handle.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::time::Instant;
+use crate::wire::tcp::{TcpParseError, TcpSegment};
+
+use super::api::{ConnId, ConnInfo, ListenerId, OutSegment, TcpError, TcpEvent, TcpStats};
+use super::config::{KeepaliveConfig, TcpConfig};
+use super::conn::{Conn, Ctx};
+use super::isn::IsnGenerator;
+use super::listener::Listener;
+use super::outbox::Outbox;
+use super::seq::SeqNum;
+use super::state::State;
+
+/// Ephemeral port range for `connect` with port 0 (Linux
+/// `ip_local_port_range` default).
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// The sans-IO TCP layer: every listener and connection of the stack.
+///
+/// Drive it with [`TcpLayer::on_segment`] for each received segment and
+/// [`TcpLayer::poll`] at [`TcpLayer::poll_at`]; after any call, drain
+/// [`TcpLayer::pop_output`] (segments to wrap in IPv4) and
+/// [`TcpLayer::pop_event`].
+#[derive(Debug)]
+pub struct TcpLayer {
+    cfg: TcpConfig,
+    isn: IsnGenerator,
+    conns: HashMap<ConnId, Conn>,
+    tuples: HashMap<(SocketAddrV4, SocketAddrV4), ConnId>,
+    listeners: HashMap<ListenerId, Listener>,
+    listen_addrs: HashMap<SocketAddrV4, ListenerId>,
+    next_id: u64,
+    next_port: u16,
+    out: Outbox,
+}
+
+impl TcpLayer {
+    /// A layer with `config`; `isn_secret` keys the RFC 6528 ISN hash and
+    /// should be random.
+    pub fn new(config: TcpConfig, isn_secret: [u8; 16]) -> Self {
+        TcpLayer {
+            cfg: config,
+            isn: IsnGenerator::new(isn_secret),
+            conns: HashMap::new(),
+            tuples: HashMap::new(),
+            listeners: HashMap::new(),
+            listen_addrs: HashMap::new(),
+            next_id: 1,
+            next_port: *EPHEMERAL.start(),
+            out: Outbox::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TcpStats {
+        self.out.stats
+    }
+
+    /// The next segment to send, if any.
+    pub fn pop_output(&mut self) -> Option<OutSegment> {
+        self.out.segments.pop_front()
+    }
+
+    /// Gives a segment buffer back for reuse (optional; avoids allocating).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.out.recycle(buf);
+    }
+
+    /// The next event, if any.
+    pub fn pop_event(&mut self) -> Option<TcpEvent> {
+        self.out.events.pop_front()
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    // ---- input ----
+
+    /// Handles one TCP segment (`tcp`: header and payload) received in an
+    /// IPv4 packet from `src` to `dst`. The checksum is verified over the
+    /// pseudo-header (MUST-2/3); bad segments are counted and dropped.
+    pub fn on_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) {
+        let seg = match TcpSegment::parse(src, dst, tcp) {
+            Ok(seg) => seg,
+            Err(TcpParseError::BadChecksum) => {
+                self.out.stats.bad_checksum += 1;
+                return;
+            }
+            Err(_) => {
+                self.out.stats.malformed += 1;
+                return;
+            }
+        };
+        self.out.stats.segments_in += 1;
+        let h = seg.header;
+        let local = SocketAddrV4::new(dst, h.dst_port);
+        let remote = SocketAddrV4::new(src, h.src_port);
+        log::trace!(
+            "{remote} -> {local} in [{}] seq={} ack={} win={} len={}",
+            h.flags,
+            h.seq,
+            h.ack,
+            h.window,
+            seg.payload.len()
+        );
+
+        let has_listener = self.find_listener(local).is_some();
+        if let Some(&id) = self.tuples.get(&(local, remote)) {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN with a higher
+                // sequence number may reopen a TIME-WAIT connection.
+                let reopen = conn.state == State::TimeWait
+                    && h.flags.syn
+                    && !h.flags.ack
+                    && !h.flags.rst
+                    && SeqNum(h.seq) > conn.rcv_nxt
+                    && has_listener;
+                if reopen {
+                    log::debug!("{remote} -> {local} TIME-WAIT reopened by a new SYN");
+                    self.forget(id);
+                } else {
+                    // Like Linux, a full accept queue drops the ACK that
+                    // would complete the handshake; the SYN-ACK is resent.
+                    if conn.state == State::SynReceived && h.flags.ack && !h.flags.rst {
+                        if let Some(l) = conn.listener.and_then(|l| self.listeners.get(&l)) {
+                            if !l.can_accept() {
+                                return;
+                            }
+                        }
+                    }
+                    let before = conn.state;
+                    let mut cx = Ctx {
+                        cfg: &self.cfg,
+                        out: &mut self.out,
+                    };
+                    conn.on_segment(now, &seg, &mut cx);
+                    self.after(id, before);
+                    return;
+                }
+            }
+        }
+        if let Some(lid) = self.find_listener(local) {
+            self.on_listen_segment(now, lid, local, remote, &seg);
+            return;
+        }
+        // RFC 9293 §3.10.7.1: no connection and no listener.
+        self.out.reset_for(local, remote, &seg);
+    }
+
+    fn find_listener(&self, local: SocketAddrV4) -> Option<ListenerId> {
+        self.listen_addrs
+            .get(&local)
+            .or_else(|| {
+                self.listen_addrs
+                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
+            })
+            .copied()
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN.
+    fn on_listen_segment(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpSegment<'_>,
+    ) {
+        let h = seg.header;
+        if h.flags.rst {
+            return; // first: ignore RST
+        }
+        if h.flags.ack {
+            self.out.reset_for(local, remote, seg); // second: <SEQ=SEG.ACK><CTL=RST>
+            return;
+        }
+        if !h.flags.syn {
+            return;
+        }
+        let full = self.conns.len() >= self.cfg.max_connections;
+        let Some(listener) = self.listeners.get_mut(&lid) else {
+            return;
+        };
+        if full || !listener.can_take_syn() {
+            self.out.stats.syn_dropped += 1;
+            log::debug!("{remote} -> {local} SYN dropped: listen queue full");
+            return;
+        }
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        listener.syn_queue.push(id);
+        let iss = self.isn.isn(now, local, remote);
+        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg);
+        conn.listener = Some(lid);
+        conn.irs = SeqNum(h.seq);
+        conn.rcv_nxt = conn.irs + 1;
+        conn.rcv_adv = conn.rcv_nxt;
+        conn.apply_syn_options(h.options.mss, h.options.window_scale, &self.cfg);
+        conn.snd_wnd = u32::from(h.window); // RFC 7323 §2.2: SYN window unscaled
+        conn.max_snd_wnd = conn.snd_wnd;
+        conn.snd_wl1 = conn.irs;
+        conn.snd_wl2 = iss;
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            out: &mut self.out,
+        };
+        conn.set_state(State::SynReceived, &mut cx);
+        conn.dispatch(now, &mut cx);
+        self.tuples.insert((local, remote), id);
+        self.conns.insert(id, conn);
+    }
+
+    /// Bookkeeping after a connection ran: hand established passive
+    /// connections to their listener, forget finished ones.
+    fn after(&mut self, id: ConnId, before: State) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if before == State::SynReceived && conn.state.is_synchronized() && !conn.in_accept_queue {
+            if let Some(l) = conn.listener.and_then(|l| self.listeners.get_mut(&l)) {
+                l.promote(id);
+                conn.in_accept_queue = true;
+                self.out.event(TcpEvent::Acceptable(l.id));
+            }
+        }
+        let orphan = conn.released || (conn.listener.is_some() && !conn.in_accept_queue);
+        if conn.state == State::Closed && orphan {
+            self.forget(id);
+        }
+    }
+
+    fn forget(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.remove(&id) {
+            self.tuples.remove(&(conn.local, conn.remote));
+            if let Some(l) = conn.listener.and_then(|l| self.listeners.get_mut(&l)) {
+                l.remove(id);
+            }
+        }
+    }
+
+    // ---- timers ----
+
+    /// Runs every timer due at `now`.
+    pub fn poll(&mut self, now: Instant) {
+        let due: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.timers.next().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                let before = conn.state;
+                let mut cx = Ctx {
+                    cfg: &self.cfg,
+                    out: &mut self.out,
+                };
+                conn.on_timer(now, &mut cx);
+                self.after(id, before);
+            }
+        }
+    }
+
+    /// When [`TcpLayer::poll`] next has work to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.conns.values().filter_map(|c| c.timers.next()).min()
+    }
+
+    // ---- application calls ----
+
+    /// Opens a listener on `local` (IP may be 0.0.0.0). Connections still
+    /// lingering on the port (e.g. in TIME-WAIT) do not prevent it, as with
+    /// `SO_REUSEADDR`; another listener on the same address does.
+    pub fn listen(&mut self, local: SocketAddrV4, backlog: usize) -> Result<ListenerId, TcpError> {
+        if local.port() == 0 {
+            return Err(TcpError::InvalidInput);
+        }
+        let clash = self.listen_addrs.keys().any(|a| {
+            a.port() == local.port()
+                && (a.ip() == local.ip() || a.ip().is_unspecified() || local.ip().is_unspecified())
+        });
+        if clash {
+            return Err(TcpError::AddrInUse);
+        }
+        let id = ListenerId(self.alloc_id());
+        log::debug!("*:* -> {local} CLOSED -> LISTEN");
+        self.listeners
+            .insert(id, Listener::new(id, local, backlog.max(1)));
+        self.listen_addrs.insert(local, id);
+        Ok(id)
+    }
+
+    /// Takes an established connection off the accept queue.
+    pub fn accept(&mut self, listener: ListenerId) -> Result<ConnId, TcpError> {
+        let l = self
+            .listeners
+            .get_mut(&listener)
+            .ok_or(TcpError::InvalidInput)?;
+        let id = l.accept_queue.pop_front().ok_or(TcpError::WouldBlock)?;
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.listener = None;
+            conn.in_accept_queue = false;
+        }
+        Ok(id)
+    }
+
+    /// Closes a listener; connections not yet accepted are reset.
+    pub fn close_listener(&mut self, listener: ListenerId) -> Result<(), TcpError> {
+        let l = self
+            .listeners
+            .remove(&listener)
+            .ok_or(TcpError::InvalidInput)?;
+        self.listen_addrs.remove(&l.local);
+        log::debug!("*:* -> {} LISTEN -> CLOSED", l.local);
+        for id in l.syn_queue.iter().chain(l.accept_queue.iter()) {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.released = true;
+                let mut cx = Ctx {
+                    cfg: &self.cfg,
+                    out: &mut self.out,
+                };
+                conn.reset(None, &mut cx);
+            }
+            self.forget(*id);
+        }
+        Ok(())
+    }
+
+    /// Starts an active open from `local` (port 0: pick an ephemeral port)
+    /// to `remote`. Completion is reported as [`TcpEvent::Connected`], or
+    /// [`TcpEvent::Closed`] with `ConnectionRefused` / `TimedOut`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, TcpError> {
+        if remote.port() == 0 || remote.ip().is_unspecified() || local.ip().is_unspecified() {
+            return Err(TcpError::AddrNotAvailable);
+        }
+        if self.conns.len() >= self.cfg.max_connections {
+            return Err(TcpError::AddrNotAvailable);
+        }
+        let local = if local.port() == 0 {
+            self.ephemeral(local, remote)?
+        } else {
+            local
+        };
+        if self.tuples.contains_key(&(local, remote)) {
+            return Err(TcpError::AddrInUse);
+        }
+        let id = ConnId(self.alloc_id());
+        let iss = self.isn.isn(now, local, remote);
+        let mut conn = Conn::new(id, local, remote, State::Closed, iss, &self.cfg);
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            out: &mut self.out,
+        };
+        conn.set_state(State::SynSent, &mut cx);
+        conn.dispatch(now, &mut cx);
+        self.tuples.insert((local, remote), id);
+        self.conns.insert(id, conn);
+        Ok(id)
+    }
+
+    fn ephemeral(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> Result<SocketAddrV4, TcpError> {
+        let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port >= *EPHEMERAL.end() {
+                *EPHEMERAL.start()
+            } else {
+                port + 1
+            };
+            let candidate = SocketAddrV4::new(*local.ip(), port);
+            if !self.tuples.contains_key(&(candidate, remote))
+                && self.find_listener(candidate).is_none()
+            {
+                return Ok(candidate);
+            }
+        }
+        Err(TcpError::AddrNotAvailable)
+    }
+
+    fn with_conn<R>(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut Conn, &mut Ctx<'_>) -> Result<R, TcpError>,
+    ) -> Result<R, TcpError> {
+        let conn = self.conns.get_mut(&id).ok_or(TcpError::NotConnected)?;
+        if conn.released || conn.listener.is_some() {
+            return Err(TcpError::NotConnected);
+        }
+        let before = conn.state;
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            out: &mut self.out,
+        };
+        let r = f(conn, &mut cx);
+        self.after(id, before);
+        r
+    }
+
+    /// Queues data; returns how much fit (0 when the buffer is full — wait
+    /// for [`TcpEvent::Writable`]).
+    pub fn send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
+        self.with_conn(id, |c, cx| c.send(now, data, cx))
+    }
+
+    /// Reads data; `Ok(0)` is end of stream, `Err(WouldBlock)` means wait for
+    /// [`TcpEvent::Readable`].
+    pub fn recv(&mut self, now: Instant, id: ConnId, buf: &mut [u8]) -> Result<usize, TcpError> {
+        self.with_conn(id, |c, cx| c.recv(now, buf, cx))
+    }
+
+    /// Half-close: send FIN after the queued data; reading continues.
+    pub fn shutdown_write(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.with_conn(id, |c, cx| c.shutdown_write(now, cx))
+    }
+
+    /// Releases the handle: graceful close in the background (RST instead
+    /// if received data was left unread). The id is invalid afterwards.
+    pub fn close(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.with_conn(id, |c, cx| {
+            c.close(now, cx);
+            Ok(())
+        })
+    }
+
+    /// Releases the handle and resets the connection (RST).
+    pub fn abort(&mut self, id: ConnId) -> Result<(), TcpError> {
+        self.with_conn(id, |c, cx| {
+            c.abort(cx);
+            Ok(())
+        })
+    }
+
+    /// `TCP_NODELAY`: `true` turns Nagle's algorithm off.
+    pub fn set_nodelay(&mut self, now: Instant, id: ConnId, nodelay: bool) -> Result<(), TcpError> {
+        self.with_conn(id, |c, cx| {
+            c.set_nodelay(now, nodelay, cx);
+            Ok(())
+        })
+    }
+
+    /// `SO_KEEPALIVE` with its parameters; `None` switches it off.
+    pub fn set_keepalive(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        keepalive: Option<KeepaliveConfig>,
+    ) -> Result<(), TcpError> {
+        self.with_conn(id, |c, _| {
+            c.set_keepalive(now, keepalive);
+            Ok(())
+        })
+    }
+
+    /// A snapshot of one connection.
+    pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.conns.get(&id).map(Conn::info)
+    }
+
+    /// Snapshots of every connection (including TIME-WAIT and half-open
+    /// ones), like `ss -tni`, sorted by id.
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        let mut v: Vec<ConnInfo> = self.conns.values().map(Conn::info).collect();
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
+    /// Every listener with its address and queue lengths `(syn, accept)`.
+    pub fn listeners(&self) -> Vec<(ListenerId, SocketAddrV4, usize, usize)> {
+        let mut v: Vec<_> = self
+            .listeners
+            .values()
+            .map(|l| (l.id, l.local, l.syn_queue.len(), l.accept_queue.len()))
+            .collect();
+        v.sort_by_key(|l| l.0);
+        v
+    }
+}

@@ -1,0 +1,264 @@
+//! Data transfer: both directions, reassembly, ACK policy, Nagle, windows.
+
+use super::*;
+use crate::tcp::TcpError;
+
+const P: u32 = PEER_ISS + 1;
+
+#[test]
+fn data_flows_both_ways() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(10), hdr("PA", P, snd), b"hello");
+    assert!(drain(&mut l).is_empty(), "ACK is delayed");
+    assert_eq!(events(&mut l), vec![TcpEvent::Readable(id)]);
+    let mut buf = [0u8; 16];
+    assert_eq!(l.recv(ms(10), id, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(l.recv(ms(10), id, &mut buf), Err(TcpError::WouldBlock));
+    assert_eq!(l.send(ms(11), id, b"world"), Ok(5));
+    let o = one(&mut l);
+    check(&o, "PA", snd, P + 5);
+    assert_eq!(o.data, b"world");
+    // Receiver SWS avoidance: the right edge has not moved by an MSS, so the
+    // window shrinks by what was consumed.
+    assert_eq!(o.h.window, 8192 - 5);
+    assert_eq!(l.info(id).unwrap().send_queue, 5);
+    inject(&mut l, ms(20), hdr("A", P + 5, snd + 5), b"");
+    assert!(drain(&mut l).is_empty());
+    assert_eq!(l.info(id).unwrap().send_queue, 0);
+    assert_eq!(l.poll_at(), None, "no timers left");
+}
+
+#[test]
+fn out_of_order_data_is_held_then_delivered_when_the_gap_fills() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("PA", P + 5, snd), b"world");
+    let dup = one(&mut l);
+    check(&dup, "A", snd, P);
+    assert_eq!(dup.h.window, 8192);
+    assert!(events(&mut l).is_empty());
+    let mut buf = [0u8; 16];
+    assert_eq!(l.recv(ms(0), id, &mut buf), Err(TcpError::WouldBlock));
+    inject(&mut l, ms(1), hdr("PA", P, snd), b"hello");
+    let ack = one(&mut l);
+    check(&ack, "A", snd, P + 10);
+    assert_eq!(ack.h.window, 8192 - 10);
+    assert_eq!(l.recv(ms(1), id, &mut buf), Ok(10));
+    assert_eq!(&buf[..10], b"helloworld");
+}
+
+#[test]
+fn overlapping_and_duplicate_segments_are_trimmed() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("PA", P, snd), b"abc");
+    inject(&mut l, ms(0), hdr("PA", P + 1, snd), b"bcde");
+    // A pure duplicate is unacceptable: answered with an ACK.
+    inject(&mut l, ms(0), hdr("PA", P, snd), b"ab");
+    check(&one(&mut l), "A", snd, P + 5);
+    let mut buf = [0u8; 16];
+    assert_eq!(l.recv(ms(0), id, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"abcde");
+}
+
+#[test]
+fn data_beyond_the_window_is_cut_off() {
+    let (mut l, id, snd) = server();
+    let big = vec![7u8; 9000];
+    inject(&mut l, ms(0), hdr("PA", P, snd), &big);
+    let o = one(&mut l);
+    check(&o, "A", snd, P + 8192);
+    assert_eq!(o.h.window, 0);
+    assert_eq!(l.info(id).unwrap().recv_queue, 8192);
+}
+
+#[test]
+fn delayed_ack_fires_after_the_timeout() {
+    let (mut l, _id, snd) = server();
+    inject(&mut l, ms(0), hdr("PA", P, snd), &[1; 100]);
+    assert!(drain(&mut l).is_empty());
+    assert_eq!(l.poll_at(), Some(ms(200)));
+    assert!(tick(&mut l, ms(199)).is_empty());
+    let o = tick(&mut l, ms(200));
+    assert_eq!(o.len(), 1);
+    check(&o[0], "A", snd, P + 100);
+    assert_eq!(o[0].h.window, 8192 - 100);
+}
+
+#[test]
+fn every_second_full_sized_segment_is_acked_at_once() {
+    let (mut l, _id, snd) = server();
+    inject(&mut l, ms(0), hdr("A", P, snd), &[1; 1460]);
+    assert!(drain(&mut l).is_empty());
+    inject(&mut l, ms(1), hdr("A", P + 1460, snd), &[2; 1460]);
+    check(&one(&mut l), "A", snd, P + 2920);
+    assert_eq!(l.poll_at(), None, "delayed-ACK timer cancelled");
+}
+
+#[test]
+fn nagle_coalesces_small_writes_until_the_ack() {
+    let (mut l, id, snd) = server();
+    l.send(ms(0), id, b"a").unwrap();
+    check(&one(&mut l), "PA", snd, P);
+    l.send(ms(1), id, b"b").unwrap();
+    l.send(ms(2), id, b"c").unwrap();
+    assert!(
+        drain(&mut l).is_empty(),
+        "Nagle holds small data while data is in flight"
+    );
+    inject(&mut l, ms(10), hdr("A", P, snd + 1), b"");
+    let o = one(&mut l);
+    check(&o, "PA", snd + 1, P);
+    assert_eq!(o.data, b"bc");
+}
+
+#[test]
+fn nodelay_sends_small_writes_immediately() {
+    let (mut l, id, snd) = server();
+    l.set_nodelay(ms(0), id, true).unwrap();
+    l.send(ms(0), id, b"a").unwrap();
+    l.send(ms(1), id, b"b").unwrap();
+    let v = drain(&mut l);
+    assert_eq!(v.len(), 2);
+    check(&v[0], "PA", snd, P);
+    check(&v[1], "PA", snd + 1, P);
+}
+
+#[test]
+fn large_writes_are_cut_into_mss_segments_within_cwnd() {
+    let (mut l, id, snd) = server();
+    assert_eq!(
+        l.send(ms(0), id, &[9; 10_000]),
+        Ok(8192),
+        "partial when the buffer is full"
+    );
+    let v = drain(&mut l);
+    // Initial window: min(4*MSS, max(2*MSS, 4380)) = 4380 = 3 segments.
+    assert_eq!(
+        v.iter().map(|o| o.data.len()).collect::<Vec<_>>(),
+        vec![1460, 1460, 1460]
+    );
+    assert_eq!(v[2].h.seq, snd + 2920);
+    assert_eq!(l.send(ms(0), id, b"x"), Ok(0));
+    inject(&mut l, ms(10), hdr("A", P, snd + 2920), b"");
+    assert_eq!(events(&mut l), vec![TcpEvent::Writable(id)]);
+    // Slow start opened cwnd; the 892-byte tail waits (Nagle) while data
+    // is in flight.
+    let v = drain(&mut l);
+    assert_eq!(
+        v.iter().map(|o| o.data.len()).collect::<Vec<_>>(),
+        vec![1460, 1460],
+        "{v:?}"
+    );
+    assert_eq!(v[0].h.seq, snd + 4380);
+}
+
+#[test]
+fn window_update_is_sent_once_reading_opens_an_mss() {
+    let (mut l, id, snd) = server();
+    let mut seq = P;
+    for chunk in [1460usize, 1460, 1460, 1460, 1460, 892] {
+        inject(&mut l, ms(0), hdr("A", seq, snd), &vec![0u8; chunk]);
+        seq += chunk as u32;
+    }
+    assert_eq!(drain(&mut l).len(), 2, "an ACK per two full segments");
+    let last = tick(&mut l, ms(200));
+    assert_eq!(last[0].h.window, 0);
+    let mut buf = vec![0u8; 1400];
+    l.recv(ms(1), id, &mut buf[..100]).unwrap();
+    assert!(
+        drain(&mut l).is_empty(),
+        "100 bytes is below the SWS threshold"
+    );
+    l.recv(ms(1), id, &mut buf[..1400]).unwrap();
+    let upd = one(&mut l);
+    check(&upd, "A", snd, P + 8192);
+    assert_eq!(upd.h.window, 1500);
+}
+
+#[test]
+fn zero_window_is_probed_indefinitely_with_backoff() {
+    let config = TcpConfig {
+        retries2: 3,
+        max_rto: d_ms(4000),
+        ..cfg()
+    };
+    let (mut l, _, id, snd) = server_with(config);
+    let mut zero = hdr("A", P, snd);
+    zero.window = 0;
+    inject(&mut l, ms(0), zero, b"");
+    l.send(ms(0), id, b"hello").unwrap();
+    assert!(drain(&mut l).is_empty());
+    // RTO is 200 ms (handshake RTT ~0): probes at 200, 600, 1400, 3000,
+    // 6200, then every 4 s (max RTO), long past R2.
+    let mut t = 0;
+    for gap in [200, 400, 800, 1600, 3200, 4000, 4000, 4000] {
+        t += gap;
+        assert_eq!(l.poll_at(), Some(ms(t)));
+        let v = tick(&mut l, ms(t));
+        assert_eq!(v.len(), 1);
+        check(&v[0], "A", snd, P);
+        assert_eq!(v[0].data, b"h");
+        inject(&mut l, ms(t), zero, b"");
+        assert!(drain(&mut l).is_empty());
+    }
+    assert_eq!(state(&l, id), Some(State::Established));
+    // The window opens: everything goes out.
+    inject(&mut l, ms(t + 1), hdr("A", P, snd), b"");
+    let o = one(&mut l);
+    check(&o, "PA", snd, P);
+    assert_eq!(o.data, b"hello");
+}
+
+#[test]
+fn a_probe_byte_accepted_by_the_peer_advances_snd_una() {
+    let (mut l, id, snd) = server();
+    let mut zero = hdr("A", P, snd);
+    zero.window = 0;
+    inject(&mut l, ms(0), zero, b"");
+    l.send(ms(0), id, b"hello").unwrap();
+    let v = tick(&mut l, ms(200));
+    assert_eq!(v[0].data, b"h");
+    // The peer took the byte and opened its window.
+    inject(&mut l, ms(210), hdr("A", P, snd + 1), b"");
+    let o = one(&mut l);
+    check(&o, "PA", snd + 1, P);
+    assert_eq!(o.data, b"ello");
+}
+
+#[test]
+fn half_close_lets_data_flow_toward_the_side_that_sent_fin() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("FA", P, snd), b"");
+    check(&one(&mut l), "A", snd, P + 1);
+    assert_eq!(state(&l, id), Some(State::CloseWait));
+    assert_eq!(
+        events(&mut l),
+        vec![TcpEvent::PeerClosed(id), TcpEvent::Readable(id)]
+    );
+    let mut buf = [0u8; 4];
+    assert_eq!(l.recv(ms(0), id, &mut buf), Ok(0), "EOF");
+    l.send(ms(1), id, b"late").unwrap();
+    let o = one(&mut l);
+    check(&o, "PA", snd, P + 1);
+    assert_eq!(o.data, b"late");
+    inject(&mut l, ms(2), hdr("A", P + 1, snd + 4), b"");
+    assert!(drain(&mut l).is_empty());
+}
+
+#[test]
+fn we_half_close_and_keep_receiving() {
+    let (mut l, id, snd) = server();
+    l.shutdown_write(ms(0), id).unwrap();
+    check(&one(&mut l), "FA", snd, P);
+    assert_eq!(l.send(ms(0), id, b"x"), Err(TcpError::BrokenPipe));
+    inject(&mut l, ms(1), hdr("A", P, snd + 1), b"");
+    assert_eq!(state(&l, id), Some(State::FinWait2));
+    inject(&mut l, ms(2), hdr("PA", P, snd + 1), b"more");
+    let mut buf = [0u8; 8];
+    assert_eq!(l.recv(ms(3), id, &mut buf), Ok(4));
+    assert_eq!(
+        l.poll_at(),
+        Some(ms(202)),
+        "delayed ACK only; no FIN-WAIT-2 timer while the app holds the handle"
+    );
+}

@@ -1,0 +1,129 @@
+//! RST handling and the RFC 5961 checks; unacceptable segments.
+
+use super::*;
+use crate::tcp::TcpError;
+
+const P: u32 = PEER_ISS + 1;
+
+#[test]
+fn exact_rst_resets_the_connection() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("R", P, 0), b"");
+    assert!(drain(&mut l).is_empty());
+    assert_eq!(state(&l, id), Some(State::Closed));
+    assert_eq!(
+        events(&mut l),
+        vec![TcpEvent::Closed(id, Some(TcpError::ConnectionReset))]
+    );
+    let mut buf = [0u8; 4];
+    assert_eq!(l.recv(ms(0), id, &mut buf), Err(TcpError::ConnectionReset));
+    assert_eq!(l.send(ms(0), id, b"x"), Err(TcpError::ConnectionReset));
+    let _ = snd;
+}
+
+#[test]
+fn in_window_rst_that_is_not_exact_draws_a_challenge_ack() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("R", P + 100, 0), b"");
+    check(&one(&mut l), "A", snd, P);
+    assert_eq!(state(&l, id), Some(State::Established));
+    assert_eq!(l.stats().challenge_acks, 1);
+}
+
+#[test]
+fn out_of_window_rst_is_ignored() {
+    let (mut l, id, _snd) = server();
+    inject(&mut l, ms(0), hdr("R", P + 100_000, 0), b"");
+    inject(&mut l, ms(0), hdr("R", P - 1, 0), b"");
+    assert!(drain(&mut l).is_empty());
+    assert_eq!(state(&l, id), Some(State::Established));
+}
+
+#[test]
+fn syn_in_established_draws_a_challenge_ack() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("S", P + 10, 0), b"");
+    check(&one(&mut l), "A", snd, P);
+    // Even a SYN outside the window gets an ACK (unacceptable segment).
+    inject(&mut l, ms(0), hdr("S", 5, 0), b"");
+    check(&one(&mut l), "A", snd, P);
+    assert_eq!(state(&l, id), Some(State::Established));
+}
+
+#[test]
+fn challenge_acks_are_rate_limited() {
+    let config = TcpConfig {
+        challenge_ack_limit: 2,
+        ..cfg()
+    };
+    let (mut l, _, _id, snd) = server_with(config);
+    for _ in 0..3 {
+        inject(&mut l, ms(0), hdr("R", P + 1, 0), b"");
+    }
+    assert_eq!(drain(&mut l).len(), 2);
+    assert_eq!(l.stats().challenge_acks_limited, 1);
+    inject(&mut l, ms(1000), hdr("S", P + 1, 0), b"");
+    check(&one(&mut l), "A", snd, P);
+}
+
+#[test]
+fn unacceptable_segments_get_an_ack_not_silence() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("PA", P + 50_000, snd), b"far");
+    check(&one(&mut l), "A", snd, P);
+    inject(&mut l, ms(0), hdr("PA", P - 10, snd), b"old");
+    check(&one(&mut l), "A", snd, P);
+    assert_eq!(l.info(id).unwrap().recv_queue, 0);
+}
+
+#[test]
+fn ack_of_unsent_data_is_answered_and_dropped() {
+    let (mut l, id, snd) = server();
+    inject(&mut l, ms(0), hdr("PA", P, snd + 10), b"data");
+    check(&one(&mut l), "A", snd, P);
+    assert_eq!(l.info(id).unwrap().recv_queue, 0, "segment dropped");
+}
+
+#[test]
+fn ack_far_below_snd_una_draws_a_challenge_ack() {
+    let (mut l, id, snd) = server();
+    // RFC 5961 §5: older than SND.UNA - MAX.SND.WND (8192).
+    inject(&mut l, ms(0), hdr("PA", P, snd.wrapping_sub(9000)), b"data");
+    check(&one(&mut l), "A", snd, P);
+    assert_eq!(l.info(id).unwrap().recv_queue, 0);
+}
+
+#[test]
+fn rst_in_syn_rcvd_returns_the_listener_to_listen() {
+    let mut l = TcpLayer::new(cfg(), [1; 16]);
+    let lid = l.listen(US, 4).unwrap();
+    inject(&mut l, ms(0), hdr("S", PEER_ISS, 0), b"");
+    drain(&mut l);
+    inject(&mut l, ms(1), hdr("R", PEER_ISS + 1, 0), b"");
+    assert!(drain(&mut l).is_empty());
+    assert!(l.connections().is_empty());
+    assert_eq!(l.listeners(), vec![(lid, US, 0, 0)]);
+    assert!(events(&mut l).is_empty());
+}
+
+#[test]
+fn bad_ack_in_syn_rcvd_gets_a_reset() {
+    let mut l = TcpLayer::new(cfg(), [1; 16]);
+    l.listen(US, 4).unwrap();
+    inject(&mut l, ms(0), hdr("S", PEER_ISS, 0), b"");
+    let iss = one(&mut l).h.seq;
+    inject(&mut l, ms(1), hdr("A", PEER_ISS + 1, iss + 7), b"");
+    check(&one(&mut l), "R", iss + 7, 0);
+    assert_eq!(l.connections()[0].state, State::SynReceived);
+}
+
+#[test]
+fn rst_in_time_wait_closes_quietly() {
+    let (mut l, id, snd) = server();
+    l.close(ms(0), id).unwrap();
+    inject(&mut l, ms(0), hdr("FA", P, snd + 1), b"");
+    drain(&mut l);
+    inject(&mut l, ms(1), hdr("R", P + 1, 0), b"");
+    assert!(drain(&mut l).is_empty());
+    assert!(l.connections().is_empty());
+}
