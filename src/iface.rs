@@ -276,7 +276,7 @@ impl Interface {
     fn transmit(&mut self, dst: Ipv4Addr, protocol: u8, payload: &[u8]) {
         let outbox = &mut self.outbox;
         self.ip
-            .output(dst, protocol, payload, &mut self.stats, &mut |p| {
+            .output(dst, protocol, payload, false, &mut self.stats, &mut |p| {
                 outbox.push(p)
             });
     }
@@ -323,10 +323,14 @@ impl Interface {
         if self.outbox.queue.is_empty() {
             while let Some(seg) = self.tcp.pop_output() {
                 let outbox = &mut self.outbox;
-                self.ip
-                    .output(seg.dst, PROTO_TCP, &seg.bytes, &mut self.stats, &mut |p| {
-                        outbox.push(p)
-                    });
+                self.ip.output(
+                    seg.dst,
+                    PROTO_TCP,
+                    &seg.bytes,
+                    true,
+                    &mut self.stats,
+                    &mut |p| outbox.push(p),
+                );
                 self.tcp.recycle(seg.bytes);
             }
         }

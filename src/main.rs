@@ -1,13 +1,15 @@
 //! The `tunstack` command: runs the stack on a TUN device with its built-in services.
 
-use std::net::Ipv4Addr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use tunstack::{services, Config, Stack};
+use tunstack::tcp::ConnInfo;
+use tunstack::{services, Config, Stack, TcpStream};
 
 /// A userspace TCP/IP stack over a Linux TUN device.
 ///
@@ -30,12 +32,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Commands {
-    /// Run the stack on a TUN device until interrupted (Ctrl-C / SIGTERM).
+    /// Run the stack on a TUN device with its services until interrupted
+    /// (Ctrl-C / SIGTERM). Type `ss`, `stats` or `help` + Enter for live tables.
     Run(RunArgs),
+    /// Connect from the stack to a TCP server, like `nc`: standard input goes
+    /// to the server, its replies to standard output.
+    Connect(ConnectArgs),
 }
 
 #[derive(clap::Args, Debug)]
-struct RunArgs {
+struct DeviceArgs {
     /// TUN device to attach to; created if it does not exist.
     #[arg(long, default_value = "tun0", value_name = "NAME")]
     tun: String,
@@ -51,6 +57,32 @@ struct RunArgs {
     /// Also address the kernel side of the TUN (e.g. 10.0.0.1/24) and bring it up.
     #[arg(long, value_name = "IPV4/PREFIX", value_parser = parse_cidr)]
     host_addr: Option<(Ipv4Addr, u8)>,
+    /// Maximum segment lifetime in milliseconds; TIME-WAIT lasts twice this
+    /// (default 30000: a 60 s TIME-WAIT, like Linux).
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    msl_ms: u64,
+}
+
+impl DeviceArgs {
+    fn config(&self) -> Config {
+        let mut config = Config {
+            addr: self.addr,
+            tun_name: self.tun.clone(),
+            mtu: self.mtu,
+            host_addr: self.host_addr,
+            pcap: self.pcap.clone(),
+            prefix_len: self.host_addr.map(|(_, p)| p).unwrap_or(24),
+            ..Config::default()
+        };
+        config.tcp.msl = Duration::from_millis(self.msl_ms);
+        config
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
     /// UDP echo port (0 disables the service).
     #[arg(long, default_value_t = 7, value_name = "PORT")]
     udp_echo_port: u16,
@@ -66,6 +98,18 @@ struct RunArgs {
     /// Print the counters every SECS seconds (0: only at exit).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     stats_interval: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct ConnectArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// The server, e.g. 10.0.0.1:5000.
+    #[arg(value_name = "IPV4:PORT")]
+    server: SocketAddrV4,
+    /// Give up connecting after SECS seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    timeout: u64,
 }
 
 fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
@@ -85,27 +129,21 @@ fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    match cli.command {
-        Commands::Run(args) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tunstack: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Commands::Run(args) => run(args),
+        Commands::Connect(args) => connect(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tunstack: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn run(args: RunArgs) -> std::io::Result<()> {
-    let config = Config {
-        addr: args.addr,
-        tun_name: args.tun.clone(),
-        mtu: args.mtu,
-        host_addr: args.host_addr,
-        pcap: args.pcap.clone(),
-        prefix_len: args.host_addr.map(|(_, p)| p).unwrap_or(24),
-        ..Config::default()
-    };
+    let config = args.device.config();
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
         let _ = stop_tx.try_send(());
@@ -127,13 +165,16 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {} (mtu {}); udp echo :{}, udp time :{}{}",
+        "tunstack: {} up on {} (mtu {}); tcp echo :{}, tcp discard :{}, udp echo :{}, udp time :{}{}",
         stack.addr(),
-        args.tun,
+        args.device.tun,
         stack.mtu(),
+        args.tcp_echo_port,
+        args.tcp_discard_port,
         args.udp_echo_port,
         args.udp_time_port,
-        args.pcap
+        args.device
+            .pcap
             .as_ref()
             .map(|p| format!("; capturing to {}", p.display()))
             .unwrap_or_default()
@@ -143,6 +184,7 @@ fn run(args: RunArgs) -> std::io::Result<()> {
     } else {
         crossbeam_channel::tick(Duration::from_secs(args.stats_interval))
     };
+    let mut lines = stdin_lines();
     loop {
         crossbeam_channel::select! {
             recv(stop_rx) -> _ => break,
@@ -151,6 +193,20 @@ fn run(args: RunArgs) -> std::io::Result<()> {
                     println!("{s}");
                 }
             }
+            recv(lines) -> line => match line.as_deref().map(str::trim) {
+                Ok("ss") => match stack.tcp_connections() {
+                    Ok(conns) => print!("{}", connection_table(&conns)),
+                    Err(e) => eprintln!("tunstack: {e}"),
+                },
+                Ok("stats") => match stack.stats() {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("tunstack: {e}"),
+                },
+                Ok("") => {}
+                Ok(_) => println!("commands: ss (TCP connections), stats (counters), help"),
+                // Standard input closed: keep running until a signal.
+                Err(_) => lines = crossbeam_channel::never(),
+            },
         }
     }
     let stats = stack.stats()?;
@@ -159,5 +215,101 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         let _ = s.join();
     }
     println!("tunstack: stopped\n{stats}");
+    Ok(())
+}
+
+/// Lines typed on standard input, read on a thread of their own. The
+/// channel disconnects at end of input.
+fn stdin_lines() -> crossbeam_channel::Receiver<String> {
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let spawned = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    if spawned.is_err() {
+        return crossbeam_channel::never();
+    }
+    rx
+}
+
+/// Formats connections like `ss -tni`.
+fn connection_table(conns: &[ConnInfo]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{:<12} {:>7} {:>7} {:<21} {:<21} {:>14} {:>8} {:>8} {:>7}\n",
+        "State", "Recv-Q", "Send-Q", "Local", "Peer", "rtt/var(ms)", "rto(ms)", "cwnd", "retrans"
+    );
+    for c in conns {
+        let rtt = c
+            .srtt
+            .map(|s| format!("{:.1}/{:.1}", ms(s), ms(c.rttvar)))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<12} {:>7} {:>7} {:<21} {:<21} {:>14} {:>8.0} {:>8} {:>7}",
+            c.state.to_string(),
+            c.recv_queue,
+            c.send_queue,
+            c.local.to_string(),
+            c.remote.to_string(),
+            rtt,
+            ms(c.rto),
+            c.cwnd,
+            c.retransmits
+        );
+    }
+    if conns.is_empty() {
+        out.push_str("(no connections)\n");
+    }
+    out
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn connect(args: ConnectArgs) -> std::io::Result<()> {
+    let stack = Stack::new(args.device.config())?;
+    let server = SocketAddr::V4(args.server);
+    let stream =
+        TcpStream::connect_timeout(&stack, &server, Duration::from_secs(args.timeout.max(1)))?;
+    eprintln!("tunstack: connected {} -> {server}", stream.local_addr()?);
+    std::thread::scope(|scope| -> std::io::Result<()> {
+        let reader = scope.spawn(|| -> std::io::Result<()> {
+            let mut out = std::io::stdout().lock();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = (&stream).read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                out.write_all(&buf[..n])?;
+                out.flush()?;
+            }
+        });
+        let mut input = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            (&stream).write_all(&buf[..n])?;
+        }
+        // End of input: send FIN, keep reading until the server closes.
+        stream.shutdown(std::net::Shutdown::Write)?;
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("reader thread panicked")))
+    })?;
+    drop(stream);
+    // Let the close finish before the stack goes away with the process.
+    stack.linger(Duration::from_secs(2));
     Ok(())
 }

@@ -177,18 +177,23 @@ impl Ipv4Layer {
     }
 
     /// Sends `payload` to `dst` as protocol `protocol`, fragmented to the
-    /// MTU when it is larger (RFC 791 §3.2). `emit` gets each packet.
+    /// MTU when it is larger (RFC 791 §3.2). `emit` gets each packet. With
+    /// `dont_fragment` the DF bit is set and a datagram larger than the MTU
+    /// is not sent (TCP sizes its segments to fit and sets DF for path-MTU
+    /// discovery, RFC 1191, as Linux does).
     pub fn output(
         &mut self,
         dst: Ipv4Addr,
         protocol: u8,
         payload: &[u8],
+        dont_fragment: bool,
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
     ) {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let header = ipv4::header(self.addr, dst, protocol, self.ttl, id, payload.len());
+        let mut header = ipv4::header(self.addr, dst, protocol, self.ttl, id, payload.len());
+        header.dont_fragment = dont_fragment;
         let mut count = 0u64;
         let result = frag::fragment(&header, payload, self.mtu, &mut |p: &[u8]| {
             count += 1;

@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use log::{error, info, warn};
@@ -26,7 +27,7 @@ use crate::device::{Device, Waker};
 use crate::iface::{Event, Interface};
 use crate::socket::tcp::{ListenerShared, StreamShared};
 use crate::stats::{DropReason, Stats};
-use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpError};
+use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, State, TcpError};
 use crate::time::{Clock, Instant};
 use crate::udp::{SocketId, UdpError};
 
@@ -246,6 +247,26 @@ impl Stack {
     /// retransmits), like `ss -tni`.
     pub fn tcp_connections(&self) -> io::Result<Vec<ConnInfo>> {
         self.handle.call(|reply| Command::TcpConnections { reply })
+    }
+
+    /// Waits up to `timeout` for every TCP connection to finish closing
+    /// (to reach TIME-WAIT or CLOSED), so a process that exits right after
+    /// dropping its streams still completes their closes on the wire.
+    pub fn linger(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            match self.tcp_connections() {
+                Ok(conns)
+                    if conns
+                        .iter()
+                        .all(|c| matches!(c.state, State::TimeWait | State::Closed)) =>
+                {
+                    return
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => return,
+            }
+        }
     }
 
     pub(crate) fn handle(&self) -> &StackHandle {

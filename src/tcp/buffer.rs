@@ -48,7 +48,7 @@ impl SendBuffer {
     /// Appends as much of `buf` as fits; returns how much.
     pub fn push(&mut self, buf: &[u8]) -> usize {
         let n = buf.len().min(self.free());
-        self.data.extend(buf.iter().take(n));
+        self.data.extend(&buf[..n]);
         n
     }
 
@@ -139,23 +139,24 @@ impl RecvBuffer {
         if n == 0 {
             return 0;
         }
-        let (start, end) = (offset, offset + n);
-        // Merge the new extent with the ones it touches.
-        let mut merged = (start, end);
-        let mut kept = Vec::with_capacity(self.ooo.len() + 1);
-        for &(s, e) in &self.ooo {
-            if e < merged.0 || s > merged.1 {
-                kept.push((s, e));
-            } else {
-                merged = (merged.0.min(s), merged.1.max(e));
+        // Merge the new extent with the ones it touches, in place (no
+        // allocation per segment): ranges i..j overlap or abut it.
+        let (mut start, mut end) = (offset, offset + n);
+        let i = self.ooo.iter().take_while(|r| r.1 < start).count();
+        let mut j = i;
+        while let Some(&(s, e)) = self.ooo.get(j) {
+            if s > end {
+                break;
             }
+            start = start.min(s);
+            end = end.max(e);
+            j += 1;
         }
-        if merged.0 != 0 && kept.len() >= MAX_RANGES {
+        if i == j && start != 0 && self.ooo.len() >= MAX_RANGES {
             return 0; // too fragmented; let the peer retransmit
         }
-        kept.push(merged);
-        kept.sort_unstable();
-        self.ooo = kept;
+        self.ooo.drain(i..j);
+        self.ooo.insert(i, (start, end));
         self.copy_in(offset, &data[..n]);
         match self.ooo.first().copied() {
             Some((0, e)) => {

@@ -182,7 +182,12 @@ impl Conn {
             if self.visible() {
                 cx.out.event(TcpEvent::Closed(self.id, self.error));
             }
-        } else if new == State::Established && old == State::SynSent && self.visible() {
+        } else if new == State::Established
+            && matches!(old, State::SynSent | State::SynReceived)
+            && self.visible()
+        {
+            // Active (or simultaneous) open completed; passive connections
+            // are announced by their listener instead.
             cx.out.event(TcpEvent::Connected(self.id));
         }
     }

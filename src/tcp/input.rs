@@ -121,7 +121,7 @@ impl Conn {
         }
 
         // TIME-WAIT: a retransmitted FIN is acknowledged and restarts the
-        // 2×MSL timer (RFC 9293 §3.10.7.4, eighth step).
+        // 2×MSL timer (RFC 9293 §3.10.7.4, eighth step; MUST-13).
         if self.state == State::TimeWait
             && h.flags.fin
             && !h.flags.rst
@@ -155,6 +155,18 @@ impl Conn {
         // (not silence) unless they carry RST (RFC 9293 §3.10.7.4).
         if !self.acceptable(seq, seg_len) {
             if !h.flags.rst {
+                // "Special allowance should be made to accept valid ACKs"
+                // when our window is zero (RFC 9293 §3.10.7.4), or a peer
+                // sending while we are full could never get its ACKs in.
+                let zero_window_ack = self.rcv_wnd() == 0
+                    && seq == self.rcv_nxt
+                    && h.flags.ack
+                    && !h.flags.syn
+                    && self.state != State::SynReceived;
+                if zero_window_ack && !self.process_ack(now, seg, cx) && self.state == State::Closed
+                {
+                    return;
+                }
                 self.ack_now = true;
             }
             return;

@@ -52,7 +52,18 @@ impl TcpLayer {
             listeners: HashMap::new(),
             listen_addrs: HashMap::new(),
             next_id: 1,
-            next_port: *EPHEMERAL.start(),
+            // RFC 6056 §3.3.1: start the ephemeral search at an unpredictable
+            // offset (derived from the secret) rather than at the range's start.
+            next_port: {
+                let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+                let r = u32::from_le_bytes([
+                    isn_secret[0],
+                    isn_secret[5],
+                    isn_secret[10],
+                    isn_secret[15],
+                ]);
+                EPHEMERAL.start() + (r % span) as u16
+            },
             out: Outbox::default(),
         }
     }
@@ -189,6 +200,12 @@ impl TcpLayer {
             return;
         }
         if !h.flags.syn {
+            return;
+        }
+        // RFC 9293 §3.10.7.2: a SYN from a broadcast or multicast address
+        // is not answered.
+        let ip = remote.ip();
+        if ip.is_broadcast() || ip.is_multicast() || ip.is_unspecified() {
             return;
         }
         let full = self.conns.len() >= self.cfg.max_connections;

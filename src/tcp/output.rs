@@ -50,7 +50,7 @@ impl Conn {
     }
 
     /// SYN (SYN-SENT) or SYN-ACK (SYN-RCVD), with our MSS option
-    /// (RFC 9293 §3.7.1, MUST-14 is about sending it) and window scale.
+    /// (RFC 9293 §3.7.1, MUST-14) and, if enabled, window scale (RFC 7323).
     fn send_syn(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let syn_ack = self.state == State::SynReceived;
         let mut h = self.header(

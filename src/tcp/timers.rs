@@ -200,7 +200,7 @@ impl Conn {
         self.timers.keepalive = Some(now + k.interval);
     }
 
-    /// Enters TIME-WAIT for 2×MSL (RFC 9293 §3.10.7.4).
+    /// Enters TIME-WAIT for 2×MSL (RFC 9293 §3.10.7.4, MUST-13).
     pub(crate) fn enter_time_wait(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         self.set_state(State::TimeWait, cx);
         let linger = cx.cfg.msl.saturating_mul(2);

@@ -262,3 +262,33 @@ fn we_half_close_and_keep_receiving() {
         "delayed ACK only; no FIN-WAIT-2 timer while the app holds the handle"
     );
 }
+
+#[test]
+fn acks_still_get_in_while_our_window_is_zero() {
+    let (mut l, id, snd) = server();
+    l.set_nodelay(ms(0), id, true).unwrap();
+    l.send(ms(0), id, b"ours").unwrap();
+    drain(&mut l);
+    inject(&mut l, ms(1), hdr("A", P, snd), &[0u8; 8192]);
+    assert_eq!(one(&mut l).h.window, 0);
+    // The peer sends more (beyond our zero window) and acknowledges "ours".
+    inject(&mut l, ms(2), hdr("PA", P + 8192, snd + 4), b"more");
+    let o = one(&mut l);
+    check(&o, "A", snd + 4, P + 8192);
+    assert_eq!(o.h.window, 0);
+    let info = l.info(id).unwrap();
+    assert_eq!((info.send_queue, info.recv_queue), (0, 8192));
+    assert_eq!(l.poll_at(), None, "retransmission timer stopped");
+}
+
+#[test]
+fn syn_from_a_broadcast_address_is_ignored() {
+    let mut l = TcpLayer::new(cfg(), [1; 16]);
+    l.listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7), 4)
+        .unwrap();
+    let mut bytes = Vec::new();
+    hdr("S", 1, 0).emit(Ipv4Addr::BROADCAST, *US.ip(), [b"", b""], &mut bytes);
+    l.on_segment(ms(0), Ipv4Addr::BROADCAST, *US.ip(), &bytes);
+    assert!(drain(&mut l).is_empty());
+    assert!(l.connections().is_empty());
+}

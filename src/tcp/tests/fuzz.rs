@@ -29,11 +29,15 @@ fn random_segment(r: &mut Rng, near_seq: u32, near_ack: u32) -> Vec<u8> {
     h.flags.psh = f & 16 != 0;
     h.seq = match r.below(4) {
         0 => r.next() as u32,
-        _ => near_seq.wrapping_add(r.below(20_000) as u32).wrapping_sub(10_000),
+        _ => near_seq
+            .wrapping_add(r.below(20_000) as u32)
+            .wrapping_sub(10_000),
     };
     h.ack = match r.below(4) {
         0 => r.next() as u32,
-        _ => near_ack.wrapping_add(r.below(20_000) as u32).wrapping_sub(10_000),
+        _ => near_ack
+            .wrapping_add(r.below(20_000) as u32)
+            .wrapping_sub(10_000),
     };
     h.window = r.next() as u16;
     if r.below(3) == 0 {
@@ -93,7 +97,10 @@ fn random_segments_and_calls_never_panic() {
             }
             drain(&mut l);
             events(&mut l);
-            assert!(l.connections().len() <= 8, "round {round}: bounded by backlog");
+            assert!(
+                l.connections().len() <= 8,
+                "round {round}: bounded by backlog"
+            );
             for c in l.connections() {
                 assert!(c.recv_queue <= 8192 && c.send_queue <= 8192);
             }

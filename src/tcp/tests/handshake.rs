@@ -93,6 +93,7 @@ fn simultaneous_open_goes_through_syn_rcvd() {
     inject(&mut l, ms(6), hdr("SA", PEER_ISS, iss + 1), b"");
     check(&one(&mut l), "A", iss + 1, PEER_ISS + 1);
     assert_eq!(state(&l, id), Some(State::Established));
+    assert_eq!(events(&mut l), vec![TcpEvent::Connected(id)]);
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod close;
 mod data;
 mod fuzz;
 mod handshake;
+mod logging;
 mod pair;
 mod reset;
 mod timers;

@@ -11,6 +11,8 @@ use std::io::{Read, Write};
 
 use crate::{Stack, TcpListener, TcpStream, UdpSocket};
 
+pub mod http;
+
 /// The time format used when the client sends an empty request.
 pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %X";
 
