@@ -4,8 +4,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::device::fault::FaultConfig;
 use crate::ip::frag::ReassemblyConfig;
-use crate::tcp::TcpConfig;
+use crate::tcp::{KeepaliveConfig, TcpConfig};
 
 /// Everything a [`crate::Stack`] needs to come up. `Config::default()` is the
 /// documented network plan: the stack is 10.0.0.2 on `tun0`.
@@ -41,6 +42,11 @@ pub struct Config {
     /// TCP tunables (buffers, timers, retries, limits). Its `mtu` is set
     /// from the device.
     pub tcp: TcpConfig,
+    /// Turn keepalive on for every TCP connection with these parameters
+    /// (keepalive is otherwise off unless a socket asks, RFC 9293 MUST-24).
+    pub keepalive_all: Option<KeepaliveConfig>,
+    /// Faults to inject between the stack and the device (none by default).
+    pub faults: FaultConfig,
 }
 
 impl Default for Config {
@@ -60,6 +66,8 @@ impl Default for Config {
             seed: None,
             rx_batch: 64,
             tcp: TcpConfig::default(),
+            keepalive_all: None,
+            faults: FaultConfig::default(),
         }
     }
 }

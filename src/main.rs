@@ -1,5 +1,6 @@
 //! The `tunstack` command: runs the stack on a TUN device with its built-in services.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use tunstack::tcp::ConnInfo;
+use tunstack::device::fault::FaultConfig;
+use tunstack::tcp::{ConnInfo, KeepaliveConfig};
 use tunstack::{services, Config, Stack, TcpStream};
 
 /// A userspace TCP/IP stack over a Linux TUN device.
@@ -61,6 +63,20 @@ struct DeviceArgs {
     /// (default 30000: a 60 s TIME-WAIT, like Linux).
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     msl_ms: u64,
+    /// Keepalive on every TCP connection: idle and interval in
+    /// milliseconds, and the probe count, e.g. 2000,1000,3 (default: off).
+    #[arg(long, value_name = "IDLE_MS,INTERVAL_MS,COUNT", value_parser = parse_keepalive)]
+    keepalive: Option<KeepaliveConfig>,
+    /// Fault injection: drop the stack's Nth outgoing packets (1-based,
+    /// comma-separated), e.g. to capture a retransmission.
+    #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
+    drop_tx: Option<BTreeSet<u64>>,
+    /// Fault injection: drop the Nth incoming packets (1-based).
+    #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
+    drop_rx: Option<BTreeSet<u64>>,
+    /// Fault injection: hold every incoming packet this many milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    rx_delay_ms: u64,
 }
 
 impl DeviceArgs {
@@ -75,6 +91,12 @@ impl DeviceArgs {
             ..Config::default()
         };
         config.tcp.msl = Duration::from_millis(self.msl_ms);
+        config.keepalive_all = self.keepalive;
+        config.faults = FaultConfig {
+            drop_tx: self.drop_tx.clone().unwrap_or_default(),
+            drop_rx: self.drop_rx.clone().unwrap_or_default(),
+            rx_delay: Duration::from_millis(self.rx_delay_ms),
+        };
         config
     }
 }
@@ -110,6 +132,33 @@ struct ConnectArgs {
     /// Give up connecting after SECS seconds.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     timeout: u64,
+}
+
+fn parse_keepalive(s: &str) -> Result<KeepaliveConfig, String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let [idle, interval, count] = parts[..] else {
+        return Err("expected IDLE_MS,INTERVAL_MS,COUNT, e.g. 2000,1000,3".into());
+    };
+    let num = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{v:?}: {e}"));
+    let (idle, interval, count) = (num(idle)?, num(interval)?, num(count)?);
+    if idle == 0 || interval == 0 || count == 0 || count > u64::from(u32::MAX) {
+        return Err("keepalive idle, interval and count must be positive".into());
+    }
+    Ok(KeepaliveConfig {
+        idle: Duration::from_millis(idle),
+        interval: Duration::from_millis(interval),
+        count: count as u32,
+    })
+}
+
+fn parse_list(s: &str) -> Result<BTreeSet<u64>, String> {
+    s.split(',')
+        .map(|v| match v.trim().parse::<u64>() {
+            Ok(0) => Err("packet numbers start at 1".to_string()),
+            Ok(n) => Ok(n),
+            Err(e) => Err(format!("{v:?}: {e}")),
+        })
+        .collect()
 }
 
 fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {

@@ -7,7 +7,8 @@
 //!
 //! Implementations: [`tun::TunDevice`] (a Linux TUN interface),
 //! [`memory::MemoryDevice`] (an in-memory link for tests), and middleware
-//! that wraps any device: [`capture::Capture`] (pcap of every packet).
+//! that wraps any device: [`capture::Capture`] (pcap of every packet) and
+//! [`fault::FaultInjector`] (drops and delays on purpose).
 
 use std::fmt;
 use std::io;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod capture;
+pub mod fault;
 pub mod memory;
 pub mod pcap;
 pub mod tun;

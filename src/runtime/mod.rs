@@ -21,6 +21,7 @@ use log::{error, info, warn};
 
 use crate::config::{random_seed, Config};
 use crate::device::capture::Capture;
+use crate::device::fault::FaultInjector;
 use crate::device::pcap::PcapWriter;
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::{Device, Waker};
@@ -186,6 +187,14 @@ impl Stack {
     /// Starts the stack on any device (an in-memory link in tests). When
     /// `config.pcap` is set, the device is wrapped in a capture.
     pub fn with_device<D: Device + 'static>(config: Config, device: D) -> io::Result<Stack> {
+        // The capture sits between the stack and the fault injector, so it
+        // records what the stack saw and sent (a dropped outgoing packet is
+        // in the capture, followed by its retransmission).
+        let device: Box<dyn Device> = if config.faults.is_empty() {
+            Box::new(device)
+        } else {
+            Box::new(FaultInjector::new(device, config.faults.clone()))
+        };
         let device: Box<dyn Device> = match &config.pcap {
             Some(path) => {
                 let writer = PcapWriter::create(path).map_err(|e| {
@@ -196,7 +205,7 @@ impl Stack {
                 })?;
                 Box::new(Capture::new(device, writer))
             }
-            None => Box::new(device),
+            None => device,
         };
         let mtu = device.mtu();
         let (tx, rx) = crossbeam_channel::bounded(4096);
@@ -212,7 +221,7 @@ impl Stack {
             iface,
             commands: rx,
             udp_sinks: HashMap::new(),
-            tcp: tcp::TcpGlue::default(),
+            tcp: tcp::TcpGlue::new(config.keepalive_all),
             scratch: vec![0u8; 64 * 1024],
             rx_batch: config.rx_batch.max(1),
             udp_recv_buffer: config.udp_recv_buffer,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{Command, Runtime};
 use crate::socket::tcp::{Accepted, ListenerShared, StreamShared, RING_BYTES};
-use crate::tcp::{ConnId, ListenerId, TcpError, TcpEvent};
+use crate::tcp::{ConnId, KeepaliveConfig, ListenerId, TcpError, TcpEvent};
 use crate::time::Instant;
 
 /// The runtime's record of one stream handle.
@@ -36,13 +36,22 @@ struct ListenerSink {
 }
 
 /// Stream and listener handles known to the runtime.
-#[derive(Default)]
 pub(super) struct TcpGlue {
     streams: HashMap<ConnId, StreamSink>,
     listeners: HashMap<ListenerId, ListenerSink>,
+    /// Keepalive for every connection (`Config::keepalive_all`).
+    keepalive_all: Option<KeepaliveConfig>,
 }
 
 impl TcpGlue {
+    pub(super) fn new(keepalive_all: Option<KeepaliveConfig>) -> TcpGlue {
+        TcpGlue {
+            streams: HashMap::new(),
+            listeners: HashMap::new(),
+            keepalive_all,
+        }
+    }
+
     /// Wakes every handle with "the stack is gone".
     pub(super) fn stopped(&mut self) {
         for s in self.streams.values() {
@@ -99,6 +108,9 @@ impl Runtime {
                     self.tcp.streams.insert(id, StreamSink::new(shared.clone()));
                     (id, local, shared)
                 });
+                if let (Ok((id, _, _)), Some(ka)) = (&result, self.tcp.keepalive_all) {
+                    let _ = self.iface.tcp().set_keepalive(now, *id, Some(ka));
+                }
                 let _ = reply.send(result);
             }
             Command::TcpPush { id } => self.tcp_push(now, id),
@@ -212,6 +224,9 @@ impl Runtime {
                 let Some(info) = self.iface.tcp().info(id) else {
                     continue;
                 };
+                if let Some(ka) = self.tcp.keepalive_all {
+                    let _ = self.iface.tcp().set_keepalive(now, id, Some(ka));
+                }
                 let stream = StreamShared::new(true);
                 self.tcp.streams.insert(id, StreamSink::new(stream.clone()));
                 q.ready.push_back(Accepted {

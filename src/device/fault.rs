@@ -1,0 +1,216 @@
+//! Fault injection: a middleware device that drops chosen packets and
+//! delays the rest, wrapping any [`Device`].
+//!
+//! Faults are deterministic so a capture can be made on purpose: "drop the
+//! 5th packet the stack sends" produces exactly one retransmission, and a
+//! delay on received packets makes both ends' FINs cross for a
+//! simultaneous close. Dropped packets are never seen by the stack (inbound)
+//! or the link (outbound), and a capture wrapped *inside* the injector
+//! records what the stack actually sent.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::{Device, Waker};
+
+/// Which faults to inject.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultConfig {
+    /// Outgoing packets to drop, by 1-based position (1 = the first packet
+    /// the stack sends).
+    pub drop_tx: BTreeSet<u64>,
+    /// Incoming packets to drop, by 1-based position.
+    pub drop_rx: BTreeSet<u64>,
+    /// Hold every incoming packet this long before the stack sees it.
+    pub rx_delay: Duration,
+}
+
+impl FaultConfig {
+    /// True when no fault is configured.
+    pub fn is_empty(&self) -> bool {
+        self.drop_tx.is_empty() && self.drop_rx.is_empty() && self.rx_delay.is_zero()
+    }
+}
+
+/// Counters of what the injector did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Outgoing packets dropped.
+    pub tx_dropped: u64,
+    /// Incoming packets dropped.
+    pub rx_dropped: u64,
+}
+
+/// Most packets held for delay at once; beyond this, packets are dropped
+/// (a real queue overflows too) so memory stays bounded.
+const MAX_DELAYED: usize = 4096;
+
+/// A device that injects faults into another device's traffic.
+#[derive(Debug)]
+pub struct FaultInjector<D: Device> {
+    inner: D,
+    config: FaultConfig,
+    tx_count: u64,
+    rx_count: u64,
+    delayed: VecDeque<(Instant, Vec<u8>)>,
+    stats: FaultStats,
+}
+
+impl<D: Device> FaultInjector<D> {
+    /// Wraps `inner` with the faults in `config`.
+    pub fn new(inner: D, config: FaultConfig) -> FaultInjector<D> {
+        FaultInjector {
+            inner,
+            config,
+            tx_count: 0,
+            rx_count: 0,
+            delayed: VecDeque::new(),
+            stats: FaultStats::default(),
+        }
+    }
+
+    /// What was injected so far.
+    pub fn stats(&self) -> FaultStats {
+        self.stats
+    }
+
+    /// Pulls packets from the inner device into the delay queue (or drops
+    /// them); returns whether anything arrived.
+    fn fill(&mut self) -> io::Result<()> {
+        let mut buf = vec![0u8; 65_536];
+        while self.delayed.len() < MAX_DELAYED {
+            let Some(n) = self.inner.recv(&mut buf)? else {
+                break;
+            };
+            self.rx_count += 1;
+            if self.config.drop_rx.contains(&self.rx_count) {
+                self.stats.rx_dropped += 1;
+                log::info!("fault: dropped incoming packet #{}", self.rx_count);
+                continue;
+            }
+            let due = Instant::now() + self.config.rx_delay;
+            self.delayed.push_back((due, buf[..n].to_vec()));
+        }
+        Ok(())
+    }
+}
+
+impl<D: Device> Device for FaultInjector<D> {
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.fill()?;
+        match self.delayed.front() {
+            Some((due, _)) if *due <= Instant::now() => {}
+            _ => return Ok(None),
+        }
+        let Some((_, packet)) = self.delayed.pop_front() else {
+            return Ok(None);
+        };
+        let n = packet.len().min(buf.len());
+        buf[..n].copy_from_slice(&packet[..n]);
+        Ok(Some(n))
+    }
+
+    fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        self.tx_count += 1;
+        if self.config.drop_tx.contains(&self.tx_count) {
+            self.stats.tx_dropped += 1;
+            log::info!("fault: dropped outgoing packet #{}", self.tx_count);
+            return Ok(());
+        }
+        self.inner.send(packet)
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.fill()?;
+        // Wake for the next delayed packet, if it is due before the timeout.
+        let timeout = match self.delayed.front() {
+            Some((due, _)) => {
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                Some(timeout.map_or(left, |t| t.min(left)))
+            }
+            None => timeout,
+        };
+        self.inner.wait(timeout)
+    }
+
+    fn waker(&self) -> Waker {
+        self.inner.waker()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::memory;
+
+    #[test]
+    fn drops_exactly_the_chosen_packets_each_way() {
+        let (a, peer) = memory::link(1500);
+        let config = FaultConfig {
+            drop_tx: [2, 4].into_iter().collect(),
+            drop_rx: [1].into_iter().collect(),
+            rx_delay: Duration::ZERO,
+        };
+        let mut dev = FaultInjector::new(a, config);
+        for i in 1..=5u8 {
+            dev.send(&[i]).unwrap();
+        }
+        let sent: Vec<Vec<u8>> = std::iter::from_fn(|| peer.try_recv_packet()).collect();
+        assert_eq!(sent, vec![vec![1], vec![3], vec![5]]);
+        for i in 1..=3u8 {
+            peer.send_packet(vec![i]);
+        }
+        let mut buf = [0u8; 16];
+        let mut got = Vec::new();
+        while let Some(n) = dev.recv(&mut buf).unwrap() {
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(got, vec![vec![2], vec![3]]);
+        assert_eq!(
+            dev.stats(),
+            FaultStats {
+                tx_dropped: 2,
+                rx_dropped: 1
+            }
+        );
+    }
+
+    #[test]
+    fn delayed_packets_arrive_in_order_after_the_delay() {
+        let (a, peer) = memory::link(1500);
+        let delay = Duration::from_millis(50);
+        let mut dev = FaultInjector::new(
+            a,
+            FaultConfig {
+                rx_delay: delay,
+                ..FaultConfig::default()
+            },
+        );
+        let start = Instant::now();
+        peer.send_packet(vec![1]);
+        peer.send_packet(vec![2]);
+        let mut buf = [0u8; 16];
+        assert_eq!(dev.recv(&mut buf).unwrap(), None, "held back at first");
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            dev.wait(Some(Duration::from_secs(5))).unwrap();
+            while let Some(n) = dev.recv(&mut buf).unwrap() {
+                got.push(buf[n - 1]);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "delayed packets never arrived"
+            );
+        }
+        assert!(start.elapsed() >= delay);
+        assert_eq!(got, vec![1, 2]);
+    }
+}
