@@ -46,6 +46,8 @@ pub(crate) struct StreamBuf {
     pub(crate) closed: bool,
     /// Why it ended, when not cleanly.
     pub(crate) error: Option<io::ErrorKind>,
+    /// `read` has returned `error` once.
+    pub(crate) read_error_reported: bool,
     /// `shutdown(Write)` was called.
     pub(crate) write_shut: bool,
     /// `shutdown(Read)` was called: further data is discarded.
@@ -508,13 +510,18 @@ impl TcpStream {
                 }
                 return Ok(n);
             }
-            if buf.eof || buf.read_shut {
+            if buf.read_shut {
                 return Ok(0);
             }
+            // As on Linux, a connection error (reset, timeout) fails one read,
+            // even after end of stream; later reads see end of stream.
             if let Some(kind) = buf.error {
-                return Err(io::Error::from(kind));
+                if !std::mem::replace(&mut buf.read_error_reported, true) {
+                    return Err(io::Error::from(kind));
+                }
+                return Ok(0);
             }
-            if buf.closed {
+            if buf.eof || buf.closed {
                 return Ok(0);
             }
             if buf.gone {
