@@ -21,6 +21,8 @@ use tunstack::{services, Config, Stack, TcpStream};
 ///   tunstack run --tun tun0 --addr 10.0.0.2 --pcap demo.pcap
 /// then, from another shell in the same namespace:
 ///   ping 10.0.0.2
+///   curl http://10.0.0.2/                       # status page, live connections
+///   echo hello | nc -q1 10.0.0.2 7               # TCP echo
 ///   echo hello | nc -u -w1 10.0.0.2 7          # UDP echo
 ///   printf '%H:%M:%S' | nc -u -w1 10.0.0.2 9000  # UDP time
 ///
@@ -114,6 +116,10 @@ struct RunArgs {
     /// TCP discard port (0 disables the service).
     #[arg(long, default_value_t = 9, value_name = "PORT")]
     tcp_discard_port: u16,
+    /// HTTP/1.1 port: a status page with the live connection table at `/`
+    /// and N bytes at `/bytes/N` (0 disables the service).
+    #[arg(long, default_value_t = 80, value_name = "PORT")]
+    http_port: u16,
     /// UDP time service port (0 disables the service).
     #[arg(long, default_value_t = 9000, value_name = "PORT")]
     udp_time_port: u16,
@@ -210,14 +216,18 @@ fn run(args: RunArgs) -> std::io::Result<()> {
     if args.tcp_discard_port != 0 {
         services.push(services::tcp_discard(&stack, args.tcp_discard_port)?);
     }
+    if args.http_port != 0 {
+        services.push(services::http::serve(&stack, args.http_port)?);
+    }
     if args.udp_time_port != 0 {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {} (mtu {}); tcp echo :{}, tcp discard :{}, udp echo :{}, udp time :{}{}",
+        "tunstack: {} up on {} (mtu {}); http :{}, tcp echo :{}, tcp discard :{}, udp echo :{}, udp time :{}{}",
         stack.addr(),
         args.device.tun,
         stack.mtu(),
+        args.http_port,
         args.tcp_echo_port,
         args.tcp_discard_port,
         args.udp_echo_port,

@@ -1,1 +1,963 @@
-//! The HTTP/1.1 service (in progress).
+//! A small HTTP/1.1 server (RFC 9110, RFC 9112), written on the public socket
+//! API like any application, to show the stack at work in a browser or with
+//! `curl`.
+//!
+//! Routes:
+//!
+//! - `GET /`: an HTML page about tunstack with its live TCP connection
+//!   table (like `ss -tni`) and its counters.
+//! - `GET /bytes/N`: `N` bytes (`application/octet-stream`) of a fixed
+//!   pattern: byte `i` of the body is `(i % 251) as u8` ([`pattern_byte`]).
+//!   251 is prime, so the pattern never lines up with segment or buffer
+//!   sizes and a misplaced chunk shows up in a hash. The body is streamed in
+//!   chunks; `N` may be up to [`MAX_BYTES`] (10 GiB).
+//! - `HEAD` of either: the same headers, no body.
+//!
+//! Anything else is 404; methods other than GET and HEAD get 405 with
+//! `Allow: GET, HEAD`; a malformed request, or a request head longer than
+//! [`MAX_HEAD`], gets 400 and the connection is closed.
+//!
+//! Connections are persistent (RFC 9112 §9.3): HTTP/1.1 until either side
+//! says `Connection: close`, HTTP/1.0 only when the client asks for
+//! `keep-alive`. A connection idle for [`IDLE_TIMEOUT`] is closed, and a
+//! client that stops reading for as long loses its connection, so dead
+//! clients don't pin threads. Requests are parsed by hand from the bytes;
+//! nothing a client sends can make the server panic.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use log::debug;
+
+use crate::runtime::{Command, StackHandle};
+use crate::{Stack, TcpStream};
+
+/// The largest `N` `GET /bytes/N` serves: 10 GiB.
+pub const MAX_BYTES: u64 = 10 << 30;
+
+/// The longest request head (request line and header fields) accepted.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// How long a connection may sit without a request (or a stalled write)
+/// before the server closes it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The modulus of the `/bytes/N` pattern.
+const PATTERN_PERIOD: usize = 251;
+
+/// Request bodies (unusual on GET) up to this size are read and dropped so
+/// the connection can be reused; a larger one closes the connection.
+const MAX_DISCARDED_BODY: u64 = 1 << 20;
+
+/// How long a closing connection keeps reading (and dropping) what the
+/// client still sends, so our close does not turn into a RST that destroys
+/// the response before the client reads it (RFC 9112 §9.6).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Byte `i` of a `/bytes/N` body.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i % PATTERN_PERIOD as u64) as u8
+}
+
+/// Starts the HTTP server on `port`: one thread per connection.
+pub fn serve(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
+    let handle = stack.handle().clone();
+    super::tcp_service(stack, port, "http", move |stream| {
+        serve_connection(stream, &handle);
+    })
+}
+
+/// Serves requests on one connection until it closes.
+fn serve_connection(mut stream: TcpStream, stack: &StackHandle) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(IDLE_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let head = match read_head(&mut stream, &mut buf) {
+            Ok(Some(len)) => len,
+            Ok(None) => return,
+            Err(HeadError::TooLong) => {
+                debug!("http {peer}: request head over {MAX_HEAD} bytes");
+                let _ = respond_error(&mut stream, 400, "request head too long", false);
+                linger_close(&stream);
+                return;
+            }
+            Err(HeadError::Io(e)) => {
+                debug!("http {peer}: {e}");
+                return;
+            }
+        };
+        let parsed = parse_head(&buf[..head]);
+        buf.drain(..head);
+        let request = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                debug!("http {peer}: bad request: {}", e.reason);
+                let _ = respond_error(&mut stream, e.status, e.reason, false);
+                linger_close(&stream);
+                return;
+            }
+        };
+        debug!("http {peer}: {} {}", request.method, request.target);
+        let mut keep_alive = request.keep_alive;
+        // Drop a request body, if any, so the next request starts in the right place.
+        if request.content_length > 0
+            && (request.content_length > MAX_DISCARDED_BODY
+                || discard(&mut stream, &mut buf, request.content_length).is_err())
+        {
+            keep_alive = false;
+        }
+        let head_only = request.method == "HEAD";
+        let result = respond(&mut stream, stack, &request, keep_alive, head_only);
+        if result.is_err() || !keep_alive {
+            linger_close(&stream);
+            return;
+        }
+    }
+}
+
+/// Why a request head could not be read.
+#[derive(Debug)]
+enum HeadError {
+    TooLong,
+    Io(io::Error),
+}
+
+/// Reads until `buf` holds a whole request head; returns its length (the
+/// blank line included). `Ok(None)`: the client closed (or idled out)
+/// between requests.
+fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<usize>, HeadError> {
+    let mut chunk = [0u8; 4096];
+    let mut scanned = 0;
+    // Empty lines skipped before the request line count against the limit.
+    let mut skipped = 0;
+    loop {
+        // RFC 9112 §2.2: ignore empty lines before the request line.
+        let blank = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        if blank > 0 {
+            buf.drain(..blank);
+            skipped += blank;
+            scanned = 0;
+        }
+        if let Some(end) = head_end(buf, scanned) {
+            return if skipped + end > MAX_HEAD {
+                Err(HeadError::TooLong)
+            } else {
+                Ok(Some(end))
+            };
+        }
+        if skipped + buf.len() > MAX_HEAD {
+            return Err(HeadError::TooLong);
+        }
+        // A blank line may end in the last two bytes, so look there again.
+        scanned = buf.len().saturating_sub(2);
+        match stream.read(&mut chunk) {
+            Ok(0) if buf.is_empty() => return Ok(None),
+            Ok(0) => return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) && buf.is_empty() => return Ok(None),
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+    }
+}
+
+/// Where the head in `buf` ends (just past its blank line), searching from
+/// `from`. Lines end in CRLF or, leniently (RFC 9112 §2.2), a bare LF.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            match buf.get(i + 1) {
+                Some(b'\n') => return Some(i + 2),
+                Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads and drops `len` body bytes, the ones already in `buf` first.
+fn discard(stream: &mut TcpStream, buf: &mut Vec<u8>, len: u64) -> io::Result<()> {
+    let from_buf = buf.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+    buf.drain(..from_buf);
+    let mut left = len - from_buf as u64;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        match stream.read(&mut chunk[..want])? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => left -= n as u64,
+        }
+    }
+    Ok(())
+}
+
+/// Closes our side, then reads and drops whatever the client still sends
+/// for up to [`LINGER`], so unread data does not make the close a RST.
+fn linger_close(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    if stream.set_read_timeout(Some(LINGER)).is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + LINGER;
+    let mut chunk = [0u8; 4096];
+    let mut reader = stream;
+    while std::time::Instant::now() < deadline {
+        match reader.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A parsed request head.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    method: String,
+    /// The request target as sent.
+    target: String,
+    /// The path, from origin-form or absolute-form, without the query.
+    path: String,
+    /// Whether the connection persists after the response (version
+    /// default and `Connection` header).
+    keep_alive: bool,
+    /// HTTP/1.0 (answered with an explicit `Connection: keep-alive`).
+    http10: bool,
+    content_length: u64,
+}
+
+/// A request that gets an error status (and the connection closed).
+#[derive(Debug, PartialEq, Eq)]
+struct BadRequest {
+    status: u16,
+    reason: &'static str,
+}
+
+fn bad(reason: &'static str) -> BadRequest {
+    BadRequest {
+        status: 400,
+        reason,
+    }
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Parses a request head: the request line and the header fields (RFC
+/// 9112 §3, §5), up to and including the blank line.
+fn parse_head(head: &[u8]) -> Result<Request, BadRequest> {
+    let mut lines = head.split(|&b| b == b'\n').map(|l| match l {
+        [rest @ .., b'\r'] => rest,
+        l => l,
+    });
+    let line = lines.next().ok_or(bad("empty request"))?;
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("malformed request line"));
+    };
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(bad("malformed method"));
+    }
+    if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
+        return Err(bad("malformed request target"));
+    }
+    let http10 = match version {
+        b"HTTP/1.1" => false,
+        b"HTTP/1.0" => true,
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            if *major == b'1' {
+                false
+            } else {
+                return Err(BadRequest {
+                    status: 505,
+                    reason: "only HTTP/1.x is supported",
+                });
+            }
+        }
+        _ => return Err(bad("malformed HTTP version")),
+    };
+    // Both are ASCII now.
+    let method = String::from_utf8_lossy(method).into_owned();
+    let target = String::from_utf8_lossy(target).into_owned();
+    let path = request_path(&target).ok_or(bad("malformed request target"))?;
+
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut hosts = 0;
+    let mut content_length: Option<u64> = None;
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            // RFC 9112 §5.2: obsolete line folding.
+            return Err(bad("folded header line"));
+        }
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(bad("header line without a colon"))?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            // Includes whitespace before the colon (RFC 9112 §5.1: MUST reject).
+            return Err(bad("malformed header name"));
+        }
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(bad("control character in a header value"));
+        }
+        let value = value.trim_ascii();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for option in value.split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            // RFC 9112 §6.3: a list of identical values is allowed; anything else is fatal.
+            for item in value.split(|&b| b == b',') {
+                let n = parse_decimal(item.trim_ascii()).ok_or(bad("malformed Content-Length"))?;
+                if content_length.is_some_and(|old| old != n) {
+                    return Err(bad("conflicting Content-Length values"));
+                }
+                content_length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // RFC 9112 §6.1: a transfer coding we do not implement.
+            return Err(BadRequest {
+                status: 501,
+                reason: "request bodies with Transfer-Encoding are not supported",
+            });
+        }
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request MUST carry exactly one Host.
+    if hosts > 1 || (hosts == 0 && !http10) {
+        return Err(bad("an HTTP/1.1 request needs exactly one Host header"));
+    }
+    Ok(Request {
+        method,
+        target,
+        path,
+        keep_alive: !close && (!http10 || keep_alive),
+        http10,
+        content_length: content_length.unwrap_or(0),
+    })
+}
+
+/// The path of an origin-form (`/a?b`) or absolute-form (`http://h/a`)
+/// target, without the query.
+fn request_path(target: &str) -> Option<String> {
+    let path = if target.starts_with('/') {
+        target
+    } else {
+        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+        let rest = if lower.starts_with("http://") {
+            &target[7..]
+        } else if lower.starts_with("https://") {
+            &target[8..]
+        } else {
+            return None;
+        };
+        rest.find('/').map_or("/", |i| &rest[i..])
+    };
+    Some(path.split(['?', '#']).next().unwrap_or("/").to_string())
+}
+
+/// A non-empty run of ASCII digits that fits a `u64`.
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Writes the response to `request`.
+fn respond(
+    stream: &mut TcpStream,
+    stack: &StackHandle,
+    request: &Request,
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
+    if request.method != "GET" && request.method != "HEAD" {
+        let body = "405 Method Not Allowed: this server answers GET and HEAD\n";
+        let mut head = response_head(405, "text/plain; charset=utf-8", body.len() as u64);
+        head.push_str("Allow: GET, HEAD\r\n");
+        return send(
+            stream,
+            head,
+            body.as_bytes(),
+            keep_alive,
+            request,
+            head_only,
+        );
+    }
+    if request.path == "/" {
+        let page = status_page(stack);
+        let head = response_head(200, "text/html; charset=utf-8", page.len() as u64);
+        return send(
+            stream,
+            head,
+            page.as_bytes(),
+            keep_alive,
+            request,
+            head_only,
+        );
+    }
+    if let Some(n) = request.path.strip_prefix("/bytes/") {
+        let Some(n) = parse_decimal(n.as_bytes()).filter(|&n| n <= MAX_BYTES) else {
+            let body =
+                format!("400 Bad Request: N in /bytes/N must be a number up to {MAX_BYTES}\n");
+            let head = response_head(400, "text/plain; charset=utf-8", body.len() as u64);
+            return send(
+                stream,
+                head,
+                body.as_bytes(),
+                keep_alive,
+                request,
+                head_only,
+            );
+        };
+        let head = response_head(200, "application/octet-stream", n);
+        send(stream, head, &[], keep_alive, request, true)?;
+        return if head_only {
+            Ok(())
+        } else {
+            stream_pattern(stream, n)
+        };
+    }
+    let body = format!("404 Not Found: {}\n", request.path);
+    let head = response_head(404, "text/plain; charset=utf-8", body.len() as u64);
+    send(
+        stream,
+        head,
+        body.as_bytes(),
+        keep_alive,
+        request,
+        head_only,
+    )
+}
+
+/// The status line and the headers every response carries, up to the
+/// `Connection` header that [`send`] adds.
+fn response_head(status: u16, content_type: &str, len: u64) -> String {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    };
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nServer: tunstack/{}\r\nDate: {date}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Finishes `head` with the `Connection` header and writes it, then `body`
+/// unless `head_only`.
+fn send(
+    stream: &mut TcpStream,
+    mut head: String,
+    body: &[u8],
+    keep_alive: bool,
+    request: &Request,
+    head_only: bool,
+) -> io::Result<()> {
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    } else if request.http10 {
+        head.push_str("Connection: keep-alive\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    stream.write_all(&out)
+}
+
+/// An error response, closing the connection.
+fn respond_error(
+    stream: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    head_only: bool,
+) -> io::Result<()> {
+    let body = format!("{status}: {reason}\n");
+    let mut head = response_head(status, "text/plain; charset=utf-8", body.len() as u64);
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(body.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes `n` bytes of the pattern, a chunk at a time.
+fn stream_pattern(stream: &mut TcpStream, n: u64) -> io::Result<()> {
+    const CHUNK: usize = 256 * PATTERN_PERIOD;
+    // One period more than a chunk, so a chunk can start at any phase.
+    let pattern: Vec<u8> = (0..(CHUNK + PATTERN_PERIOD) as u64)
+        .map(pattern_byte)
+        .collect();
+    let mut sent = 0u64;
+    while sent < n {
+        let phase = (sent % PATTERN_PERIOD as u64) as usize;
+        let len = CHUNK.min(usize::try_from(n - sent).unwrap_or(CHUNK));
+        stream.write_all(&pattern[phase..phase + len])?;
+        sent += len as u64;
+    }
+    stream.flush()
+}
+
+/// The `GET /` page: what tunstack is, its connections, its counters.
+fn status_page(stack: &StackHandle) -> String {
+    let conns = stack.call(|reply| Command::TcpConnections { reply });
+    let stats = stack.call(|reply| Command::Stats { reply });
+    let mut page = String::with_capacity(8192);
+    let addr = escape(&stack.addr.to_string());
+    let version = env!("CARGO_PKG_VERSION");
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tunstack at {addr}</title>\n\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #999;padding:2px 8px;text-align:right}}\
+         td:nth-child(-n+3),th{{text-align:left}}</style></head>\n<body>\n\
+         <h1>tunstack {version} at {addr}</h1>\n\
+         <p>tunstack is a userspace TCP/IP stack in Rust. It reads and writes raw IPv4 \
+         packets on a Linux TUN device and implements IPv4 (with fragmentation and \
+         reassembly), ICMP, UDP and TCP itself, in user space: this page was served over \
+         its TCP, by an HTTP server written on its socket API.</p>\n\
+         <p>Try <a href=\"/bytes/1048576\">/bytes/N</a> for N bytes of a test pattern \
+         (byte i is i mod 251).</p>\n"
+    );
+    page.push_str("<h2>TCP connections</h2>\n");
+    match conns {
+        Ok(mut conns) => {
+            conns.sort_by_key(|c| c.id);
+            page.push_str(
+                "<table>\n<tr><th>local</th><th>remote</th><th>state</th><th>send-q</th>\
+                 <th>recv-q</th><th>srtt ms</th><th>rto ms</th><th>cwnd</th>\
+                 <th>retransmits</th></tr>\n",
+            );
+            for c in &conns {
+                let srtt = c
+                    .srtt
+                    .map_or("-".to_string(), |d| format!("{:.1}", d.as_secs_f64() * 1e3));
+                let cells = [
+                    c.local.to_string(),
+                    c.remote.to_string(),
+                    c.state.to_string(),
+                    c.send_queue.to_string(),
+                    c.recv_queue.to_string(),
+                    srtt,
+                    c.rto.as_millis().to_string(),
+                    c.cwnd.to_string(),
+                    c.retransmits.to_string(),
+                ];
+                page.push_str("<tr>");
+                for cell in &cells {
+                    let _ = write!(page, "<td>{}</td>", escape(cell));
+                }
+                page.push_str("</tr>\n");
+            }
+            page.push_str("</table>\n");
+            if conns.is_empty() {
+                page.push_str("<p>(none)</p>\n");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(page, "<p>unavailable: {}</p>", escape(&e.to_string()));
+        }
+    }
+    page.push_str("<h2>Counters</h2>\n<pre>");
+    match stats {
+        Ok(s) => page.push_str(&escape(&s.to_string())),
+        Err(e) => page.push_str(&escape(&format!("unavailable: {e}"))),
+    }
+    page.push_str("</pre>\n</body></html>\n");
+    page
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::memory;
+    use crate::Config;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    const SERVER: &str = "10.0.0.2:80";
+
+    /// Two stacks back to back on an in-memory link: the server (10.0.0.2,
+    /// serving HTTP on port 80) and a client (10.0.0.1).
+    fn stacks() -> (Stack, Stack) {
+        let (a, b) = memory::link(1500);
+        let server = Stack::with_device(
+            Config {
+                seed: Some(1),
+                ..Config::default()
+            },
+            a,
+        )
+        .expect("server stack starts");
+        let client = Stack::with_device(
+            Config {
+                addr: Ipv4Addr::new(10, 0, 0, 1),
+                seed: Some(2),
+                ..Config::default()
+            },
+            b,
+        )
+        .expect("client stack starts");
+        serve(&server, 80).expect("http service starts");
+        (server, client)
+    }
+
+    fn connect(client: &Stack) -> TcpStream {
+        let s = TcpStream::connect(client, SERVER).expect("connects");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// A response as the client read it.
+    struct Response {
+        status: u16,
+        head: String,
+        body: Vec<u8>,
+    }
+
+    impl Response {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.head.lines().skip(1).find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+        }
+    }
+
+    /// Reads one response; the body by its Content-Length unless `head_only`.
+    fn read_response(s: &mut TcpStream, head_only: bool) -> Response {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).expect("reads the head"), 1, "EOF in head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).expect("ASCII head");
+        let status = head[9..12].parse().expect("a status code");
+        let mut r = Response {
+            status,
+            head,
+            body: Vec::new(),
+        };
+        if !head_only {
+            let len: usize = r
+                .header("content-length")
+                .expect("Content-Length")
+                .parse()
+                .unwrap();
+            r.body = vec![0; len];
+            s.read_exact(&mut r.body).expect("reads the body");
+        }
+        r
+    }
+
+    /// Sends `raw`, reads one response, then expects the server to close.
+    fn exchange_and_close(client: &Stack, raw: &[u8], head_only: bool) -> Response {
+        let mut s = connect(client);
+        s.write_all(raw).unwrap();
+        let r = read_response(&mut s, head_only);
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).expect("server closes cleanly");
+        assert!(rest.is_empty(), "nothing after the response: {rest:?}");
+        r
+    }
+
+    #[test]
+    fn root_page_names_the_stack_and_shows_the_clients_own_connection_established() {
+        let (_server, client) = stacks();
+        let mut s = connect(&client);
+        let me = s.local_addr().unwrap().to_string();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut s, false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert!(r
+            .header("server")
+            .is_some_and(|v| v.starts_with("tunstack/")));
+        let page = String::from_utf8(r.body).unwrap();
+        assert!(page.contains("tunstack"));
+        let row = page
+            .lines()
+            .find(|l| l.starts_with("<tr>") && l.contains(&format!("<td>{me}</td>")))
+            .unwrap_or_else(|| panic!("a row for {me} in\n{page}"));
+        assert!(row.contains("<td>ESTABLISHED</td>"), "{row}");
+        assert!(row.contains("<td>10.0.0.2:80</td>"), "{row}");
+        assert!(page.contains("<pre>ip:"), "counters shown");
+    }
+
+    #[test]
+    fn bytes_n_returns_exactly_n_bytes_of_the_pattern() {
+        let (_server, client) = stacks();
+        let r = exchange_and_close(
+            &client,
+            b"GET /bytes/100000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            false,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+        assert_eq!(r.header("connection"), Some("close"));
+        assert_eq!(r.body.len(), 100_000);
+        assert!(r
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern_byte(i as u64)));
+    }
+
+    #[test]
+    fn head_bytes_has_the_length_and_no_body() {
+        let (_server, client) = stacks();
+        let r = exchange_and_close(
+            &client,
+            b"HEAD /bytes/10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            true,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-length"), Some("10"));
+    }
+
+    #[test]
+    fn unknown_path_is_404() {
+        let (_server, client) = stacks();
+        let r = exchange_and_close(
+            &client,
+            b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            false,
+        );
+        assert_eq!(r.status, 404);
+    }
+
+    #[test]
+    fn other_methods_are_405_with_allow() {
+        let (_server, client) = stacks();
+        let r = exchange_and_close(
+            &client,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            false,
+        );
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    }
+
+    #[test]
+    fn garbage_gets_400_and_the_connection_closed() {
+        let (_server, client) = stacks();
+        let r = exchange_and_close(&client, b"\x00\xffhello there\r\n\r\n", false);
+        assert_eq!(r.status, 400);
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+
+    #[test]
+    fn bad_or_huge_n_is_400() {
+        let (_server, client) = stacks();
+        let mut s = connect(&client);
+        for path in ["/bytes/abc", "/bytes/", "/bytes/10737418241", "/bytes/-1"] {
+            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert_eq!(read_response(&mut s, false).status, 400, "{path}");
+        }
+        // 10 GiB itself is accepted (HEAD, so nothing is sent).
+        s.write_all(b"HEAD /bytes/10737418240 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut s, true);
+        assert_eq!(r.header("content-length"), Some("10737418240"));
+    }
+
+    #[test]
+    fn head_over_16_kib_is_400() {
+        let (_server, client) = stacks();
+        let mut raw = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
+        raw.resize(MAX_HEAD + 10, b'a');
+        raw.extend_from_slice(b"\r\n\r\n");
+        let r = exchange_and_close(&client, &raw, false);
+        assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn keep_alive_serves_two_requests_on_one_connection() {
+        let (_server, client) = stacks();
+        let mut s = connect(&client);
+        s.write_all(b"GET /bytes/3 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let first = read_response(&mut s, false);
+        assert_eq!(
+            (first.status, first.body.as_slice()),
+            (200, &[0u8, 1, 2][..])
+        );
+        assert_eq!(first.header("connection"), None);
+        // The second request pipelined with a third that closes.
+        s.write_all(
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(read_response(&mut s, false).status, 404);
+        let third = read_response(&mut s, false);
+        assert_eq!((third.status, third.body.as_slice()), (200, &[0u8][..]));
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn http10_closes_unless_keep_alive_is_asked_for() {
+        let (_server, client) = stacks();
+        let r = exchange_and_close(&client, b"GET /bytes/2 HTTP/1.0\r\n\r\n", false);
+        assert_eq!(r.header("connection"), Some("close"));
+        let mut s = connect(&client);
+        for _ in 0..2 {
+            s.write_all(b"GET /bytes/2 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .unwrap();
+            let r = read_response(&mut s, false);
+            assert_eq!(r.header("connection"), Some("keep-alive"));
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Request, BadRequest> {
+        parse_head(raw.as_bytes())
+    }
+
+    #[test]
+    fn parser_reads_paths_versions_and_connection_options() {
+        let r = parse("GET http://h:80/bytes/5?x=1 HTTP/1.1\r\nHOST: h\r\n\r\n").unwrap();
+        assert_eq!(
+            (r.path.as_str(), r.keep_alive, r.http10),
+            ("/bytes/5", true, false)
+        );
+        let r = parse("HEAD / HTTP/1.1\nHost: h\nConnection: foo, close\n\n").unwrap();
+        assert!(!r.keep_alive);
+        let r = parse("GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert!(r.http10 && !r.keep_alive);
+        let r = parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 7, 7\r\n\r\n").unwrap();
+        assert_eq!(r.content_length, 7);
+    }
+
+    #[test]
+    fn parser_rejects_what_rfc_9112_says_to_reject() {
+        for raw in [
+            "GET / HTTP/1.1\r\n\r\n",                                    // no Host
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",              // two Hosts
+            "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",                        // two spaces
+            "GET / HTTP/1.1 x\r\nHost: h\r\n\r\n",                       // extra part
+            "GET / HTTX/1.1\r\nHost: h\r\n\r\n",                         // version
+            "GET nope HTTP/1.1\r\nHost: h\r\n\r\n",                      // target
+            "GET / HTTP/1.1\r\nHost : h\r\n\r\n",                        // space before colon
+            "GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",              // obs-fold
+            "GET / HTTP/1.1\r\nHost: h\r\nno colon\r\n\r\n",             // no colon
+            "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 2\r\n\r\n", // conflicting
+            "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", // control char
+        ] {
+            assert_eq!(parse(raw).map_err(|e| e.status), Err(400), "{raw:?}");
+        }
+        assert_eq!(
+            parse("GET / HTTP/2.0\r\n\r\n").map_err(|e| e.status),
+            Err(505)
+        );
+        let chunked = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse(chunked).map_err(|e| e.status), Err(501));
+    }
+
+    #[test]
+    fn parser_never_panics_on_arbitrary_bytes() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"GET /HTP1.0\r\n:, \x00\xffabc0123456789-HostContent-Length";
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 64) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = x.rotate_left(i as u32 * 5);
+                    if r % 4 == 0 {
+                        r as u8
+                    } else {
+                        alphabet[(r as usize >> 3) % alphabet.len()]
+                    }
+                })
+                .collect();
+            let _ = parse_head(&bytes);
+            let _ = head_end(&bytes, (x % 8) as usize);
+            let _ = request_path(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn escape_covers_the_html_specials() {
+        assert_eq!(
+            escape("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn pattern_repeats_every_251_bytes() {
+        assert_eq!(pattern_byte(0), 0);
+        assert_eq!(pattern_byte(250), 250);
+        assert_eq!(pattern_byte(251), 0);
+        assert_eq!(pattern_byte(10 << 30), ((10u64 << 30) % 251) as u8);
+        let _: SocketAddr = SERVER.parse().unwrap();
+    }
+}

@@ -1,5 +1,6 @@
-//! Built-in services, written on the public socket API like any application:
-//! UDP echo (RFC 862) and the tutorial's UDP time server.
+//! Built-in services, written on the socket API like any application:
+//! TCP and UDP echo (RFC 862), TCP discard (RFC 863), the tutorial's UDP
+//! time server, and an HTTP/1.1 server ([`http`]).
 
 use std::io;
 use std::thread::JoinHandle;
