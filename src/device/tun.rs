@@ -122,6 +122,10 @@ impl TunDevice {
                 "TUN device {name} is down: packets sent will be dropped until \
                  `ip link set {name} up`"
             );
+        } else if !wait_for_carrier(name, Duration::from_secs(1)) {
+            log::warn!(
+                "TUN device {name}: no carrier after attaching; the kernel may drop early packets"
+            );
         }
 
         let mtu = dev
@@ -287,4 +291,24 @@ fn admin_up(name: &str) -> Option<bool> {
     let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).ok()?;
     let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()?;
     Some(flags & 0x1 != 0)
+}
+
+/// Waits until the kernel reports carrier on the interface. The kernel turns
+/// a TUN link's carrier on in deferred work after a queue attaches and drops
+/// what it would send before then, so the stack must not report itself ready
+/// earlier. True once `operstate` is `up` (or unknown, where sysfs is absent).
+fn wait_for_carrier(name: &str, limit: Duration) -> bool {
+    let path = format!("/sys/class/net/{name}/operstate");
+    let start = std::time::Instant::now();
+    loop {
+        match std::fs::read_to_string(&path) {
+            Ok(state) if state.trim() == "up" => return true,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
