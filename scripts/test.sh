@@ -76,4 +76,15 @@ else
 fi
 
 export TUNSTACK_REQUIRE_NETNS="${TUNSTACK_REQUIRE_NETNS:-}"
-exec cargo test --all-targets "$@"
+# Run the suite, then add up cargo's per-binary "test result:" lines so the
+# last line is the total for the whole run (the last binary cargo runs is
+# an example with no tests of its own).
+log=$(mktemp "${TMPDIR:-/tmp}/tunstack-test.XXXXXX")
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --all-targets "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "tunstack: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"
