@@ -208,6 +208,22 @@ impl TcpLayer {
         if ip.is_broadcast() || ip.is_multicast() || ip.is_unspecified() {
             return;
         }
+        // A SYN flood must not lock real clients out: when the SYN queue is
+        // full (but the accept queue is not), the oldest half-open
+        // connection makes room (RFC 4987 §3.4, "SYN cache" eviction).
+        // Memory stays bounded by the backlog either way.
+        let victim = self.listeners.get(&lid).and_then(|l| {
+            (l.syn_queue.len() >= l.backlog && l.can_accept())
+                .then(|| l.syn_queue.first().copied())
+                .flatten()
+        });
+        if let Some(victim) = victim {
+            log::debug!(
+                "{remote} -> {local} SYN queue full: evicting the oldest half-open connection"
+            );
+            self.out.stats.syn_evicted += 1;
+            self.forget(victim);
+        }
         let full = self.conns.len() >= self.cfg.max_connections;
         let Some(listener) = self.listeners.get_mut(&lid) else {
             return;

@@ -183,17 +183,40 @@ fn syn_ack_is_retransmitted_then_the_half_open_connection_dropped() {
 }
 
 #[test]
-fn backlog_full_drops_syns() {
+fn a_full_syn_queue_evicts_the_oldest_half_open_connection() {
     let mut l = TcpLayer::new(cfg(), [1; 16]);
     let lid = l.listen(US, 2).unwrap();
+    let mut iss = Vec::new();
     for port in 1..=3u16 {
         let mut h = hdr("S", PEER_ISS, 0);
         h.src_port = port;
         inject(&mut l, ms(0), h, b"");
+        let out = one(&mut l);
+        assert_eq!(out.flags(), "SA", "every SYN is answered");
+        iss.push(out.h.seq);
     }
-    assert_eq!(drain(&mut l).len(), 2, "third SYN dropped silently");
-    assert_eq!(l.stats().syn_dropped, 1);
-    assert_eq!(l.listeners(), vec![(lid, US, 2, 0)]);
+    assert_eq!(l.stats().syn_evicted, 1);
+    assert_eq!(l.stats().syn_dropped, 0);
+    assert_eq!(
+        l.listeners(),
+        vec![(lid, US, 2, 0)],
+        "memory bounded by the backlog"
+    );
+    // The evicted (oldest) one is gone: its ACK now meets only the listener.
+    let mut h = hdr("A", PEER_ISS + 1, iss[0] + 1);
+    h.src_port = 1;
+    inject(&mut l, ms(1), h, b"");
+    check(&one(&mut l), "R", iss[0] + 1, 0);
+    // The newest completes its handshake.
+    let mut h = hdr("A", PEER_ISS + 1, iss[2] + 1);
+    h.src_port = 3;
+    inject(&mut l, ms(1), h, b"");
+    assert!(drain(&mut l).is_empty());
+    assert_eq!(l.listeners(), vec![(lid, US, 1, 1)]);
+    assert_eq!(
+        l.accept(lid).map(|id| l.info(id).map(|i| i.remote.port())),
+        Ok(Some(3))
+    );
 }
 
 #[test]
