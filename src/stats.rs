@@ -24,6 +24,8 @@ pub enum DropReason {
     BadSourceAddress,
     /// Destination is not this stack.
     NotForUs,
+    /// Time to live is zero (no conforming sender emits one).
+    TtlZero,
     /// A fragment overlapped data already received (whole datagram dropped).
     FragmentOverlap,
     /// Fragment offset plus length past 65,535.
@@ -58,7 +60,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadHeaderLength,
@@ -66,6 +68,7 @@ impl DropReason {
         DropReason::BadHeaderChecksum,
         DropReason::BadSourceAddress,
         DropReason::NotForUs,
+        DropReason::TtlZero,
         DropReason::FragmentOverlap,
         DropReason::FragmentTooLong,
         DropReason::FragmentInconsistent,
@@ -93,6 +96,7 @@ impl DropReason {
             DropReason::BadHeaderChecksum => "ip-bad-checksum",
             DropReason::BadSourceAddress => "ip-bad-source",
             DropReason::NotForUs => "ip-not-for-us",
+            DropReason::TtlZero => "ip-ttl-zero",
             DropReason::FragmentOverlap => "frag-overlap",
             DropReason::FragmentTooLong => "frag-too-long",
             DropReason::FragmentInconsistent => "frag-inconsistent",

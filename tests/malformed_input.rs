@@ -87,6 +87,10 @@ fn each_malformation_is_dropped_and_counted_under_its_reason() {
     fix_checksum(&mut p);
     cases.push(("someone else's destination", p, DropReason::NotForUs));
     let mut p = good.clone();
+    p[8] = 0;
+    fix_checksum(&mut p);
+    cases.push(("TTL zero", p, DropReason::TtlZero));
+    let mut p = good.clone();
     p[9] = 99;
     fix_checksum(&mut p);
     cases.push(("unknown protocol", p, DropReason::UnknownProtocol));
@@ -142,8 +146,14 @@ fn each_malformation_is_dropped_and_counted_under_its_reason() {
             );
         }
     }
-    // The good packet still goes through afterwards.
+    // The good packet still goes through afterwards, and so does TTL 1
+    // (RFC 1122 §3.2.1.7).
     i.receive(Instant::ZERO, &good);
+    assert!(i.pop_event().is_some());
+    let mut ttl1 = good.clone();
+    ttl1[8] = 1;
+    fix_checksum(&mut ttl1);
+    i.receive(Instant::ZERO, &ttl1);
     assert!(i.pop_event().is_some());
 }
 

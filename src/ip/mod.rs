@@ -114,8 +114,13 @@ impl Ipv4Layer {
         if dst != self.addr && !broadcast {
             return dropped(stats, DropReason::NotForUs, bytes);
         }
-        // RFC 1122 §3.2.1.7: a host MUST NOT discard a datagram just because its
-        // TTL is below 2, so TTL is not checked on input.
+        // RFC 791 §3.2: a datagram whose TTL is zero "must be destroyed"; no
+        // conforming sender emits one (RFC 1122 §3.2.1.7: a host MUST NOT send
+        // TTL 0). TTL 1 is accepted: RFC 1122 §3.2.1.7 says a host MUST NOT
+        // discard a datagram just because its TTL is below 2.
+        if packet.ttl() == 0 {
+            return dropped(stats, DropReason::TtlZero, bytes);
+        }
         if !packet.is_fragment() {
             return Some(Datagram {
                 src,
