@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use log::{debug, trace};
 
-use crate::config::{Config, Rng};
+use crate::config::{random_seed, Config, Rng};
 use crate::ip::{icmp as ip_icmp, Datagram, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
 use crate::tcp::{TcpConfig, TcpEvent, TcpLayer};
@@ -85,9 +85,19 @@ impl Interface {
             mtu,
             ..config.tcp.clone()
         };
+        // RFC 6528 §3: the ISN secret must be hard to guess. Unless a test
+        // fixed the seed, it is 128 fresh random bits, independent of the
+        // generator behind the IP IDs and ports that are visible on the wire.
         let mut isn_secret = [0u8; 16];
-        isn_secret[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
-        isn_secret[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let (a, b) = match config.seed {
+            Some(_) => (
+                rng.next_u64() ^ 0x6a09_e667_f3bc_c908,
+                rng.next_u64() ^ 0xbb67_ae85_84ca_a73b,
+            ),
+            None => (random_seed(), random_seed()),
+        };
+        isn_secret[..8].copy_from_slice(&a.to_le_bytes());
+        isn_secret[8..].copy_from_slice(&b.to_le_bytes());
         Interface {
             tcp: TcpLayer::new(tcp_config, isn_secret),
             ip: Ipv4Layer::new(
@@ -113,6 +123,11 @@ impl Interface {
     /// The stack's address.
     pub fn addr(&self) -> Ipv4Addr {
         self.ip.addr()
+    }
+
+    /// The subnet's directed broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        self.ip.broadcast()
     }
 
     /// The link MTU.

@@ -75,6 +75,11 @@ impl Ipv4Layer {
         self.addr
     }
 
+    /// The subnet's directed broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        self.broadcast
+    }
+
     /// The link MTU.
     pub fn mtu(&self) -> usize {
         self.mtu

@@ -101,6 +101,11 @@ impl Runtime {
                 }
             }
             Command::TcpConnect { remote, reply } => {
+                // MUST-46: the subnet's directed broadcast is a broadcast too.
+                if *remote.ip() == self.iface.broadcast() {
+                    let _ = reply.send(Err(TcpError::InvalidInput));
+                    return;
+                }
                 let local = SocketAddrV4::new(self.iface.addr(), 0);
                 let result = self.iface.tcp().connect(now, local, remote).map(|id| {
                     let local = self.iface.tcp().info(id).map(|i| i.local).unwrap_or(local);

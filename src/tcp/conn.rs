@@ -101,6 +101,8 @@ pub(crate) struct Conn {
     pub persist_backoff: u32,
     /// `send` found the buffer full: emit `Writable` when it drains.
     pub write_blocked: bool,
+    /// When the peer was last heard from (any segment in a synchronized state).
+    pub last_heard: Option<Instant>,
 }
 
 impl Conn {
@@ -160,6 +162,7 @@ impl Conn {
             keepalive_probes: 0,
             persist_backoff: 0,
             write_blocked: false,
+            last_heard: None,
         }
     }
 

@@ -116,6 +116,7 @@ impl Conn {
 
         // Any segment from the peer restarts the keepalive clock (§3.8.4).
         self.keepalive_probes = 0;
+        self.last_heard = Some(now);
         if let Some(k) = self.keepalive {
             self.timers.keepalive = Some(now + k.idle);
         }

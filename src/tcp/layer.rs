@@ -44,6 +44,10 @@ impl TcpLayer {
     /// A layer with `config`; `isn_secret` keys the RFC 6528 ISN hash and
     /// should be random.
     pub fn new(config: TcpConfig, isn_secret: [u8; 16]) -> Self {
+        let mut out = Outbox::default();
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&isn_secret[4..12]);
+        out.seed(u64::from_le_bytes(seed).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
         TcpLayer {
             cfg: config,
             isn: IsnGenerator::new(isn_secret),
@@ -64,7 +68,7 @@ impl TcpLayer {
                 ]);
                 EPHEMERAL.start() + (r % span) as u16
             },
-            out: Outbox::default(),
+            out,
         }
     }
 
@@ -130,6 +134,7 @@ impl TcpLayer {
         );
 
         let has_listener = self.find_listener(local).is_some();
+        let mut reopen_iss = None;
         if let Some(&id) = self.tuples.get(&(local, remote)) {
             if let Some(conn) = self.conns.get_mut(&id) {
                 // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN with a higher
@@ -142,6 +147,10 @@ impl TcpLayer {
                     && has_listener;
                 if reopen {
                     log::debug!("{remote} -> {local} TIME-WAIT reopened by a new SYN");
+                    // RFC 9293 §3.6.1 / RFC 6191: the new incarnation's ISN
+                    // must lie above the old one's sequence space; like
+                    // Linux, start 65537 past the old SND.NXT.
+                    reopen_iss = Some(conn.snd_max + 65537);
                     self.forget(id);
                 } else {
                     // Like Linux, a full accept queue drops the ACK that
@@ -165,7 +174,7 @@ impl TcpLayer {
             }
         }
         if let Some(lid) = self.find_listener(local) {
-            self.on_listen_segment(now, lid, local, remote, &seg);
+            self.on_listen_segment(now, lid, local, remote, &seg, reopen_iss);
             return;
         }
         // RFC 9293 §3.10.7.1: no connection and no listener.
@@ -190,6 +199,7 @@ impl TcpLayer {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         seg: &TcpSegment<'_>,
+        iss_override: Option<SeqNum>,
     ) {
         let h = seg.header;
         if h.flags.rst {
@@ -236,7 +246,7 @@ impl TcpLayer {
         let id = ConnId(self.next_id);
         self.next_id += 1;
         listener.syn_queue.push(id);
-        let iss = self.isn.isn(now, local, remote);
+        let iss = iss_override.unwrap_or_else(|| self.isn.isn(now, local, remote));
         let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg);
         conn.listener = Some(lid);
         conn.irs = SeqNum(h.seq);
@@ -384,6 +394,11 @@ impl TcpLayer {
     ) -> Result<ConnId, TcpError> {
         if remote.port() == 0 || remote.ip().is_unspecified() || local.ip().is_unspecified() {
             return Err(TcpError::AddrNotAvailable);
+        }
+        // MUST-46 (RFC 9293 §3.9.1.1): an active OPEN to a broadcast or
+        // multicast address is an error.
+        if remote.ip().is_broadcast() || remote.ip().is_multicast() {
+            return Err(TcpError::InvalidInput);
         }
         if self.conns.len() >= self.cfg.max_connections {
             return Err(TcpError::AddrNotAvailable);

@@ -24,6 +24,10 @@ pub(crate) struct Outbox {
     pub stats: TcpStats,
     challenge_second: Option<Instant>,
     challenge_count: u32,
+    /// This second's budget of challenge ACKs, drawn at random.
+    challenge_budget: u32,
+    /// PRNG state for the budget (seeded from the layer's secret).
+    challenge_rng: u64,
 }
 
 impl Outbox {
@@ -57,6 +61,21 @@ impl Outbox {
         });
     }
 
+    /// Seeds the challenge-ACK budget's generator.
+    pub fn seed(&mut self, seed: u64) {
+        self.challenge_rng = seed | 1;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.challenge_rng | 1;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.challenge_rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
     /// Returns a buffer for reuse.
     pub fn recycle(&mut self, buf: Vec<u8>) {
         if self.pool.len() < POOL_MAX {
@@ -80,9 +99,15 @@ impl Outbox {
             _ => {
                 self.challenge_second = Some(now);
                 self.challenge_count = 0;
+                // A fixed layer-wide limit is a side channel an off-path
+                // attacker can count (CVE-2016-5696); like Linux, draw each
+                // second's budget at random between half and 1.5× the limit.
+                let limit = cfg.challenge_ack_limit;
+                let half = limit / 2;
+                self.challenge_budget = half + (self.next_random() % (u64::from(limit) + 1)) as u32;
             }
         }
-        if self.challenge_count < cfg.challenge_ack_limit {
+        if self.challenge_count < self.challenge_budget {
             self.challenge_count += 1;
             self.stats.challenge_acks += 1;
             true

@@ -99,6 +99,23 @@ impl Conn {
         if self.snd_nxt == self.snd_una && self.snd_max == self.snd_una {
             return; // nothing outstanding
         }
+        // MUST-35 (RFC 9293 §3.8.6.1): the peer shrank its window to zero
+        // with data in flight. The retransmissions become zero-window
+        // probes of the head of the queue, and the connection is not timed
+        // out while the peer answers (SHLD-16, MUST-37): as Linux does, it
+        // is given up only after `max_rto` without hearing from the peer.
+        if self.snd_wnd == 0 && self.state.is_synchronized() {
+            let silent = self.last_heard.is_none_or(|t| now - t > cx.cfg.max_rto);
+            if silent && self.retries >= limit {
+                self.terminate(Some(TcpError::TimedOut), cx);
+                return;
+            }
+            self.retries = self.retries.saturating_add(1);
+            self.rtt.back_off();
+            self.rtt_probe = None;
+            self.retransmit_head(now, cx);
+            return;
+        }
         if self.retries >= limit {
             log::debug!(
                 "{} -> {} {} gave up after {} retransmissions",

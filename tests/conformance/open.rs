@@ -418,7 +418,6 @@ fn must_45_every_segment_uses_the_connection_local_address() {
 /// MUST-46: an active OPEN to a broadcast or multicast address is an
 /// error, and no SYN is sent.
 #[test]
-#[ignore = "BUG: TcpLayer::connect (and the runtime's TcpConnect) accept a broadcast or multicast remote address and send a SYN to it"]
 fn must_46_open_to_broadcast_or_multicast_is_rejected() {
     let mut b = Bench::new();
     for ip in [

@@ -57,13 +57,38 @@ fn challenge_acks_are_rate_limited() {
         ..cfg()
     };
     let (mut l, _, _id, snd) = server_with(config);
-    for _ in 0..3 {
+    for _ in 0..10 {
         inject(&mut l, ms(0), hdr("R", P + 1, 0), b"");
     }
-    assert_eq!(drain(&mut l).len(), 2);
-    assert_eq!(l.stats().challenge_acks_limited, 1);
+    // This second's budget is random in [limit/2, 1.5 x limit] = [1, 3].
+    let sent = drain(&mut l).len() as u64;
+    assert!((1..=3).contains(&sent), "{sent} challenge ACKs");
+    assert_eq!(l.stats().challenge_acks_limited, 10 - sent);
     inject(&mut l, ms(1000), hdr("S", P + 1, 0), b"");
     check(&one(&mut l), "A", snd, P);
+}
+
+#[test]
+fn the_challenge_ack_budget_varies_from_second_to_second() {
+    // CVE-2016-5696: a fixed budget lets an off-path attacker count it.
+    let config = TcpConfig {
+        challenge_ack_limit: 100,
+        ..cfg()
+    };
+    let (mut l, _, _id, _) = server_with(config);
+    let mut budgets = std::collections::BTreeSet::new();
+    for second in 0..10u64 {
+        for _ in 0..200 {
+            inject(&mut l, ms(second * 1000), hdr("R", P + 1, 0), b"");
+        }
+        let sent = drain(&mut l).len();
+        assert!((50..=150).contains(&sent), "second {second}: {sent}");
+        budgets.insert(sent);
+    }
+    assert!(
+        budgets.len() > 1,
+        "the same budget every second: {budgets:?}"
+    );
 }
 
 #[test]
