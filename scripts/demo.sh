@@ -10,7 +10,7 @@
 #
 # Leaves the capture in pcaps/demo.pcap. Exits non-zero if any step failed.
 #
-# Needs: root, cargo, ip (iproute2), ping (iputils-ping), python3.
+# Needs: root, cargo, ip (iproute2), ping (iputils-ping), python3, curl.
 # Optional: tshark (to print a summary of the capture).
 
 set -euo pipefail
@@ -24,6 +24,7 @@ NS="tunstack-demo-$$"
 PCAP="$REPO/pcaps/demo.pcap"
 BIN="$REPO/target/release/tunstack"
 UDP_CLIENT="$REPO/tests/netns/udp_client.py"
+TCP_TOOL="$REPO/tests/netns/tcp_tool.py"
 READY_TIMEOUT=15 # seconds
 
 die() {
@@ -41,7 +42,7 @@ if [[ $EUID -ne 0 ]]; then
     die "must run as root (it creates a network namespace and a TUN device): sudo $0"
 fi
 missing=()
-for tool in cargo ip ping python3; do
+for tool in cargo ip ping python3 curl sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -52,6 +53,8 @@ if ((${#missing[@]})); then
         ip) echo "  ip: apt-get install iproute2" >&2 ;;
         ping) echo "  ping: apt-get install iputils-ping" >&2 ;;
         python3) echo "  python3: apt-get install python3" >&2 ;;
+        curl) echo "  curl: apt-get install curl" >&2 ;;
+        sha256sum) echo "  sha256sum: apt-get install coreutils" >&2 ;;
         esac
     done
     exit 1
@@ -68,6 +71,7 @@ cargo build --release || die "cargo build --release failed (see above)"
 
 STACK_PID=""
 LOG="$(mktemp "${TMPDIR:-/tmp}/tunstack-demo.XXXXXX")"
+DOWNLOAD="$(mktemp "${TMPDIR:-/tmp}/tunstack-demo-bytes.XXXXXX")"
 
 stop_stack() {
     # SIGINT so the stack prints its counters; SIGKILL if it ignores that.
@@ -91,7 +95,7 @@ cleanup() {
     trap - EXIT INT TERM
     stop_stack >/dev/null 2>&1 || true
     ip netns del "$NS" 2>/dev/null || true
-    rm -f "$LOG"
+    rm -f "$LOG" "$DOWNLOAD"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -114,9 +118,10 @@ in_ns ip link set tun0 up
 echo "tun0 inside $NS: kernel side $HOST_CIDR, stack $STACK_ADDR"
 
 section "Start tunstack on tun0 as $STACK_ADDR (log: $LOG)"
+# tunstack::tcp=debug logs every TCP state transition (shown at the end).
 mkdir -p "$(dirname "$PCAP")"
 # `ip netns exec` execs the program in place, so $! is the stack's own PID.
-RUST_LOG=info ip netns exec "$NS" "$BIN" run --tun tun0 --addr "$STACK_ADDR" --pcap "$PCAP" >"$LOG" 2>&1 &
+RUST_LOG=info,tunstack::tcp=debug ip netns exec "$NS" "$BIN" run --tun tun0 --addr "$STACK_ADDR" --pcap "$PCAP" >"$LOG" 2>&1 &
 STACK_PID=$!
 deadline=$((SECONDS + READY_TIMEOUT))
 until grep -q "^tunstack: .* up on " "$LOG"; do
@@ -147,9 +152,8 @@ in_ns ip -brief addr show tun0
 # --- demo steps ------------------------------------------------------------------
 #
 # Each step is a function that prints what it does and returns non-zero on
-# failure; run_steps runs them all and records the failures. New steps (TCP:
-# curl against an HTTP service, TCP echo, the connection state log) are added
-# by writing a function and appending it to DEMO_STEPS.
+# failure; run_steps runs them all and records the failures. New steps are
+# added by writing a function and appending it to DEMO_STEPS.
 
 FAILURES=()
 
@@ -224,13 +228,97 @@ step_udp_closed_port() {
     echo "refused: the stack answered with ICMP port unreachable"
 }
 
+step_tcp_http_page() {
+    echo "\$ curl http://$STACK_ADDR/   # tunstack's HTTP/1.1 service: a status page with its live TCP connections"
+    local out rc=0
+    out="$(in_ns curl -sS -m 10 -w '\n%{http_code}' "http://$STACK_ADDR/" 2>&1)" || rc=$?
+    local code=${out##*$'\n'} page=${out%$'\n'*}
+    echo "HTTP status $code, $(wc -c <<<"$page") bytes of HTML; the page says:"
+    grep -o '<h1>[^<]*</h1>' <<<"$page" | sed 's/<[^>]*>//g; s/^/  /'
+    echo "  TCP connections (the table on the page):"
+    # One <tr> per row; cells become columns.
+    grep '^<tr>' <<<"$page" | sed 's/<\/t[dh]><t[dh]>/|/g; s/<[^>]*>//g' |
+        awk -F'|' '{ printf "    %-15s %-15s %-12s %6s %6s %7s %6s %6s %11s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+    [[ $rc -eq 0 && $code == 200 ]] || {
+        echo "curl failed (exit status $rc, HTTP status $code)"
+        return 1
+    }
+    if ! grep -q tunstack <<<"$page" || ! grep -q ESTABLISHED <<<"$page"; then
+        echo "the page does not show tunstack and its own connection"
+        return 1
+    fi
+}
+
+step_tcp_http_bytes() {
+    local n=1000000
+    echo "\$ curl -o <file> http://$STACK_ADDR/bytes/$n   # $n bytes of a pattern: byte i is i mod 251"
+    local rc=0 took
+    took="$(in_ns curl -sS -m 20 -o "$DOWNLOAD" -w '%{time_total}' "http://$STACK_ADDR/bytes/$n" 2>&1)" || rc=$?
+    [[ $rc -eq 0 ]] || {
+        echo "curl failed (exit status $rc): $took"
+        return 1
+    }
+    local size got want
+    size=$(stat -c %s "$DOWNLOAD")
+    got=$(sha256sum "$DOWNLOAD" | cut -d' ' -f1)
+    want=$(python3 -c "import hashlib; b = bytes(range(251)) * ($n // 251 + 1); print(hashlib.sha256(b[:$n]).hexdigest())")
+    echo "received $size bytes in ${took}s"
+    echo "sha256 received: $got"
+    echo "sha256 expected: $want"
+    [[ $size -eq $n && $got == "$want" ]] || {
+        echo "the download differs from the pattern"
+        return 1
+    }
+    echo "size and SHA-256 match"
+}
+
+ECHO_CONN=""
+
+step_tcp_echo() {
+    echo "\$ python3 tests/netns/tcp_tool.py echo $STACK_ADDR 7 --size 200000   # sends and reads back at the same time"
+    local out rc=0
+    out="$(in_ns python3 "$TCP_TOOL" echo "$STACK_ADDR" 7 --size 200000 2>&1)" || rc=$?
+    echo "$out"
+    local port
+    port=$(sed -n 's/^local port //p' <<<"$out")
+    [[ -n $port ]] && ECHO_CONN="10.0.0.1:$port -> $STACK_ADDR:7"
+    [[ $rc -eq 0 ]]
+}
+
+step_tcp_state_log() {
+    [[ -n $ECHO_CONN ]] || {
+        echo "no echo connection to show (the TCP echo step failed)"
+        return 1
+    }
+    echo "\$ grep '$ECHO_CONN' <the stack's log>   # RUST_LOG=tunstack::tcp=debug logs each transition"
+    # The last ACK may still be on its way: wait for the close to finish.
+    local lines=""
+    for _ in $(seq 40); do
+        lines="$(grep -F "$ECHO_CONN " "$LOG" || true)"
+        grep -q "LAST-ACK -> CLOSED" <<<"$lines" && break
+        sleep 0.05
+    done
+    echo "$lines"
+    local want=("LISTEN -> SYN-RCVD" "SYN-RCVD -> ESTABLISHED" "ESTABLISHED -> CLOSE-WAIT" "CLOSE-WAIT -> LAST-ACK" "LAST-ACK -> CLOSED")
+    local got
+    got="$(awk -v c="$ECHO_CONN " '{ i = index($0, c); if (i) print substr($0, i + length(c)) }' <<<"$lines")"
+    [[ $got == "$(printf '%s\n' "${want[@]}")" ]] || {
+        echo "expected the transitions: ${want[*]}"
+        return 1
+    }
+    echo "the handshake (passive open) and the four-way close with the client closing first"
+}
+
 DEMO_STEPS=(
     "step_ping|ICMP echo: ping -c 4"
     "step_ping_fragmented|IP fragmentation: ping -c 3 -s 8000"
     "step_udp_echo|UDP echo (port 7)"
     "step_udp_time|UDP time (port 9000)"
     "step_udp_closed_port|UDP to a closed port (ICMP port unreachable)"
-    # issue 3 (TCP): "step_tcp_curl|HTTP over TCP: curl" "step_tcp_echo|TCP echo" ...
+    "step_tcp_http_page|TCP: HTTP status page (curl)"
+    "step_tcp_http_bytes|TCP: 1 MB download (curl), size and SHA-256"
+    "step_tcp_echo|TCP echo (port 7), 200 KB both ways at once"
+    "step_tcp_state_log|TCP state transitions of the echo connection"
 )
 
 for entry in "${DEMO_STEPS[@]}"; do
@@ -262,16 +350,28 @@ if ((HAVE_TSHARK)); then
     echo "\$ tshark -r ${PCAP#"$REPO"/} -q -z io,phs"
     tshark_quiet -n -r "$PCAP" -q -z io,phs
     # Leading fragments (more-fragments bit set) are hidden; tshark shows
-    # each fragmented datagram, reassembled, on its last fragment.
-    echo "\$ tshark -r ${PCAP#"$REPO"/} -Y '!(ip.flags.mf == 1)'   # all but the leading fragments"
-    tshark_quiet -n -r "$PCAP" -Y '!(ip.flags.mf == 1)'
+    # each fragmented datagram, reassembled, on its last fragment. Of TCP,
+    # only the segments that open and close connections (SYN, FIN, RST) and
+    # carry HTTP requests and responses are listed; the bulk data and ACKs
+    # of the downloads and the echo are summed up below.
+    shown='!(ip.flags.mf == 1) && !(tcp && !(tcp.flags.syn == 1 || tcp.flags.fin == 1 || tcp.flags.reset == 1 || http.request || http.response))'
+    echo "\$ tshark -r ${PCAP#"$REPO"/} -Y '$shown'"
+    tshark_quiet -n -r "$PCAP" -Y "$shown"
     frags="$(tshark_quiet -n -r "$PCAP" -Y 'ip.flags.mf == 1' -T fields -e ip.src)"
     if [[ -n $frags ]]; then
         echo "(hidden: $(grep -c . <<<"$frags") leading fragments:" \
             "$(grep -c '^10.0.0.1$' <<<"$frags" || true) from 10.0.0.1 (kernel)," \
-            "$(grep -c '^10.0.0.2$' <<<"$frags" || true) from 10.0.0.2 (tunstack);" \
-            "list everything with: tshark -r ${PCAP#"$REPO"/})"
+            "$(grep -c '^10.0.0.2$' <<<"$frags" || true) from 10.0.0.2 (tunstack))"
     fi
+    bulk="$(tshark_quiet -n -r "$PCAP" -Y "tcp && !($shown)" -T fields -e ip.src)"
+    if [[ -n $bulk ]]; then
+        echo "(hidden: $(grep -c . <<<"$bulk") TCP data and ACK segments:" \
+            "$(grep -c '^10.0.0.1$' <<<"$bulk" || true) from 10.0.0.1 (kernel)," \
+            "$(grep -c '^10.0.0.2$' <<<"$bulk" || true) from 10.0.0.2 (tunstack))"
+    fi
+    echo "(list everything with: tshark -r ${PCAP#"$REPO"/})"
+    echo "\$ tshark -r ${PCAP#"$REPO"/} -q -z conv,tcp   # the TCP connections"
+    tshark_quiet -n -r "$PCAP" -q -z conv,tcp
 else
     echo "tshark is not installed, so no summary here."
     echo "Install it with: sudo apt-get install tshark   (Debian/Ubuntu; scripts/test.sh installs it too)"

@@ -19,11 +19,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 is_root() { [[ $EUID -eq 0 ]]; }
 
 # tool -> Debian package
-declare -A PACKAGE=([ping]=iputils-ping [tshark]=tshark [python3]=python3 [ip]=iproute2)
+declare -A PACKAGE=([ping]=iputils-ping [tshark]=tshark [python3]=python3 [ip]=iproute2 [curl]=curl)
 
 missing_tools() {
     local tool
-    for tool in ip ping python3 tshark; do
+    for tool in ip ping python3 tshark curl; do
         command -v "$tool" >/dev/null 2>&1 || echo "$tool"
     done
 }

@@ -182,7 +182,9 @@ fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Run(args) => run(args),

@@ -3,12 +3,20 @@
 //! the kernel's own clients (`ping`, python sockets), then checks what came
 //! back, the stack's exit counters and its pcap (with `tshark`).
 //!
-//! Needs root, `ip`, `/dev/net/tun`, `ping`, `python3` and `tshark`; without
+//! The TCP tests run `curl`, python3 programs (`tests/netns/tcp_tool.py`, the
+//! tutorial's `examples/python/tcp_client.py`), `tunstack connect` and the
+//! `tcp_chat_server` example, and read the state transitions the stack logs
+//! at debug level.
+//!
+//! Needs root, `ip`, `/dev/net/tun`, `ping`, `python3`, `curl` and `tshark`; without
 //! them each test prints `SKIPPED ...` and passes, unless
 //! `TUNSTACK_REQUIRE_NETNS=1` (as in CI) turns the skip into a failure.
 //! `sudo scripts/test.sh` installs the tools and runs these tests.
 
 mod support;
+/// The TCP tests.
+#[path = "netns/tcp.rs"]
+mod tcp;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -13,13 +13,24 @@
 //! and returns `None`; the test then returns early. With
 //! `TUNSTACK_REQUIRE_NETNS=1` it panics instead. `TUNSTACK_NETNS_FORCE_SKIP=1`
 //! simulates an unusable machine (to check the skip path itself).
+//!
+//! The stack process is `tunstack run` by default; [`TestNet::start_program`]
+//! runs another program that takes the same device flags (an example such as
+//! `tcp_chat_server`), and [`TestNet::new`] sets up the namespace with no
+//! stack at all, for tests that run `tunstack connect` in the foreground
+//! ([`TestNet::exec_with_input`]). Kernel-side servers run in the background
+//! under a [`Background`] guard.
 
 #![allow(dead_code)] // Not every test binary uses every helper.
+
+mod process;
+
+pub use process::{run_with_timeout, try_run_with_input, try_run_with_timeout, Background, Output};
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -40,33 +51,28 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub const UDP_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/udp_client.py");
 pub const SEND_MALFORMED: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/send_malformed.py");
+pub const TCP_TOOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/netns/tcp_tool.py");
+/// The `tunstack` binary under test.
+pub const TUNSTACK: &str = env!("CARGO_BIN_EXE_tunstack");
+
+/// An example program, built by `cargo test --all-targets` (or `cargo build
+/// --examples`) next to the `tunstack` binary: `target/<profile>/examples/`.
+pub fn example_path(name: &str) -> PathBuf {
+    Path::new(TUNSTACK)
+        .parent()
+        .map(|dir| dir.join("examples").join(name))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Whether a line the stack printed says it is up (`tunstack run`).
+pub fn run_is_ready(line: &str) -> bool {
+    line.starts_with("tunstack: ") && line.contains(" up on ")
+}
 
 /// Serializes `ip netns add`/`del`: concurrent first uses of /run/netns race
 /// in some iproute2 versions, and the cost is a few milliseconds.
 static NETNS_LOCK: Mutex<()> = Mutex::new(());
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
-
-/// What a finished command printed.
-#[derive(Debug)]
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Output {
-    /// Panics with the full output unless the command exited 0.
-    pub fn expect_success(self, what: &str) -> Output {
-        assert!(
-            self.status.success(),
-            "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
 
 /// What the stack printed when it was stopped with SIGINT.
 #[derive(Debug)]
@@ -212,6 +218,8 @@ pub struct TestNet {
     /// Temporary directory holding the pcap and the stack's log.
     pub dir: PathBuf,
     child: Option<Child>,
+    /// The stack's standard input (for its `ss` / `stats` commands).
+    stdin: Option<ChildStdin>,
     stdout_lines: Arc<Mutex<Vec<String>>>,
     stdout_reader: Option<JoinHandle<()>>,
 }
@@ -226,6 +234,38 @@ impl TestNet {
 
     /// Like [`TestNet::start`], with extra arguments for `tunstack run`.
     pub fn start_with(tools: &[&str], extra_args: &[&str]) -> Option<TestNet> {
+        let mut net = TestNet::new(tools)?;
+        net.spawn_stack(Path::new(TUNSTACK), &["run"], extra_args, run_is_ready);
+        Some(net)
+    }
+
+    /// Like [`TestNet::start`], with another program as the stack: it is run
+    /// as `program LEADING... --tun tun0 --addr 10.0.0.2 --pcap FILE EXTRA...`
+    /// and is ready once a line of its standard output satisfies `ready`.
+    /// Skips (or fails, under `TUNSTACK_REQUIRE_NETNS=1`) when `program`
+    /// has not been built.
+    pub fn start_program(
+        tools: &[&str],
+        program: &Path,
+        leading: &[&str],
+        extra_args: &[&str],
+        ready: fn(&str) -> bool,
+    ) -> Option<TestNet> {
+        if !program.is_file() {
+            skip(&format!(
+                "{} has not been built (`cargo test --all-targets` or `cargo build --examples` builds it)",
+                program.display()
+            ));
+            return None;
+        }
+        let mut net = TestNet::new(tools)?;
+        net.spawn_stack(program, leading, extra_args, ready);
+        Some(net)
+    }
+
+    /// Sets up the namespace and tun0 without starting a stack, or returns
+    /// `None` (after printing why) when the test must be skipped.
+    pub fn new(tools: &[&str]) -> Option<TestNet> {
         if let Some(reason) = netns_unavailable() {
             skip(&reason);
             return None;
@@ -259,17 +299,17 @@ impl TestNet {
         }
         let dir = std::env::temp_dir().join(&name);
         // From here on the guard exists, so any panic below still cleans up.
-        let mut net = TestNet {
+        let net = TestNet {
             name,
             dir,
             child: None,
+            stdin: None,
             stdout_lines: Arc::new(Mutex::new(Vec::new())),
             stdout_reader: None,
         };
         std::fs::create_dir_all(&net.dir)
             .unwrap_or_else(|e| panic!("creating {}: {e}", net.dir.display()));
         net.setup_link();
-        net.spawn_stack(extra_args);
         Some(net)
     }
 
@@ -298,34 +338,34 @@ impl TestNet {
             .expect_success("ip link set tun0 up");
     }
 
-    fn spawn_stack(&mut self, extra_args: &[&str]) {
+    fn spawn_stack(
+        &mut self,
+        program: &Path,
+        leading: &[&str],
+        extra_args: &[&str],
+        ready: fn(&str) -> bool,
+    ) {
         let log =
             File::create(self.log_path()).unwrap_or_else(|e| panic!("creating the stack log: {e}"));
         let pcap = self.pcap_path();
         let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            &self.name,
-            env!("CARGO_BIN_EXE_tunstack"),
-            "run",
-            "--tun",
-            "tun0",
-            "--addr",
-            STACK_ADDR,
-        ])
-        .arg("--pcap")
-        .arg(&pcap)
-        .args(extra_args)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log));
+        cmd.args(["netns", "exec", &self.name])
+            .arg(program)
+            .args(leading)
+            .args(["--tun", "tun0", "--addr", STACK_ADDR])
+            .arg("--pcap")
+            .arg(&pcap)
+            .args(extra_args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
         // `ip netns exec` execs the program in place (no fork), so the child's
         // PID is the stack's own and signals reach it directly.
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("starting tunstack: {e}"));
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        self.stdin = child.stdin.take();
         let stdout = child.stdout.take();
         self.child = Some(child);
         let lines = self.stdout_lines.clone();
@@ -334,17 +374,18 @@ impl TestNet {
             let Some(stdout) = stdout else { return };
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("tunstack: ") && line.contains(" up on ") {
+                let is_ready = ready(&line);
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                if is_ready {
                     let _ = ready_tx.send(());
                 }
-                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         }));
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(()) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 panic!(
-                    "tunstack did not report ready within {READY_TIMEOUT:?}\n{}",
+                    "the stack did not report ready within {READY_TIMEOUT:?}\n{}",
                     self.diagnostics()
                 )
             }
@@ -352,7 +393,7 @@ impl TestNet {
                 // Stdout closed without the line: the stack exited.
                 let status = self.child.as_mut().and_then(|c| c.wait().ok());
                 panic!(
-                    "tunstack exited before it was ready ({status:?})\n{}",
+                    "the stack exited before it was ready ({status:?})\n{}",
                     self.diagnostics()
                 )
             }
@@ -419,6 +460,97 @@ impl TestNet {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name]).args(argv);
         run_with_timeout(&mut cmd, timeout)
+    }
+
+    /// Runs `argv` inside the namespace with `env` set and `input` on its
+    /// standard input (then closed), killing it after `timeout`.
+    pub fn exec_with_input(
+        &self,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        input: &[u8],
+        timeout: Duration,
+    ) -> Output {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).args(argv);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        try_run_with_input(&mut cmd, input, timeout).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `argv` inside the namespace in the background and waits (up
+    /// to 15 s) until a line of its standard output contains `ready`.
+    pub fn spawn_background(&self, argv: &[&str], ready: &str) -> Background {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).args(argv);
+        Background::spawn(&mut cmd, ready, READY_TIMEOUT)
+    }
+
+    /// The stack's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Types `line` on the stack's standard input (`ss`, `stats`).
+    pub fn send_to_stack(&mut self, line: &str) {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .unwrap_or_else(|| panic!("the stack's stdin is not open"));
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("writing {line:?} to the stack: {e}"));
+    }
+
+    /// What the stack printed on its standard output so far, one entry a line.
+    pub fn stack_stdout(&self) -> Vec<String> {
+        self.stdout_lines
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the stack prints a line satisfying `pred` after its first
+    /// `skip` lines; returns that line, or `None` after `timeout`.
+    pub fn wait_for_stdout(
+        &self,
+        skip: usize,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stack_stdout().into_iter().skip(skip).find(|l| pred(l)) {
+                return Some(line);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `timeout` for the stack to exit by itself (a program that
+    /// ends after one conversation); `None` if it is still running.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<Stopped> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Ok(None) | Err(_) => return None,
+            }
+        };
+        self.child = None;
+        if let Some(reader) = self.stdout_reader.take() {
+            let _ = reader.join();
+        }
+        Some(Stopped {
+            status,
+            stdout: self.stack_stdout().join("\n"),
+        })
     }
 
     /// `ping` from the kernel side to the stack; returns its summary.
@@ -540,73 +672,6 @@ impl Drop for TestNet {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// Runs `cmd` (no stdin), capturing its output; kills it and panics after `timeout`.
-pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
-    try_run_with_timeout(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Like [`run_with_timeout`], but reports a failure to start or a timeout
-/// (after killing the command) as an error instead of panicking.
-pub fn try_run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
-    let mut desc = format!("{cmd:?}");
-    if desc.len() > 300 {
-        let cut = (0..=300)
-            .rev()
-            .find(|&i| desc.is_char_boundary(i))
-            .unwrap_or(0);
-        desc.truncate(cut);
-        desc.push_str("...");
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {desc}: {e}"))?;
-    let stdout = read_all(child.stdout.take());
-    let stderr = read_all(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let (out, err) = (
-                    stdout.join().unwrap_or_default(),
-                    stderr.join().unwrap_or_default(),
-                );
-                return Err(format!(
-                    "{desc} timed out after {timeout:?}\nstdout:\n{out}\nstderr:\n{err}"
-                ));
-            }
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("waiting for {desc}: {e}"));
-            }
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
-}
-
-fn read_all<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut p) = pipe {
-            let mut bytes = Vec::new();
-            let _ = p.read_to_end(&mut bytes);
-            s = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        s
-    })
 }
 
 /// Runs tshark on a capture (it needs no namespace: it only reads the file).
