@@ -10,7 +10,7 @@
 # turns a skip into a failure (CI sets it).
 #
 # As root on Debian/Ubuntu, installs the missing client tools first
-# (iputils-ping, tshark, python3) with apt-get.
+# (iputils-ping, tshark, python3, curl, nmap) with apt-get.
 
 set -euo pipefail
 
@@ -19,11 +19,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 is_root() { [[ $EUID -eq 0 ]]; }
 
 # tool -> Debian package
-declare -A PACKAGE=([ping]=iputils-ping [tshark]=tshark [python3]=python3 [ip]=iproute2 [curl]=curl)
+declare -A PACKAGE=([ping]=iputils-ping [tshark]=tshark [python3]=python3 [ip]=iproute2 [curl]=curl [nmap]=nmap)
 
 missing_tools() {
     local tool
-    for tool in ip ping python3 tshark curl; do
+    for tool in ip ping python3 tshark curl nmap; do
         command -v "$tool" >/dev/null 2>&1 || echo "$tool"
     done
 }
@@ -81,6 +81,10 @@ export TUNSTACK_REQUIRE_NETNS="${TUNSTACK_REQUIRE_NETNS:-}"
 # an example with no tests of its own).
 log=$(mktemp "${TMPDIR:-/tmp}/tunstack-test.XXXXXX")
 trap 'rm -f "$log"' EXIT
+# The netns tests run example programs (the tutorial's chat server) as real
+# processes; `cargo test --all-targets` builds examples only as test
+# harnesses, so build the runnable ones first.
+cargo build --examples
 set +e
 cargo test --all-targets "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
