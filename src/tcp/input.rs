@@ -99,7 +99,11 @@ impl Conn {
         let end_of_window = self.rcv_nxt + wnd;
         match (seg_len, wnd) {
             (0, 0) => seq == self.rcv_nxt,
-            (0, _) => seq.in_range(self.rcv_nxt, end_of_window),
+            // A zero-length segment exactly at the right edge is accepted too,
+            // as Linux does (`tcp_sequence`): a peer that filled our window
+            // sends its pure ACKs with SEQ = RCV.NXT + RCV.WND, and dropping
+            // them would discard the ACKs we depend on.
+            (0, _) => seq.in_range(self.rcv_nxt, end_of_window) || seq == end_of_window,
             (_, 0) => false,
             (_, _) => {
                 seq.in_range(self.rcv_nxt, end_of_window)

@@ -299,12 +299,15 @@ impl TcpLayer {
 
     /// Runs every timer due at `now`.
     pub fn poll(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
+        let mut due: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| c.timers.next().is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
+        // In connection order, not the hash map's (random per process), so a
+        // run is a pure function of its inputs.
+        due.sort_unstable();
         for id in due {
             if let Some(conn) = self.conns.get_mut(&id) {
                 let before = conn.state;

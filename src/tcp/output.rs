@@ -173,9 +173,20 @@ impl Conn {
         self.timers.rtx = Some(now + self.rto());
     }
 
-    /// A bare `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
+    /// A bare `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`. After a retransmission
+    /// timeout SND.NXT is pulled back to SND.UNA (go-back-N), but the peer
+    /// may already have received beyond it: a pure ACK then carries the
+    /// highest sequence number sent (capped at the peer's window edge), as
+    /// Linux's `tcp_acceptable_seq` does, or the peer would find it
+    /// unacceptable (RFC 9293 §3.10.7.4) and ignore its ACK field.
     pub(crate) fn send_ack(&mut self, cx: &mut Ctx<'_>) {
-        self.send_segment(self.snd_nxt, false, cx);
+        let window_end = self.snd_una + self.snd_wnd;
+        let seq = if self.snd_max <= window_end {
+            self.snd_max
+        } else {
+            window_end.max(self.snd_nxt)
+        };
+        self.send_segment(seq, false, cx);
     }
 
     /// A bare ACK-flagged segment with sequence number `seq` (keepalive

@@ -1,0 +1,314 @@
+//! One end of the simulated link: a stack and the socket calls the
+//! application model makes on it. [`TunHost`] drives tunstack's sans-IO
+//! [`Interface`] directly; `smol::SmolHost` drives smoltcp the same way.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use tunstack::iface::{Event, Interface};
+use tunstack::tcp::{ConnId, KeepaliveConfig, ListenerId, TcpError, TcpEvent};
+use tunstack::time::Instant;
+use tunstack::Config;
+
+/// A connection handle, as the host understands it.
+pub type Handle = u64;
+
+/// The outcome of a socket call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Io {
+    /// `n` bytes moved (0 from `send`: the buffer is full).
+    Done(usize),
+    /// End of stream (`recv` only).
+    Eof,
+    /// Nothing to do now; an event (or the next poll) will say when.
+    WouldBlock,
+    /// The connection was reset by the peer.
+    Reset,
+    /// Any other error, described.
+    Failed(String),
+}
+
+/// Why the application should look at a connection again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something happened on this connection.
+    Conn(Handle),
+    /// A connection is waiting to be accepted.
+    Accept,
+    /// Something happened somewhere (hosts without per-connection events).
+    All,
+}
+
+/// A stack on the simulated link.
+pub trait Host {
+    /// Starts accepting `count` connections: tunstack on one listener on
+    /// `port`, smoltcp on one socket on each of `port..port + count`.
+    fn listen(&mut self, port: u16, count: usize);
+    /// Stops accepting connections.
+    fn stop_listening(&mut self, now: Instant);
+    /// Opens a connection to `remote`; returns its handle and local port.
+    fn connect(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        remote: SocketAddrV4,
+        nodelay: bool,
+    ) -> Result<(Handle, u16), String>;
+    /// The next accepted connection: its handle and the peer's port.
+    fn accept(&mut self, now: Instant, nodelay: &dyn Fn(u16) -> bool) -> Option<(Handle, u16)>;
+    /// Queues data.
+    fn send(&mut self, now: Instant, h: Handle, data: &[u8]) -> Io;
+    /// Reads data.
+    fn recv(&mut self, now: Instant, h: Handle, buf: &mut [u8]) -> Io;
+    /// Half-close: FIN after the queued data.
+    fn shutdown(&mut self, now: Instant, h: Handle) -> Io;
+    /// Releases the handle (a full close; tunstack resets if data is left
+    /// unread).
+    fn close(&mut self, now: Instant, h: Handle) -> Io;
+    /// Resets the connection and releases the handle.
+    fn abort(&mut self, now: Instant, h: Handle);
+    /// Hands over a packet from the link.
+    fn deliver(&mut self, now: Instant, packet: &[u8]);
+    /// Runs due timers and handles delivered packets.
+    fn poll(&mut self, now: Instant);
+    /// When `poll` next has work.
+    fn poll_at(&mut self, now: Instant) -> Option<Instant>;
+    /// Moves the packets to transmit into `out`.
+    fn drain(&mut self, now: Instant, out: &mut Vec<Vec<u8>>);
+    /// Moves pending wake-ups into `out`.
+    fn wakeups(&mut self, out: &mut Vec<Wake>);
+    /// Checks memory bounds (queues within buffers, table size).
+    fn check_bounds(&mut self, max_conns: usize) -> Result<(), String>;
+    /// No connection is left (TIME-WAIT included).
+    fn is_quiet(&mut self) -> bool;
+    /// Every connection's state, for a stall report.
+    fn dump(&mut self) -> String;
+    /// After the run: the stack accepted exactly the clean packets delivered
+    /// (`clean`) out of `total` delivered — no corrupted one got through.
+    fn check_counters(&self, total: u64, clean: u64) -> Result<(), String>;
+}
+
+/// tunstack's sans-IO core.
+pub struct TunHost {
+    iface: Interface,
+    addr: Ipv4Addr,
+    listener: Option<ListenerId>,
+    keepalive: KeepaliveConfig,
+    send_buffer: usize,
+    recv_buffer: usize,
+    reassembly_max: usize,
+}
+
+impl TunHost {
+    /// A stack with `config` on a link of `mtu` bytes.
+    pub fn new(config: &Config, mtu: usize, seed: u64, keepalive: KeepaliveConfig) -> TunHost {
+        TunHost {
+            iface: Interface::new(config, mtu, seed),
+            addr: config.addr,
+            listener: None,
+            keepalive,
+            send_buffer: config.tcp.send_buffer,
+            recv_buffer: config.tcp.recv_buffer,
+            reassembly_max: config.reassembly.max_bytes,
+        }
+    }
+
+    fn setup(&mut self, now: Instant, id: ConnId, nodelay: bool) -> Result<(), String> {
+        let tcp = self.iface.tcp();
+        tcp.set_keepalive(now, id, Some(self.keepalive))
+            .map_err(|e| format!("set_keepalive: {e:?}"))?;
+        tcp.set_nodelay(now, id, nodelay)
+            .map_err(|e| format!("set_nodelay: {e:?}"))
+    }
+}
+
+fn io_error(e: TcpError) -> Io {
+    match e {
+        TcpError::WouldBlock => Io::WouldBlock,
+        TcpError::ConnectionReset => Io::Reset,
+        e => Io::Failed(format!("{e:?}")),
+    }
+}
+
+impl Host for TunHost {
+    fn listen(&mut self, port: u16, count: usize) {
+        let local = SocketAddrV4::new(self.addr, port);
+        let id = self.iface.tcp().listen(local, count);
+        self.listener = Some(id.unwrap_or_else(|e| panic!("listen on {local}: {e:?}")));
+    }
+
+    fn stop_listening(&mut self, _now: Instant) {
+        if let Some(l) = self.listener.take() {
+            let _ = self.iface.tcp().close_listener(l);
+        }
+    }
+
+    fn connect(
+        &mut self,
+        now: Instant,
+        _conn: usize,
+        remote: SocketAddrV4,
+        nodelay: bool,
+    ) -> Result<(Handle, u16), String> {
+        let local = SocketAddrV4::new(self.addr, 0);
+        let id = self
+            .iface
+            .tcp()
+            .connect(now, local, remote)
+            .map_err(|e| format!("connect: {e:?}"))?;
+        self.setup(now, id, nodelay)?;
+        let port = self
+            .iface
+            .tcp()
+            .info(id)
+            .map(|i| i.local.port())
+            .ok_or("connect: no info for the new connection")?;
+        Ok((id.0, port))
+    }
+
+    fn accept(&mut self, now: Instant, nodelay: &dyn Fn(u16) -> bool) -> Option<(Handle, u16)> {
+        let l = self.listener?;
+        let id = self.iface.tcp().accept(l).ok()?;
+        let port = self.iface.tcp().info(id).map_or(0, |i| i.remote.port());
+        // A connection already reset in the queue cannot take options.
+        let _ = self.setup(now, id, nodelay(port));
+        Some((id.0, port))
+    }
+
+    fn send(&mut self, now: Instant, h: Handle, data: &[u8]) -> Io {
+        match self.iface.tcp().send(now, ConnId(h), data) {
+            Ok(n) => Io::Done(n),
+            Err(e) => io_error(e),
+        }
+    }
+
+    fn recv(&mut self, now: Instant, h: Handle, buf: &mut [u8]) -> Io {
+        match self.iface.tcp().recv(now, ConnId(h), buf) {
+            Ok(0) => Io::Eof,
+            Ok(n) => Io::Done(n),
+            Err(e) => io_error(e),
+        }
+    }
+
+    fn shutdown(&mut self, now: Instant, h: Handle) -> Io {
+        match self.iface.tcp().shutdown_write(now, ConnId(h)) {
+            Ok(()) => Io::Done(0),
+            Err(e) => io_error(e),
+        }
+    }
+
+    fn close(&mut self, now: Instant, h: Handle) -> Io {
+        match self.iface.tcp().close(now, ConnId(h)) {
+            Ok(()) => Io::Done(0),
+            Err(e) => io_error(e),
+        }
+    }
+
+    fn abort(&mut self, _now: Instant, h: Handle) {
+        let _ = self.iface.tcp().abort(ConnId(h));
+    }
+
+    fn deliver(&mut self, now: Instant, packet: &[u8]) {
+        self.iface.receive(now, packet);
+    }
+
+    fn poll(&mut self, now: Instant) {
+        if self.iface.poll_at().is_some_and(|t| t <= now) {
+            self.iface.poll(now);
+        }
+    }
+
+    fn poll_at(&mut self, _now: Instant) -> Option<Instant> {
+        self.iface.poll_at()
+    }
+
+    fn drain(&mut self, _now: Instant, out: &mut Vec<Vec<u8>>) {
+        while let Some(p) = self.iface.pop_transmit() {
+            out.push(p);
+        }
+    }
+
+    fn wakeups(&mut self, out: &mut Vec<Wake>) {
+        while let Some(ev) = self.iface.pop_event() {
+            let Event::Tcp(ev) = ev else { continue };
+            out.push(match ev {
+                TcpEvent::Acceptable(_) => Wake::Accept,
+                TcpEvent::Connected(id)
+                | TcpEvent::Readable(id)
+                | TcpEvent::Writable(id)
+                | TcpEvent::PeerClosed(id)
+                | TcpEvent::Closed(id, _) => Wake::Conn(id.0),
+            });
+        }
+    }
+
+    fn check_bounds(&mut self, max_conns: usize) -> Result<(), String> {
+        let conns = self.iface.tcp().connections();
+        if conns.len() > max_conns {
+            return Err(format!(
+                "{} connections in the table, at most {max_conns} expected",
+                conns.len()
+            ));
+        }
+        for c in &conns {
+            if c.send_queue > self.send_buffer || c.recv_queue > self.recv_buffer {
+                return Err(format!(
+                    "{} {}: send queue {} / recv queue {} exceed the buffers ({} / {})",
+                    c.id, c.state, c.send_queue, c.recv_queue, self.send_buffer, self.recv_buffer
+                ));
+            }
+        }
+        let r = self.iface.reassembly_bytes();
+        if r > self.reassembly_max {
+            return Err(format!(
+                "reassembly holds {r} bytes, limit {}",
+                self.reassembly_max
+            ));
+        }
+        Ok(())
+    }
+
+    fn is_quiet(&mut self) -> bool {
+        self.iface.tcp().connections().is_empty()
+    }
+
+    fn dump(&mut self) -> String {
+        let mut s = String::new();
+        for c in self.iface.tcp().connections() {
+            s.push_str(&format!(
+                "    {} {} -> {} {}: sendq {} recvq {} snd_wnd {} rcv_wnd {} cwnd {} rto {:?} backoff {} rtx {}\n",
+                c.id,
+                c.local,
+                c.remote,
+                c.state,
+                c.send_queue,
+                c.recv_queue,
+                c.snd_wnd,
+                c.rcv_wnd,
+                c.cwnd,
+                c.rto,
+                c.backoff,
+                c.retransmits
+            ));
+        }
+        for (id, addr, syn, acc) in self.iface.tcp().listeners() {
+            s.push_str(&format!(
+                "    {id} {addr} LISTEN syn-queue {syn} accept-queue {acc}\n"
+            ));
+        }
+        if let Some(t) = self.iface.poll_at() {
+            s.push_str(&format!("    next timer at {t}\n"));
+        }
+        s
+    }
+
+    fn check_counters(&self, total: u64, clean: u64) -> Result<(), String> {
+        let st = self.iface.stats();
+        if st.ip_packets_in != total || st.tcp.segments_in != clean {
+            return Err(format!(
+                "stack {} counted {} packets in and {} TCP segments accepted, but the link delivered {} packets of which {} were clean (corrupted ones must all be dropped, clean ones all accepted)\n{st}",
+                self.addr, st.ip_packets_in, st.tcp.segments_in, total, clean
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,505 @@
+//! The in-memory link between the two stacks, with a seeded fault model.
+//!
+//! Each direction is a bounded queue of packets in flight, each with its
+//! delivery time. A packet handed to the link may be
+//!
+//! - dropped because the queue is full (tail drop), or at random (loss);
+//! - duplicated (both copies travel independently);
+//! - corrupted: some bits of one aligned 16-bit word are flipped. A change
+//!   confined to one word is always caught by the Internet checksum (the
+//!   one's-complement sum changes unless the word goes 0x0000 <-> 0xFFFF,
+//!   which needs all 16 bits flipped — never done here), so a correct stack
+//!   must never deliver corrupted data;
+//! - delayed by a base delay, a serialization time (bandwidth) and jitter,
+//!   keeping FIFO order — or reordered: held back by an extra delay that lets
+//!   later packets overtake it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+
+use tunstack::time::Instant;
+
+use super::rng::Rng;
+
+/// The faults of one direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultParams {
+    /// Probability that a packet is lost.
+    pub loss: f64,
+    /// Probability that a packet is duplicated.
+    pub duplicate: f64,
+    /// Probability that a packet (copy) is corrupted.
+    pub corrupt: f64,
+    /// Probability that a packet is held back so later ones overtake it.
+    pub reorder: f64,
+    /// Largest extra delay of a held-back packet, µs.
+    pub reorder_extra_us: u64,
+    /// One-way propagation delay, µs.
+    pub delay_us: u64,
+    /// Largest random extra delay (FIFO order is kept), µs.
+    pub jitter_us: u64,
+    /// Serialization rate, bytes per second (`None`: infinitely fast).
+    pub rate: Option<u64>,
+    /// Most packets in flight before tail drop.
+    pub queue: usize,
+}
+
+impl FaultParams {
+    /// No faults at all: a short, fast, perfect wire.
+    pub fn perfect() -> FaultParams {
+        FaultParams {
+            loss: 0.0,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            reorder: 0.0,
+            reorder_extra_us: 0,
+            delay_us: 1000,
+            jitter_us: 0,
+            rate: None,
+            queue: 1024,
+        }
+    }
+
+    /// A random fault model: about one run in eight is perfect, the others
+    /// draw loss 0–20 %, duplication 0–5 %, corruption 0–5 %, reordering
+    /// 0–10 %, delay 0.05–50 ms, jitter, bandwidth and queue size.
+    pub fn random(rng: &mut Rng) -> FaultParams {
+        let delay_us = rng.pick(&[50, 500, 2_000, 10_000, 50_000]);
+        let delay_us = rng.range(delay_us / 2, delay_us);
+        if rng.chance(0.125) {
+            return FaultParams {
+                delay_us,
+                ..FaultParams::perfect()
+            };
+        }
+        let some = |rng: &mut Rng, max: f64| {
+            if rng.chance(0.3) {
+                0.0
+            } else {
+                rng.unit() * max
+            }
+        };
+        FaultParams {
+            loss: some(rng, 0.20),
+            duplicate: some(rng, 0.05),
+            corrupt: some(rng, 0.05),
+            reorder: some(rng, 0.10),
+            reorder_extra_us: rng.range(100, 4 * delay_us + 1000),
+            delay_us,
+            jitter_us: if rng.chance(0.5) {
+                0
+            } else {
+                rng.range(0, delay_us)
+            },
+            rate: if rng.chance(0.5) {
+                None
+            } else {
+                // 1 Mbit/s .. 1 Gbit/s.
+                Some(rng.pick(&[125_000, 1_250_000, 12_500_000, 125_000_000]))
+            },
+            queue: rng.pick(&[16, 64, 256, 1024]),
+        }
+    }
+}
+
+impl fmt::Display for FaultParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loss {:.1}% dup {:.1}% corrupt {:.1}% reorder {:.1}% (+{}µs) delay {}µs jitter {}µs rate {} queue {}",
+            self.loss * 100.0,
+            self.duplicate * 100.0,
+            self.corrupt * 100.0,
+            self.reorder * 100.0,
+            self.reorder_extra_us,
+            self.delay_us,
+            self.jitter_us,
+            self.rate.map_or("∞".to_string(), |r| format!("{r}B/s")),
+            self.queue
+        )
+    }
+}
+
+/// What happened on one direction, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    /// Packets handed to the link.
+    pub sent: u64,
+    /// Lost at random.
+    pub lost: u64,
+    /// Dropped because the queue was full.
+    pub tail_dropped: u64,
+    /// Extra copies made.
+    pub duplicated: u64,
+    /// Copies corrupted.
+    pub corrupted: u64,
+    /// Copies held back to be overtaken.
+    pub reordered: u64,
+    /// Copies delivered (corrupted or not).
+    pub delivered: u64,
+    /// Corrupted copies delivered.
+    pub delivered_corrupt: u64,
+    /// Deliveries that overtook a packet sent earlier.
+    pub overtakes: u64,
+    /// Largest number of packets in flight at once.
+    pub max_in_flight: usize,
+}
+
+impl LinkCounters {
+    /// Adds `other` into `self` (the maximum for `max_in_flight`).
+    pub fn add(&mut self, other: &LinkCounters) {
+        self.sent += other.sent;
+        self.lost += other.lost;
+        self.tail_dropped += other.tail_dropped;
+        self.duplicated += other.duplicated;
+        self.corrupted += other.corrupted;
+        self.reordered += other.reordered;
+        self.delivered += other.delivered;
+        self.delivered_corrupt += other.delivered_corrupt;
+        self.overtakes += other.overtakes;
+        self.max_in_flight = self.max_in_flight.max(other.max_in_flight);
+    }
+}
+
+/// A packet in flight, ordered by delivery time then send order.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Instant,
+    order: u64,
+    corrupt: bool,
+    packet: Vec<u8>,
+}
+
+/// One direction of the link.
+#[derive(Debug)]
+struct Direction {
+    params: FaultParams,
+    rng: Rng,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    /// FIFO floor: no in-order packet is delivered before this.
+    last_at: Instant,
+    /// The wire is busy serializing until this.
+    busy_until: Instant,
+    next_order: u64,
+    /// Highest send order delivered so far (to count overtakes).
+    max_delivered_order: Option<u64>,
+    counters: LinkCounters,
+    /// Test hook: rewrite a payload byte and fix the checksums, i.e. a
+    /// corruption no checksum can catch (proves the checker catches it).
+    evil: bool,
+}
+
+/// What the link did with a packet, for the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Delivered(Instant),
+    Corrupted(Instant, usize, u16),
+    Reordered(Instant),
+    Lost,
+    TailDropped,
+}
+
+impl fmt::Display for Fate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fate::Delivered(at) => write!(f, "-> {at}"),
+            Fate::Corrupted(at, w, m) => write!(f, "-> {at} CORRUPT(byte {} ^ {m:#06x})", w * 2),
+            Fate::Reordered(at) => write!(f, "-> {at} REORDERED"),
+            Fate::Lost => f.write_str("DROPPED(loss)"),
+            Fate::TailDropped => f.write_str("DROPPED(queue full)"),
+        }
+    }
+}
+
+impl Direction {
+    fn new(params: FaultParams, rng: Rng) -> Direction {
+        Direction {
+            params,
+            rng,
+            queue: BinaryHeap::new(),
+            last_at: Instant::ZERO,
+            busy_until: Instant::ZERO,
+            next_order: 0,
+            max_delivered_order: None,
+            counters: LinkCounters::default(),
+            evil: false,
+        }
+    }
+
+    fn send(&mut self, now: Instant, packet: Vec<u8>, fates: &mut Vec<Fate>) {
+        self.counters.sent += 1;
+        if self.queue.len() >= self.params.queue {
+            self.counters.tail_dropped += 1;
+            fates.push(Fate::TailDropped);
+            return;
+        }
+        if self.rng.chance(self.params.loss) {
+            self.counters.lost += 1;
+            fates.push(Fate::Lost);
+            return;
+        }
+        let mut copies = vec![packet];
+        if self.rng.chance(self.params.duplicate) {
+            self.counters.duplicated += 1;
+            copies.push(copies[0].clone());
+        }
+        // Serialization happens once, whatever the copies.
+        let start = now.max(self.busy_until);
+        let tx_us = self
+            .params
+            .rate
+            .map_or(0, |r| copies[0].len() as u64 * 1_000_000 / r.max(1));
+        self.busy_until = start + std::time::Duration::from_micros(tx_us);
+        for mut p in copies {
+            if self.queue.len() >= self.params.queue {
+                self.counters.tail_dropped += 1;
+                fates.push(Fate::TailDropped);
+                continue;
+            }
+            let base = self.busy_until
+                + std::time::Duration::from_micros(
+                    self.params.delay_us + self.rng.range(0, self.params.jitter_us),
+                );
+            let (at, reordered) = if self.rng.chance(self.params.reorder) {
+                self.counters.reordered += 1;
+                let extra = self.rng.range(1, self.params.reorder_extra_us.max(1));
+                (base + std::time::Duration::from_micros(extra), true)
+            } else {
+                let at = base.max(self.last_at);
+                self.last_at = at;
+                (at, false)
+            };
+            let mut corrupt = false;
+            let mut fate = if reordered {
+                Fate::Reordered(at)
+            } else {
+                Fate::Delivered(at)
+            };
+            if self.rng.chance(self.params.corrupt) && !p.is_empty() {
+                let (word, mask) = corrupt_word(&mut self.rng, &mut p);
+                self.counters.corrupted += 1;
+                corrupt = true;
+                fate = Fate::Corrupted(at, word, mask);
+            } else if self.evil {
+                evil_rewrite(&mut p);
+            }
+            fates.push(fate);
+            let order = self.next_order;
+            self.next_order += 1;
+            self.queue.push(Reverse(InFlight {
+                at,
+                order,
+                corrupt,
+                packet: p,
+            }));
+            self.counters.max_in_flight = self.counters.max_in_flight.max(self.queue.len());
+        }
+    }
+
+    fn next_at(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse(p)| p.at)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<(Vec<u8>, bool)> {
+        if self.next_at()? > now {
+            return None;
+        }
+        let Reverse(p) = self.queue.pop()?;
+        self.counters.delivered += 1;
+        if p.corrupt {
+            self.counters.delivered_corrupt += 1;
+        }
+        match self.max_delivered_order {
+            Some(m) if p.order < m => self.counters.overtakes += 1,
+            _ => self.max_delivered_order = Some(p.order),
+        }
+        Some((p.packet, p.corrupt))
+    }
+}
+
+/// Flips the bits of `mask` (never all 16) in one aligned 16-bit word of
+/// `p`; returns the word index and mask.
+fn corrupt_word(rng: &mut Rng, p: &mut [u8]) -> (usize, u16) {
+    let words = p.len().div_ceil(2);
+    let word = rng.below(words as u64) as usize;
+    let mut mask = rng.range(1, 0xFFFE) as u16;
+    let hi = word * 2;
+    if hi + 1 >= p.len() {
+        // The odd last byte, padded with zero in the sum: flip only it.
+        mask &= 0xFF00;
+        if mask == 0 {
+            mask = 0x0100;
+        }
+    }
+    p[hi] ^= (mask >> 8) as u8;
+    if hi + 1 < p.len() {
+        p[hi + 1] ^= mask as u8;
+    }
+    (word, mask)
+}
+
+/// Rewrites the last payload byte of a TCP segment with data and fixes the
+/// TCP checksum: the corruption a checksum cannot see.
+fn evil_rewrite(p: &mut [u8]) {
+    let Some(seg) = parse(p) else { return };
+    if seg.len == 0 {
+        return;
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    let last = p.len() - 1;
+    p[last] ^= 0x5a;
+    p[ihl + 16] = 0;
+    p[ihl + 17] = 0;
+    let sum = tcp_checksum(&p[12..16], &p[16..20], &p[ihl..]);
+    p[ihl + 16..ihl + 18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The TCP checksum over the IPv4 pseudo-header and `tcp`.
+fn tcp_checksum(src: &[u8], dst: &[u8], tcp: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            let hi = u32::from(c[0]) << 8;
+            let lo = c.get(1).map_or(0, |&x| u32::from(x));
+            sum += hi | lo;
+        }
+    };
+    add(src);
+    add(dst);
+    add(&[0, 6]);
+    add(&(tcp.len() as u16).to_be_bytes());
+    add(tcp);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The fields of a TCP/IPv4 packet the trace shows.
+#[derive(Debug, Clone, Copy)]
+pub struct SegSummary {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    pub len: usize,
+}
+
+/// Parses the TCP header of an IPv4 packet (no validation beyond bounds).
+pub fn parse(p: &[u8]) -> Option<SegSummary> {
+    let ihl = usize::from(*p.first()? & 0x0f) * 4;
+    if p.get(9) != Some(&6) {
+        return None;
+    }
+    let t = p.get(ihl..)?;
+    if t.len() < 20 {
+        return None;
+    }
+    let be16 = |i: usize| u16::from_be_bytes([t[i], t[i + 1]]);
+    let be32 = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+    let doff = usize::from(t[12] >> 4) * 4;
+    Some(SegSummary {
+        src_port: be16(0),
+        dst_port: be16(2),
+        seq: be32(4),
+        ack: be32(8),
+        flags: t[13],
+        window: be16(14),
+        len: t.len().saturating_sub(doff),
+    })
+}
+
+/// A tcpdump-like one-line description of a packet.
+pub fn describe(p: &[u8]) -> String {
+    let Some(s) = parse(p) else {
+        return format!("non-TCP packet, {} bytes", p.len());
+    };
+    let mut flags = String::new();
+    for (bit, c) in [
+        (0x02, 'S'),
+        (0x01, 'F'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x10, '.'),
+    ] {
+        if s.flags & bit != 0 {
+            flags.push(c);
+        }
+    }
+    format!(
+        "{}>{} [{flags}] seq={} ack={} win={} len={}",
+        s.src_port, s.dst_port, s.seq, s.ack, s.window, s.len
+    )
+}
+
+/// The link: direction 0 carries host 0 → host 1, direction 1 the reverse.
+#[derive(Debug)]
+pub struct Link {
+    dirs: [Direction; 2],
+    fates: Vec<Fate>,
+}
+
+impl Link {
+    /// A link with `params[d]` on direction `d`.
+    pub fn new(params: [FaultParams; 2], rng: &mut Rng) -> Link {
+        let [p0, p1] = params;
+        Link {
+            dirs: [
+                Direction::new(p0, rng.fork(0x11)),
+                Direction::new(p1, rng.fork(0x22)),
+            ],
+            fates: Vec::new(),
+        }
+    }
+
+    /// Test hook: make every direction rewrite payload bytes undetectably.
+    pub fn set_evil(&mut self, evil: bool) {
+        for d in &mut self.dirs {
+            d.evil = evil;
+        }
+    }
+
+    /// Hands a packet to direction `dir`; returns what became of it (one
+    /// entry per copy).
+    pub fn send(&mut self, now: Instant, dir: usize, packet: Vec<u8>) -> &[Fate] {
+        self.fates.clear();
+        self.dirs[dir].send(now, packet, &mut self.fates);
+        &self.fates
+    }
+
+    /// The next delivery time on any direction.
+    pub fn next_at(&self) -> Option<Instant> {
+        match (self.dirs[0].next_at(), self.dirs[1].next_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next packet due on `dir` at `now`, with whether it was corrupted.
+    pub fn pop_due(&mut self, dir: usize, now: Instant) -> Option<(Vec<u8>, bool)> {
+        self.dirs[dir].pop_due(now)
+    }
+
+    /// Packets in flight on `dir`.
+    pub fn in_flight(&self, dir: usize) -> usize {
+        self.dirs[dir].queue.len()
+    }
+
+    /// The queue bound of `dir`.
+    pub fn capacity(&self, dir: usize) -> usize {
+        self.dirs[dir].params.queue
+    }
+
+    /// Nothing in flight.
+    pub fn is_empty(&self) -> bool {
+        self.dirs.iter().all(|d| d.queue.is_empty())
+    }
+
+    /// The counters of `dir`.
+    pub fn counters(&self, dir: usize) -> LinkCounters {
+        self.dirs[dir].counters
+    }
+}

@@ -1,0 +1,526 @@
+//! One run: two hosts, the link, the applications and a virtual clock.
+//!
+//! The loop delivers due packets, runs due timers, lets woken applications
+//! act, moves the hosts' output onto the link and checks the invariants;
+//! then it jumps the clock to the next thing scheduled (a delivery, a timer,
+//! an application wake-up). It ends when every application is done, both
+//! connection tables are empty and nothing is in flight — or fails on the
+//! first broken invariant, on a stall (nothing scheduled, or the virtual
+//! time budget spent) or a livelock (the clock stops advancing).
+
+use std::fmt::Write as _;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use tunstack::time::Instant;
+
+use super::app::Endpoint;
+use super::host::{Host, Io, TunHost, Wake};
+use super::link::{describe, Link, LinkCounters};
+use super::rng::{mix, Rng};
+use super::scenario::{host_addr, Ending, Pairing, Scenario, SERVER_PORT};
+use super::smol::SmolHost;
+use super::trace;
+
+/// Virtual time a run may take.
+pub const BUDGET: Duration = Duration::from_secs(30 * 60);
+/// Loop iterations without the clock moving before it is a livelock.
+const SAME_INSTANT_LIMIT: u32 = 100_000;
+
+/// The trace's name of host `side`.
+fn host_name(side: usize) -> &'static str {
+    if side == 0 {
+        "A"
+    } else {
+        "B"
+    }
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Virtual time at the end.
+    pub end: Instant,
+    /// Loop iterations.
+    pub iterations: u64,
+    /// Both directions' counters added up.
+    pub link: LinkCounters,
+    /// Application bytes delivered.
+    pub bytes: u64,
+    /// A hash of the headers of every packet sent, in order (the TCP
+    /// checksum in them stands in for the payload): two runs with the same
+    /// digest sent the same packets.
+    pub digest: u64,
+}
+
+/// The test hook for the harness's own tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hooks {
+    /// The link rewrites payload bytes and fixes the checksum.
+    pub evil_link: bool,
+}
+
+fn make_host(s: &Scenario, side: usize) -> Box<dyn Host> {
+    let seed = mix(s.seed ^ (0xA5 + side as u64));
+    if s.pairing.is_smoltcp(side) {
+        Box::new(SmolHost::new(host_addr(side), s.mtu, seed, s.smol))
+    } else {
+        Box::new(TunHost::new(&s.tun[side], s.mtu, seed, s.keepalive))
+    }
+}
+
+struct World<'a> {
+    s: &'a Scenario,
+    hosts: [Box<dyn Host>; 2],
+    link: Link,
+    /// `eps[c][side]`.
+    eps: Vec<[Endpoint; 2]>,
+    /// Client port of each connection, once connected.
+    ports: Vec<Option<u16>>,
+    now: Instant,
+    verbose: bool,
+    listening: bool,
+    wakes: Vec<Wake>,
+    out: Vec<Vec<u8>>,
+    digest: u64,
+}
+
+/// Folds the first 40 bytes of `p` (IPv4 and TCP headers) into `digest`.
+fn digest_packet(digest: u64, p: &[u8]) -> u64 {
+    let mut d = mix(digest ^ p.len() as u64);
+    for chunk in p[..p.len().min(40)].chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        d = mix(d ^ u64::from_le_bytes(word));
+    }
+    d
+}
+
+/// Runs `s`; `verbose` prints the per-packet trace.
+pub fn run(s: &Scenario, verbose: bool, hooks: Hooks) -> Result<Outcome, String> {
+    let mut rng = Rng::new(mix(s.seed) ^ 0x11ac);
+    let mut link = Link::new(s.faults.clone(), &mut rng.fork(1));
+    link.set_evil(hooks.evil_link);
+    let eps = s
+        .conns
+        .iter()
+        .enumerate()
+        .map(|(c, plan)| {
+            [0, 1].map(|side| {
+                let r = rng.fork(1000 + 2 * c as u64 + side as u64);
+                Endpoint::new(s.seed, c, side, plan.ends[side].clone(), r)
+            })
+        })
+        .collect();
+    let mut w = World {
+        s,
+        hosts: [make_host(s, 0), make_host(s, 1)],
+        link,
+        eps,
+        ports: vec![None; s.conns.len()],
+        now: Instant::ZERO,
+        verbose,
+        listening: true,
+        wakes: Vec::new(),
+        out: Vec::new(),
+        digest: 0,
+    };
+    w.hosts[1].listen(SERVER_PORT, s.conns.len());
+    let result = w.run_loop();
+    trace::clear_context();
+    result.map_err(|e| format!("{e}\n{}", w.report()))
+}
+
+impl World<'_> {
+    fn ctx(&self, side: usize) {
+        if self.verbose {
+            trace::set_context(host_name(side), self.now);
+        }
+    }
+
+    fn graceful(&self, c: usize) -> bool {
+        !matches!(self.s.conns[c].ending, Ending::Abort(_))
+    }
+
+    fn run_loop(&mut self) -> Result<Outcome, String> {
+        let n = self.s.conns.len();
+        let mut iterations = 0u64;
+        let mut same_instant = 0u32;
+        loop {
+            iterations += 1;
+            self.start_connections()?;
+            self.deliver();
+            for side in 0..2 {
+                self.ctx(side);
+                self.hosts[side].poll(self.now);
+            }
+            self.gather_wakeups()?;
+            self.run_apps()?;
+            self.gather_wakeups()?;
+            self.transmit()?;
+            for side in 0..2 {
+                self.hosts[side].check_bounds(n)?;
+                if self.link.in_flight(side) > self.link.capacity(side) {
+                    return Err(format!("link queue {side} over its bound"));
+                }
+            }
+            self.check_prefixes()?;
+            if self.listening && self.servers_done() {
+                self.ctx(1);
+                self.hosts[1].stop_listening(self.now);
+                self.listening = false;
+            }
+            if !self.listening
+                && self.apps_done()
+                && self.link.is_empty()
+                && self.hosts[0].is_quiet()
+                && self.hosts[1].is_quiet()
+            {
+                break;
+            }
+            let next = self.next_time();
+            let Some(next) = next else {
+                return Err(format!("STALL at {}: nothing is scheduled", self.now));
+            };
+            if next > Instant::ZERO + BUDGET {
+                return Err(format!(
+                    "STALL: not finished within {:?} of virtual time (next event at {next})",
+                    BUDGET
+                ));
+            }
+            if next == self.now {
+                same_instant += 1;
+                if same_instant > SAME_INSTANT_LIMIT {
+                    return Err(format!(
+                        "LIVELOCK at {}: {SAME_INSTANT_LIMIT} iterations without time advancing",
+                        self.now
+                    ));
+                }
+            } else {
+                same_instant = 0;
+            }
+            self.now = next;
+        }
+        self.final_checks()?;
+        let mut link = self.link.counters(0);
+        link.add(&self.link.counters(1));
+        Ok(Outcome {
+            end: self.now,
+            iterations,
+            link,
+            bytes: self
+                .eps
+                .iter()
+                .flat_map(|e| e.iter())
+                .map(|e| e.checker.received())
+                .sum(),
+            digest: self.digest,
+        })
+    }
+
+    fn start_connections(&mut self) -> Result<(), String> {
+        for c in 0..self.s.conns.len() {
+            if self.ports[c].is_some() || self.s.conns[c].start > self.now {
+                continue;
+            }
+            self.ctx(0);
+            let remote = SocketAddrV4::new(host_addr(1), self.s.pairing.server_port(c));
+            let nodelay = self.eps[c][0].plan.nodelay;
+            let (h, port) = self.hosts[0].connect(self.now, c, remote, nodelay)?;
+            if self.verbose {
+                eprintln!("{} A app c{c}: connect from port {port}", self.now);
+            }
+            self.ports[c] = Some(port);
+            self.eps[c][0].handle = Some(h);
+            self.eps[c][0].woken = true;
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self) {
+        for dir in 0..2 {
+            let dst = 1 - dir;
+            while let Some((p, corrupt)) = self.link.pop_due(dir, self.now) {
+                if self.verbose {
+                    eprintln!(
+                        "{} {}>{} deliver {}{}",
+                        self.now,
+                        host_name(dir),
+                        host_name(dst),
+                        describe(&p),
+                        if corrupt { " (corrupted)" } else { "" }
+                    );
+                }
+                self.ctx(dst);
+                self.hosts[dst].deliver(self.now, &p);
+            }
+        }
+    }
+
+    fn gather_wakeups(&mut self) -> Result<(), String> {
+        for side in 0..2 {
+            self.wakes.clear();
+            self.hosts[side].wakeups(&mut self.wakes);
+            for i in 0..self.wakes.len() {
+                match self.wakes[i] {
+                    Wake::Conn(h) => {
+                        for e in self.eps.iter_mut() {
+                            if e[side].handle == Some(h) && !e[side].released {
+                                e[side].woken = true;
+                            }
+                        }
+                    }
+                    Wake::All => {
+                        for e in self.eps.iter_mut() {
+                            e[side].woken = true;
+                        }
+                    }
+                    Wake::Accept if side == 1 => self.accept_all()?,
+                    Wake::Accept => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn accept_all(&mut self) -> Result<(), String> {
+        self.ctx(1);
+        loop {
+            let ports = &self.ports;
+            let eps = &self.eps;
+            let nodelay = |port: u16| {
+                ports
+                    .iter()
+                    .position(|p| *p == Some(port))
+                    .is_some_and(|c| eps[c][1].plan.nodelay)
+            };
+            let Some((h, port)) = self.hosts[1].accept(self.now, &nodelay) else {
+                return Ok(());
+            };
+            let Some(c) = self.ports.iter().position(|p| *p == Some(port)) else {
+                return Err(format!("accepted a connection from unknown port {port}"));
+            };
+            if self.eps[c][1].handle.is_some() {
+                return Err(format!(
+                    "conn {c} accepted twice (port {port}): the server saw two connections for one 4-tuple"
+                ));
+            }
+            if self.verbose {
+                eprintln!("{} B app c{c}: accepted from port {port}", self.now);
+            }
+            self.eps[c][1].handle = Some(h);
+            self.eps[c][1].woken = true;
+        }
+    }
+
+    fn run_apps(&mut self) -> Result<(), String> {
+        for c in 0..self.eps.len() {
+            let graceful = self.graceful(c);
+            for side in 0..2 {
+                if !self.eps[c][side].due(self.now) {
+                    continue;
+                }
+                let peer_sent = self.eps[c][1 - side].sent;
+                self.ctx(side);
+                let ep = &mut self.eps[c][side];
+                ep.step(
+                    self.hosts[side].as_mut(),
+                    self.now,
+                    peer_sent,
+                    graceful,
+                    self.verbose,
+                )
+                .map_err(|e| format!("conn {c} {}: {e}", ["client", "server"][side]))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn transmit(&mut self) -> Result<(), String> {
+        for side in 0..2 {
+            self.ctx(side);
+            self.out.clear();
+            self.hosts[side].drain(self.now, &mut self.out);
+            if self.out.len() > 10_000 {
+                return Err(format!(
+                    "host {} emitted {} packets at once (storm)",
+                    host_name(side),
+                    self.out.len()
+                ));
+            }
+            for p in std::mem::take(&mut self.out) {
+                let summary = if self.verbose {
+                    describe(&p)
+                } else {
+                    String::new()
+                };
+                self.digest = digest_packet(self.digest, &p);
+                let fates = self.link.send(self.now, side, p);
+                if self.verbose {
+                    let fates: Vec<String> = fates.iter().map(|f| f.to_string()).collect();
+                    eprintln!(
+                        "{} {}>{} send {summary} {}",
+                        self.now,
+                        host_name(side),
+                        host_name(1 - side),
+                        fates.join(" + DUP ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Nobody may have read more than the peer sent (a duplicate or
+    /// invented byte past the end).
+    fn check_prefixes(&self) -> Result<(), String> {
+        for (c, e) in self.eps.iter().enumerate() {
+            for side in 0..2 {
+                e[side]
+                    .checker
+                    .prefix_of(e[1 - side].sent)
+                    .map_err(|m| format!("conn {c} {}: {m}", ["client", "server"][side]))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The server application will not get (or need) any more connections.
+    fn servers_done(&self) -> bool {
+        self.eps
+            .iter()
+            .all(|e| e[1].released || (e[1].handle.is_none() && e[0].aborted))
+    }
+
+    fn apps_done(&self) -> bool {
+        self.eps
+            .iter()
+            .all(|e| e[0].released && (e[1].released || (e[1].handle.is_none() && e[0].aborted)))
+    }
+
+    fn next_time(&mut self) -> Option<Instant> {
+        let now = self.now;
+        if self.eps.iter().flat_map(|e| e.iter()).any(|e| e.due(now)) {
+            return Some(now);
+        }
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                let t = t.max(now);
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        consider(self.link.next_at());
+        for side in 0..2 {
+            consider(self.hosts[side].poll_at(now));
+        }
+        for e in self.eps.iter().flat_map(|e| e.iter()) {
+            consider(e.next_wake());
+        }
+        for (c, plan) in self.s.conns.iter().enumerate() {
+            if self.ports[c].is_none() {
+                consider(Some(plan.start));
+            }
+        }
+        next
+    }
+
+    fn final_checks(&mut self) -> Result<(), String> {
+        for (c, e) in self.eps.iter().enumerate() {
+            let graceful = self.graceful(c);
+            for side in 0..2 {
+                let (me, peer) = (&e[side], &e[1 - side]);
+                let who = format!("conn {c} {}", ["client", "server"][side]);
+                if graceful {
+                    if !(me.eof && me.shut && me.released && me.sent == me.plan.total) {
+                        return Err(format!(
+                            "{who}: graceful run did not complete (eof {}, shut {}, released {}, sent {}/{})",
+                            me.eof, me.shut, me.released, me.sent, me.plan.total
+                        ));
+                    }
+                    me.checker
+                        .finish(peer.plan.total)
+                        .map_err(|m| format!("{who}: {m}"))?;
+                } else {
+                    me.checker
+                        .prefix_of(peer.sent)
+                        .map_err(|m| format!("{who}: {m}"))?;
+                    if me.eof {
+                        me.checker
+                            .finish(peer.sent)
+                            .map_err(|m| format!("{who}: {m}"))?;
+                    }
+                    // The end that did not abort must have seen the end:
+                    // EOF, or a reset.
+                    let saw_end = me.eof || matches!(me.error, Some(Io::Reset));
+                    if !me.aborted && me.handle.is_some() && !saw_end {
+                        return Err(format!(
+                            "{who}: peer aborted but this end saw neither EOF nor a reset (error {:?})",
+                            me.error
+                        ));
+                    }
+                }
+            }
+        }
+        for side in 0..2 {
+            let c = self.link.counters(1 - side);
+            self.hosts[side].check_counters(c.delivered, c.delivered - c.delivered_corrupt)?;
+        }
+        Ok(())
+    }
+
+    /// The state of everything, for a failure message.
+    fn report(&mut self) -> String {
+        let mut r = String::new();
+        let _ = writeln!(r, "at virtual time {}:", self.now);
+        for (c, e) in self.eps.iter().enumerate() {
+            let _ = writeln!(
+                r,
+                "  conn {c} ({:?}), client port {:?}",
+                self.s.conns[c].ending, self.ports[c]
+            );
+            for (side, ep) in e.iter().enumerate() {
+                let _ = writeln!(
+                    r,
+                    "    {}: handle {:?} sent {}/{} received {} eof {} shut {} released {} aborted {} error {:?} pace {:?} timer {:?}",
+                    ["client", "server"][side],
+                    ep.handle,
+                    ep.sent,
+                    ep.plan.total,
+                    ep.checker.received(),
+                    ep.eof,
+                    ep.shut,
+                    ep.released,
+                    ep.aborted,
+                    ep.error,
+                    ep.pace_until,
+                    ep.timer
+                );
+            }
+        }
+        for side in 0..2 {
+            let _ = writeln!(r, "  host {} ({}):", host_name(side), host_addr(side));
+            r.push_str(&self.hosts[side].dump());
+        }
+        for dir in 0..2 {
+            let _ = writeln!(
+                r,
+                "  link {}>{}: {} in flight, {:?}",
+                host_name(dir),
+                host_name(1 - dir),
+                self.link.in_flight(dir),
+                self.link.counters(dir)
+            );
+        }
+        r
+    }
+}
+
+/// The pairing's scenario for `seed`, run.
+pub fn run_seed(pairing: Pairing, seed: u64, verbose: bool) -> Result<Outcome, String> {
+    let s = Scenario::generate(pairing, seed);
+    if verbose {
+        eprintln!("{s}");
+    }
+    run(&s, verbose, Hooks::default())
+}
