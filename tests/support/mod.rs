@@ -503,6 +503,12 @@ impl TestNet {
             .unwrap_or_else(|e| panic!("writing {line:?} to the stack: {e}"));
     }
 
+    /// The stack's process id while it runs (`ip netns exec` execs it in
+    /// place), e.g. to read its memory use from `/proc/PID/status`.
+    pub fn stack_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// What the stack printed on its standard output so far, one entry a line.
     pub fn stack_stdout(&self) -> Vec<String> {
         self.stdout_lines
