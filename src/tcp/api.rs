@@ -171,8 +171,10 @@ pub struct TcpStats {
     pub retransmits: u64,
     /// SYNs dropped because a listener's queues were full.
     pub syn_dropped: u64,
-    /// Half-open connections evicted from a full SYN queue by a newer SYN.
-    pub syn_evicted: u64,
+    /// SYNs answered with a SYN cookie because the SYN queue was full.
+    pub syn_cookies_sent: u64,
+    /// Connections opened from a returned SYN cookie.
+    pub syn_cookies_accepted: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit.

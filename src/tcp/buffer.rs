@@ -78,10 +78,14 @@ impl SendBuffer {
 const MAX_RANGES: usize = 16;
 
 /// Received data: in-order bytes the application has not read, plus
-/// out-of-order data placed at its offset inside the window.
+/// out-of-order data placed at its offset inside the window. The memory is
+/// allocated when the first byte arrives, so a half-open connection (a SYN
+/// flood's thousands of them) costs no buffer.
 #[derive(Debug)]
 pub struct RecvBuffer {
+    /// Empty until the first byte arrives; then `cap` bytes.
     ring: Vec<u8>,
+    cap: usize,
     /// Index of the first unread byte.
     head: usize,
     /// In-order unread bytes.
@@ -95,7 +99,8 @@ impl RecvBuffer {
     /// A buffer of `cap` bytes.
     pub fn new(cap: usize) -> Self {
         RecvBuffer {
-            ring: vec![0; cap.max(1)],
+            ring: Vec::new(),
+            cap: cap.max(1),
             head: 0,
             ready: 0,
             ooo: Vec::new(),
@@ -104,7 +109,12 @@ impl RecvBuffer {
 
     /// Capacity.
     pub fn capacity(&self) -> usize {
-        self.ring.len()
+        self.cap
+    }
+
+    /// Bytes of memory the buffer holds now (0 until data arrives).
+    pub fn allocated(&self) -> usize {
+        self.ring.capacity()
     }
 
     /// In-order bytes ready for the application.
@@ -114,7 +124,7 @@ impl RecvBuffer {
 
     /// Free space after the ready bytes: the receive window.
     pub fn window(&self) -> usize {
-        self.ring.len() - self.ready
+        self.cap - self.ready
     }
 
     /// Bytes held out of order.
@@ -173,7 +183,13 @@ impl RecvBuffer {
     }
 
     fn copy_in(&mut self, offset: usize, data: &[u8]) {
-        let cap = self.ring.len();
+        if data.is_empty() {
+            return;
+        }
+        if self.ring.is_empty() {
+            self.ring = vec![0; self.cap];
+        }
+        let cap = self.cap;
         let pos = (self.head + self.ready + offset) % cap;
         let first = data.len().min(cap - pos);
         self.ring[pos..pos + first].copy_from_slice(&data[..first]);
@@ -184,7 +200,10 @@ impl RecvBuffer {
     /// Copies up to `buf.len()` ready bytes out; returns how many.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.ready);
-        let cap = self.ring.len();
+        if n == 0 {
+            return 0;
+        }
+        let cap = self.cap;
         let first = n.min(cap - self.head);
         buf[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
         buf[first..n].copy_from_slice(&self.ring[..n - first]);
@@ -197,6 +216,20 @@ impl RecvBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receive_memory_is_allocated_only_when_data_arrives() {
+        let mut b = RecvBuffer::new(256 * 1024);
+        assert_eq!(b.allocated(), 0, "a half-open connection costs no buffer");
+        assert_eq!(b.window(), 256 * 1024);
+        assert_eq!(b.read(&mut [0u8; 16]), 0);
+        assert_eq!(b.allocated(), 0);
+        b.write(0, b"hello");
+        assert!(b.allocated() >= 256 * 1024);
+        let mut out = [0u8; 16];
+        assert_eq!(b.read(&mut out), 5);
+        assert_eq!(&out[..5], b"hello");
+    }
 
     #[test]
     fn send_buffer_slices_across_the_wrap() {

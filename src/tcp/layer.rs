@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::time::Instant;
-use crate::wire::tcp::{TcpParseError, TcpSegment};
+use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr, TcpParseError, TcpSegment};
 
 use super::api::{ConnId, ConnInfo, ListenerId, OutSegment, TcpError, TcpEvent, TcpStats};
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::conn::{Conn, Ctx};
+use super::cookie::SynCookies;
 use super::isn::IsnGenerator;
 use super::listener::Listener;
 use super::outbox::Outbox;
@@ -31,6 +32,7 @@ const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 pub struct TcpLayer {
     cfg: TcpConfig,
     isn: IsnGenerator,
+    cookies: SynCookies,
     conns: HashMap<ConnId, Conn>,
     tuples: HashMap<(SocketAddrV4, SocketAddrV4), ConnId>,
     listeners: HashMap<ListenerId, Listener>,
@@ -51,6 +53,7 @@ impl TcpLayer {
         TcpLayer {
             cfg: config,
             isn: IsnGenerator::new(isn_secret),
+            cookies: SynCookies::new(isn_secret),
             conns: HashMap::new(),
             tuples: HashMap::new(),
             listeners: HashMap::new(),
@@ -206,6 +209,9 @@ impl TcpLayer {
             return; // first: ignore RST
         }
         if h.flags.ack {
+            if !h.flags.syn && self.accept_syn_cookie(now, lid, local, remote, seg) {
+                return;
+            }
             self.out.reset_for(local, remote, seg); // second: <SEQ=SEG.ACK><CTL=RST>
             return;
         }
@@ -219,20 +225,15 @@ impl TcpLayer {
             return;
         }
         // A SYN flood must not lock real clients out: when the SYN queue is
-        // full (but the accept queue is not), the oldest half-open
-        // connection makes room (RFC 4987 §3.4, "SYN cache" eviction).
-        // Memory stays bounded by the backlog either way.
-        let victim = self.listeners.get(&lid).and_then(|l| {
-            (l.syn_queue.len() >= l.backlog && l.can_accept())
-                .then(|| l.syn_queue.first().copied())
-                .flatten()
-        });
-        if let Some(victim) = victim {
-            log::debug!(
-                "{remote} -> {local} SYN queue full: evicting the oldest half-open connection"
-            );
-            self.out.stats.syn_evicted += 1;
-            self.forget(victim);
+        // full (but the accept queue is not), answer with a SYN cookie and
+        // keep no state (RFC 4987 §3.6); the client's ACK brings it back.
+        let cookie_time = self
+            .listeners
+            .get(&lid)
+            .is_some_and(|l| l.syn_queue.len() >= l.backlog && l.can_accept());
+        if cookie_time {
+            self.send_syn_cookie(now, lid, local, remote, seg);
+            return;
         }
         let full = self.conns.len() >= self.cfg.max_connections;
         let Some(listener) = self.listeners.get_mut(&lid) else {
@@ -265,6 +266,112 @@ impl TcpLayer {
         conn.dispatch(now, &mut cx);
         self.tuples.insert((local, remote), id);
         self.conns.insert(id, conn);
+    }
+
+    /// Answers a SYN with a stateless SYN-ACK whose ISN is a cookie: MSS
+    /// option only (a cookie cannot carry window scaling), window at most
+    /// 64 KiB.
+    fn send_syn_cookie(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpSegment<'_>,
+    ) {
+        let h = seg.header;
+        let peer_mss = h.options.mss.unwrap_or(536);
+        let (cookie, _) = self
+            .cookies
+            .make(now, local, remote, SeqNum(h.seq), peer_mss);
+        if let Some(l) = self.listeners.get_mut(&lid) {
+            l.cookies_sent_at = Some(now);
+        }
+        let window = self.cfg.recv_buffer.min(usize::from(u16::MAX)) as u16;
+        let syn_ack = TcpHeaderRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq: cookie.get(),
+            ack: h.seq.wrapping_add(1),
+            flags: TcpFlags {
+                syn: true,
+                ack: true,
+                ..Default::default()
+            },
+            window,
+            urgent: 0,
+            options: TcpOptionsRepr {
+                mss: Some(self.cfg.mss()),
+                ..Default::default()
+            },
+        };
+        self.out.stats.syn_cookies_sent += 1;
+        log::debug!("{remote} -> {local} SYN queue full: answered with a SYN cookie");
+        self.out.emit(local, remote, &syn_ack, [&[], &[]]);
+    }
+
+    /// An ACK reached a listener with no connection: if it returns a valid
+    /// SYN cookie (sent lately), create the connection it stands for, as if
+    /// it had waited in SYN-RECEIVED, and let the ACK complete it.
+    fn accept_syn_cookie(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpSegment<'_>,
+    ) -> bool {
+        let h = seg.header;
+        let Some(l) = self.listeners.get(&lid) else {
+            return false;
+        };
+        // Only while cookies are in use (two 64 s periods since the last),
+        // so forged ACKs cannot open connections otherwise.
+        let recent = l
+            .cookies_sent_at
+            .is_some_and(|t| now - t <= std::time::Duration::from_secs(128));
+        if !recent || !l.can_accept() || self.conns.len() >= self.cfg.max_connections {
+            return false;
+        }
+        let iss = SeqNum(h.ack.wrapping_sub(1));
+        let irs = SeqNum(h.seq.wrapping_sub(1));
+        let Some(mss) = self.cookies.check(now, local, remote, irs, iss) else {
+            return false;
+        };
+        self.out.stats.syn_cookies_accepted += 1;
+        let id = ConnId(self.alloc_id());
+        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg);
+        conn.listener = Some(lid);
+        conn.irs = irs;
+        conn.rcv_nxt = irs + 1;
+        conn.rcv_adv = conn.rcv_nxt + self.cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
+        conn.apply_syn_options(Some(mss), None, &self.cfg);
+        conn.snd_nxt = iss + 1;
+        conn.snd_max = iss + 1;
+        conn.snd_wl1 = irs;
+        conn.snd_wl2 = iss;
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            out: &mut self.out,
+        };
+        conn.set_state(State::SynReceived, &mut cx);
+        if let Some(l) = self.listeners.get_mut(&lid) {
+            l.syn_queue.push(id);
+        }
+        self.tuples.insert((local, remote), id);
+        self.conns.insert(id, conn);
+        // The ACK now meets its SYN-RECEIVED connection and establishes it
+        // (with any data it carries).
+        if let Some(conn) = self.conns.get_mut(&id) {
+            let mut cx = Ctx {
+                cfg: &self.cfg,
+                out: &mut self.out,
+            };
+            conn.on_segment(now, seg, &mut cx);
+        }
+        self.after(id, State::SynReceived);
+        log::debug!("{remote} -> {local} connection opened from a SYN cookie");
+        true
     }
 
     /// Bookkeeping after a connection ran: hand established passive

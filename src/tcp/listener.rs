@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
+use crate::time::Instant;
+
 use super::api::{ConnId, ListenerId};
 
 /// A listening endpoint.
@@ -17,6 +19,9 @@ pub(crate) struct Listener {
     pub syn_queue: Vec<ConnId>,
     /// Established connections not yet accepted.
     pub accept_queue: VecDeque<ConnId>,
+    /// When a SYN cookie was last sent (RFC 4987 §3.6): cookies are
+    /// accepted only while they are in use.
+    pub cookies_sent_at: Option<Instant>,
 }
 
 impl Listener {
@@ -27,6 +32,7 @@ impl Listener {
             backlog,
             syn_queue: Vec::new(),
             accept_queue: VecDeque::new(),
+            cookies_sent_at: None,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod buffer;
 mod config;
 pub mod congestion;
 mod conn;
+pub(crate) mod cookie;
 mod input;
 pub mod isn;
 mod layer;

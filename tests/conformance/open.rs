@@ -251,22 +251,32 @@ fn data_on_a_syn_ack_is_not_acknowledged_until_resent() {
     assert_eq!(b.app_recv(100).unwrap(), b"hi");
 }
 
-/// A full SYN queue makes room for a new SYN by silently dropping its
-/// oldest half-open connection (RFC 4987 §3.4, so a SYN flood cannot lock
-/// real clients out); the evicted peer's late ACK then meets the listener
-/// and gets a RST (RFC 9293 §3.10.7.2).
+/// RFC 4987 §3.6: a full SYN queue answers further SYNs with SYN cookies
+/// and keeps no state for them, so a SYN flood cannot lock real clients
+/// out; the client's ACK returning the cookie opens the connection, and the
+/// half-open connection already queued is kept.
 #[test]
-fn full_syn_queue_evicts_the_oldest_half_open_connection() {
+fn full_syn_queue_answers_with_a_syn_cookie() {
     let mut b = Bench::new();
-    b.listen_backlog(PORT, 1);
+    let lid = b.listen_backlog(PORT, 1);
     b.send(seg!(SYN, mss = 1460));
     let old = b.expect(|s| s.is("SA"));
-    b.send(seg!(SYN, sport = 40001, seq = 7000));
-    b.expect(|s| s.is("SA") && s.ack_no == 7001 && s.dst.port() == 40001);
-    assert_eq!(b.stats().syn_evicted, 1);
+    b.send(seg!(SYN, sport = 40001, seq = 7000, mss = 1460));
+    let cookie = b.expect(|s| s.is("SA") && s.ack_no == 7001 && s.dst.port() == 40001);
+    assert_eq!(b.stats().syn_cookies_sent, 1);
+    assert_eq!(b.tcp.connections().len(), 1, "no state for the cookie");
+    b.send(seg!(
+        ACK,
+        sport = 40001,
+        seq = 7001,
+        ack = cookie.seq.wrapping_add(1)
+    ));
+    b.expect_nothing();
+    assert_eq!(b.stats().syn_cookies_accepted, 1);
+    assert_eq!(b.events(), vec![TcpEvent::Acceptable(lid)]);
+    // The first half-open connection was kept, not evicted.
     b.send(seg!(ACK, ack = old.seq.wrapping_add(1)));
-    b.expect(|s| s.is("R") && s.seq == old.seq.wrapping_add(1) && s.dst == PEER);
-    assert_eq!(b.tcp.connections().len(), 1);
+    assert_eq!(b.tcp.connections().len(), 2);
 }
 
 /// A full accept queue turns further SYNs away silently (no RST, so the

@@ -183,40 +183,85 @@ fn syn_ack_is_retransmitted_then_the_half_open_connection_dropped() {
 }
 
 #[test]
-fn a_full_syn_queue_evicts_the_oldest_half_open_connection() {
-    let mut l = TcpLayer::new(cfg(), [1; 16]);
+fn a_full_syn_queue_answers_with_syn_cookies_and_keeps_its_half_open_connections() {
+    let mut l = TcpLayer::new(
+        TcpConfig {
+            window_scaling: true,
+            ..cfg()
+        },
+        [1; 16],
+    );
     let lid = l.listen(US, 2).unwrap();
     let mut iss = Vec::new();
     for port in 1..=3u16 {
         let mut h = hdr("S", PEER_ISS, 0);
         h.src_port = port;
+        h.options.mss = Some(1460);
+        h.options.window_scale = Some(7);
         inject(&mut l, ms(0), h, b"");
         let out = one(&mut l);
         assert_eq!(out.flags(), "SA", "every SYN is answered");
         iss.push(out.h.seq);
+        if port == 3 {
+            // RFC 4987 §3.6: the cookie SYN-ACK keeps no state and cannot
+            // carry window scaling; it still announces our MSS.
+            assert_eq!(out.h.options.window_scale, None);
+            assert_eq!(out.h.options.mss, Some(1460));
+        }
     }
-    assert_eq!(l.stats().syn_evicted, 1);
-    assert_eq!(l.stats().syn_dropped, 0);
+    assert_eq!(l.stats().syn_cookies_sent, 1);
     assert_eq!(
         l.listeners(),
         vec![(lid, US, 2, 0)],
-        "memory bounded by the backlog"
+        "no state for the cookie"
     );
-    // The evicted (oldest) one is gone: its ACK now meets only the listener.
+    assert_eq!(l.connections().len(), 2);
+    // The first half-open connection is still there: its ACK completes it.
     let mut h = hdr("A", PEER_ISS + 1, iss[0] + 1);
     h.src_port = 1;
     inject(&mut l, ms(1), h, b"");
-    check(&one(&mut l), "R", iss[0] + 1, 0);
-    // The newest completes its handshake.
-    let mut h = hdr("A", PEER_ISS + 1, iss[2] + 1);
-    h.src_port = 3;
-    inject(&mut l, ms(1), h, b"");
     assert!(drain(&mut l).is_empty());
-    assert_eq!(l.listeners(), vec![(lid, US, 1, 1)]);
+    // The cookie comes back with data: the connection is created established.
+    let mut h = hdr("PA", PEER_ISS + 1, iss[2] + 1);
+    h.src_port = 3;
+    inject(&mut l, ms(2), h, b"hello");
+    assert_eq!(l.stats().syn_cookies_accepted, 1);
+    assert_eq!(l.listeners(), vec![(lid, US, 1, 2)]);
+    let first = l.accept(lid).unwrap();
+    let cookie = l.accept(lid).unwrap();
+    assert_eq!(l.info(first).map(|i| i.remote.port()), Some(1));
+    let info = l.info(cookie).unwrap();
     assert_eq!(
-        l.accept(lid).map(|id| l.info(id).map(|i| i.remote.port())),
-        Ok(Some(3))
+        (info.remote.port(), info.state, info.mss),
+        (3, State::Established, 1460)
     );
+    let mut buf = [0u8; 16];
+    assert_eq!(l.recv(ms(2), cookie, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    // A forged ACK (wrong cookie) gets the listener's RST.
+    let mut h = hdr("A", PEER_ISS + 1, iss[2].wrapping_add(77));
+    h.src_port = 4;
+    inject(&mut l, ms(3), h, b"");
+    check(&one(&mut l), "R", iss[2].wrapping_add(77), 0);
+    assert_eq!(l.stats().syn_cookies_accepted, 1);
+}
+
+#[test]
+fn syn_cookies_are_not_accepted_when_none_were_sent() {
+    let mut l = TcpLayer::new(cfg(), [1; 16]);
+    l.listen(US, 4).unwrap();
+    // Even a correctly made cookie is refused if the listener never used
+    // cookies: forged ACKs must not open connections.
+    let cookies = crate::tcp::cookie::SynCookies::new([1; 16]);
+    let (cookie, _) = cookies.make(ms(0), US, THEM, crate::tcp::SeqNum(PEER_ISS), 1460);
+    inject(
+        &mut l,
+        ms(0),
+        hdr("A", PEER_ISS + 1, cookie.get().wrapping_add(1)),
+        b"",
+    );
+    check(&one(&mut l), "R", cookie.get().wrapping_add(1), 0);
+    assert!(l.connections().is_empty());
 }
 
 #[test]
