@@ -34,8 +34,10 @@ pub enum DropReason {
     FragmentInconsistent,
     /// Too many fragments for one datagram (whole datagram dropped).
     FragmentTooMany,
-    /// Reassembly memory full.
+    /// Reassembly memory full (a datagram that could never fit).
     FragmentNoMemory,
+    /// An incomplete datagram evicted to make room for newer ones.
+    FragmentEvicted,
     /// An incomplete datagram timed out (counted once per datagram).
     FragmentTimeout,
     /// A transport protocol the stack does not serve.
@@ -60,7 +62,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadHeaderLength,
@@ -74,6 +76,7 @@ impl DropReason {
         DropReason::FragmentInconsistent,
         DropReason::FragmentTooMany,
         DropReason::FragmentNoMemory,
+        DropReason::FragmentEvicted,
         DropReason::FragmentTimeout,
         DropReason::UnknownProtocol,
         DropReason::IcmpTruncated,
@@ -102,6 +105,7 @@ impl DropReason {
             DropReason::FragmentInconsistent => "frag-inconsistent",
             DropReason::FragmentTooMany => "frag-too-many",
             DropReason::FragmentNoMemory => "frag-no-memory",
+            DropReason::FragmentEvicted => "frag-evicted",
             DropReason::FragmentTimeout => "frag-timeout",
             DropReason::UnknownProtocol => "ip-unknown-protocol",
             DropReason::IcmpTruncated => "icmp-truncated",

@@ -870,8 +870,8 @@ fn ttl_zero_and_overlapping_fragments_are_dropped_counted_and_never_answered() {
     );
     assert_eq!(
         stopped.counter("ip:", "reassembled"),
-        0,
-        "{}",
+        3,
+        "only the three 8000-byte pings are reassembled\n{}",
         stopped.stdout
     );
     let pcap = net.pcap_path();
@@ -914,6 +914,16 @@ fn endless_fragments_are_bounded_and_the_stack_keeps_serving() {
     let rss_after = rss_kb(&net, "VmRSS");
     let hwm = rss_kb(&net, "VmHWM");
     assert_still_serving(&net);
+    // Fragmented traffic from a real sender still gets through: new
+    // datagrams evict the flood's old incomplete ones instead of being
+    // refused until the 30 s reassembly timeout.
+    let (summary, out) = net.ping(3, 8000);
+    assert_eq!(
+        (summary.received, summary.loss.as_str()),
+        (3, "0%"),
+        "8000-byte ping right after the fragment flood:\n{}",
+        out.stdout
+    );
     let stopped = stop(&mut net);
     eprintln!(
         "{too_many} fragments of one datagram, then {endless} endless first fragments in {took:.1?} \
@@ -927,19 +937,27 @@ fn endless_fragments_are_bounded_and_the_stack_keeps_serving() {
         stopped.stdout
     );
     assert_eq!(stopped.drop_count("frag-too-many"), 1, "{}", stopped.stdout);
-    // The reassembler holds 256 incomplete datagrams and refuses the rest
-    // (its 30 s timeout does not run out during the test).
+    // The reassembler holds 256 incomplete datagrams; each newer one evicts
+    // an old one (its 30 s timeout does not run out during the test), and
+    // nothing is refused. The first 8000-byte ping evicted one more, then
+    // completed and left its slot to the next two.
     let delivered = endless - queue_dropped;
     assert_eq!(
-        stopped.drop_count("frag-no-memory"),
-        delivered - MAX_REASSEMBLIES,
+        stopped.drop_count("frag-evicted"),
+        delivered - MAX_REASSEMBLIES + 1,
         "{delivered} first fragments reached the stack\n{}",
         stopped.stdout
     );
     assert_eq!(
-        stopped.counter("ip:", "reassembled"),
+        stopped.drop_count("frag-no-memory"),
         0,
         "{}",
+        stopped.stdout
+    );
+    assert_eq!(
+        stopped.counter("ip:", "reassembled"),
+        3,
+        "only the three 8000-byte pings are reassembled\n{}",
         stopped.stdout
     );
     assert!(

@@ -211,6 +211,9 @@ pub struct Reassembler {
     datagrams: BTreeMap<FragKey, Datagram>,
     /// Payload bytes held across all datagrams.
     bytes: usize,
+    /// Incomplete datagrams evicted to make room, not yet taken by
+    /// [`Reassembler::take_evicted`].
+    evicted: u64,
 }
 
 impl Reassembler {
@@ -220,6 +223,7 @@ impl Reassembler {
             config,
             datagrams: BTreeMap::new(),
             bytes: 0,
+            evicted: 0,
         }
     }
 
@@ -253,11 +257,17 @@ impl Reassembler {
                 let payload = payload.to_vec();
                 return Ok(Some(Reassembled { key, payload }));
             }
-            if self.datagrams.len() >= self.config.max_datagrams {
-                log::debug!("frag: {key:?}: too many datagrams, fragment dropped");
-                return Err(FragError::NoMemory);
+            // Full: make room by evicting an old incomplete datagram rather
+            // than refusing every new one until the timeout (which would let
+            // 256 bogus first fragments block all reassembly for 30 s).
+            while self.datagrams.len() >= self.config.max_datagrams {
+                if !self.evict_one(&key) {
+                    log::debug!("frag: {key:?}: too many datagrams, fragment dropped");
+                    return Err(FragError::NoMemory);
+                }
             }
         }
+        while self.config.max_bytes.saturating_sub(self.bytes) < len && self.evict_one(&key) {}
         // RFC 1122 §3.3.2: a fixed reassembly timeout, started by the first
         // fragment; not taken from the TTL, nor extended by later fragments.
         let deadline = now + self.config.timeout;
@@ -295,6 +305,45 @@ impl Reassembler {
         let payload = payload.unwrap_or_default();
         self.bytes -= payload.len();
         Ok(Some(Reassembled { key, payload }))
+    }
+
+    /// Evicts one incomplete datagram other than `keep`: the oldest of the
+    /// source holding the most, so one flooding source cannot push out
+    /// everyone else's (Linux's evictor frees old queues the same way, by
+    /// age). False when there is nothing else to evict.
+    fn evict_one(&mut self, keep: &FragKey) -> bool {
+        let mut per_source: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+        for k in self.datagrams.keys().filter(|k| *k != keep) {
+            *per_source.entry(k.src).or_default() += 1;
+        }
+        let Some(top) = per_source
+            .iter()
+            .max_by_key(|(src, n)| (**n, std::cmp::Reverse(**src)))
+            .map(|(src, _)| *src)
+        else {
+            return false;
+        };
+        let victim = self
+            .datagrams
+            .iter()
+            .filter(|(k, _)| k.src == top && *k != keep)
+            .min_by_key(|(k, d)| (d.deadline, **k))
+            .map(|(k, _)| *k);
+        match victim {
+            Some(v) => {
+                log::debug!("frag: {v:?} evicted to make room");
+                self.discard(&v);
+                self.evicted += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many incomplete datagrams were evicted to make room since the
+    /// last call.
+    pub fn take_evicted(&mut self) -> u64 {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Forgets one datagram and releases its memory.
@@ -595,8 +644,8 @@ mod tests {
     fn push_expires_timed_out_datagrams_before_checking_limits() {
         let mut r = limited(1 << 20, 1, 128);
         assert_eq!(r.push(t(0), key(1), 0, true, &[0; 8]), Ok(None));
-        assert_eq!(r.push(t(999), key(2), 0, true, &[0; 8]), Err(NoMemory));
         assert_eq!(r.push(t(1000), key(2), 0, true, &[0; 8]), Ok(None));
+        assert_eq!(r.take_evicted(), 0, "key 1 expired; nothing was evicted");
         assert_eq!(r.datagrams_in_use(), 1);
         let last = r.push(t(1500), key(2), 8, false, &[0; 8]);
         assert_eq!(last, done(key(2), &[0; 16]));
@@ -605,29 +654,61 @@ mod tests {
     }
 
     #[test]
-    fn max_bytes_limit_rejects_with_no_memory() {
+    fn max_bytes_limit_evicts_old_datagrams_and_refuses_only_what_can_never_fit() {
         let mut r = limited(64, 256, 128);
         assert_eq!(r.push(t(0), key(1), 0, true, &[0; 48]), Ok(None));
-        assert_eq!(r.push(t(0), key(2), 0, true, &[0; 24]), Err(NoMemory));
-        assert_eq!(r.push(t(0), key(2), 0, true, &[0; 16]), Ok(None));
-        assert_eq!(r.bytes_in_use(), 64);
-        // No room for key 1's next piece: key 1 can never complete, so it goes.
-        assert_eq!(r.push(t(0), key(1), 48, false, &[0; 1]), Err(NoMemory));
-        assert_eq!((r.bytes_in_use(), r.datagrams_in_use()), (16, 1));
-        let last = r.push(t(0), key(2), 16, false, &[0; 48]);
-        assert_eq!(last, done(key(2), &[0; 64]));
+        // No room for 24 more bytes: the older datagram makes way.
+        assert_eq!(r.push(t(1), key(2), 0, true, &[0; 24]), Ok(None));
+        assert_eq!(r.take_evicted(), 1);
+        assert_eq!((r.bytes_in_use(), r.datagrams_in_use()), (24, 1));
+        // A datagram larger than the whole budget can never fit.
+        assert_eq!(r.push(t(2), key(2), 24, true, &[0; 48]), Err(NoMemory));
+        assert_eq!((r.bytes_in_use(), r.datagrams_in_use()), (0, 0));
+        assert!(r.bytes_in_use() <= 64);
     }
 
     #[test]
-    fn max_datagrams_limit_rejects_with_no_memory() {
+    fn max_datagrams_limit_evicts_the_oldest_instead_of_refusing() {
         let mut r = limited(1 << 20, 3, 128);
         for id in 0..3 {
-            assert_eq!(r.push(t(0), key(id), 0, true, &[0; 8]), Ok(None));
+            assert_eq!(
+                r.push(t(u64::from(id)), key(id), 0, true, &[0; 8]),
+                Ok(None)
+            );
         }
-        assert_eq!(r.push(t(0), key(3), 0, true, &[0; 8]), Err(NoMemory));
+        assert_eq!(r.push(t(5), key(3), 0, true, &[0; 8]), Ok(None));
+        assert_eq!(r.take_evicted(), 1);
         assert_eq!(r.datagrams_in_use(), 3);
-        // Fragments of datagrams already held are still accepted.
-        assert_eq!(r.push(t(0), key(0), 8, true, &[0; 8]), Ok(None));
+        // Key 0 (the oldest) went; key 1 is still whole-able.
+        assert_eq!(
+            r.push(t(6), key(1), 8, false, &[0; 8]),
+            done(key(1), &[0; 16])
+        );
+    }
+
+    #[test]
+    fn eviction_takes_from_the_source_holding_the_most() {
+        let mut r = limited(1 << 20, 4, 128);
+        let from = |src: u8, id: u16| FragKey {
+            src: Ipv4Addr::new(10, 0, 0, src),
+            id,
+            ..KEY
+        };
+        // A legitimate sender's datagram is the oldest...
+        assert_eq!(r.push(t(0), from(1, 1), 0, true, &[0; 8]), Ok(None));
+        // ...then a flooder fills the table.
+        for id in 0..3 {
+            assert_eq!(r.push(t(1), from(3, id), 0, true, &[0; 8]), Ok(None));
+        }
+        for id in 3..100 {
+            assert_eq!(r.push(t(2), from(3, id), 0, true, &[0; 8]), Ok(None));
+        }
+        assert_eq!(r.take_evicted(), 97);
+        // The legitimate datagram survived the flood and completes.
+        assert_eq!(
+            r.push(t(3), from(1, 1), 8, false, &[1; 8]),
+            done(from(1, 1), &[[0; 8], [1; 8]].concat())
+        );
     }
 
     #[test]

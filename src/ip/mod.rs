@@ -144,13 +144,17 @@ impl Ipv4Layer {
             protocol: packet.protocol(),
             id: packet.id(),
         };
-        match self.reassembler.push(
+        let pushed = self.reassembler.push(
             now,
             key,
             packet.frag_offset(),
             packet.more_fragments(),
             packet.payload(),
-        ) {
+        );
+        for _ in 0..self.reassembler.take_evicted() {
+            stats.drop(DropReason::FragmentEvicted);
+        }
+        match pushed {
             Ok(Some(whole)) => {
                 stats.ip_reassembled += 1;
                 let mut header = ipv4::header(
