@@ -35,6 +35,10 @@ pub struct TcpLayer {
     cookies: SynCookies,
     conns: HashMap<ConnId, Conn>,
     tuples: HashMap<(SocketAddrV4, SocketAddrV4), ConnId>,
+    /// TIME-WAIT connections a new SYN reopened, by the new connection:
+    /// restored if that one dies before it is established (RFC 9293
+    /// §3.6.1: the SYN may have been an old duplicate).
+    reopened: HashMap<ConnId, Conn>,
     listeners: HashMap<ListenerId, Listener>,
     listen_addrs: HashMap<SocketAddrV4, ListenerId>,
     next_id: u64,
@@ -56,6 +60,7 @@ impl TcpLayer {
             cookies: SynCookies::new(isn_secret),
             conns: HashMap::new(),
             tuples: HashMap::new(),
+            reopened: HashMap::new(),
             listeners: HashMap::new(),
             listen_addrs: HashMap::new(),
             next_id: 1,
@@ -138,6 +143,7 @@ impl TcpLayer {
 
         let has_listener = self.find_listener(local).is_some();
         let mut reopen_iss = None;
+        let mut reopened_from = None;
         if let Some(&id) = self.tuples.get(&(local, remote)) {
             if let Some(conn) = self.conns.get_mut(&id) {
                 // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN with a higher
@@ -154,7 +160,10 @@ impl TcpLayer {
                     // must lie above the old one's sequence space; like
                     // Linux, start 65537 past the old SND.NXT.
                     reopen_iss = Some(conn.snd_max + 65537);
-                    self.forget(id);
+                    // Kept aside, not forgotten: if the SYN was an old
+                    // duplicate, the connection returns to TIME-WAIT.
+                    reopened_from = self.conns.remove(&id);
+                    self.tuples.remove(&(local, remote));
                 } else {
                     // Like Linux, a full accept queue drops the ACK that
                     // would complete the handshake; the SYN-ACK is resent.
@@ -178,6 +187,14 @@ impl TcpLayer {
         }
         if let Some(lid) = self.find_listener(local) {
             self.on_listen_segment(now, lid, local, remote, &seg, reopen_iss);
+            if let Some(old) = reopened_from {
+                match self.tuples.get(&(local, remote)) {
+                    Some(&new) => {
+                        self.reopened.insert(new, old);
+                    }
+                    None => self.restore(old),
+                }
+            }
             return;
         }
         // RFC 9293 §3.10.7.1: no connection and no listener.
@@ -386,6 +403,8 @@ impl TcpLayer {
                 conn.in_accept_queue = true;
                 self.out.event(TcpEvent::Acceptable(l.id));
             }
+            // The new incarnation is established: the old one is over.
+            self.reopened.remove(&id);
         }
         let orphan = conn.released || (conn.listener.is_some() && !conn.in_accept_queue);
         if conn.state == State::Closed && orphan {
@@ -400,6 +419,23 @@ impl TcpLayer {
                 l.remove(id);
             }
         }
+        // RFC 9293 §3.6.1, MAY-2 condition (2): a connection reopened from
+        // TIME-WAIT that dies before it is established (the SYN was an old
+        // duplicate, and the peer reset our SYN-ACK) returns to TIME-WAIT.
+        if let Some(old) = self.reopened.remove(&id) {
+            self.restore(old);
+        }
+    }
+
+    /// Puts a TIME-WAIT connection set aside by a reopening SYN back.
+    fn restore(&mut self, old: Conn) {
+        log::debug!(
+            "{} -> {} back to TIME-WAIT: the reopening SYN was an old duplicate",
+            old.remote,
+            old.local
+        );
+        self.tuples.insert((old.local, old.remote), old.id);
+        self.conns.insert(old.id, old);
     }
 
     // ---- timers ----

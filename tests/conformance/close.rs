@@ -124,7 +124,6 @@ fn may_2_reopened_connection_isn_is_above_the_old_sequence_space() {
 /// turns out to be an old duplicate (the peer resets our SYN-ACK), the
 /// connection must return to TIME-WAIT.
 #[test]
-#[ignore = "BUG: reopening forgets the TIME-WAIT connection at once; when the SYN was an old duplicate (the peer answers the SYN-ACK with RST) the TIME-WAIT state is lost instead of restored"]
 fn may_2_old_duplicate_syn_returns_to_time_wait() {
     let mut b = Bench::reach(State::TimeWait);
     b.advance(1000);
