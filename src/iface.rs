@@ -307,6 +307,12 @@ impl Interface {
             // RFC 1122 §3.3.2: when reassembly times out after fragment zero
             // arrived, an ICMP Time Exceeded (code 1) MUST be sent to the source.
             let src = Ipv4Addr::new(header[12], header[13], header[14], header[15]);
+            let dst = Ipv4Addr::new(header[16], header[17], header[18], header[19]);
+            // RFC 1122 §3.2.2: no ICMP error about a datagram sent to a
+            // broadcast (or multicast) address.
+            if dst != self.ip.addr() {
+                continue;
+            }
             if !self.icmp_limit.allow(now) {
                 self.stats.icmp_rate_limited += 1;
                 continue;
