@@ -313,6 +313,11 @@ impl Interface {
             if dst != self.ip.addr() {
                 continue;
             }
+            // RFC 1122 §3.2.2: nor about an ICMP error message.
+            let icmp_error = matches!(first.first(), Some(3 | 4 | 5 | 11 | 12));
+            if header[9] == PROTO_ICMP && icmp_error {
+                continue;
+            }
             if !self.icmp_limit.allow(now) {
                 self.stats.icmp_rate_limited += 1;
                 continue;
