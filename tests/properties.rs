@@ -632,9 +632,8 @@ fn time_exceeded_is_not_sent_for_broadcast_fragments() {
 /// message (here a Destination Unreachable) times out in reassembly, the
 /// stack answers with ICMP Time Exceeded quoting it, an ICMP error about an
 /// ICMP error, which RFC 1122 §3.2.2 forbids ("An ICMP error message MUST
-/// NOT be sent as the result of receiving: an ICMP error message"). The
-/// fuzz harness tolerates it (`tolerate_known_bugs` in fuzz/src/ip.rs)
-/// until it is fixed.
+/// NOT be sent as the result of receiving: an ICMP error message"). Fixed
+/// in 22d7ed3.
 #[test]
 fn time_exceeded_is_not_sent_for_icmp_error_fragments() {
     use tunstack::iface::Interface;
@@ -666,5 +665,79 @@ fn fuzz_ip_input_icmp_error_about_icmp_error() {
         0x00, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ]);
-    harness::ip::strict(|| harness::ip_input(&input));
+    harness::strict(|| harness::ip_input(&input));
+}
+
+/// Found by the `tcb_listen` fuzz target (on 6feb4e7, after 2c1b630): a
+/// TIME-WAIT connection reopened by a new SYN is put back when the new
+/// incarnation dies before it is established — with its old 2×MSL
+/// deadline, which has passed by then (the SYN-ACK retries take 63 s, the
+/// TIME-WAIT 60 s). After `poll(now)`, `poll_at()` is in the past, so the
+/// runtime must poll again at once; the restored connection should instead
+/// expire (or not be restored) within that `poll`. The fuzz harness
+/// tolerates it (`tolerate_known_bugs` in fuzz/src/lib.rs) until it is fixed.
+#[test]
+fn poll_leaves_no_deadline_in_the_past_after_a_failed_time_wait_reopen() {
+    use harness::packets::{flag, raw_tcp_segment};
+    use tunstack::tcp::{TcpConfig, TcpLayer};
+    let (peer, us) = (harness::PEER, harness::US);
+    let cfg = TcpConfig {
+        window_scaling: false,
+        ..TcpConfig::default()
+    };
+    let mut l = TcpLayer::new(cfg, [7; 16]);
+    let lid = l
+        .listen(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80), 2)
+        .expect("listen");
+    let t0 = Instant::ZERO;
+    let feed = |l: &mut TcpLayer, seq: u32, ack: u32, flags: u8| {
+        let seg = raw_tcp_segment(40000, 80, seq, ack, flags, 65535, &[], &[]);
+        l.on_segment(t0, peer, us, &seg);
+        std::iter::from_fn(|| l.pop_output())
+            .map(|o| u32::from_be_bytes([o.bytes[4], o.bytes[5], o.bytes[6], o.bytes[7]]))
+            .last()
+    };
+    let iss = feed(&mut l, 0, 0, flag::SYN).expect("SYN-ACK");
+    feed(&mut l, 1, iss.wrapping_add(1), flag::ACK);
+    let id = l.accept(lid).expect("established");
+    l.close(t0, id).expect("close");
+    // Our FIN is acknowledged with the peer's FIN: TIME-WAIT until 60 s.
+    feed(&mut l, 1, iss.wrapping_add(2), flag::ACK | flag::FIN);
+    // A SYN above RCV.NXT reopens it; the new incarnation's SYN-ACKs go
+    // unanswered until it gives up (after 63 s).
+    feed(&mut l, 5, 0, flag::SYN).expect("SYN-ACK of the reopened connection");
+    let mut now = t0;
+    for _ in 0..100 {
+        let Some(at) = l.poll_at() else { break };
+        now = now.max(at);
+        l.poll(now);
+        while l.pop_output().is_some() {}
+        if let Some(still) = l.poll_at() {
+            assert!(still > now, "poll({now:?}) left a deadline at {still:?}");
+        }
+    }
+}
+
+/// The `tcb_listen` fuzz target's input for the bug above, minimized: a
+/// handshake, accept, close, the peer's FIN, then a SYN above RCV.NXT, and
+/// the harness's final ten minutes.
+#[test]
+fn fuzz_tcb_listen_time_wait_restored_with_a_past_deadline() {
+    let mut input = vec![0u8; 50];
+    for (i, b) in [
+        (2, 0x02),
+        (3, 0x2e),
+        (17, 0x03),
+        (21, 0x10),
+        (27, 0x07),
+        (35, 0x08),
+        (38, 0x09),
+        (41, 0x11),
+        (42, 0x0f),
+        (48, 0x02),
+        (49, 0x05),
+    ] {
+        input[i] = b;
+    }
+    harness::strict(|| harness::tcb_listen(&input));
 }

@@ -3,7 +3,6 @@
 //! fuzzed ICMP / UDP inside valid IPv4 (`icmp`, `udp`). Everything it
 //! transmits is checked by [`check_ip_output`].
 
-use std::cell::Cell;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -21,30 +20,6 @@ use tunstack::Config;
 
 use super::packets::*;
 use super::*;
-
-thread_local! {
-    static STRICT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` without tolerating the known bugs (see [`tolerate_known_bugs`]):
-/// the regression tests in `tests/properties.rs` replay their inputs so.
-pub fn strict<R>(f: impl FnOnce() -> R) -> R {
-    STRICT.with(|s| s.set(true));
-    let r = f();
-    STRICT.with(|s| s.set(false));
-    r
-}
-
-/// Whether to let known, reported bugs pass so that fuzzing goes on past
-/// them (everywhere but inside [`strict`]). Each has an ignored regression
-/// test in `tests/properties.rs`; drop its tolerance here once it is fixed.
-///
-/// - `time_exceeded_is_not_sent_for_icmp_error_fragments`: a reassembly
-///   timeout of a fragmented ICMP error message is answered with ICMP Time
-///   Exceeded, an ICMP error about an ICMP error (RFC 1122 §3.2.2).
-fn tolerate_known_bugs() -> bool {
-    !STRICT.with(Cell::get)
-}
 
 /// Checks one packet the interface transmitted; returns it reassembled
 /// (protocol, payload) when it is whole or completes a datagram.
@@ -121,8 +96,7 @@ fn check_ip_output(
                 assert_eq!(body[16..20], US.octets(), "quote of a datagram not for us");
                 // RFC 1122 §3.2.2: never an ICMP error about an ICMP error.
                 let ihl = usize::from(body[0] & 0x0f) * 4;
-                let known_bug = tolerate_known_bugs() && msg.kind() == icmp::TIME_EXCEEDED;
-                if body[9] == 1 && !known_bug {
+                if body[9] == 1 {
                     if let Some(&kind) = body.get(ihl) {
                         assert!(
                             !ICMP_ERRORS.contains(&kind),

@@ -19,6 +19,7 @@
 //!
 //! Inputs are read with [`Input`], which never fails: past the end it reads
 //! zeros, so every byte string is a valid input.
+use std::cell::Cell;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -116,6 +117,29 @@ impl<'a> Input<'a> {
 /// milliseconds and large ones minutes: `b² × 4 ms` (up to 260 s).
 pub fn time_step(b: u8) -> Duration {
     Duration::from_millis(u64::from(b) * u64::from(b) * 4)
+}
+
+thread_local! {
+    static STRICT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` without tolerating the known bugs (see [`tolerate_known_bugs`]):
+/// the regression tests in `tests/properties.rs` replay their inputs so.
+pub fn strict<R>(f: impl FnOnce() -> R) -> R {
+    STRICT.with(|s| s.set(true));
+    let r = f();
+    STRICT.with(|s| s.set(false));
+    r
+}
+
+/// Whether to let known, reported bugs pass so that fuzzing goes on past
+/// them (everywhere but inside [`strict`]). Each has an ignored regression
+/// test in `tests/properties.rs`; drop its tolerance once it is fixed.
+/// None is tolerated at the moment: the two bugs fuzzing found (ICMP Time
+/// Exceeded about an ICMP error; a restored TIME-WAIT deadline left in the
+/// past by `poll`) are fixed and their regression tests run.
+pub(crate) fn tolerate_known_bugs() -> bool {
+    !STRICT.with(Cell::get)
 }
 
 /// A harness: one fuzz input in, a panic on any bug.

@@ -442,24 +442,34 @@ impl TcpLayer {
 
     /// Runs every timer due at `now`.
     pub fn poll(&mut self, now: Instant) {
-        let mut due: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.timers.next().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        // In connection order, not the hash map's (random per process), so a
-        // run is a pure function of its inputs.
-        due.sort_unstable();
-        for id in due {
-            if let Some(conn) = self.conns.get_mut(&id) {
-                let before = conn.state;
-                let mut cx = Ctx {
-                    cfg: &self.cfg,
-                    out: &mut self.out,
-                };
-                conn.on_timer(now, &mut cx);
-                self.after(id, before);
+        // A round can make another connection due at once: a TIME-WAIT
+        // connection restored when the incarnation that reopened it died
+        // (its 2×MSL may have run out meanwhile). Run again until nothing
+        // is due, so that `poll_at` never lies in the past afterwards; a few
+        // rounds suffice, the bound only guards against a timer bug.
+        for _ in 0..4 {
+            let mut due: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.timers.next().is_some_and(|t| t <= now))
+                .map(|(id, _)| *id)
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            // In connection order, not the hash map's (random per process),
+            // so a run is a pure function of its inputs.
+            due.sort_unstable();
+            for id in due {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    let before = conn.state;
+                    let mut cx = Ctx {
+                        cfg: &self.cfg,
+                        out: &mut self.out,
+                    };
+                    conn.on_timer(now, &mut cx);
+                    self.after(id, before);
+                }
             }
         }
     }
