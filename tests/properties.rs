@@ -674,8 +674,7 @@ fn fuzz_ip_input_icmp_error_about_icmp_error() {
 /// deadline, which has passed by then (the SYN-ACK retries take 63 s, the
 /// TIME-WAIT 60 s). After `poll(now)`, `poll_at()` is in the past, so the
 /// runtime must poll again at once; the restored connection should instead
-/// expire (or not be restored) within that `poll`. The fuzz harness
-/// tolerates it (`tolerate_known_bugs` in fuzz/src/lib.rs) until it is fixed.
+/// expire within that `poll`. Fixed in 52d23c8.
 #[test]
 fn poll_leaves_no_deadline_in_the_past_after_a_failed_time_wait_reopen() {
     use harness::packets::{flag, raw_tcp_segment};
