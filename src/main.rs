@@ -116,6 +116,10 @@ struct RunArgs {
     /// TCP discard port (0 disables the service).
     #[arg(long, default_value_t = 9, value_name = "PORT")]
     tcp_discard_port: u16,
+    /// TCP bulk source port: send a decimal byte count and a newline, get
+    /// that many bytes back (0 disables the service).
+    #[arg(long, default_value_t = 5001, value_name = "PORT")]
+    tcp_source_port: u16,
     /// HTTP/1.1 port: a status page with the live connection table at `/`
     /// and N bytes at `/bytes/N` (0 disables the service).
     #[arg(long, default_value_t = 80, value_name = "PORT")]
@@ -218,6 +222,9 @@ fn run(args: RunArgs) -> std::io::Result<()> {
     if args.tcp_discard_port != 0 {
         services.push(services::tcp_discard(&stack, args.tcp_discard_port)?);
     }
+    if args.tcp_source_port != 0 {
+        services.push(services::tcp_source(&stack, args.tcp_source_port)?);
+    }
     if args.http_port != 0 {
         services.push(services::http::serve(&stack, args.http_port)?);
     }
@@ -225,13 +232,14 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {} (mtu {}); http :{}, tcp echo :{}, tcp discard :{}, udp echo :{}, udp time :{}{}",
+        "tunstack: {} up on {} (mtu {}); http :{}, tcp echo :{}, tcp discard :{}, tcp source :{}, udp echo :{}, udp time :{}{}",
         stack.addr(),
         args.device.tun,
         stack.mtu(),
         args.http_port,
         args.tcp_echo_port,
         args.tcp_discard_port,
+        args.tcp_source_port,
         args.udp_echo_port,
         args.udp_time_port,
         args.device

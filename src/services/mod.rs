@@ -68,6 +68,50 @@ pub fn tcp_discard(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
     })
 }
 
+/// Longest request line the source service accepts (a decimal count and a newline).
+const MAX_SOURCE_REQUEST: usize = 32;
+
+/// Starts a TCP bulk source on `port`: the client sends a byte count in
+/// ASCII decimal ended by a newline (`echo 1000000 | nc 10.0.0.2 5001`);
+/// the server answers with that many bytes of the [`http::pattern_byte`]
+/// pattern and closes. `scripts/bench.sh` measures the receive direction
+/// with it. A malformed request closes the connection at once.
+pub fn tcp_source(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
+    tcp_service(stack, port, "tcp source", |mut s| {
+        let Some(count) = read_source_request(&mut s) else {
+            return;
+        };
+        let chunk: Vec<u8> = (0..64 * 1024 + http::PATTERN_PERIOD as u64)
+            .map(http::pattern_byte)
+            .collect();
+        let mut sent = 0u64;
+        while sent < count {
+            let start = (sent % http::PATTERN_PERIOD as u64) as usize;
+            let n = (count - sent).min(64 * 1024) as usize;
+            if s.write_all(&chunk[start..start + n]).is_err() {
+                return;
+            }
+            sent += n as u64;
+        }
+    })
+}
+
+/// Reads the source service's request: a decimal count and a newline.
+fn read_source_request(s: &mut TcpStream) -> Option<u64> {
+    let mut line = Vec::with_capacity(MAX_SOURCE_REQUEST);
+    let mut byte = [0u8; 1];
+    while line.len() < MAX_SOURCE_REQUEST {
+        match s.read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => {
+                return std::str::from_utf8(&line).ok()?.trim().parse().ok();
+            }
+            Ok(1) => line.push(byte[0]),
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Runs `serve` on a thread per accepted connection of a listener on `port`.
 pub(crate) fn tcp_service(
     stack: &Stack,

@@ -1,43 +1,135 @@
-//! Send and receive buffers.
+//! Send and receive buffers: one ring per direction per connection.
+//!
+//! The application copies into and out of the same rings the core sends
+//! from and receives into (they live in the connection's shared
+//! [`super::stream::Stream`]); there is no second ring to shuttle between.
 //!
 //! [`SendBuffer`] holds bytes from SND.UNA on: sent-but-unacknowledged data
-//! followed by data not yet sent. [`RecvBuffer`] is a fixed ring holding data
-//! the application has not read, followed by the receive window, into which
-//! out-of-order segments are written in place; their extents are tracked as
-//! a short list of ranges, so reassembly never needs more memory than the
-//! window it advertised (RFC 9293 §3.10.7.4, "bounded by the receive buffer").
+//! followed by data not yet sent. [`RecvBuffer`] holds data the application
+//! has not read, followed by the receive window, into which out-of-order
+//! segments are written in place; their extents are tracked as a short list
+//! of ranges, so reassembly never needs more memory than the window it
+//! advertised (RFC 9293 §3.10.7.4, "bounded by the receive buffer").
+//!
+//! Memory follows the data: a ring's storage is taken when its first byte
+//! arrives and given back once it is drained, to a bounded [`BufferPool`]
+//! shared by the stack's connections (so a busy connection does not pay an
+//! allocation per burst, and ten thousand idle ones hold no buffers).
+//! Copies are bulk `copy_from_slice` over the ring's two contiguous halves.
 
-use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Spare ring storage shared by a stack's connections, bounded in bytes.
+#[derive(Debug)]
+pub struct BufferPool {
+    max_bytes: usize,
+    spare: Mutex<Vec<Box<[u8]>>>,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `max_bytes` of spare storage.
+    pub fn new(max_bytes: usize) -> Arc<BufferPool> {
+        Arc::new(BufferPool {
+            max_bytes,
+            spare: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Storage of exactly `size` bytes (contents unspecified).
+    fn take(&self, size: usize) -> Box<[u8]> {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        match spare.iter().rposition(|b| b.len() == size) {
+            Some(i) => spare.swap_remove(i),
+            None => {
+                drop(spare);
+                vec![0u8; size].into_boxed_slice()
+            }
+        }
+    }
+
+    /// Takes back storage that is no longer needed.
+    fn give(&self, buf: Box<[u8]>) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let held: usize = spare.iter().map(|b| b.len()).sum();
+        if held + buf.len() <= self.max_bytes {
+            spare.push(buf);
+        }
+    }
+
+    /// Bytes of spare storage held now.
+    pub fn spare_bytes(&self) -> usize {
+        let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        spare.iter().map(|b| b.len()).sum()
+    }
+}
+
+/// Where a ring gets and returns its storage.
+#[derive(Debug, Default, Clone)]
+struct Storage {
+    ring: Box<[u8]>,
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl Storage {
+    fn ensure(&mut self, cap: usize) {
+        if self.ring.len() != cap {
+            self.ring = match &self.pool {
+                Some(p) => p.take(cap),
+                None => vec![0u8; cap].into_boxed_slice(),
+            };
+        }
+    }
+
+    fn release(&mut self) {
+        let ring = std::mem::take(&mut self.ring);
+        if let (Some(p), false) = (&self.pool, ring.is_empty()) {
+            p.give(ring);
+        }
+    }
+}
 
 /// Bytes queued for sending, from SND.UNA onwards.
 #[derive(Debug)]
 pub struct SendBuffer {
-    data: VecDeque<u8>,
+    storage: Storage,
     cap: usize,
+    /// Index of SND.UNA's byte in the ring.
+    head: usize,
+    len: usize,
 }
 
 impl SendBuffer {
     /// An empty buffer holding at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
+        SendBuffer::with_pool(cap, None)
+    }
+
+    /// An empty buffer whose storage comes from (and returns to) `pool`.
+    pub fn with_pool(cap: usize, pool: Option<Arc<BufferPool>>) -> Self {
         SendBuffer {
-            data: VecDeque::new(),
-            cap,
+            storage: Storage {
+                ring: Box::default(),
+                pool,
+            },
+            cap: cap.max(1),
+            head: 0,
+            len: 0,
         }
     }
 
     /// Bytes held (unacknowledged plus unsent).
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.len
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len == 0
     }
 
     /// Room for more data.
     pub fn free(&self) -> usize {
-        self.cap.saturating_sub(self.data.len())
+        self.cap - self.len
     }
 
     /// Capacity.
@@ -45,31 +137,94 @@ impl SendBuffer {
         self.cap
     }
 
+    /// Bytes of memory the buffer holds now (0 while empty).
+    pub fn allocated(&self) -> usize {
+        self.storage.ring.len()
+    }
+
+    /// Changes the capacity (not below what is held).
+    pub fn set_capacity(&mut self, cap: usize) {
+        let cap = cap.max(self.len).max(1);
+        if cap == self.cap {
+            return;
+        }
+        if self.len > 0 {
+            let mut ring = vec![0u8; cap].into_boxed_slice();
+            let [a, b] = self.slices(0, self.len);
+            ring[..a.len()].copy_from_slice(a);
+            ring[a.len()..a.len() + b.len()].copy_from_slice(b);
+            self.storage.release();
+            self.storage.ring = ring;
+            self.head = 0;
+        } else {
+            self.storage.release();
+        }
+        self.cap = cap;
+    }
+
     /// Appends as much of `buf` as fits; returns how much.
     pub fn push(&mut self, buf: &[u8]) -> usize {
-        let n = buf.len().min(self.free());
-        self.data.extend(&buf[..n]);
-        n
+        let mut done = 0;
+        self.fill(|space| {
+            let n = space.len().min(buf.len() - done);
+            space[..n].copy_from_slice(&buf[done..done + n]);
+            done += n;
+            n
+        });
+        done
+    }
+
+    /// Lets `f` write into the free space in place, in up to two contiguous
+    /// pieces; `f` returns how much of each piece it filled (stopping at the
+    /// first piece it does not fill). Returns the bytes added.
+    pub fn fill(&mut self, mut f: impl FnMut(&mut [u8]) -> usize) -> usize {
+        if self.free() == 0 {
+            return 0;
+        }
+        self.storage.ensure(self.cap);
+        let mut added = 0;
+        for _ in 0..2 {
+            let tail = (self.head + self.len) % self.cap;
+            let contiguous = (self.cap - tail).min(self.free());
+            if contiguous == 0 {
+                break;
+            }
+            let n = f(&mut self.storage.ring[tail..tail + contiguous]).min(contiguous);
+            self.len += n;
+            added += n;
+            if n < contiguous {
+                break;
+            }
+        }
+        if self.len == 0 {
+            self.storage.release();
+        }
+        added
     }
 
     /// Drops `n` acknowledged bytes from the front.
     pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.data.len());
-        self.data.drain(..n);
+        let n = n.min(self.len);
+        self.head = (self.head + n) % self.cap;
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+            self.storage.release();
+        }
     }
 
     /// Up to `len` bytes starting `offset` bytes in, as two slices.
     pub fn slices(&self, offset: usize, len: usize) -> [&[u8]; 2] {
-        let (a, b) = self.data.as_slices();
-        let end = offset.saturating_add(len).min(self.data.len());
+        let end = offset.saturating_add(len).min(self.len);
         let offset = offset.min(end);
-        if end <= a.len() {
-            [&a[offset..end], &[]]
-        } else if offset >= a.len() {
-            [&b[offset - a.len()..end - a.len()], &[]]
-        } else {
-            [&a[offset..], &b[..end - a.len()]]
+        if offset == end {
+            return [&[], &[]];
         }
+        let ring = &self.storage.ring;
+        let start = (self.head + offset) % self.cap;
+        let n = end - offset;
+        let first = n.min(self.cap - start);
+        [&ring[start..start + first], &ring[..n - first]]
     }
 }
 
@@ -79,12 +234,12 @@ const MAX_RANGES: usize = 16;
 
 /// Received data: in-order bytes the application has not read, plus
 /// out-of-order data placed at its offset inside the window. The memory is
-/// allocated when the first byte arrives, so a half-open connection (a SYN
-/// flood's thousands of them) costs no buffer.
+/// taken when the first byte arrives and given back when everything has
+/// been read, so a half-open connection (a SYN flood's thousands of them)
+/// or an idle one costs no buffer.
 #[derive(Debug)]
 pub struct RecvBuffer {
-    /// Empty until the first byte arrives; then `cap` bytes.
-    ring: Vec<u8>,
+    storage: Storage,
     cap: usize,
     /// Index of the first unread byte.
     head: usize,
@@ -98,8 +253,16 @@ pub struct RecvBuffer {
 impl RecvBuffer {
     /// A buffer of `cap` bytes.
     pub fn new(cap: usize) -> Self {
+        RecvBuffer::with_pool(cap, None)
+    }
+
+    /// A buffer of `cap` bytes whose storage comes from (and returns to) `pool`.
+    pub fn with_pool(cap: usize, pool: Option<Arc<BufferPool>>) -> Self {
         RecvBuffer {
-            ring: Vec::new(),
+            storage: Storage {
+                ring: Box::default(),
+                pool,
+            },
             cap: cap.max(1),
             head: 0,
             ready: 0,
@@ -112,9 +275,21 @@ impl RecvBuffer {
         self.cap
     }
 
-    /// Bytes of memory the buffer holds now (0 until data arrives).
+    /// Changes the capacity. Only while nothing is held (before data
+    /// arrives); returns whether it changed.
+    pub fn set_capacity(&mut self, cap: usize) -> bool {
+        if self.ready > 0 || !self.ooo.is_empty() {
+            return false;
+        }
+        self.storage.release();
+        self.cap = cap.max(1);
+        self.head = 0;
+        true
+    }
+
+    /// Bytes of memory the buffer holds now (0 while empty).
     pub fn allocated(&self) -> usize {
-        self.ring.capacity()
+        self.storage.ring.len()
     }
 
     /// In-order bytes ready for the application.
@@ -148,6 +323,12 @@ impl RecvBuffer {
         let n = data.len().min(win - offset);
         if n == 0 {
             return 0;
+        }
+        if offset == 0 && self.ooo.is_empty() {
+            // The common case: in order, no holes.
+            self.copy_in(0, &data[..n]);
+            self.ready += n;
+            return n;
         }
         // Merge the new extent with the ones it touches, in place (no
         // allocation per segment): ranges i..j overlap or abut it.
@@ -186,30 +367,56 @@ impl RecvBuffer {
         if data.is_empty() {
             return;
         }
-        if self.ring.is_empty() {
-            self.ring = vec![0; self.cap];
-        }
+        self.storage.ensure(self.cap);
         let cap = self.cap;
         let pos = (self.head + self.ready + offset) % cap;
         let first = data.len().min(cap - pos);
-        self.ring[pos..pos + first].copy_from_slice(&data[..first]);
+        let ring = &mut self.storage.ring;
+        ring[pos..pos + first].copy_from_slice(&data[..first]);
         let rest = &data[first..];
-        self.ring[..rest.len()].copy_from_slice(rest);
+        ring[..rest.len()].copy_from_slice(rest);
+    }
+
+    /// The ready bytes, as two slices (for reading in place; follow with
+    /// [`RecvBuffer::consume`]).
+    pub fn readable(&self) -> [&[u8]; 2] {
+        if self.ready == 0 {
+            return [&[], &[]];
+        }
+        let ring = &self.storage.ring;
+        let first = self.ready.min(self.cap - self.head);
+        [
+            &ring[self.head..self.head + first],
+            &ring[..self.ready - first],
+        ]
+    }
+
+    /// Copies up to `buf.len()` ready bytes out, leaving them in the buffer.
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        let [a, b] = self.readable();
+        let n1 = a.len().min(buf.len());
+        buf[..n1].copy_from_slice(&a[..n1]);
+        let n2 = b.len().min(buf.len() - n1);
+        buf[n1..n1 + n2].copy_from_slice(&b[..n2]);
+        n1 + n2
     }
 
     /// Copies up to `buf.len()` ready bytes out; returns how many.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.ready);
-        if n == 0 {
-            return 0;
-        }
-        let cap = self.cap;
-        let first = n.min(cap - self.head);
-        buf[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
-        buf[first..n].copy_from_slice(&self.ring[..n - first]);
-        self.head = (self.head + n) % cap;
-        self.ready -= n;
+        let n = self.peek(buf);
+        self.consume(n);
         n
+    }
+
+    /// Drops `n` ready bytes (they were read in place).
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.ready);
+        self.head = (self.head + n) % self.cap;
+        self.ready -= n;
+        if self.ready == 0 && self.ooo.is_empty() {
+            self.head = 0;
+            self.storage.release();
+        }
     }
 }
 
@@ -218,7 +425,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn receive_memory_is_allocated_only_when_data_arrives() {
+    fn receive_memory_is_held_only_while_data_is() {
         let mut b = RecvBuffer::new(256 * 1024);
         assert_eq!(b.allocated(), 0, "a half-open connection costs no buffer");
         assert_eq!(b.window(), 256 * 1024);
@@ -229,6 +436,34 @@ mod tests {
         let mut out = [0u8; 16];
         assert_eq!(b.read(&mut out), 5);
         assert_eq!(&out[..5], b"hello");
+        assert_eq!(b.allocated(), 0, "a drained buffer gives its memory back");
+        // Out-of-order data keeps it.
+        b.write(3, b"x");
+        assert!(b.allocated() > 0);
+    }
+
+    #[test]
+    fn drained_storage_goes_back_to_the_pool_and_is_reused() {
+        let pool = BufferPool::new(1 << 20);
+        let mut r = RecvBuffer::with_pool(4096, Some(pool.clone()));
+        let mut s = SendBuffer::with_pool(4096, Some(pool.clone()));
+        r.write(0, b"abc");
+        assert_eq!(pool.spare_bytes(), 0);
+        r.consume(3);
+        assert_eq!(pool.spare_bytes(), 4096);
+        s.push(b"hello");
+        assert_eq!(pool.spare_bytes(), 0, "the send ring took the spare");
+        s.consume(5);
+        assert_eq!(pool.spare_bytes(), 4096);
+        // The pool is bounded.
+        let small = BufferPool::new(5000);
+        let mut a = SendBuffer::with_pool(4096, Some(small.clone()));
+        let mut b = SendBuffer::with_pool(4096, Some(small.clone()));
+        a.push(b"1");
+        b.push(b"2");
+        a.consume(1);
+        b.consume(1);
+        assert_eq!(small.spare_bytes(), 4096);
     }
 
     #[test]
@@ -247,6 +482,28 @@ mod tests {
     }
 
     #[test]
+    fn send_buffer_fills_in_place_and_changes_capacity() {
+        let mut s = SendBuffer::new(8);
+        s.push(b"abcde");
+        s.consume(3);
+        let mut next = b'f';
+        let added = s.fill(|space| {
+            for b in space.iter_mut() {
+                *b = next;
+                next += 1;
+            }
+            space.len()
+        });
+        assert_eq!(added, 6);
+        let [a, b] = s.slices(0, 8);
+        assert_eq!([a, b].concat(), b"defghijk");
+        s.set_capacity(16);
+        assert_eq!(s.free(), 8);
+        let [a, b] = s.slices(0, 8);
+        assert_eq!([a, b].concat(), b"defghijk");
+    }
+
+    #[test]
     fn recv_buffer_reassembles_out_of_order_data() {
         let mut r = RecvBuffer::new(10);
         assert_eq!(r.write(3, b"def"), 0);
@@ -260,6 +517,9 @@ mod tests {
         // Wraps the ring; data beyond the window is cut off.
         assert_eq!(r.write(0, b"ghijklmnopq"), 8);
         assert_eq!(r.window(), 0);
+        let mut peeked = [0u8; 3];
+        assert_eq!(r.peek(&mut peeked), 3);
+        assert_eq!(&peeked, b"efg");
         let mut all = [0u8; 16];
         assert_eq!(r.read(&mut all), 10);
         assert_eq!(&all[..10], b"efghijklmn");

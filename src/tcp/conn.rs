@@ -3,24 +3,29 @@
 //! generation in `output.rs`, timers in `timers.rs`.
 
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::time::Instant;
 
 use super::api::{ConnId, ConnInfo, ListenerId, TcpError, TcpEvent};
-use super::buffer::{RecvBuffer, SendBuffer};
+use super::buffer::{BufferPool, RecvBuffer, SendBuffer};
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::congestion::NewReno;
 use super::outbox::Outbox;
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::state::State;
+use super::stream::{Stream, StreamState};
 use super::timers::Timers;
 
-/// What a connection needs from its surroundings while it runs.
+/// What a connection needs from its surroundings while it runs: the
+/// configuration, the output queue, and its own shared stream state,
+/// locked for the duration of the call.
 pub(crate) struct Ctx<'a> {
     pub cfg: &'a TcpConfig,
     pub out: &'a mut Outbox,
+    pub io: &'a mut StreamState,
 }
 
 /// RFC 9293 §3.7.1, MUST-15: the send MSS when the peer sent no MSS option.
@@ -61,7 +66,8 @@ pub(crate) struct Conn {
     /// Window scaling was negotiated (RFC 7323 §2.2).
     pub ws_ok: bool,
     pub snd_mss: u32,
-    pub send_buf: SendBuffer,
+    /// The buffers and flags shared with the application handle.
+    pub io: Arc<Stream>,
     /// The application shut down writing: a FIN follows the buffered data.
     pub fin_queued: bool,
     pub fin_acked: bool,
@@ -75,7 +81,6 @@ pub(crate) struct Conn {
     pub rcv_wscale: u8,
     /// Right edge of the window last advertised.
     pub rcv_adv: SeqNum,
-    pub recv_buf: RecvBuffer,
     pub fin_received: bool,
     /// Our MSS option (and the size of a "full-sized" incoming segment).
     pub rcv_mss: u32,
@@ -114,6 +119,7 @@ impl Conn {
         state: State,
         iss: SeqNum,
         cfg: &TcpConfig,
+        pool: &Arc<BufferPool>,
     ) -> Conn {
         let rcv_mss = u32::from(cfg.mss());
         Conn {
@@ -137,7 +143,10 @@ impl Conn {
             snd_wscale: 0,
             ws_ok: false,
             snd_mss: DEFAULT_MSS,
-            send_buf: SendBuffer::new(cfg.send_buffer),
+            io: Arc::new(Stream::new(
+                SendBuffer::with_pool(cfg.send_buffer, Some(pool.clone())),
+                RecvBuffer::with_pool(cfg.recv_buffer, Some(pool.clone())),
+            )),
             fin_queued: false,
             fin_acked: false,
             syn_acked: false,
@@ -145,7 +154,6 @@ impl Conn {
             rcv_nxt: SeqNum(0),
             rcv_wscale: 0,
             rcv_adv: SeqNum(0),
-            recv_buf: RecvBuffer::new(cfg.recv_buffer),
             fin_received: false,
             rcv_mss,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
@@ -166,6 +174,28 @@ impl Conn {
         }
     }
 
+    /// Runs `f` with this connection's stream locked in the context; the
+    /// wake-ups it recorded are delivered after the lock is released.
+    pub fn locked<R>(
+        &mut self,
+        cfg: &TcpConfig,
+        out: &mut Outbox,
+        f: impl FnOnce(&mut Conn, &mut Ctx<'_>) -> R,
+    ) -> R {
+        let io = Arc::clone(&self.io);
+        let mut guard = io.lock();
+        let r = {
+            let mut cx = Ctx {
+                cfg,
+                out,
+                io: &mut guard,
+            };
+            f(self, &mut cx)
+        };
+        io.unlock(guard);
+        r
+    }
+
     /// Moves to `new`, logging `{peer} -> {us} OLD -> NEW` (RFC 9293 Figure 5).
     pub fn set_state(&mut self, new: State, cx: &mut Ctx<'_>) {
         if new == self.state {
@@ -182,16 +212,25 @@ impl Conn {
         self.state = new;
         if new == State::Closed {
             self.timers.clear();
+            cx.io.closed = true;
+            cx.io.send_closed = true;
+            cx.io.error = self.error;
+            if self.error.is_some() {
+                // Data the application queued can never be sent.
+                cx.io.send.consume(usize::MAX);
+            }
+            cx.io.wake_all();
             if self.visible() {
                 cx.out.event(TcpEvent::Closed(self.id, self.error));
             }
-        } else if new == State::Established
-            && matches!(old, State::SynSent | State::SynReceived)
-            && self.visible()
-        {
+        } else if new == State::Established && matches!(old, State::SynSent | State::SynReceived) {
+            cx.io.connected = true;
+            cx.io.wake_writers();
             // Active (or simultaneous) open completed; passive connections
             // are announced by their listener instead.
-            cx.out.event(TcpEvent::Connected(self.id));
+            if self.visible() {
+                cx.out.event(TcpEvent::Connected(self.id));
+            }
         }
     }
 
@@ -230,12 +269,13 @@ impl Conn {
         }
     }
 
-    /// Sequence number our FIN occupies, once queued.
-    pub fn fin_seq(&self) -> Option<SeqNum> {
+    /// Sequence number our FIN occupies, once queued (after the
+    /// `send_len` bytes in the send buffer).
+    pub fn fin_seq(&self, send_len: usize) -> Option<SeqNum> {
         if !self.fin_queued || self.fin_acked {
             return None;
         }
-        Some(self.data_base() + self.send_buf.len() as u32)
+        Some(self.data_base() + send_len as u32)
     }
 
     /// Bytes sent and not yet acknowledged (including SYN/FIN).
@@ -269,11 +309,11 @@ impl Conn {
     /// SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only when
     /// it can move by min(RCV.BUFF/2, MSS); it never moves left (RFC 9293
     /// §3.8.6.2.2: "shrinking the window" is strongly discouraged).
-    pub fn window_to_advertise(&mut self, syn: bool) -> u16 {
+    pub fn window_to_advertise(&mut self, syn: bool, io: &mut StreamState) -> u16 {
         let shift = if syn { 0 } else { self.rcv_wscale };
-        let free = self.recv_buf.window() as u32;
+        let free = io.recv.window() as u32;
         let mut right = self.rcv_nxt + free;
-        let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
+        let threshold = self.window_update_threshold(io);
         if self.rcv_adv > self.rcv_nxt && right > self.rcv_adv && right - self.rcv_adv < threshold {
             right = self.rcv_adv;
         }
@@ -286,12 +326,25 @@ impl Conn {
         if adv > self.rcv_adv || self.rcv_adv < self.rcv_nxt {
             self.rcv_adv = adv;
         }
+        // Ask the application to poke us when its reads open the window by
+        // the threshold (RFC 9293 §3.8.6.2.2), unless our ordinary ACKs
+        // for arriving data will carry the update anyway.
+        let advertised = (self.rcv_adv - self.rcv_nxt) as usize;
+        let mark = advertised + threshold as usize;
+        io.window_update_at =
+            (mark <= io.recv.capacity() && self.state.can_receive()).then_some(mark);
         field as u16
     }
 
+    /// How much the right window edge must be able to move before we
+    /// announce it: min(RCV.BUFF/2, MSS) (RFC 9293 §3.8.6.2.2).
+    fn window_update_threshold(&self, io: &StreamState) -> u32 {
+        (io.recv.capacity() as u32 / 2).min(self.rcv_mss)
+    }
+
     /// The window we could advertise now, ignoring SWS avoidance.
-    pub fn rcv_wnd(&self) -> u32 {
-        self.recv_buf.window() as u32
+    pub fn rcv_wnd(&self, io: &StreamState) -> u32 {
+        io.recv.window() as u32
     }
 
     // ---- application calls ----
@@ -310,7 +363,7 @@ impl Conn {
                 _ => TcpError::BrokenPipe,
             });
         }
-        let n = self.send_buf.push(data);
+        let n = cx.io.send.push(data);
         if n < data.len() {
             self.write_blocked = true;
         }
@@ -330,7 +383,7 @@ impl Conn {
         if self.rd_closed {
             return Err(TcpError::NotConnected);
         }
-        if self.recv_buf.ready() == 0 {
+        if cx.io.recv.ready() == 0 {
             if let Some(e) = self.error {
                 return Err(e);
             }
@@ -339,16 +392,20 @@ impl Conn {
             }
             return Err(TcpError::WouldBlock);
         }
-        let n = self.recv_buf.read(buf);
-        // RFC 9293 §3.8.6.2.2: announce the reopened window once it has
-        // grown by min(RCV.BUFF/2, MSS).
-        let threshold = (self.recv_buf.capacity() as u32 / 2).min(self.rcv_mss);
-        let right = self.rcv_nxt + self.rcv_wnd();
+        let n = cx.io.recv.read(buf);
+        self.window_update(now, cx);
+        Ok(n)
+    }
+
+    /// The application read data: announce the reopened window once it
+    /// has grown by min(RCV.BUFF/2, MSS) (RFC 9293 §3.8.6.2.2).
+    pub fn window_update(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let threshold = self.window_update_threshold(cx.io);
+        let right = self.rcv_nxt + self.rcv_wnd(cx.io);
         if self.state.can_receive() && right > self.rcv_adv && right - self.rcv_adv >= threshold {
             self.ack_now = true;
             self.dispatch(now, cx);
         }
-        Ok(n)
     }
 
     /// Queues a FIN after the buffered data (RFC 9293 §3.10.4 CLOSE, the
@@ -359,6 +416,7 @@ impl Conn {
             State::SynSent => {
                 // Nothing sent yet: RFC 9293 §3.10.4 allows queueing.
                 self.fin_queued = true;
+                cx.io.send_closed = true;
                 return Ok(());
             }
             // SYN-RCVD: the FIN goes out once ESTABLISHED (RFC 9293 §3.10.4).
@@ -374,6 +432,7 @@ impl Conn {
             // Already closing: "error: connection closing" — harmless.
             _ => return Ok(()),
         }
+        cx.io.send_closed = true;
         self.dispatch(now, cx);
         Ok(())
     }
@@ -384,7 +443,7 @@ impl Conn {
     pub fn close(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         self.rd_closed = true;
         self.released = true;
-        if self.recv_buf.ready() > 0 && self.state != State::Closed {
+        if cx.io.recv.ready() > 0 && self.state != State::Closed {
             log::debug!(
                 "{} -> {} closed with unread data: RST",
                 self.remote,
@@ -429,13 +488,14 @@ impl Conn {
 
     /// A snapshot for `ss`-like listings.
     pub fn info(&self) -> ConnInfo {
+        let io = self.io.lock();
         ConnInfo {
             id: self.id,
             local: self.local,
             remote: self.remote,
             state: self.state,
-            send_queue: self.send_buf.len(),
-            recv_queue: self.recv_buf.ready(),
+            send_queue: io.send.len(),
+            recv_queue: io.recv.ready(),
             srtt: self.rtt.srtt(),
             rttvar: self.rtt.rttvar(),
             rto: self.rtt.rto(),
@@ -443,7 +503,7 @@ impl Conn {
             cwnd: self.cc.cwnd(),
             ssthresh: self.cc.ssthresh(),
             snd_wnd: self.snd_wnd,
-            rcv_wnd: self.rcv_wnd(),
+            rcv_wnd: self.rcv_wnd(&io),
             retransmits: self.total_retransmits,
             backoff: self.retries,
         }

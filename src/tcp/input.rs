@@ -8,6 +8,7 @@ use super::api::{TcpError, TcpEvent};
 use super::conn::{Conn, Ctx};
 use super::seq::SeqNum;
 use super::state::State;
+use super::stream::StreamState;
 
 impl Conn {
     /// Processes one segment addressed to this connection.
@@ -94,8 +95,8 @@ impl Conn {
 
     /// RFC 9293 §3.10.7.4 sequence-number acceptability, with the window
     /// we would accept now.
-    fn acceptable(&self, seq: SeqNum, seg_len: u32) -> bool {
-        let wnd = self.rcv_wnd();
+    fn acceptable(&self, seq: SeqNum, seg_len: u32, io: &StreamState) -> bool {
+        let wnd = self.rcv_wnd(io);
         let end_of_window = self.rcv_nxt + wnd;
         match (seg_len, wnd) {
             (0, 0) => seq == self.rcv_nxt,
@@ -158,12 +159,12 @@ impl Conn {
 
         // First: sequence number check. Unacceptable segments get an ACK
         // (not silence) unless they carry RST (RFC 9293 §3.10.7.4).
-        if !self.acceptable(seq, seg_len) {
+        if !self.acceptable(seq, seg_len, cx.io) {
             if !h.flags.rst {
                 // "Special allowance should be made to accept valid ACKs"
                 // when our window is zero (RFC 9293 §3.10.7.4), or a peer
                 // sending while we are full could never get its ACKs in.
-                let zero_window_ack = self.rcv_wnd() == 0
+                let zero_window_ack = self.rcv_wnd(cx.io) == 0
                     && seq == self.rcv_nxt
                     && h.flags.ack
                     && !h.flags.syn
@@ -247,6 +248,8 @@ impl Conn {
             if seq + seg.payload.len() as u32 == self.rcv_nxt {
                 self.rcv_nxt += 1;
                 self.fin_received = true;
+                cx.io.eof = true;
+                cx.io.wake_readers();
                 self.ack_now = true;
                 if self.visible() {
                     cx.out.event(TcpEvent::PeerClosed(self.id));
@@ -357,16 +360,19 @@ impl Conn {
         let acked = ack - self.snd_una;
         let base = self.data_base();
         let data_acked = if ack > base {
-            ((ack - base) as usize).min(self.send_buf.len())
+            ((ack - base) as usize).min(cx.io.send.len())
         } else {
             0
         };
-        if let Some(fin) = self.fin_seq() {
+        if let Some(fin) = self.fin_seq(cx.io.send.len()) {
             if ack > fin {
                 self.fin_acked = true;
             }
         }
-        self.send_buf.consume(data_acked);
+        cx.io.send.consume(data_acked);
+        if data_acked > 0 {
+            cx.io.wake_writers();
+        }
         self.snd_una = ack;
         self.snd_nxt = self.snd_nxt.max(ack);
         // RFC 6298 §3 / Karn: sample only segments never retransmitted.
@@ -389,7 +395,7 @@ impl Conn {
         if was_recovering && partial {
             self.retransmit_head(now, cx); // RFC 6582 §3.2 step 5
         }
-        if self.write_blocked && self.send_buf.free() > 0 && self.visible() {
+        if self.write_blocked && cx.io.send.free() > 0 && self.visible() {
             self.write_blocked = false;
             cx.out.event(TcpEvent::Writable(self.id));
         }
@@ -408,11 +414,20 @@ impl Conn {
         if data.is_empty() {
             return;
         }
-        let had_gap = self.recv_buf.has_gap();
-        let advanced = self.recv_buf.write(offset, data);
+        let had_gap = cx.io.recv.has_gap();
+        let advanced = cx.io.recv.write(offset, data);
         self.rcv_nxt += advanced as u32;
-        if advanced > 0 && self.visible() {
-            cx.out.event(TcpEvent::Readable(self.id));
+        if advanced > 0 {
+            if cx.io.read_shut {
+                // shutdown(Read): acknowledged, then thrown away.
+                let ready = cx.io.recv.ready();
+                cx.io.recv.consume(ready);
+            } else {
+                cx.io.wake_readers();
+            }
+            if self.visible() {
+                cx.out.event(TcpEvent::Readable(self.id));
+            }
         }
         if offset > 0 || had_gap || advanced < data.len() {
             self.ack_now = true;

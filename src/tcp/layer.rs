@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use crate::time::Instant;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr, TcpParseError, TcpSegment};
 
 use super::api::{ConnId, ConnInfo, ListenerId, OutSegment, TcpError, TcpEvent, TcpStats};
+use super::buffer::BufferPool;
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::conn::{Conn, Ctx};
 use super::cookie::SynCookies;
@@ -21,6 +23,9 @@ use super::state::State;
 /// Ephemeral port range for `connect` with port 0 (Linux
 /// `ip_local_port_range` default).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// Spare buffer storage kept for reuse by the connections, bytes.
+const POOL_BYTES: usize = 16 << 20;
 
 /// The sans-IO TCP layer: every listener and connection of the stack.
 ///
@@ -44,6 +49,8 @@ pub struct TcpLayer {
     next_id: u64,
     next_port: u16,
     out: Outbox,
+    /// Spare buffer storage shared by the connections.
+    pool: Arc<BufferPool>,
 }
 
 impl TcpLayer {
@@ -77,6 +84,7 @@ impl TcpLayer {
                 EPHEMERAL.start() + (r % span) as u16
             },
             out,
+            pool: BufferPool::new(POOL_BYTES),
         }
     }
 
@@ -175,11 +183,9 @@ impl TcpLayer {
                         }
                     }
                     let before = conn.state;
-                    let mut cx = Ctx {
-                        cfg: &self.cfg,
-                        out: &mut self.out,
-                    };
-                    conn.on_segment(now, &seg, &mut cx);
+                    conn.locked(&self.cfg, &mut self.out, |c, cx| {
+                        c.on_segment(now, &seg, cx)
+                    });
                     self.after(id, before);
                     return;
                 }
@@ -265,7 +271,7 @@ impl TcpLayer {
         self.next_id += 1;
         listener.syn_queue.push(id);
         let iss = iss_override.unwrap_or_else(|| self.isn.isn(now, local, remote));
-        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg);
+        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg, &self.pool);
         conn.listener = Some(lid);
         conn.irs = SeqNum(h.seq);
         conn.rcv_nxt = conn.irs + 1;
@@ -275,12 +281,10 @@ impl TcpLayer {
         conn.max_snd_wnd = conn.snd_wnd;
         conn.snd_wl1 = conn.irs;
         conn.snd_wl2 = iss;
-        let mut cx = Ctx {
-            cfg: &self.cfg,
-            out: &mut self.out,
-        };
-        conn.set_state(State::SynReceived, &mut cx);
-        conn.dispatch(now, &mut cx);
+        conn.locked(&self.cfg, &mut self.out, |c, cx| {
+            c.set_state(State::SynReceived, cx);
+            c.dispatch(now, cx);
+        });
         self.tuples.insert((local, remote), id);
         self.conns.insert(id, conn);
     }
@@ -357,7 +361,7 @@ impl TcpLayer {
         };
         self.out.stats.syn_cookies_accepted += 1;
         let id = ConnId(self.alloc_id());
-        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg);
+        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg, &self.pool);
         conn.listener = Some(lid);
         conn.irs = irs;
         conn.rcv_nxt = irs + 1;
@@ -367,11 +371,9 @@ impl TcpLayer {
         conn.snd_max = iss + 1;
         conn.snd_wl1 = irs;
         conn.snd_wl2 = iss;
-        let mut cx = Ctx {
-            cfg: &self.cfg,
-            out: &mut self.out,
-        };
-        conn.set_state(State::SynReceived, &mut cx);
+        conn.locked(&self.cfg, &mut self.out, |c, cx| {
+            c.set_state(State::SynReceived, cx)
+        });
         if let Some(l) = self.listeners.get_mut(&lid) {
             l.syn_queue.push(id);
         }
@@ -380,11 +382,7 @@ impl TcpLayer {
         // The ACK now meets its SYN-RECEIVED connection and establishes it
         // (with any data it carries).
         if let Some(conn) = self.conns.get_mut(&id) {
-            let mut cx = Ctx {
-                cfg: &self.cfg,
-                out: &mut self.out,
-            };
-            conn.on_segment(now, seg, &mut cx);
+            conn.locked(&self.cfg, &mut self.out, |c, cx| c.on_segment(now, seg, cx));
         }
         self.after(id, State::SynReceived);
         log::debug!("{remote} -> {local} connection opened from a SYN cookie");
@@ -463,11 +461,7 @@ impl TcpLayer {
             for id in due {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     let before = conn.state;
-                    let mut cx = Ctx {
-                        cfg: &self.cfg,
-                        out: &mut self.out,
-                    };
-                    conn.on_timer(now, &mut cx);
+                    conn.locked(&self.cfg, &mut self.out, |c, cx| c.on_timer(now, cx));
                     self.after(id, before);
                 }
             }
@@ -528,11 +522,7 @@ impl TcpLayer {
         for id in l.syn_queue.iter().chain(l.accept_queue.iter()) {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.released = true;
-                let mut cx = Ctx {
-                    cfg: &self.cfg,
-                    out: &mut self.out,
-                };
-                conn.reset(None, &mut cx);
+                conn.locked(&self.cfg, &mut self.out, |c, cx| c.reset(None, cx));
             }
             self.forget(*id);
         }
@@ -569,13 +559,11 @@ impl TcpLayer {
         }
         let id = ConnId(self.alloc_id());
         let iss = self.isn.isn(now, local, remote);
-        let mut conn = Conn::new(id, local, remote, State::Closed, iss, &self.cfg);
-        let mut cx = Ctx {
-            cfg: &self.cfg,
-            out: &mut self.out,
-        };
-        conn.set_state(State::SynSent, &mut cx);
-        conn.dispatch(now, &mut cx);
+        let mut conn = Conn::new(id, local, remote, State::Closed, iss, &self.cfg, &self.pool);
+        conn.locked(&self.cfg, &mut self.out, |c, cx| {
+            c.set_state(State::SynSent, cx);
+            c.dispatch(now, cx);
+        });
         self.tuples.insert((local, remote), id);
         self.conns.insert(id, conn);
         Ok(id)
@@ -614,11 +602,7 @@ impl TcpLayer {
             return Err(TcpError::NotConnected);
         }
         let before = conn.state;
-        let mut cx = Ctx {
-            cfg: &self.cfg,
-            out: &mut self.out,
-        };
-        let r = f(conn, &mut cx);
+        let r = conn.locked(&self.cfg, &mut self.out, f);
         self.after(id, before);
         r
     }

@@ -37,6 +37,7 @@ mod output;
 pub mod rtt;
 pub mod seq;
 pub mod state;
+pub mod stream;
 mod timers;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr};
 use super::conn::{Conn, Ctx};
 use super::seq::SeqNum;
 use super::state::State;
+use super::stream::StreamState;
 
 impl Conn {
     /// Sends whatever the state, windows and timers allow right now.
@@ -32,11 +33,11 @@ impl Conn {
         if self.ack_now {
             self.send_ack(cx);
         }
-        self.arm_persist(now, cx.cfg.max_rto);
+        self.arm_persist(now, cx);
     }
 
-    fn header(&mut self, seq: SeqNum, flags: TcpFlags) -> TcpHeaderRepr {
-        let window = self.window_to_advertise(flags.syn);
+    fn header(&mut self, seq: SeqNum, flags: TcpFlags, io: &mut StreamState) -> TcpHeaderRepr {
+        let window = self.window_to_advertise(flags.syn, io);
         TcpHeaderRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
@@ -60,6 +61,7 @@ impl Conn {
                 ack: syn_ack,
                 ..Default::default()
             },
+            cx.io,
         );
         h.options.mss = Some(cx.cfg.mss());
         // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
@@ -86,13 +88,16 @@ impl Conn {
     fn send_data(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         loop {
             let off = (self.snd_nxt - self.data_base()) as usize;
-            let unsent = self.send_buf.len().saturating_sub(off);
+            let unsent = cx.io.send.len().saturating_sub(off);
+            // The core is out of data: the application must say when it
+            // queues more.
+            cx.io.push_wanted = unsent == 0 && !self.fin_queued;
             let retransmitting = self.snd_nxt < self.snd_max;
             let win = self.snd_wnd.min(self.cc.cwnd());
             let usable = win.saturating_sub(self.flight()) as usize;
             let len = unsent.min(usable).min(self.snd_mss as usize);
             // The FIN needs no window (it goes after the last byte).
-            let fin = self.fin_seq() == Some(self.snd_nxt + len as u32);
+            let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd_nxt + len as u32);
             if len == 0 && !fin {
                 return;
             }
@@ -137,7 +142,7 @@ impl Conn {
         cx: &mut Ctx<'_>,
     ) {
         let off = (seq - self.data_base()) as usize;
-        let psh = len > 0 && off + len >= self.send_buf.len();
+        let psh = len > 0 && off + len >= cx.io.send.len();
         let h = self.header(
             seq,
             TcpFlags {
@@ -146,8 +151,9 @@ impl Conn {
                 psh,
                 ..Default::default()
             },
+            cx.io,
         );
-        let [a, b] = self.send_buf.slices(off, len);
+        let [a, b] = cx.io.send.slices(off, len);
         cx.out.emit(self.local, self.remote, &h, [a, b]);
         self.acked_now();
     }
@@ -155,13 +161,14 @@ impl Conn {
     /// Retransmits the segment at SND.UNA (fast retransmit, RFC 5681 §3.2,
     /// or a NewReno partial ACK).
     pub(crate) fn retransmit_head(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        let len = self
-            .send_buf
+        let len = cx
+            .io
+            .send
             .len()
             .min(self.snd_mss as usize)
             .min(self.flight() as usize);
         let fin = len < self.snd_mss as usize
-            && self.fin_seq() == Some(self.snd_una + len as u32)
+            && self.fin_seq(cx.io.send.len()) == Some(self.snd_una + len as u32)
             && self.snd_max > self.snd_una + len as u32;
         if len == 0 && !fin {
             return;
@@ -199,6 +206,7 @@ impl Conn {
                 rst,
                 ..Default::default()
             },
+            cx.io,
         );
         cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
         self.acked_now();
@@ -226,12 +234,12 @@ impl Conn {
     /// Starts the persist timer when data is waiting but nothing is in flight
     /// and nothing could be sent (zero window, or a window too small for the
     /// SWS rules).
-    fn arm_persist(&mut self, now: Instant, max_rto: std::time::Duration) {
+    fn arm_persist(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let off = (self.snd_nxt - self.data_base()) as usize;
-        let waiting = self.send_buf.len() > off;
+        let waiting = cx.io.send.len() > off;
         if waiting && self.flight() == 0 && self.timers.rtx.is_none() {
             if self.timers.persist.is_none() {
-                self.timers.persist = Some(now + self.persist_interval(max_rto));
+                self.timers.persist = Some(now + self.persist_interval(cx.cfg.max_rto));
             }
         } else if !waiting {
             self.timers.persist = None;

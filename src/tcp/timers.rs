@@ -163,7 +163,7 @@ impl Conn {
             return;
         }
         let off = (self.snd_nxt - self.data_base()) as usize;
-        let unsent = self.send_buf.len().saturating_sub(off);
+        let unsent = cx.io.send.len().saturating_sub(off);
         if unsent == 0 {
             return;
         }

@@ -46,7 +46,7 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The modulus of the `/bytes/N` pattern.
-const PATTERN_PERIOD: usize = 251;
+pub(crate) const PATTERN_PERIOD: usize = 251;
 
 /// Request bodies (unusual on GET) up to this size are read and dropped so
 /// the connection can be reused; a larger one closes the connection.
