@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,13 +26,15 @@ use crate::device::pcap::PcapWriter;
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::{Device, Waker};
 use crate::iface::{Event, Interface};
-use crate::socket::tcp::{ListenerShared, StreamShared};
 use crate::stats::{DropReason, Stats};
+use crate::tcp::stream::Stream;
 use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, State, TcpError};
 use crate::time::{Clock, Instant};
 use crate::udp::{SocketId, UdpError};
 
 mod tcp;
+
+pub(crate) use tcp::ListenerShared;
 
 /// Size of the buffer packets are read into: the largest IPv4 packet.
 const RX_BUFFER: usize = 65_536;
@@ -55,8 +57,8 @@ pub(crate) struct UdpBinding {
 }
 
 /// The runtime's answer to a connect: the connection, its local address,
-/// and the rings its handle shares with the runtime.
-pub(crate) type Connecting = Result<(ConnId, SocketAddrV4, Arc<StreamShared>), TcpError>;
+/// and the stream its handle shares with the core.
+pub(crate) type Connecting = Result<(ConnId, SocketAddrV4, Arc<Stream>), TcpError>;
 
 /// Requests from API handles to the runtime thread.
 pub(crate) enum Command {
@@ -95,12 +97,13 @@ pub(crate) enum Command {
         remote: SocketAddrV4,
         reply: Sender<Connecting>,
     },
-    /// The application queued data to send.
+    /// The application queued data while the core waited for it.
     TcpPush {
         id: ConnId,
     },
-    /// The application made room in a full receive ring.
-    TcpPull {
+    /// The application's reads opened the receive window enough to
+    /// announce.
+    TcpWindowUpdate {
         id: ConnId,
     },
     TcpShutdown {
@@ -132,16 +135,46 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+/// How other threads wake the runtime: the device's waker, fired only
+/// while the runtime sleeps (or is about to).
+pub(crate) struct RuntimeWaker {
+    device: Waker,
+    sleeping: AtomicBool,
+}
+
+impl RuntimeWaker {
+    /// Wakes the runtime if it sleeps. Call after queueing the work it
+    /// must see: the runtime checks its queues after announcing that it
+    /// sleeps, and the fences order the two sides' flag and queue accesses
+    /// (either the runtime sees the work, or this call sees it sleeping).
+    pub(crate) fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.device.wake();
+        }
+    }
+
+    /// The runtime is about to sleep; it must look at its queues once more.
+    fn going_to_sleep(&self) {
+        self.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    fn awake(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+}
+
 /// A cloneable way to reach the runtime, held by every API handle.
 #[derive(Clone)]
 pub(crate) struct StackHandle {
     commands: Sender<Command>,
-    waker: Waker,
+    waker: Arc<RuntimeWaker>,
     pub(crate) addr: Ipv4Addr,
 }
 
 impl StackHandle {
-    /// Queues a command and wakes the runtime.
+    /// Queues a command and wakes the runtime if it sleeps.
     pub(crate) fn send(&self, cmd: Command) -> io::Result<()> {
         self.commands.send(cmd).map_err(|_| stack_gone())?;
         self.waker.wake();
@@ -209,9 +242,13 @@ impl Stack {
         };
         let mtu = device.mtu();
         let (tx, rx) = crossbeam_channel::bounded(4096);
+        let waker = Arc::new(RuntimeWaker {
+            device: device.waker(),
+            sleeping: AtomicBool::new(false),
+        });
         let handle = StackHandle {
             commands: tx,
-            waker: device.waker(),
+            waker: waker.clone(),
             addr: config.addr,
         };
         let seed = config.seed.unwrap_or_else(random_seed);
@@ -220,9 +257,9 @@ impl Stack {
             device,
             iface,
             commands: rx,
+            waker,
             udp_sinks: HashMap::new(),
             tcp: tcp::TcpGlue::new(config.keepalive_all),
-            scratch: vec![0u8; 64 * 1024],
             rx_batch: config.rx_batch.max(1),
             udp_recv_buffer: config.udp_recv_buffer,
         };
@@ -308,9 +345,9 @@ struct Runtime {
     device: Box<dyn Device>,
     iface: Interface,
     commands: Receiver<Command>,
+    waker: Arc<RuntimeWaker>,
     udp_sinks: HashMap<SocketId, UdpSink>,
     tcp: tcp::TcpGlue,
-    scratch: Vec<u8>,
     rx_batch: usize,
     udp_recv_buffer: usize,
 }
@@ -353,11 +390,18 @@ impl Runtime {
             if busy {
                 continue;
             }
+            self.waker.going_to_sleep();
+            if !self.commands.is_empty() {
+                self.waker.awake();
+                continue;
+            }
             let timeout = self
                 .iface
                 .poll_at()
                 .map(|t| t.saturating_duration_since(clock.now()));
-            if let Err(e) = self.device.wait(timeout) {
+            let waited = self.device.wait(timeout);
+            self.waker.awake();
+            if let Err(e) = waited {
                 error!("tunstack: device wait failed, stopping: {e}");
                 self.stopped();
                 return;
@@ -450,7 +494,7 @@ impl Runtime {
 
     /// Tells every handle that the stack is gone, so none blocks forever.
     fn stopped(&mut self) {
-        self.tcp.stopped();
+        self.tcp_stopped();
         self.udp_sinks.clear();
     }
 

@@ -1,31 +1,59 @@
-//! The runtime's side of TCP sockets: it alone moves bytes between the
-//! streams' shared rings and the TCP core, and turns core events into
-//! wakeups for the application handles.
+//! The runtime's side of TCP handles. A stream's data never passes through
+//! here: the application reads and writes the connection's shared
+//! [`Stream`] directly, and pokes the runtime only when the core asked
+//! (data queued while the core waits for it, or a window worth
+//! announcing). What is left is the control path: listen, connect, accept
+//! queues, shutdown and close.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddrV4;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 
 use super::{Command, Runtime};
-use crate::socket::tcp::{Accepted, ListenerShared, StreamShared, RING_BYTES};
+use crate::tcp::stream::Stream;
 use crate::tcp::{ConnId, KeepaliveConfig, ListenerId, TcpError, TcpEvent};
 use crate::time::Instant;
 
-/// The runtime's record of one stream handle.
-struct StreamSink {
-    shared: Arc<StreamShared>,
-    /// The application dropped its handle: close once `tx` is drained.
-    closing: bool,
-    /// The application shut down writing: send FIN once `tx` is drained.
-    shutdown_pending: bool,
+/// A connection the runtime took from the core's accept queue, waiting
+/// for the application's `accept`.
+pub(crate) struct Accepted {
+    pub(crate) id: ConnId,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) peer: SocketAddrV4,
+    pub(crate) stream: Arc<Stream>,
 }
 
-impl StreamSink {
-    fn new(shared: Arc<StreamShared>) -> StreamSink {
-        StreamSink {
-            shared,
-            closing: false,
-            shutdown_pending: false,
+/// A listener's accept queue, shared with its handle.
+#[derive(Default)]
+pub(crate) struct ListenerQueue {
+    pub(crate) ready: VecDeque<Accepted>,
+    /// The runtime stopped taking connections from the core because
+    /// `ready` was full (the backlog); `accept` must ask for more.
+    pub(crate) stalled: bool,
+    pub(crate) gone: bool,
+    /// A task waiting in `poll_accept`.
+    pub(crate) waker: Option<Waker>,
+}
+
+/// A listener's shared state.
+#[derive(Default)]
+pub(crate) struct ListenerShared {
+    queue: Mutex<ListenerQueue>,
+    pub(crate) changed: Condvar,
+}
+
+impl ListenerShared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ListenerQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes blocked `accept` calls and a waiting task.
+    pub(crate) fn notify(&self) {
+        let waker = self.lock().waker.take();
+        self.changed.notify_all();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -35,9 +63,8 @@ struct ListenerSink {
     backlog: usize,
 }
 
-/// Stream and listener handles known to the runtime.
+/// Listener handles known to the runtime.
 pub(super) struct TcpGlue {
-    streams: HashMap<ConnId, StreamSink>,
     listeners: HashMap<ListenerId, ListenerSink>,
     /// Keepalive for every connection (`Config::keepalive_all`).
     keepalive_all: Option<KeepaliveConfig>,
@@ -46,26 +73,27 @@ pub(super) struct TcpGlue {
 impl TcpGlue {
     pub(super) fn new(keepalive_all: Option<KeepaliveConfig>) -> TcpGlue {
         TcpGlue {
-            streams: HashMap::new(),
             listeners: HashMap::new(),
             keepalive_all,
-        }
-    }
-
-    /// Wakes every handle with "the stack is gone".
-    pub(super) fn stopped(&mut self) {
-        for s in self.streams.values() {
-            s.shared.lock().gone = true;
-            s.shared.notify();
-        }
-        for l in self.listeners.values() {
-            l.shared.lock().gone = true;
-            l.shared.notify();
         }
     }
 }
 
 impl Runtime {
+    /// Wakes every handle with "the stack is gone".
+    pub(super) fn tcp_stopped(&mut self) {
+        for s in self.iface.tcp().streams() {
+            s.with(|st| {
+                st.gone = true;
+                st.wake_all();
+            });
+        }
+        for l in self.tcp.listeners.values() {
+            l.shared.lock().gone = true;
+            l.shared.notify();
+        }
+    }
+
     /// Handles a TCP command from an application handle.
     pub(super) fn tcp_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
@@ -95,7 +123,6 @@ impl Runtime {
                     // are reset, as the kernel does on close(listener).
                     let pending: Vec<Accepted> = l.shared.lock().ready.drain(..).collect();
                     for a in pending {
-                        self.tcp.streams.remove(&a.id);
                         let _ = self.iface.tcp().abort(a.id);
                     }
                 }
@@ -107,42 +134,33 @@ impl Runtime {
                     return;
                 }
                 let local = SocketAddrV4::new(self.iface.addr(), 0);
-                let result = self.iface.tcp().connect(now, local, remote).map(|id| {
-                    let local = self.iface.tcp().info(id).map(|i| i.local).unwrap_or(local);
-                    let shared = StreamShared::new(false);
-                    self.tcp.streams.insert(id, StreamSink::new(shared.clone()));
-                    (id, local, shared)
+                let result = self.iface.tcp().connect(now, local, remote).and_then(|id| {
+                    let tcp = self.iface.tcp();
+                    let local = tcp.info(id).map(|i| i.local).unwrap_or(local);
+                    let stream = tcp.stream(id).ok_or(TcpError::NotConnected)?;
+                    Ok((id, local, stream))
                 });
                 if let (Ok((id, _, _)), Some(ka)) = (&result, self.tcp.keepalive_all) {
                     let _ = self.iface.tcp().set_keepalive(now, *id, Some(ka));
                 }
                 let _ = reply.send(result);
             }
-            Command::TcpPush { id } => self.tcp_push(now, id),
-            Command::TcpPull { id } => self.tcp_pull(now, id),
+            Command::TcpPush { id } => {
+                let _ = self.iface.tcp().push(now, id);
+            }
+            Command::TcpWindowUpdate { id } => {
+                let _ = self.iface.tcp().window_update(now, id);
+            }
             Command::TcpShutdown { id } => {
-                if let Some(s) = self.tcp.streams.get_mut(&id) {
-                    s.shutdown_pending = true;
-                }
-                self.tcp_push(now, id);
+                let _ = self.iface.tcp().shutdown_write(now, id);
             }
             Command::TcpClose { id } => {
-                let Some(s) = self.tcp.streams.get_mut(&id) else {
-                    return;
-                };
-                let unread = !s.shared.lock().rx.is_empty();
-                if unread {
-                    // RFC 9293 §3.10.4 / RFC 2525 §2.17: closing with
-                    // received data unread resets the connection (Linux).
-                    self.tcp.streams.remove(&id);
-                    let _ = self.iface.tcp().abort(id);
-                } else {
-                    s.closing = true;
-                    self.tcp_push(now, id);
-                }
+                // RFC 9293 §3.10.4 / RFC 2525 §2.17: closing with received
+                // data unread resets the connection (Linux); the core
+                // decides.
+                let _ = self.iface.tcp().close(now, id);
             }
             Command::TcpAbort { id } => {
-                self.tcp.streams.remove(&id);
                 let _ = self.iface.tcp().abort(id);
             }
             Command::TcpSetNodelay { id, nodelay, reply } => {
@@ -171,40 +189,12 @@ impl Runtime {
         }
     }
 
-    /// Acts on an event of the TCP core.
+    /// Acts on an event of the TCP core. Data, end of stream, room to
+    /// write, connection and closing reach the handles through their
+    /// streams' wait slots; only new connections need the runtime.
     pub(super) fn tcp_event(&mut self, now: Instant, event: TcpEvent) {
-        match event {
-            TcpEvent::Connected(id) => {
-                if let Some(s) = self.tcp.streams.get(&id) {
-                    s.shared.lock().connected = true;
-                    s.shared.notify();
-                }
-                self.tcp_pull(now, id);
-                self.tcp_push(now, id);
-            }
-            TcpEvent::Acceptable(lid) => self.tcp_accept(now, lid),
-            TcpEvent::Readable(id) | TcpEvent::PeerClosed(id) => self.tcp_pull(now, id),
-            TcpEvent::Writable(id) => self.tcp_push(now, id),
-            TcpEvent::Closed(id, error) => {
-                self.tcp_pull(now, id);
-                let Some(s) = self.tcp.streams.get(&id) else {
-                    return;
-                };
-                {
-                    let mut buf = s.shared.lock();
-                    buf.closed = true;
-                    if let Some(e) = error {
-                        buf.error = Some(e.kind());
-                        // Data the application queued can never be sent.
-                        buf.tx.clear();
-                    }
-                }
-                s.shared.notify();
-                if s.closing {
-                    self.tcp.streams.remove(&id);
-                    let _ = self.iface.tcp().close(now, id);
-                }
-            }
+        if let TcpEvent::Acceptable(lid) = event {
+            self.tcp_accept(now, lid);
         }
     }
 
@@ -215,7 +205,6 @@ impl Runtime {
             return;
         };
         let (shared, backlog) = (l.shared.clone(), l.backlog);
-        let mut accepted = Vec::new();
         {
             let mut q = shared.lock();
             loop {
@@ -223,115 +212,24 @@ impl Runtime {
                     q.stalled = true;
                     break;
                 }
-                let Ok(id) = self.iface.tcp().accept(lid) else {
+                let tcp = self.iface.tcp();
+                let Ok(id) = tcp.accept(lid) else {
                     break;
                 };
-                let Some(info) = self.iface.tcp().info(id) else {
+                let (Some(info), Some(stream)) = (tcp.info(id), tcp.stream(id)) else {
                     continue;
                 };
                 if let Some(ka) = self.tcp.keepalive_all {
-                    let _ = self.iface.tcp().set_keepalive(now, id, Some(ka));
+                    let _ = tcp.set_keepalive(now, id, Some(ka));
                 }
-                let stream = StreamShared::new(true);
-                self.tcp.streams.insert(id, StreamSink::new(stream.clone()));
                 q.ready.push_back(Accepted {
                     id,
                     local: info.local,
                     peer: info.remote,
-                    shared: stream,
+                    stream,
                 });
-                accepted.push(id);
             }
         }
         shared.notify();
-        // Data (or a FIN) may have arrived before the accept.
-        for id in accepted {
-            self.tcp_pull(now, id);
-        }
-    }
-
-    /// Moves received bytes from the core into the stream's receive ring,
-    /// as far as it has room.
-    fn tcp_pull(&mut self, now: Instant, id: ConnId) {
-        let Some(s) = self.tcp.streams.get(&id) else {
-            return;
-        };
-        let shared = s.shared.clone();
-        {
-            let mut buf = shared.lock();
-            loop {
-                let room = if buf.read_shut {
-                    self.scratch.len()
-                } else {
-                    RING_BYTES
-                        .saturating_sub(buf.rx.len())
-                        .min(self.scratch.len())
-                };
-                if room == 0 {
-                    buf.rx_stalled = true;
-                    break;
-                }
-                match self.iface.tcp().recv(now, id, &mut self.scratch[..room]) {
-                    Ok(0) => {
-                        buf.eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        if !buf.read_shut {
-                            buf.rx.extend(&self.scratch[..n]);
-                        }
-                    }
-                    Err(TcpError::WouldBlock) | Err(TcpError::NotConnected) => break,
-                    Err(e) => {
-                        buf.error.get_or_insert(e.kind());
-                        break;
-                    }
-                }
-            }
-        }
-        shared.notify();
-    }
-
-    /// Moves queued bytes from the stream's send ring into the core, as far
-    /// as its send buffer has room; then sends a pending FIN or finishes a
-    /// pending close.
-    fn tcp_push(&mut self, now: Instant, id: ConnId) {
-        let Some(s) = self.tcp.streams.get_mut(&id) else {
-            return;
-        };
-        let shared = s.shared.clone();
-        let drained = {
-            let mut buf = shared.lock();
-            buf.push_pending = false;
-            while !buf.tx.is_empty() {
-                let (front, _) = buf.tx.as_slices();
-                match self.iface.tcp().send(now, id, front) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.tx.drain(..n);
-                    }
-                    Err(e) => {
-                        if e != TcpError::NotConnected {
-                            buf.error.get_or_insert(e.kind());
-                        }
-                        buf.tx.clear();
-                        break;
-                    }
-                }
-            }
-            buf.tx.is_empty()
-        };
-        shared.notify();
-        if !drained {
-            return;
-        }
-        if s.shutdown_pending {
-            s.shutdown_pending = false;
-            let _ = self.iface.tcp().shutdown_write(now, id);
-        }
-        if s.closing {
-            self.tcp.streams.remove(&id);
-            let _ = self.iface.tcp().close(now, id);
-        }
     }
 }

@@ -1,151 +1,27 @@
 //! `TcpListener` and `TcpStream`, as with `std::net`.
 //!
-//! Data moves in bulk through a pair of bounded byte rings per stream
-//! ([`StreamShared`]): the application copies into and out of them under a
-//! short lock and blocks on a condition variable; the runtime thread alone
-//! moves bytes between the rings and the TCP core. A command is sent only
-//! when the other side may be waiting: data was queued into an empty ring
-//! that the runtime is not already draining, or a full receive ring got room.
+//! A stream reads and writes its connection's shared [`Stream`] directly:
+//! `write` copies into the very send buffer the TCP core sends from, `read`
+//! copies out of the receive buffer the core placed the data in, both in
+//! bulk under a short lock. A blocked call sleeps on the stream's wait
+//! slot; the core wakes it only when it is asleep. The runtime is poked
+//! (a command, and a wake-up only if it sleeps) only when the core asked:
+//! data queued while the core had nothing left to send, or reads that
+//! opened the receive window enough to announce.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::resolve_v4;
-use crate::runtime::{stack_gone, Command, StackHandle};
+use crate::runtime::{stack_gone, Command, ListenerShared, StackHandle};
+use crate::tcp::stream::Stream;
 use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpError};
 use crate::Stack;
 
-/// Bytes each ring holds: what the application may have written that the
-/// core has not taken, and what the core delivered that the application
-/// has not read.
-pub(crate) const RING_BYTES: usize = 256 * 1024;
-
 /// The default listen backlog (as `std::net::TcpListener` uses).
 pub const DEFAULT_BACKLOG: usize = 128;
-
-/// The byte rings and flags one stream shares between its handle and the
-/// runtime.
-#[derive(Debug, Default)]
-pub(crate) struct StreamBuf {
-    /// Received, not yet read by the application.
-    pub(crate) rx: VecDeque<u8>,
-    /// The runtime stopped pulling from the core because `rx` was full.
-    pub(crate) rx_stalled: bool,
-    /// The peer's FIN has been read out of the core.
-    pub(crate) eof: bool,
-    /// Written by the application, not yet taken by the core.
-    pub(crate) tx: VecDeque<u8>,
-    /// A `TcpPush` command is queued; no need to send another.
-    pub(crate) push_pending: bool,
-    /// The handshake completed.
-    pub(crate) connected: bool,
-    /// The connection is over (reset, timed out, or closed cleanly).
-    pub(crate) closed: bool,
-    /// Why it ended, when not cleanly.
-    pub(crate) error: Option<io::ErrorKind>,
-    /// `read` has returned `error` once.
-    pub(crate) read_error_reported: bool,
-    /// `shutdown(Write)` was called.
-    pub(crate) write_shut: bool,
-    /// `shutdown(Read)` was called: further data is discarded.
-    pub(crate) read_shut: bool,
-    /// The runtime has stopped.
-    pub(crate) gone: bool,
-}
-
-/// A stream's shared state: the rings under a lock, and a condition
-/// variable signalled on every change the application may wait for.
-#[derive(Debug, Default)]
-pub(crate) struct StreamShared {
-    buf: Mutex<StreamBuf>,
-    changed: Condvar,
-}
-
-impl StreamShared {
-    pub(crate) fn new(connected: bool) -> Arc<StreamShared> {
-        Arc::new(StreamShared {
-            buf: Mutex::new(StreamBuf {
-                connected,
-                ..StreamBuf::default()
-            }),
-            changed: Condvar::new(),
-        })
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, StreamBuf> {
-        self.buf.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn notify(&self) {
-        self.changed.notify_all();
-    }
-
-    /// Waits for a change, until `deadline` if any. Returns the guard and
-    /// whether the deadline passed.
-    fn wait<'a>(
-        &self,
-        guard: MutexGuard<'a, StreamBuf>,
-        deadline: Option<Instant>,
-    ) -> (MutexGuard<'a, StreamBuf>, bool) {
-        match deadline {
-            None => (
-                self.changed
-                    .wait(guard)
-                    .unwrap_or_else(PoisonError::into_inner),
-                false,
-            ),
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return (guard, true);
-                }
-                let (g, _) = self
-                    .changed
-                    .wait_timeout(guard, left)
-                    .unwrap_or_else(PoisonError::into_inner);
-                (g, false)
-            }
-        }
-    }
-}
-
-/// A connection a listener's runtime side has accepted, waiting for `accept`.
-pub(crate) struct Accepted {
-    pub(crate) id: ConnId,
-    pub(crate) local: SocketAddrV4,
-    pub(crate) peer: SocketAddrV4,
-    pub(crate) shared: Arc<StreamShared>,
-}
-
-/// A listener's accept queue, shared with the runtime.
-#[derive(Default)]
-pub(crate) struct ListenerQueue {
-    pub(crate) ready: VecDeque<Accepted>,
-    /// The runtime stopped taking connections from the core because
-    /// `ready` was full (the backlog); `accept` must ask for more.
-    pub(crate) stalled: bool,
-    pub(crate) gone: bool,
-}
-
-/// A listener's shared state.
-#[derive(Default)]
-pub(crate) struct ListenerShared {
-    queue: Mutex<ListenerQueue>,
-    changed: Condvar,
-}
-
-impl ListenerShared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ListenerQueue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn notify(&self) {
-        self.changed.notify_all();
-    }
-}
 
 fn tcp_error(e: TcpError) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
@@ -218,7 +94,7 @@ impl TcpListener {
                 }
                 let peer = SocketAddr::V4(a.peer);
                 let stream =
-                    TcpStream::from_parts(self.stack.clone(), a.id, a.local, a.peer, a.shared);
+                    TcpStream::from_parts(self.stack.clone(), a.id, a.local, a.peer, a.stream);
                 return Ok((stream, peer));
             }
             if q.gone {
@@ -278,7 +154,7 @@ pub struct TcpStream {
     id: ConnId,
     local: SocketAddrV4,
     peer: SocketAddrV4,
-    shared: Arc<StreamShared>,
+    stream: Arc<Stream>,
     read_timeout: Mutex<Option<Duration>>,
     write_timeout: Mutex<Option<Duration>>,
     /// The runtime already forgot the connection (after `abort`).
@@ -291,14 +167,14 @@ impl TcpStream {
         id: ConnId,
         local: SocketAddrV4,
         peer: SocketAddrV4,
-        shared: Arc<StreamShared>,
+        stream: Arc<Stream>,
     ) -> TcpStream {
         TcpStream {
             stack,
             id,
             local,
             peer,
-            shared,
+            stream,
             read_timeout: Mutex::new(None),
             write_timeout: Mutex::new(None),
             released: false,
@@ -338,31 +214,32 @@ impl TcpStream {
             .call(|reply| Command::TcpConnect { remote, reply })?
             .map_err(|e| io::Error::new(e.kind(), format!("connecting to {remote}: {e}")))?;
         let stream = TcpStream::from_parts(handle, id, local, remote, shared);
-        let mut buf = stream.shared.lock();
+        let mut st = stream.stream.lock();
         loop {
-            if buf.connected {
-                drop(buf);
+            if st.connected {
+                drop(st);
                 return Ok(stream);
             }
-            if let Some(kind) = buf.error {
+            if let Some(e) = st.error {
+                let kind = e.kind();
                 return Err(io::Error::new(
                     kind,
                     format!("connecting to {remote}: {}", io::Error::from(kind)),
                 ));
             }
-            if buf.gone {
+            if st.gone {
                 return Err(stack_gone());
             }
-            if buf.closed {
+            if st.closed {
                 return Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     format!("connecting to {remote}"),
                 ));
             }
-            let (b, expired) = stream.shared.wait(buf, deadline);
-            buf = b;
+            let (g, expired) = stream.stream.wait(st, false, deadline);
+            st = g;
             if expired {
-                drop(buf);
+                drop(st);
                 let _ = stream.abort();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -386,22 +263,26 @@ impl TcpStream {
     /// returns 0), the write half (a FIN follows the data already written),
     /// or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        let mut buf = self.shared.lock();
-        if buf.gone {
+        let mut st = self.stream.lock();
+        if st.gone {
             return Err(stack_gone());
         }
+        let mut window_update = false;
         if matches!(how, Shutdown::Read | Shutdown::Both) {
-            buf.read_shut = true;
-            buf.rx.clear();
-            if std::mem::take(&mut buf.rx_stalled) {
-                drop(buf);
-                self.stack.send(Command::TcpPull { id: self.id })?;
-                buf = self.shared.lock();
-            }
+            st.read_shut = true;
+            let ready = st.recv.ready();
+            st.recv.consume(ready);
+            window_update = st.needs_window_update();
         }
-        if matches!(how, Shutdown::Write | Shutdown::Both) && !buf.write_shut {
-            buf.write_shut = true;
-            drop(buf);
+        let shut_write = matches!(how, Shutdown::Write | Shutdown::Both) && !st.write_shut;
+        if shut_write {
+            st.write_shut = true;
+        }
+        drop(st);
+        if window_update {
+            self.stack.send(Command::TcpWindowUpdate { id: self.id })?;
+        }
+        if shut_write {
             self.stack.send(Command::TcpShutdown { id: self.id })?;
         }
         Ok(())
@@ -496,39 +377,38 @@ impl TcpStream {
             return Ok(0);
         }
         let deadline = deadline(&self.read_timeout);
-        let mut buf = self.shared.lock();
+        let mut st = self.stream.lock();
         loop {
-            if !buf.rx.is_empty() {
-                let n = out.len().min(buf.rx.len());
-                for (dst, src) in out.iter_mut().zip(buf.rx.drain(..n)) {
-                    *dst = src;
-                }
-                let ask = std::mem::take(&mut buf.rx_stalled);
-                drop(buf);
-                if ask {
-                    self.stack.send(Command::TcpPull { id: self.id })?;
+            if st.recv.ready() > 0 {
+                let n = st.recv.read(out);
+                let poke = st.needs_window_update();
+                drop(st);
+                if poke {
+                    // The data is read either way; a stopped stack shows
+                    // at the next call.
+                    let _ = self.stack.send(Command::TcpWindowUpdate { id: self.id });
                 }
                 return Ok(n);
             }
-            if buf.read_shut {
+            if st.read_shut {
                 return Ok(0);
             }
             // As on Linux, a connection error (reset, timeout) fails one read,
             // even after end of stream; later reads see end of stream.
-            if let Some(kind) = buf.error {
-                if !std::mem::replace(&mut buf.read_error_reported, true) {
-                    return Err(io::Error::from(kind));
+            if let Some(e) = st.error {
+                if !std::mem::replace(&mut st.read_error_reported, true) {
+                    return Err(io::Error::from(e.kind()));
                 }
                 return Ok(0);
             }
-            if buf.eof || buf.closed {
+            if st.eof || st.closed {
                 return Ok(0);
             }
-            if buf.gone {
+            if st.gone {
                 return Err(stack_gone());
             }
-            let (b, expired) = self.shared.wait(buf, deadline);
-            buf = b;
+            let (g, expired) = self.stream.wait(st, true, deadline);
+            st = g;
             if expired {
                 return Err(timed_out("read"));
             }
@@ -540,33 +420,31 @@ impl TcpStream {
             return Ok(0);
         }
         let deadline = deadline(&self.write_timeout);
-        let mut buf = self.shared.lock();
+        let mut st = self.stream.lock();
         loop {
-            if let Some(kind) = buf.error {
-                return Err(io::Error::from(kind));
+            if let Some(e) = st.error {
+                return Err(io::Error::from(e.kind()));
             }
-            if buf.gone {
+            if st.gone {
                 return Err(stack_gone());
             }
-            if buf.write_shut || buf.closed {
+            if st.write_shut || st.send_closed {
                 return Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
                     "the connection is closed for writing",
                 ));
             }
-            let room = RING_BYTES.saturating_sub(buf.tx.len());
-            if room > 0 {
-                let n = room.min(data.len());
-                buf.tx.extend(&data[..n]);
-                let ask = !std::mem::replace(&mut buf.push_pending, true);
-                drop(buf);
-                if ask {
+            let n = st.send.push(data);
+            if n > 0 {
+                let poke = st.take_push_wanted();
+                drop(st);
+                if poke {
                     self.stack.send(Command::TcpPush { id: self.id })?;
                 }
                 return Ok(n);
             }
-            let (b, expired) = self.shared.wait(buf, deadline);
-            buf = b;
+            let (g, expired) = self.stream.wait(st, false, deadline);
+            st = g;
             if expired {
                 return Err(timed_out("write"));
             }

@@ -19,6 +19,7 @@ use super::listener::Listener;
 use super::outbox::Outbox;
 use super::seq::SeqNum;
 use super::state::State;
+use super::stream::Stream;
 
 /// Ephemeral port range for `connect` with port 0 (Linux
 /// `ip_local_port_range` default).
@@ -617,6 +618,35 @@ impl TcpLayer {
     /// [`TcpEvent::Readable`].
     pub fn recv(&mut self, now: Instant, id: ConnId, buf: &mut [u8]) -> Result<usize, TcpError> {
         self.with_conn(id, |c, cx| c.recv(now, buf, cx))
+    }
+
+    /// The buffers and flags connection `id` shares with its application
+    /// handle.
+    pub fn stream(&self, id: ConnId) -> Option<Arc<Stream>> {
+        self.conns.get(&id).map(|c| Arc::clone(&c.io))
+    }
+
+    /// Every connection's shared stream (to tell handles the stack stopped).
+    pub fn streams(&self) -> impl Iterator<Item = &Arc<Stream>> + '_ {
+        self.conns.values().map(|c| &c.io)
+    }
+
+    /// The application queued data in the stream's send buffer: send what
+    /// the windows allow.
+    pub fn push(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.with_conn(id, |c, cx| {
+            c.dispatch(now, cx);
+            Ok(())
+        })
+    }
+
+    /// The application read from the stream's receive buffer: announce the
+    /// larger window if it grew enough (RFC 9293 §3.8.6.2.2).
+    pub fn window_update(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.with_conn(id, |c, cx| {
+            c.window_update(now, cx);
+            Ok(())
+        })
     }
 
     /// Half-close: send FIN after the queued data; reading continues.
