@@ -64,7 +64,7 @@ impl Default for Config {
             icmp_error_burst: 50,
             udp_recv_buffer: 256 * 1024,
             seed: None,
-            rx_batch: 64,
+            rx_batch: 256,
             tcp: TcpConfig::default(),
             keepalive_all: None,
             faults: FaultConfig::default(),

@@ -100,6 +100,8 @@ pub(crate) struct Conn {
     pub ack_now: bool,
     /// In-order bytes received since we last sent an ACK.
     pub unacked_bytes: u32,
+    /// Queued for dispatch at the end of the batch (`TcpLayer::flush`).
+    pub dispatch_pending: bool,
     pub nodelay: bool,
     pub keepalive: Option<KeepaliveConfig>,
     pub keepalive_probes: u32,
@@ -165,6 +167,7 @@ impl Conn {
             timers: Timers::default(),
             ack_now: false,
             unacked_bytes: 0,
+            dispatch_pending: false,
             nodelay: false,
             keepalive: None,
             keepalive_probes: 0,

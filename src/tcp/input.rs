@@ -24,7 +24,17 @@ impl Conn {
             }
             _ => {
                 self.on_segment_synchronized(now, seg, cx);
-                self.dispatch(now, cx);
+                if self.ack_now || self.state == State::Closed {
+                    // Out of order, unacceptable, FIN, challenge: answer
+                    // this segment on its own (RFC 5681 §4.2: one
+                    // duplicate ACK per out-of-order segment).
+                    self.dispatch(now, cx);
+                } else {
+                    // In-order data and pure ACKs: the ACK, and whatever
+                    // the ACK lets us send, go out once for every segment
+                    // taken in this wakeup (see `TcpLayer::flush`).
+                    self.defer_dispatch(cx);
+                }
             }
         }
     }
@@ -432,10 +442,12 @@ impl Conn {
         if offset > 0 || had_gap || advanced < data.len() {
             self.ack_now = true;
         } else {
+            // Every second full-sized segment is acknowledged when the
+            // connection is next dispatched (`dispatch`), i.e. once per
+            // batch of segments read together; anything less waits for the
+            // delayed-ACK timer or for data to ride on (MUST-58, MUST-40).
             self.unacked_bytes = self.unacked_bytes.saturating_add(advanced as u32);
-            if self.unacked_bytes >= 2 * self.rcv_mss {
-                self.ack_now = true;
-            } else if self.timers.delack.is_none() {
+            if self.timers.delack.is_none() {
                 self.timers.delack = Some(now + cx.cfg.delayed_ack);
             }
         }

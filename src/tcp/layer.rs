@@ -52,6 +52,8 @@ pub struct TcpLayer {
     out: Outbox,
     /// Spare buffer storage shared by the connections.
     pool: Arc<BufferPool>,
+    /// The latest time passed in, for dispatching deferred connections.
+    now: Instant,
 }
 
 impl TcpLayer {
@@ -86,6 +88,7 @@ impl TcpLayer {
             },
             out,
             pool: BufferPool::new(POOL_BYTES),
+            now: Instant::ZERO,
         }
     }
 
@@ -99,9 +102,37 @@ impl TcpLayer {
         self.out.stats
     }
 
-    /// The next segment to send, if any.
+    /// The next segment to send, if any. Dispatches the connections the
+    /// last segments touched first ([`TcpLayer::flush`]).
     pub fn pop_output(&mut self) -> Option<OutSegment> {
+        if !self.out.deferred.is_empty() {
+            self.flush(self.now);
+        }
         self.out.segments.pop_front()
+    }
+
+    /// Dispatches every connection whose segments were taken in since the
+    /// last flush: one ACK (and one round of sending) per connection for
+    /// the whole batch. [`TcpLayer::pop_output`] does this by itself.
+    pub fn flush(&mut self, now: Instant) {
+        let deferred = std::mem::take(&mut self.out.deferred);
+        for &id in &deferred {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if !std::mem::take(&mut conn.dispatch_pending) {
+                continue;
+            }
+            let before = conn.state;
+            conn.locked(&self.cfg, &mut self.out, |c, cx| c.dispatch(now, cx));
+            self.after(id, before);
+        }
+        // Keep the allocation for the next batch.
+        let mut deferred = deferred;
+        deferred.clear();
+        if self.out.deferred.is_empty() {
+            self.out.deferred = deferred;
+        }
     }
 
     /// Gives a segment buffer back for reuse (optional; avoids allocating).
@@ -126,6 +157,7 @@ impl TcpLayer {
     /// IPv4 packet from `src` to `dst`. The checksum is verified over the
     /// pseudo-header (MUST-2/3); bad segments are counted and dropped.
     pub fn on_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) {
+        self.now = self.now.max(now);
         let seg = match TcpSegment::parse(src, dst, tcp) {
             Ok(seg) => seg,
             Err(TcpParseError::BadChecksum) => {
@@ -441,6 +473,7 @@ impl TcpLayer {
 
     /// Runs every timer due at `now`.
     pub fn poll(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         // A round can make another connection due at once: a TIME-WAIT
         // connection restored when the incarnation that reopened it died
         // (its 2×MSL may have run out meanwhile). Run again until nothing

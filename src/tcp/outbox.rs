@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::time::Instant;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
 
-use super::api::{OutSegment, TcpEvent, TcpStats};
+use super::api::{ConnId, OutSegment, TcpEvent, TcpStats};
 use super::config::TcpConfig;
 
 /// Spare buffers kept for reuse.
@@ -22,6 +22,8 @@ pub(crate) struct Outbox {
     pub events: VecDeque<TcpEvent>,
     pub pool: Vec<Vec<u8>>,
     pub stats: TcpStats,
+    /// Connections to dispatch at the end of the batch, in order.
+    pub deferred: Vec<ConnId>,
     challenge_second: Option<Instant>,
     challenge_count: u32,
     /// This second's budget of challenge ACKs, drawn at random.

@@ -29,11 +29,26 @@ impl Conn {
             }
             _ => {}
         }
+        // RFC 5681 §4.2, RFC 9293 §3.8.6.3 (MUST-58): acknowledge at least
+        // every second full-sized segment. Segments taken in one wakeup are
+        // acknowledged together, like a GRO-merged segment on Linux.
+        if self.unacked_bytes >= 2 * self.rcv_mss {
+            self.ack_now = true;
+        }
         self.send_data(now, cx);
         if self.ack_now {
             self.send_ack(cx);
         }
         self.arm_persist(now, cx);
+    }
+
+    /// Dispatch this connection once the segments of the current batch
+    /// have been taken in ([`super::TcpLayer::flush`]).
+    pub(crate) fn defer_dispatch(&mut self, cx: &mut Ctx<'_>) {
+        if !self.dispatch_pending {
+            self.dispatch_pending = true;
+            cx.out.deferred.push(self.id);
+        }
     }
 
     fn header(&mut self, seq: SeqNum, flags: TcpFlags, io: &mut StreamState) -> TcpHeaderRepr {

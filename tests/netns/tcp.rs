@@ -369,7 +369,7 @@ fn tunstack_connect_exchanges_data_with_a_kernel_server_and_closes_first() {
         &["python3", TCP_TOOL, "serve", port, "--upper"],
         "listening",
     );
-    // 40 KB: several segments each way.
+    // 24 KB: several segments each way.
     let input: String = (0..1000)
         .map(|i| format!("line {i:04} from tunstack\n"))
         .collect();
@@ -445,7 +445,9 @@ fn tunstack_connect_exchanges_data_with_a_kernel_server_and_closes_first() {
         path.last().is_some_and(|t| t.ends_with(" -> TIME-WAIT")),
         "the stack ends in TIME-WAIT: {path:?}"
     );
-    assert_clean_tcp_capture(&pcap, 2 * 28);
+    // At least the full-sized data segments each way, the handshake and
+    // both FINs (how many pure ACKs there are depends on batching).
+    assert_clean_tcp_capture(&pcap, 2 * input.len().div_ceil(1460) + 5);
 }
 
 #[test]
@@ -685,7 +687,9 @@ fn debug_log_tells_the_story_of_a_connection_the_stack_closes_first() {
         "{path:?}"
     );
     assert_stopped_cleanly(&net.stop());
-    assert_clean_tcp_capture(&net.pcap_path(), 10);
+    // SYN, SYN-ACK, ACK, request, response with FIN, the client's FIN and
+    // our ACK at the least (the response may share segments).
+    assert_clean_tcp_capture(&net.pcap_path(), 7);
 }
 
 #[test]

@@ -160,9 +160,10 @@ fn window_update_is_sent_once_reading_opens_an_mss() {
         inject(&mut l, ms(0), hdr("A", seq, snd), &vec![0u8; chunk]);
         seq += chunk as u32;
     }
-    assert_eq!(drain(&mut l).len(), 2, "an ACK per two full segments");
-    let last = tick(&mut l, ms(200));
-    assert_eq!(last[0].h.window, 0);
+    let acks = drain(&mut l);
+    assert_eq!(acks.len(), 1, "one ACK for the segments taken in together");
+    check(&acks[0], "A", snd, P + 8192);
+    assert_eq!(acks[0].h.window, 0);
     let mut buf = vec![0u8; 1400];
     l.recv(ms(1), id, &mut buf[..100]).unwrap();
     assert!(
@@ -291,4 +292,39 @@ fn syn_from_a_broadcast_address_is_ignored() {
     l.on_segment(ms(0), Ipv4Addr::BROADCAST, *US.ip(), &bytes);
     assert!(drain(&mut l).is_empty());
     assert!(l.connections().is_empty());
+}
+
+#[test]
+fn every_second_full_segment_is_acked_when_they_arrive_one_by_one() {
+    let (mut l, _id, snd) = server();
+    let mut seq = P;
+    let mut acks = Vec::new();
+    for _ in 0..4 {
+        inject(&mut l, ms(0), hdr("A", seq, snd), &[1u8; 1460]);
+        seq += 1460;
+        acks.push(drain(&mut l).len());
+    }
+    assert_eq!(
+        acks,
+        vec![0, 1, 0, 1],
+        "MUST-58: an ACK per two full segments"
+    );
+}
+
+#[test]
+fn out_of_order_segments_in_one_batch_each_get_a_duplicate_ack() {
+    let (mut l, _id, snd) = server();
+    // The first segment is lost; three later ones arrive in one batch.
+    for k in 1..4u32 {
+        inject(&mut l, ms(0), hdr("A", P + k * 1000, snd), &[2u8; 1000]);
+    }
+    let v = drain(&mut l);
+    assert_eq!(
+        v.len(),
+        3,
+        "RFC 5681 §4.2: one duplicate ACK per segment: {v:?}"
+    );
+    for o in &v {
+        check(o, "A", snd, P);
+    }
 }
