@@ -41,6 +41,7 @@ pub mod udp;
 pub mod wire;
 
 pub use config::Config;
-pub use runtime::Stack;
+pub use runtime::{Stack, StackHandle};
+pub use socket::aio;
 pub use socket::{TcpListener, TcpStream, UdpSocket};
 pub use stats::Stats;

@@ -217,13 +217,13 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_echo(&stack, args.udp_echo_port)?);
     }
     if args.tcp_echo_port != 0 {
-        services.push(services::tcp_echo(&stack, args.tcp_echo_port)?);
+        services::tcp_echo(&stack, args.tcp_echo_port)?;
     }
     if args.tcp_discard_port != 0 {
-        services.push(services::tcp_discard(&stack, args.tcp_discard_port)?);
+        services::tcp_discard(&stack, args.tcp_discard_port)?;
     }
     if args.tcp_source_port != 0 {
-        services.push(services::tcp_source(&stack, args.tcp_source_port)?);
+        services::tcp_source(&stack, args.tcp_source_port)?;
     }
     if args.http_port != 0 {
         services.push(services::http::serve(&stack, args.http_port)?);

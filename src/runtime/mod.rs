@@ -9,6 +9,7 @@
 //! until the next deadline, a packet, or a command.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
@@ -32,7 +33,15 @@ use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, State, TcpError}
 use crate::time::{Clock, Instant};
 use crate::udp::{SocketId, UdpError};
 
+mod executor;
+mod reply;
 mod tcp;
+mod timer;
+
+pub(crate) use executor::on_runtime;
+use executor::{BoxFuture, Executor, ReadyQueue};
+pub(crate) use reply::{reply, Reply};
+pub(crate) use timer::{TimerKey, TimerQueue};
 
 pub(crate) use tcp::ListenerShared;
 
@@ -64,12 +73,12 @@ pub(crate) type Connecting = Result<(ConnId, SocketAddrV4, Arc<Stream>), TcpErro
 pub(crate) enum Command {
     UdpBind {
         local: SocketAddrV4,
-        reply: Sender<Result<UdpBinding, UdpError>>,
+        reply: Reply<Result<UdpBinding, UdpError>>,
     },
     UdpConnect {
         id: SocketId,
         remote: SocketAddrV4,
-        reply: Sender<Result<(), UdpError>>,
+        reply: Reply<Result<(), UdpError>>,
     },
     UdpSend {
         id: SocketId,
@@ -80,12 +89,12 @@ pub(crate) enum Command {
         id: SocketId,
     },
     Stats {
-        reply: Sender<Stats>,
+        reply: Reply<Stats>,
     },
     TcpListen {
         local: SocketAddrV4,
         backlog: usize,
-        reply: Sender<Result<(ListenerId, Arc<ListenerShared>), TcpError>>,
+        reply: Reply<Result<(ListenerId, Arc<ListenerShared>), TcpError>>,
     },
     TcpAcceptMore {
         id: ListenerId,
@@ -95,7 +104,7 @@ pub(crate) enum Command {
     },
     TcpConnect {
         remote: SocketAddrV4,
-        reply: Sender<Connecting>,
+        reply: Reply<Connecting>,
     },
     /// The application queued data while the core waited for it.
     TcpPush {
@@ -118,19 +127,23 @@ pub(crate) enum Command {
     TcpSetNodelay {
         id: ConnId,
         nodelay: bool,
-        reply: Sender<Result<(), TcpError>>,
+        reply: Reply<Result<(), TcpError>>,
     },
     TcpSetKeepalive {
         id: ConnId,
         keepalive: Option<KeepaliveConfig>,
-        reply: Sender<Result<(), TcpError>>,
+        reply: Reply<Result<(), TcpError>>,
     },
     TcpInfo {
         id: ConnId,
-        reply: Sender<Option<ConnInfo>>,
+        reply: Reply<Option<ConnInfo>>,
     },
     TcpConnections {
-        reply: Sender<Vec<ConnInfo>>,
+        reply: Reply<Vec<ConnInfo>>,
+    },
+    /// Run a task on the runtime thread.
+    Spawn {
+        task: BoxFuture,
     },
     Shutdown,
 }
@@ -163,14 +176,32 @@ impl RuntimeWaker {
     fn awake(&self) {
         self.sleeping.store(false, Ordering::Relaxed);
     }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> RuntimeWaker {
+        RuntimeWaker {
+            device: Waker::new(|| {}),
+            sleeping: AtomicBool::new(false),
+        }
+    }
 }
 
-/// A cloneable way to reach the runtime, held by every API handle.
+/// A cloneable handle to a running [`Stack`]: what tasks and the async
+/// API ([`crate::aio`]) use to reach it from any thread.
 #[derive(Clone)]
-pub(crate) struct StackHandle {
+pub struct StackHandle {
     commands: Sender<Command>,
     waker: Arc<RuntimeWaker>,
+    pub(crate) timers: Arc<TimerQueue>,
     pub(crate) addr: Ipv4Addr,
+}
+
+impl std::fmt::Debug for StackHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackHandle")
+            .field("addr", &self.addr)
+            .finish()
+    }
 }
 
 impl StackHandle {
@@ -181,11 +212,53 @@ impl StackHandle {
         Ok(())
     }
 
-    /// Sends a command that carries a reply channel and waits for the reply.
-    pub(crate) fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> io::Result<T> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
+    /// Sends a command that carries a reply and blocks for the answer.
+    /// Fails instead of deadlocking when called from a task on the
+    /// runtime thread (use [`StackHandle::call_async`] there).
+    pub(crate) fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> io::Result<T> {
+        if on_runtime() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "tunstack: a blocking call from a task on the stack's own thread would \
+                 deadlock; use the async API (tunstack::aio) in tasks",
+            ));
+        }
+        let (tx, rx) = reply();
         self.send(make(tx))?;
-        rx.recv().map_err(|_| stack_gone())
+        rx.wait().ok_or_else(stack_gone)
+    }
+
+    /// Sends a command that carries a reply; the answer is awaited.
+    pub(crate) async fn call_async<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> io::Result<T> {
+        let (tx, rx) = reply();
+        self.send(make(tx))?;
+        rx.await.ok_or_else(stack_gone)
+    }
+
+    /// Runs `task` on the stack's own thread, where it is polled right
+    /// after the packets that woke it are taken in, and its output leaves
+    /// in the same batch (see [`crate::aio`]). The task must not block:
+    /// use the async API inside it.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        self.send(Command::Spawn {
+            task: Box::pin(task),
+        })
+    }
+
+    /// The stack's IPv4 address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// Wakes `waker` at `at` (see [`TimerQueue`]); the runtime is woken to
+    /// look at the new deadline.
+    pub(crate) fn timer(&self, at: std::time::Instant, waker: std::task::Waker) -> TimerKey {
+        let key = self.timers.insert(at, waker);
+        self.waker.wake();
+        key
     }
 }
 
@@ -241,14 +314,19 @@ impl Stack {
             None => device,
         };
         let mtu = device.mtu();
-        let (tx, rx) = crossbeam_channel::bounded(4096);
+        // Unbounded: the runtime thread's own tasks send commands too, and
+        // must never block on a full queue. What can pile up is bounded
+        // elsewhere (one poke per stream at a time; UDP by bytes).
+        let (tx, rx) = crossbeam_channel::unbounded();
         let waker = Arc::new(RuntimeWaker {
             device: device.waker(),
             sleeping: AtomicBool::new(false),
         });
+        let timers = Arc::new(TimerQueue::default());
         let handle = StackHandle {
             commands: tx,
             waker: waker.clone(),
+            timers: timers.clone(),
             addr: config.addr,
         };
         let seed = config.seed.unwrap_or_else(random_seed);
@@ -257,7 +335,9 @@ impl Stack {
             device,
             iface,
             commands: rx,
+            executor: Executor::new(ReadyQueue::new(waker.clone())),
             waker,
+            timers,
             udp_sinks: HashMap::new(),
             tcp: tcp::TcpGlue::new(config.keepalive_all),
             rx_batch: config.rx_batch.max(1),
@@ -315,14 +395,25 @@ impl Stack {
         }
     }
 
-    pub(crate) fn handle(&self) -> &StackHandle {
+    /// A cloneable handle to the stack, for tasks and the async API.
+    pub fn handle(&self) -> &StackHandle {
         &self.handle
+    }
+
+    /// Runs `task` on the stack's own thread ([`StackHandle::spawn`]).
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        self.handle.spawn(task)
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = self.handle.send(Command::Shutdown);
+        // Dropped by a task on the runtime thread itself: it stops after
+        // this task; joining would wait for ourselves.
+        if on_runtime() {
+            return;
+        }
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 error!("tunstack runtime thread panicked");
@@ -346,6 +437,8 @@ struct Runtime {
     iface: Interface,
     commands: Receiver<Command>,
     waker: Arc<RuntimeWaker>,
+    executor: Executor,
+    timers: Arc<TimerQueue>,
     udp_sinks: HashMap<SocketId, UdpSink>,
     tcp: tcp::TcpGlue,
     rx_batch: usize,
@@ -354,21 +447,13 @@ struct Runtime {
 
 impl Runtime {
     fn run(mut self) {
+        executor::enter_runtime();
         let clock = Clock::new();
         let mut buf = vec![0u8; RX_BUFFER];
         loop {
             let mut busy = false;
-            // Commands first: they are few and cheap, and a shutdown must win.
-            while let Ok(cmd) = self.commands.try_recv() {
-                busy = true;
-                if !self.command(clock.now(), cmd) {
-                    self.flush();
-                    self.stopped();
-                    info!("tunstack runtime stopped");
-                    return;
-                }
-            }
-            // Then a bounded batch of packets.
+            // A batch of packets: the core takes them all in, and each
+            // connection they touched is dispatched once, at the flush.
             for _ in 0..self.rx_batch {
                 match self.device.recv(&mut buf) {
                     Ok(Some(n)) => {
@@ -384,21 +469,53 @@ impl Runtime {
                     }
                 }
             }
-            self.iface.poll(clock.now());
-            self.deliver(clock.now());
+            let now = clock.now();
+            self.iface.poll(now);
+            if self
+                .timers
+                .next()
+                .is_some_and(|t| t <= std::time::Instant::now())
+            {
+                self.timers.fire(std::time::Instant::now());
+            }
+            self.deliver(now);
+            // Tasks woken by the packets, timers and events run now, so
+            // their replies leave in this batch (with the ACKs on them).
+            if self.executor.run() > 0 {
+                busy = true;
+            }
+            // Commands: the tasks' pokes, and the other threads' calls.
+            while let Ok(cmd) = self.commands.try_recv() {
+                busy = true;
+                if !self.command(clock.now(), cmd) {
+                    self.flush();
+                    self.stopped();
+                    info!("tunstack runtime stopped");
+                    return;
+                }
+            }
             self.flush();
             if busy {
                 continue;
             }
             self.waker.going_to_sleep();
-            if !self.commands.is_empty() {
+            if !self.commands.is_empty() || !self.executor.idle() {
                 self.waker.awake();
                 continue;
             }
-            let timeout = self
+            let now = clock.now();
+            let core = self
                 .iface
                 .poll_at()
-                .map(|t| t.saturating_duration_since(clock.now()));
+                .map(|t| t.saturating_duration_since(now));
+            let tasks = self
+                .timers
+                .next()
+                .map(|t| t.saturating_duration_since(std::time::Instant::now()));
+            let timeout = match (core, tasks) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let waited = self.device.wait(timeout);
             self.waker.awake();
             if let Err(e) = waited {
@@ -430,10 +547,10 @@ impl Runtime {
                         queued,
                     }
                 });
-                let _ = reply.send(result);
+                reply.send(result);
             }
             Command::UdpConnect { id, remote, reply } => {
-                let _ = reply.send(self.iface.udp_connect(id, remote));
+                reply.send(self.iface.udp_connect(id, remote));
             }
             Command::UdpSend { id, to, payload } => {
                 if let Err(e) = self.iface.udp_send(id, to, &payload) {
@@ -445,8 +562,9 @@ impl Runtime {
                 self.udp_sinks.remove(&id);
             }
             Command::Stats { reply } => {
-                let _ = reply.send(self.iface.stats());
+                reply.send(self.iface.stats());
             }
+            Command::Spawn { task } => self.executor.spawn(task),
             Command::Shutdown => return false,
             tcp => self.tcp_command(now, tcp),
         }
@@ -494,6 +612,7 @@ impl Runtime {
 
     /// Tells every handle that the stack is gone, so none blocks forever.
     fn stopped(&mut self) {
+        self.executor.clear();
         self.tcp_stopped();
         self.udp_sinks.clear();
     }

@@ -113,7 +113,7 @@ impl Runtime {
                     );
                     (id, shared)
                 });
-                let _ = reply.send(result);
+                reply.send(result);
             }
             Command::TcpAcceptMore { id } => self.tcp_accept(now, id),
             Command::TcpCloseListener { id } => {
@@ -130,7 +130,7 @@ impl Runtime {
             Command::TcpConnect { remote, reply } => {
                 // MUST-46: the subnet's directed broadcast is a broadcast too.
                 if *remote.ip() == self.iface.broadcast() {
-                    let _ = reply.send(Err(TcpError::InvalidInput));
+                    reply.send(Err(TcpError::InvalidInput));
                     return;
                 }
                 let local = SocketAddrV4::new(self.iface.addr(), 0);
@@ -143,7 +143,7 @@ impl Runtime {
                 if let (Ok((id, _, _)), Some(ka)) = (&result, self.tcp.keepalive_all) {
                     let _ = self.iface.tcp().set_keepalive(now, *id, Some(ka));
                 }
-                let _ = reply.send(result);
+                reply.send(result);
             }
             Command::TcpPush { id } => {
                 let _ = self.iface.tcp().push(now, id);
@@ -164,20 +164,20 @@ impl Runtime {
                 let _ = self.iface.tcp().abort(id);
             }
             Command::TcpSetNodelay { id, nodelay, reply } => {
-                let _ = reply.send(self.iface.tcp().set_nodelay(now, id, nodelay));
+                reply.send(self.iface.tcp().set_nodelay(now, id, nodelay));
             }
             Command::TcpSetKeepalive {
                 id,
                 keepalive,
                 reply,
             } => {
-                let _ = reply.send(self.iface.tcp().set_keepalive(now, id, keepalive));
+                reply.send(self.iface.tcp().set_keepalive(now, id, keepalive));
             }
             Command::TcpInfo { id, reply } => {
-                let _ = reply.send(self.iface.tcp().info(id));
+                reply.send(self.iface.tcp().info(id));
             }
             Command::TcpConnections { reply } => {
-                let _ = reply.send(self.iface.tcp().connections());
+                reply.send(self.iface.tcp().connections());
             }
             // Not TCP commands; the dispatcher handles them.
             Command::UdpBind { .. }
@@ -185,6 +185,7 @@ impl Runtime {
             | Command::UdpSend { .. }
             | Command::UdpClose { .. }
             | Command::Stats { .. }
+            | Command::Spawn { .. }
             | Command::Shutdown => {}
         }
     }

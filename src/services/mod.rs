@@ -2,15 +2,14 @@
 //! TCP and UDP echo (RFC 862), TCP discard (RFC 863), the tutorial's UDP
 //! time server, and an HTTP/1.1 server ([`http`]).
 
+use std::future::{poll_fn, Future};
 use std::io;
 use std::thread::JoinHandle;
 
 use chrono::format::{Item, StrftimeItems};
 use log::{debug, info};
 
-use std::io::{Read, Write};
-
-use crate::{Stack, TcpListener, TcpStream, UdpSocket};
+use crate::{aio, Stack, TcpListener, UdpSocket};
 
 pub mod http;
 
@@ -37,30 +36,24 @@ pub fn udp_echo(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
         })
 }
 
-/// Starts a TCP echo server (RFC 862) on `port`: one thread per
-/// connection sends back every byte until the client closes.
-pub fn tcp_echo(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
-    tcp_service(stack, port, "tcp echo", |mut s| {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
+/// Starts a TCP echo server (RFC 862) on `port`: every byte is sent back
+/// until the client closes. Runs on the stack's own thread, one task per
+/// connection (no thread, and no buffer while a connection is idle).
+pub fn tcp_echo(stack: &Stack, port: u16) -> io::Result<()> {
+    tcp_service(stack, port, "tcp echo", |s| async move {
+        while let Ok(n) = poll_fn(|cx| s.poll_echo(cx)).await {
+            if n == 0 {
+                break;
             }
         }
     })
 }
 
 /// Starts a TCP discard server (RFC 863) on `port`: reads and drops
-/// everything until the client closes.
-pub fn tcp_discard(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
-    tcp_service(stack, port, "tcp discard", |mut s| {
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = s.read(&mut buf) {
+/// everything until the client closes (in place, without copying).
+pub fn tcp_discard(stack: &Stack, port: u16) -> io::Result<()> {
+    tcp_service(stack, port, "tcp discard", |s| async move {
+        while let Ok(n) = poll_fn(|cx| s.poll_read_with(cx, |a, b| a.len() + b.len())).await {
             if n == 0 {
                 break;
             }
@@ -74,67 +67,77 @@ const MAX_SOURCE_REQUEST: usize = 32;
 /// Starts a TCP bulk source on `port`: the client sends a byte count in
 /// ASCII decimal ended by a newline (`echo 1000000 | nc 10.0.0.2 5001`);
 /// the server answers with that many bytes of the [`http::pattern_byte`]
-/// pattern and closes. `scripts/bench.sh` measures the receive direction
-/// with it. A malformed request closes the connection at once.
-pub fn tcp_source(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
-    tcp_service(stack, port, "tcp source", |mut s| {
-        let Some(count) = read_source_request(&mut s) else {
+/// pattern, written in place into the send buffer, and closes.
+/// `scripts/bench.sh` measures the receive direction with it. A malformed
+/// request closes the connection at once.
+pub fn tcp_source(stack: &Stack, port: u16) -> io::Result<()> {
+    tcp_service(stack, port, "tcp source", |s| async move {
+        let Some(count) = read_source_request(&s).await else {
             return;
         };
-        let chunk: Vec<u8> = (0..64 * 1024 + http::PATTERN_PERIOD as u64)
-            .map(http::pattern_byte)
-            .collect();
+        let period = http::PATTERN_PERIOD as u64;
         let mut sent = 0u64;
         while sent < count {
-            let start = (sent % http::PATTERN_PERIOD as u64) as usize;
-            let n = (count - sent).min(64 * 1024) as usize;
-            if s.write_all(&chunk[start..start + n]).is_err() {
+            let wrote = poll_fn(|cx| {
+                s.poll_write_with(cx, |space| {
+                    let n = space.len().min((count - sent) as usize);
+                    for (i, b) in space[..n].iter_mut().enumerate() {
+                        *b = ((sent + i as u64) % period) as u8;
+                    }
+                    sent += n as u64;
+                    n
+                })
+            })
+            .await;
+            if wrote.is_err() {
                 return;
             }
-            sent += n as u64;
         }
     })
 }
 
 /// Reads the source service's request: a decimal count and a newline.
-fn read_source_request(s: &mut TcpStream) -> Option<u64> {
-    let mut line = Vec::with_capacity(MAX_SOURCE_REQUEST);
-    let mut byte = [0u8; 1];
-    while line.len() < MAX_SOURCE_REQUEST {
-        match s.read(&mut byte) {
-            Ok(1) if byte[0] == b'\n' => {
-                return std::str::from_utf8(&line).ok()?.trim().parse().ok();
-            }
-            Ok(1) => line.push(byte[0]),
-            _ => return None,
+async fn read_source_request(s: &aio::TcpStream) -> Option<u64> {
+    let mut line = [0u8; MAX_SOURCE_REQUEST];
+    let mut len = 0;
+    loop {
+        let n = s.read(&mut line[len..]).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        len += n;
+        if let Some(end) = line[..len].iter().position(|&b| b == b'\n') {
+            return std::str::from_utf8(&line[..end]).ok()?.trim().parse().ok();
+        }
+        if len == line.len() {
+            return None;
         }
     }
-    None
 }
 
-/// Runs `serve` on a thread per accepted connection of a listener on `port`.
-pub(crate) fn tcp_service(
+/// Runs `serve` as a task per accepted connection of a listener on `port`,
+/// all on the stack's own thread.
+pub(crate) fn tcp_service<F, Fut>(
     stack: &Stack,
     port: u16,
     name: &'static str,
-    serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static,
-) -> io::Result<JoinHandle<()>> {
-    let listener = TcpListener::bind(stack, ("0.0.0.0", port))?;
+    serve: F,
+) -> io::Result<()>
+where
+    F: Fn(aio::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = aio::TcpListener::from(TcpListener::bind(stack, ("0.0.0.0", port))?);
     info!("service: {name} on port {port}");
-    std::thread::Builder::new()
-        .name(format!("{}-{port}", name.replace(' ', "-")))
-        .spawn(move || {
-            while let Ok((stream, peer)) = listener.accept() {
-                debug!("{name}: connection from {peer}");
-                let serve = serve.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("{}-conn", name.replace(' ', "-")))
-                    .spawn(move || serve(stream));
-                if let Err(e) = spawned {
-                    log::warn!("{name}: cannot start a connection thread: {e}");
-                }
+    let handle = stack.handle().clone();
+    stack.spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            debug!("{name}: connection from {peer}");
+            if handle.spawn(serve(stream)).is_err() {
+                break;
             }
-        })
+        }
+    })
 }
 
 /// Starts the tutorial's UDP time server on `port`: the client sends a

@@ -6,6 +6,8 @@
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 
+pub mod aio;
+pub(crate) mod handle;
 pub mod tcp;
 pub mod udp;
 

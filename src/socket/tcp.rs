@@ -11,32 +11,42 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::handle::{
+    tcp_error, try_connected, try_read, try_write, ListenerHandle, Pokes, StreamHandle,
+};
 use super::resolve_v4;
-use crate::runtime::{stack_gone, Command, ListenerShared, StackHandle};
-use crate::tcp::stream::Stream;
-use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpError};
+use crate::runtime::Command;
+use crate::tcp::{ConnInfo, KeepaliveConfig};
 use crate::Stack;
 
 /// The default listen backlog (as `std::net::TcpListener` uses).
 pub const DEFAULT_BACKLOG: usize = 128;
-
-fn tcp_error(e: TcpError) -> io::Error {
-    io::Error::new(e.kind(), e.to_string())
-}
 
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::WouldBlock, format!("TCP {what} timed out"))
 }
 
 /// A TCP socket listening for connections, like `std::net::TcpListener`.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use tunstack::{Config, Stack, TcpListener};
+///
+/// let stack = Stack::new(Config::default())?; // tun0, 10.0.0.2
+/// let listener = TcpListener::bind(&stack, "0.0.0.0:7")?;
+/// for stream in listener.incoming() {
+///     let mut stream = stream?;
+///     let mut buf = [0u8; 4096];
+///     let n = stream.read(&mut buf)?;
+///     stream.write_all(&buf[..n])?;
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct TcpListener {
-    stack: StackHandle,
-    id: ListenerId,
-    local: SocketAddrV4,
-    shared: Arc<ListenerShared>,
+    pub(crate) handle: ListenerHandle,
 }
 
 impl TcpListener {
@@ -61,8 +71,8 @@ impl TcpListener {
                 format!("binding TCP {local}: not this stack's address"),
             ));
         }
-        let handle = stack.handle().clone();
-        let (id, shared) = handle
+        let stack = stack.handle().clone();
+        let (id, shared) = stack
             .call(|reply| Command::TcpListen {
                 local,
                 backlog: backlog.max(1),
@@ -70,41 +80,36 @@ impl TcpListener {
             })?
             .map_err(|e| io::Error::new(e.kind(), format!("binding TCP {local}: {e}")))?;
         Ok(TcpListener {
-            stack: handle,
-            id,
-            local,
-            shared,
+            handle: ListenerHandle {
+                stack,
+                id,
+                local,
+                shared,
+            },
         })
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.local))
+        Ok(SocketAddr::V4(self.handle.local))
     }
 
     /// Waits for a connection.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut q = self.shared.lock();
         loop {
-            if let Some(a) = q.ready.pop_front() {
-                let ask = std::mem::take(&mut q.stalled);
-                drop(q);
-                if ask {
-                    self.stack.send(Command::TcpAcceptMore { id: self.id })?;
-                }
-                let peer = SocketAddr::V4(a.peer);
-                let stream =
-                    TcpStream::from_parts(self.stack.clone(), a.id, a.local, a.peer, a.stream);
-                return Ok((stream, peer));
+            if let Some(r) = self.handle.try_accept(None) {
+                return r.map(|(h, peer)| (TcpStream::from_handle(h), SocketAddr::V4(peer)));
             }
-            if q.gone {
-                return Err(stack_gone());
+            let q = self.handle.shared.lock();
+            if q.ready.is_empty() && !q.gone {
+                drop(
+                    self.handle
+                        .shared
+                        .changed
+                        .wait(q)
+                        .unwrap_or_else(PoisonError::into_inner),
+                );
             }
-            q = self
-                .shared
-                .changed
-                .wait(q)
-                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -114,16 +119,10 @@ impl TcpListener {
     }
 }
 
-impl Drop for TcpListener {
-    fn drop(&mut self) {
-        let _ = self.stack.send(Command::TcpCloseListener { id: self.id });
-    }
-}
-
 impl std::fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpListener")
-            .field("local", &self.local)
+            .field("local", &self.handle.local)
             .finish()
     }
 }
@@ -149,35 +148,30 @@ impl Iterator for Incoming<'_> {
 /// write timeouts fail with `WouldBlock`, as `std` does on Linux. Dropping
 /// the stream closes it gracefully; the close finishes in the background
 /// (with RST instead if received data was left unread, as in Linux).
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use tunstack::{Config, Stack, TcpStream};
+///
+/// let stack = Stack::new(Config::default())?;
+/// let mut stream = TcpStream::connect(&stack, "10.0.0.1:5000")?;
+/// stream.write_all(b"hello")?;
+/// let mut reply = String::new();
+/// stream.read_to_string(&mut reply)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct TcpStream {
-    stack: StackHandle,
-    id: ConnId,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
-    stream: Arc<Stream>,
+    pub(crate) handle: StreamHandle,
     read_timeout: Mutex<Option<Duration>>,
     write_timeout: Mutex<Option<Duration>>,
-    /// The runtime already forgot the connection (after `abort`).
-    released: bool,
 }
 
 impl TcpStream {
-    fn from_parts(
-        stack: StackHandle,
-        id: ConnId,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
-        stream: Arc<Stream>,
-    ) -> TcpStream {
+    pub(crate) fn from_handle(handle: StreamHandle) -> TcpStream {
         TcpStream {
-            stack,
-            id,
-            local,
-            peer,
-            stream,
+            handle,
             read_timeout: Mutex::new(None),
             write_timeout: Mutex::new(None),
-            released: false,
         }
     }
 
@@ -209,38 +203,28 @@ impl TcpStream {
         remote: SocketAddrV4,
         deadline: Option<Instant>,
     ) -> io::Result<TcpStream> {
-        let handle = stack.handle().clone();
-        let (id, local, shared) = handle
+        let stack = stack.handle().clone();
+        let (id, local, shared) = stack
             .call(|reply| Command::TcpConnect { remote, reply })?
             .map_err(|e| io::Error::new(e.kind(), format!("connecting to {remote}: {e}")))?;
-        let stream = TcpStream::from_parts(handle, id, local, remote, shared);
-        let mut st = stream.stream.lock();
+        let handle = StreamHandle::new(stack, id, local, remote, shared);
+        let mut st = handle.stream.lock();
         loop {
-            if st.connected {
+            if let Some(r) = try_connected(&st) {
                 drop(st);
-                return Ok(stream);
+                return match r {
+                    Ok(()) => Ok(TcpStream::from_handle(handle)),
+                    Err(e) => Err(io::Error::new(
+                        e.kind(),
+                        format!("connecting to {remote}: {e}"),
+                    )),
+                };
             }
-            if let Some(e) = st.error {
-                let kind = e.kind();
-                return Err(io::Error::new(
-                    kind,
-                    format!("connecting to {remote}: {}", io::Error::from(kind)),
-                ));
-            }
-            if st.gone {
-                return Err(stack_gone());
-            }
-            if st.closed {
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    format!("connecting to {remote}"),
-                ));
-            }
-            let (g, expired) = stream.stream.wait(st, false, deadline);
+            let (g, expired) = handle.stream.wait(st, false, deadline);
             st = g;
             if expired {
                 drop(st);
-                let _ = stream.abort();
+                let _ = handle.abort();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("connecting to {remote}: timed out"),
@@ -251,48 +235,30 @@ impl TcpStream {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.peer))
+        Ok(SocketAddr::V4(self.handle.peer))
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.local))
+        Ok(SocketAddr::V4(self.handle.local))
     }
 
     /// Shuts down the read half (further data is discarded and `read`
     /// returns 0), the write half (a FIN follows the data already written),
     /// or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        let mut st = self.stream.lock();
-        if st.gone {
-            return Err(stack_gone());
-        }
-        let mut window_update = false;
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            st.read_shut = true;
-            let ready = st.recv.ready();
-            st.recv.consume(ready);
-            window_update = st.needs_window_update();
-        }
-        let shut_write = matches!(how, Shutdown::Write | Shutdown::Both) && !st.write_shut;
-        if shut_write {
-            st.write_shut = true;
-        }
-        drop(st);
-        if window_update {
-            self.stack.send(Command::TcpWindowUpdate { id: self.id })?;
-        }
-        if shut_write {
-            self.stack.send(Command::TcpShutdown { id: self.id })?;
-        }
-        Ok(())
+        self.handle.shutdown(
+            matches!(how, Shutdown::Read | Shutdown::Both),
+            matches!(how, Shutdown::Write | Shutdown::Both),
+        )
     }
 
     /// `TCP_NODELAY`: `true` sends small segments at once instead of
     /// coalescing them (Nagle's algorithm is on by default).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        let id = self.id;
-        self.stack
+        let id = self.handle.id;
+        self.handle
+            .stack
             .call(|reply| Command::TcpSetNodelay { id, nodelay, reply })?
             .map_err(tcp_error)
     }
@@ -321,8 +287,9 @@ impl TcpStream {
     }
 
     fn keepalive(&self, keepalive: Option<KeepaliveConfig>) -> io::Result<()> {
-        let id = self.id;
-        self.stack
+        let id = self.handle.id;
+        self.handle
+            .stack
             .call(|reply| Command::TcpSetKeepalive {
                 id,
                 keepalive,
@@ -333,8 +300,9 @@ impl TcpStream {
 
     /// A snapshot of the connection: state, queues, RTT, retransmits.
     pub fn info(&self) -> io::Result<ConnInfo> {
-        let id = self.id;
-        self.stack
+        let id = self.handle.id;
+        self.handle
+            .stack
             .call(|reply| Command::TcpInfo { id, reply })?
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the connection is gone"))
     }
@@ -366,48 +334,24 @@ impl TcpStream {
     }
 
     /// Resets the connection at once (RST), discarding anything unsent.
-    pub fn abort(mut self) -> io::Result<()> {
-        // The runtime forgets the connection; don't close it again on drop.
-        self.released = true;
-        self.stack.send(Command::TcpAbort { id: self.id })
+    pub fn abort(self) -> io::Result<()> {
+        self.handle.abort()
     }
 
     fn read_bytes(&self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() {
-            return Ok(0);
-        }
         let deadline = deadline(&self.read_timeout);
-        let mut st = self.stream.lock();
+        let stream = &self.handle.stream;
+        let mut pokes = Pokes::default();
+        let mut st = stream.lock();
         loop {
-            if st.recv.ready() > 0 {
-                let n = st.recv.read(out);
-                let poke = st.needs_window_update();
+            if let Some(r) = try_read(&mut st, out, &mut pokes) {
                 drop(st);
-                if poke {
-                    // The data is read either way; a stopped stack shows
-                    // at the next call.
-                    let _ = self.stack.send(Command::TcpWindowUpdate { id: self.id });
-                }
-                return Ok(n);
+                // The data is read either way; a stopped stack shows at
+                // the next call.
+                let _ = self.handle.poke(pokes);
+                return r;
             }
-            if st.read_shut {
-                return Ok(0);
-            }
-            // As on Linux, a connection error (reset, timeout) fails one read,
-            // even after end of stream; later reads see end of stream.
-            if let Some(e) = st.error {
-                if !std::mem::replace(&mut st.read_error_reported, true) {
-                    return Err(io::Error::from(e.kind()));
-                }
-                return Ok(0);
-            }
-            if st.eof || st.closed {
-                return Ok(0);
-            }
-            if st.gone {
-                return Err(stack_gone());
-            }
-            let (g, expired) = self.stream.wait(st, true, deadline);
+            let (g, expired) = stream.wait(st, true, deadline);
             st = g;
             if expired {
                 return Err(timed_out("read"));
@@ -416,34 +360,17 @@ impl TcpStream {
     }
 
     fn write_bytes(&self, data: &[u8]) -> io::Result<usize> {
-        if data.is_empty() {
-            return Ok(0);
-        }
         let deadline = deadline(&self.write_timeout);
-        let mut st = self.stream.lock();
+        let stream = &self.handle.stream;
+        let mut pokes = Pokes::default();
+        let mut st = stream.lock();
         loop {
-            if let Some(e) = st.error {
-                return Err(io::Error::from(e.kind()));
-            }
-            if st.gone {
-                return Err(stack_gone());
-            }
-            if st.write_shut || st.send_closed {
-                return Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the connection is closed for writing",
-                ));
-            }
-            let n = st.send.push(data);
-            if n > 0 {
-                let poke = st.take_push_wanted();
+            if let Some(r) = try_write(&mut st, data, &mut pokes) {
                 drop(st);
-                if poke {
-                    self.stack.send(Command::TcpPush { id: self.id })?;
-                }
-                return Ok(n);
+                self.handle.poke(pokes)?;
+                return r;
             }
-            let (g, expired) = self.stream.wait(st, false, deadline);
+            let (g, expired) = stream.wait(st, false, deadline);
             st = g;
             if expired {
                 return Err(timed_out("write"));
@@ -499,19 +426,11 @@ impl Write for &TcpStream {
     }
 }
 
-impl Drop for TcpStream {
-    fn drop(&mut self) {
-        if !self.released {
-            let _ = self.stack.send(Command::TcpClose { id: self.id });
-        }
-    }
-}
-
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpStream")
-            .field("local", &self.local)
-            .field("peer", &self.peer)
+            .field("local", &self.handle.local)
+            .field("peer", &self.handle.peer)
             .finish()
     }
 }

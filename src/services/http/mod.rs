@@ -65,9 +65,34 @@ pub fn pattern_byte(i: u64) -> u8 {
 /// Starts the HTTP server on `port`: one thread per connection.
 pub fn serve(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
     let handle = stack.handle().clone();
-    super::tcp_service(stack, port, "http", move |stream| {
+    threaded_service(stack, port, "http", move |stream| {
         serve_connection(stream, &handle);
     })
+}
+
+/// Runs `serve` on a thread per accepted connection of a listener on `port`.
+fn threaded_service(
+    stack: &Stack,
+    port: u16,
+    name: &'static str,
+    serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static,
+) -> io::Result<JoinHandle<()>> {
+    let listener = crate::TcpListener::bind(stack, ("0.0.0.0", port))?;
+    log::info!("service: {name} on port {port}");
+    std::thread::Builder::new()
+        .name(format!("{name}-{port}"))
+        .spawn(move || {
+            while let Ok((stream, peer)) = listener.accept() {
+                debug!("{name}: connection from {peer}");
+                let serve = serve.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("{name}-conn"))
+                    .spawn(move || serve(stream));
+                if let Err(e) = spawned {
+                    log::warn!("{name}: cannot start a connection thread: {e}");
+                }
+            }
+        })
 }
 
 /// Serves requests on one connection until it closes.

@@ -1,0 +1,328 @@
+//! What the blocking and the async TCP handles have in common: the handle
+//! to a listener's accept queue or a connection's [`Stream`], and one
+//! attempt at each operation. An attempt either completes or reports that
+//! the caller must wait; the blocking API then sleeps on the stream's wait
+//! slot, the async API registers its task's waker there.
+
+use std::io;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::task::Waker;
+
+use crate::runtime::{reply, stack_gone, Command, ListenerShared, StackHandle};
+use crate::tcp::stream::{Stream, StreamState};
+use crate::tcp::{ConnId, ListenerId, TcpError};
+
+/// An `io::Error` for a core error, with its message.
+pub(crate) fn tcp_error(e: TcpError) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// Pokes owed to the runtime once the stream's lock is released.
+#[derive(Debug, Default, Clone, Copy)]
+#[must_use]
+pub(crate) struct Pokes {
+    push: bool,
+    window: bool,
+}
+
+/// A listener: its id and accept queue. Dropping it closes the listener.
+pub(crate) struct ListenerHandle {
+    pub(crate) stack: StackHandle,
+    pub(crate) id: ListenerId,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) shared: Arc<ListenerShared>,
+}
+
+impl ListenerHandle {
+    /// Takes one accepted connection if one is waiting; registers `waker`
+    /// (if any) otherwise. `None`: wait.
+    pub(crate) fn try_accept(
+        &self,
+        waker: Option<&Waker>,
+    ) -> Option<io::Result<(StreamHandle, SocketAddrV4)>> {
+        let mut q = self.shared.lock();
+        if let Some(a) = q.ready.pop_front() {
+            let ask = std::mem::take(&mut q.stalled);
+            drop(q);
+            if ask {
+                if let Err(e) = self.stack.send(Command::TcpAcceptMore { id: self.id }) {
+                    return Some(Err(e));
+                }
+            }
+            let stream = StreamHandle::new(self.stack.clone(), a.id, a.local, a.peer, a.stream);
+            return Some(Ok((stream, a.peer)));
+        }
+        if q.gone {
+            return Some(Err(stack_gone()));
+        }
+        if let Some(w) = waker {
+            match &q.waker {
+                Some(old) if old.will_wake(w) => {}
+                _ => q.waker = Some(w.clone()),
+            }
+        }
+        None
+    }
+}
+
+impl Drop for ListenerHandle {
+    fn drop(&mut self) {
+        let _ = self.stack.send(Command::TcpCloseListener { id: self.id });
+    }
+}
+
+/// A connection's handle. Dropping it closes the connection gracefully in
+/// the background (RST instead if received data was left unread).
+pub(crate) struct StreamHandle {
+    pub(crate) stack: StackHandle,
+    pub(crate) id: ConnId,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) peer: SocketAddrV4,
+    pub(crate) stream: Arc<Stream>,
+    /// The runtime already forgot the connection (after `abort`).
+    pub(crate) released: bool,
+}
+
+impl StreamHandle {
+    pub(crate) fn new(
+        stack: StackHandle,
+        id: ConnId,
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+        stream: Arc<Stream>,
+    ) -> StreamHandle {
+        StreamHandle {
+            stack,
+            id,
+            local,
+            peer,
+            stream,
+            released: false,
+        }
+    }
+
+    /// Sends the pokes an attempt owes the runtime.
+    pub(crate) fn poke(&self, pokes: Pokes) -> io::Result<()> {
+        if pokes.push {
+            self.stack.send(Command::TcpPush { id: self.id })?;
+        }
+        if pokes.window {
+            self.stack.send(Command::TcpWindowUpdate { id: self.id })?;
+        }
+        Ok(())
+    }
+
+    /// Sends a command whose answer nobody waits for (an option change).
+    pub(crate) fn send_and_forget<T>(
+        &self,
+        make: impl FnOnce(crate::runtime::Reply<T>) -> Command,
+    ) -> io::Result<()> {
+        let (tx, _answer) = reply();
+        self.stack.send(make(tx))
+    }
+
+    /// Resets the connection (RST) and releases the handle.
+    pub(crate) fn abort(mut self) -> io::Result<()> {
+        self.released = true;
+        self.stack.send(Command::TcpAbort { id: self.id })
+    }
+
+    /// `shutdown(Read)` and/or `shutdown(Write)`.
+    pub(crate) fn shutdown(&self, read: bool, write: bool) -> io::Result<()> {
+        let mut pokes = Pokes::default();
+        let shut_write = {
+            let mut st = self.stream.lock();
+            if st.gone {
+                return Err(stack_gone());
+            }
+            if read {
+                st.read_shut = true;
+                let ready = st.recv.ready();
+                st.recv.consume(ready);
+                pokes.window = st.needs_window_update();
+            }
+            let shut_write = write && !st.write_shut;
+            if shut_write {
+                st.write_shut = true;
+            }
+            shut_write
+        };
+        self.poke(pokes)?;
+        if shut_write {
+            self.stack.send(Command::TcpShutdown { id: self.id })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self.stack.send(Command::TcpClose { id: self.id });
+        }
+    }
+}
+
+/// The end of reading: end of stream, `read_shut`, an error (once), or the
+/// stack gone. `None` while more data may come.
+fn read_end(st: &mut StreamState) -> Option<io::Result<usize>> {
+    if st.read_shut {
+        return Some(Ok(0));
+    }
+    // As on Linux, a connection error (reset, timeout) fails one read,
+    // even after end of stream; later reads see end of stream.
+    if let Some(e) = st.error {
+        if !std::mem::replace(&mut st.read_error_reported, true) {
+            return Some(Err(io::Error::from(e.kind())));
+        }
+        return Some(Ok(0));
+    }
+    if st.eof || st.closed {
+        return Some(Ok(0));
+    }
+    if st.gone {
+        return Some(Err(stack_gone()));
+    }
+    None
+}
+
+/// One attempt to read into `out`. `None`: nothing yet, wait.
+pub(crate) fn try_read(
+    st: &mut StreamState,
+    out: &mut [u8],
+    pokes: &mut Pokes,
+) -> Option<io::Result<usize>> {
+    if out.is_empty() {
+        return Some(Ok(0));
+    }
+    if st.recv.ready() > 0 {
+        let n = st.recv.read(out);
+        pokes.window = st.needs_window_update();
+        return Some(Ok(n));
+    }
+    read_end(st)
+}
+
+/// One attempt to read in place: `f` sees the ready bytes (in two pieces)
+/// and returns how many it consumed. `None`: nothing yet, wait.
+pub(crate) fn try_read_with(
+    st: &mut StreamState,
+    f: impl FnOnce(&[u8], &[u8]) -> usize,
+    pokes: &mut Pokes,
+) -> Option<io::Result<usize>> {
+    if st.recv.ready() > 0 {
+        let [a, b] = st.recv.readable();
+        let n = f(a, b).min(a.len() + b.len());
+        st.recv.consume(n);
+        pokes.window = st.needs_window_update();
+        return Some(Ok(n));
+    }
+    read_end(st)
+}
+
+/// Why writing is over, if it is.
+fn write_end(st: &StreamState) -> Option<io::Error> {
+    if let Some(e) = st.error {
+        return Some(io::Error::from(e.kind()));
+    }
+    if st.gone {
+        return Some(stack_gone());
+    }
+    if st.write_shut || st.send_closed {
+        return Some(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the connection is closed for writing",
+        ));
+    }
+    None
+}
+
+/// One attempt to queue `data`. `None`: the send buffer is full, wait.
+pub(crate) fn try_write(
+    st: &mut StreamState,
+    data: &[u8],
+    pokes: &mut Pokes,
+) -> Option<io::Result<usize>> {
+    if let Some(e) = write_end(st) {
+        return Some(Err(e));
+    }
+    if data.is_empty() {
+        return Some(Ok(0));
+    }
+    let n = st.send.push(data);
+    if n == 0 {
+        return None;
+    }
+    pokes.push = st.take_push_wanted();
+    Some(Ok(n))
+}
+
+/// One attempt to write in place: `f` fills free space (up to twice, for
+/// the ring's two pieces) and returns how much it wrote. `None`: the send
+/// buffer is full, wait.
+pub(crate) fn try_write_with(
+    st: &mut StreamState,
+    f: impl FnMut(&mut [u8]) -> usize,
+    pokes: &mut Pokes,
+) -> Option<io::Result<usize>> {
+    if let Some(e) = write_end(st) {
+        return Some(Err(e));
+    }
+    if st.send.free() == 0 {
+        return None;
+    }
+    let n = st.send.fill(f);
+    if n > 0 {
+        pokes.push = st.take_push_wanted();
+    }
+    Some(Ok(n))
+}
+
+/// One attempt to echo: moves received bytes straight into the send
+/// buffer, as many as fit. `None`: nothing received yet, or no room; wait
+/// (`need_room` says which).
+pub(crate) fn try_echo(
+    st: &mut StreamState,
+    pokes: &mut Pokes,
+    need_room: &mut bool,
+) -> Option<io::Result<usize>> {
+    if st.recv.ready() == 0 {
+        *need_room = false;
+        return read_end(st);
+    }
+    if let Some(e) = write_end(st) {
+        return Some(Err(e));
+    }
+    let StreamState { recv, send, .. } = &mut *st;
+    let [a, b] = recv.readable();
+    let mut n = send.push(a);
+    if n == a.len() {
+        n += send.push(b);
+    }
+    if n == 0 {
+        *need_room = true;
+        return None;
+    }
+    recv.consume(n);
+    pokes.window = st.needs_window_update();
+    pokes.push = st.take_push_wanted();
+    Some(Ok(n))
+}
+
+/// One attempt to finish connecting. `None`: still connecting, wait.
+pub(crate) fn try_connected(st: &StreamState) -> Option<io::Result<()>> {
+    if st.connected {
+        return Some(Ok(()));
+    }
+    if let Some(e) = st.error {
+        return Some(Err(io::Error::from(e.kind())));
+    }
+    if st.gone {
+        return Some(Err(stack_gone()));
+    }
+    if st.closed {
+        return Some(Err(io::Error::from(io::ErrorKind::ConnectionAborted)));
+    }
+    None
+}
