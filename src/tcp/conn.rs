@@ -96,6 +96,9 @@ pub(crate) struct Conn {
     pub total_retransmits: u64,
 
     pub timers: Timers,
+    /// This connection's key in the layer's timer set (its earliest
+    /// deadline when it was last filed).
+    pub scheduled: Option<Instant>,
     /// An ACK must go out at the next dispatch.
     pub ack_now: bool,
     /// In-order bytes received since we last sent an ACK.
@@ -165,6 +168,7 @@ impl Conn {
             retries: 0,
             total_retransmits: 0,
             timers: Timers::default(),
+            scheduled: None,
             ack_now: false,
             unacked_bytes: 0,
             dispatch_pending: false,

@@ -2,7 +2,7 @@
 //! listeners, answers closed ports with RST, runs timers, and exposes the
 //! application calls by handle.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -54,6 +54,9 @@ pub struct TcpLayer {
     pool: Arc<BufferPool>,
     /// The latest time passed in, for dispatching deferred connections.
     now: Instant,
+    /// Every connection with a timer running, by its earliest deadline
+    /// (`Conn::scheduled` is its key).
+    timer_set: BTreeSet<(Instant, ConnId)>,
 }
 
 impl TcpLayer {
@@ -89,6 +92,7 @@ impl TcpLayer {
             out,
             pool: BufferPool::new(POOL_BYTES),
             now: Instant::ZERO,
+            timer_set: BTreeSet::new(),
         }
     }
 
@@ -204,6 +208,9 @@ impl TcpLayer {
                     // Kept aside, not forgotten: if the SYN was an old
                     // duplicate, the connection returns to TIME-WAIT.
                     reopened_from = self.conns.remove(&id);
+                    if let Some(at) = reopened_from.as_mut().and_then(|c| c.scheduled.take()) {
+                        self.timer_set.remove(&(at, id));
+                    }
                     self.tuples.remove(&(local, remote));
                 } else {
                     // Like Linux, a full accept queue drops the ACK that
@@ -320,6 +327,7 @@ impl TcpLayer {
         });
         self.tuples.insert((local, remote), id);
         self.conns.insert(id, conn);
+        self.reschedule(id);
     }
 
     /// Answers a SYN with a stateless SYN-ACK whose ISN is a cookie: MSS
@@ -440,11 +448,34 @@ impl TcpLayer {
         let orphan = conn.released || (conn.listener.is_some() && !conn.in_accept_queue);
         if conn.state == State::Closed && orphan {
             self.forget(id);
+            return;
+        }
+        self.reschedule(id);
+    }
+
+    /// Keeps connection `id`'s entry in the timer set at its earliest
+    /// deadline.
+    fn reschedule(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let next = conn.timers.next();
+        if next != conn.scheduled {
+            if let Some(old) = conn.scheduled {
+                self.timer_set.remove(&(old, id));
+            }
+            if let Some(at) = next {
+                self.timer_set.insert((at, id));
+            }
+            conn.scheduled = next;
         }
     }
 
     fn forget(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.remove(&id) {
+            if let Some(at) = conn.scheduled {
+                self.timer_set.remove(&(at, id));
+            }
             self.tuples.remove(&(conn.local, conn.remote));
             if let Some(l) = conn.listener.and_then(|l| self.listeners.get_mut(&l)) {
                 l.remove(id);
@@ -465,46 +496,87 @@ impl TcpLayer {
             old.remote,
             old.local
         );
-        self.tuples.insert((old.local, old.remote), old.id);
-        self.conns.insert(old.id, old);
+        let id = old.id;
+        self.tuples.insert((old.local, old.remote), id);
+        self.conns.insert(id, old);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.scheduled = None;
+        }
+        self.reschedule(id);
     }
 
     // ---- timers ----
 
-    /// Runs every timer due at `now`.
+    /// Runs every timer due at `now`, taking connections from the timer
+    /// set in deadline order: the cost follows the timers that are due,
+    /// not the number of connections.
     pub fn poll(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        // A round can make another connection due at once: a TIME-WAIT
-        // connection restored when the incarnation that reopened it died
-        // (its 2×MSL may have run out meanwhile). Run again until nothing
-        // is due, so that `poll_at` never lies in the past afterwards; a few
-        // rounds suffice, the bound only guards against a timer bug.
-        for _ in 0..4 {
-            let mut due: Vec<ConnId> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.timers.next().is_some_and(|t| t <= now))
-                .map(|(id, _)| *id)
-                .collect();
-            if due.is_empty() {
-                return;
+        // A connection can become due while this runs (a TIME-WAIT
+        // connection restored when the incarnation that reopened it died,
+        // its 2×MSL already past): it enters the set and is taken in this
+        // loop, so `poll_at` never lies in the past afterwards. The bound
+        // only guards against a timer bug.
+        let mut budget = self.conns.len() * 4 + 64;
+        while let Some(&(at, id)) = self.timer_set.first() {
+            if at > now || budget == 0 {
+                break;
             }
-            // In connection order, not the hash map's (random per process),
-            // so a run is a pure function of its inputs.
-            due.sort_unstable();
-            for id in due {
+            budget -= 1;
+            let Some(conn) = self.conns.get_mut(&id) else {
+                self.timer_set.remove(&(at, id));
+                continue;
+            };
+            if conn.scheduled != Some(at) {
+                self.timer_set.remove(&(at, id)); // stale
+                continue;
+            }
+            let before = conn.state;
+            conn.locked(&self.cfg, &mut self.out, |c, cx| c.on_timer(now, cx));
+            self.after(id, before);
+            // `after` moved the entry (or the connection is gone); make
+            // sure a timer that stayed in the past cannot spin.
+            if self.timer_set.first() == Some(&(at, id)) {
+                self.timer_set.remove(&(at, id));
                 if let Some(conn) = self.conns.get_mut(&id) {
-                    let before = conn.state;
-                    conn.locked(&self.cfg, &mut self.out, |c, cx| c.on_timer(now, cx));
-                    self.after(id, before);
+                    conn.scheduled = None;
                 }
             }
         }
     }
 
+    /// Checks the timer bookkeeping: every connection with a running
+    /// timer is filed under its earliest deadline, and nothing else is
+    /// (for tests and the simulation; O(n)).
+    pub fn check_timers(&self) -> Result<(), String> {
+        let mut filed = 0;
+        for (id, c) in &self.conns {
+            let next = c.timers.next();
+            if c.scheduled != next {
+                return Err(format!(
+                    "{id}: filed under {:?}, next deadline {next:?}",
+                    c.scheduled
+                ));
+            }
+            if let Some(at) = next {
+                if !self.timer_set.contains(&(at, *id)) {
+                    return Err(format!("{id}: deadline {at:?} missing from the timer set"));
+                }
+                filed += 1;
+            }
+        }
+        if filed != self.timer_set.len() {
+            return Err(format!(
+                "{} timer entries for {filed} connections with timers",
+                self.timer_set.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// When [`TcpLayer::poll`] next has work to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.conns.values().filter_map(|c| c.timers.next()).min()
+        self.timer_set.first().map(|&(at, _)| at)
     }
 
     // ---- application calls ----
@@ -600,6 +672,7 @@ impl TcpLayer {
         });
         self.tuples.insert((local, remote), id);
         self.conns.insert(id, conn);
+        self.reschedule(id);
         Ok(id)
     }
 

@@ -242,6 +242,7 @@ impl Host for TunHost {
     }
 
     fn check_bounds(&mut self, max_conns: usize) -> Result<(), String> {
+        self.iface.tcp().check_timers()?;
         let conns = self.iface.tcp().connections();
         if conns.len() > max_conns {
             return Err(format!(
