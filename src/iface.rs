@@ -17,6 +17,7 @@ use crate::stats::{DropReason, Stats};
 use crate::tcp::{TcpConfig, TcpEvent, TcpLayer};
 use crate::time::Instant;
 use crate::udp::{SocketId, UdpError, UdpTable};
+use crate::wire::packet::PacketBuf;
 use crate::wire::{icmp, udp};
 
 /// IP protocol number of ICMP.
@@ -48,19 +49,19 @@ pub enum Event {
     },
 }
 
-/// Packets waiting for the device, in buffers that are reused.
+/// Packets waiting for the device. Their buffers come from (and return
+/// to) the TCP layer's pool, which TCP segments are built in.
 #[derive(Debug, Default)]
 struct Outbox {
-    queue: VecDeque<Vec<u8>>,
-    pool: Vec<Vec<u8>>,
+    queue: VecDeque<PacketBuf>,
 }
 
 impl Outbox {
-    fn push(&mut self, packet: &[u8]) {
-        let mut buf = self.pool.pop().unwrap_or_default();
-        buf.clear();
+    /// Queues a copy of `packet` in a buffer from `tcp`'s pool.
+    fn push(&mut self, tcp: &mut TcpLayer, packet: &[u8]) {
+        let mut buf = tcp.take_buffer();
         buf.extend_from_slice(packet);
-        self.queue.push_back(buf);
+        self.queue.push_back(PacketBuf::from_vec(buf));
     }
 }
 
@@ -289,10 +290,10 @@ impl Interface {
     }
 
     fn transmit(&mut self, dst: Ipv4Addr, protocol: u8, payload: &[u8]) {
-        let outbox = &mut self.outbox;
+        let (outbox, tcp) = (&mut self.outbox, &mut self.tcp);
         self.ip
             .output(dst, protocol, payload, false, &mut self.stats, &mut |p| {
-                outbox.push(p)
+                outbox.push(tcp, p)
             });
     }
 
@@ -344,30 +345,34 @@ impl Interface {
         }
     }
 
-    /// The next packet to write to the device.
-    pub fn pop_transmit(&mut self) -> Option<Vec<u8>> {
+    /// The next packet to write to the device (it derefs to its bytes).
+    /// TCP segments get their IPv4 header written in front of them in
+    /// place; only what must be fragmented is copied.
+    pub fn pop_transmit(&mut self) -> Option<PacketBuf> {
         if self.outbox.queue.is_empty() {
-            while let Some(seg) = self.tcp.pop_output() {
-                let outbox = &mut self.outbox;
-                self.ip.output(
-                    seg.dst,
-                    PROTO_TCP,
-                    &seg.bytes,
-                    true,
-                    &mut self.stats,
-                    &mut |p| outbox.push(p),
-                );
-                self.tcp.recycle(seg.bytes);
+            while let Some(mut seg) = self.tcp.pop_output() {
+                let stats = &mut self.stats;
+                if self
+                    .ip
+                    .output_in_place(seg.dst, PROTO_TCP, &mut seg.packet, stats)
+                {
+                    self.outbox.queue.push_back(seg.packet);
+                    continue;
+                }
+                let (outbox, tcp) = (&mut self.outbox, &mut self.tcp);
+                self.ip
+                    .output(seg.dst, PROTO_TCP, &seg.packet, true, stats, &mut |p| {
+                        outbox.push(tcp, p)
+                    });
+                self.tcp.recycle(seg.packet);
             }
         }
         self.outbox.queue.pop_front()
     }
 
     /// Returns a transmitted packet's buffer for reuse.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
-        if self.outbox.pool.len() < 256 {
-            self.outbox.pool.push(buf);
-        }
+    pub fn recycle(&mut self, packet: PacketBuf) {
+        self.tcp.recycle(packet);
     }
 
     /// The next event for the socket layer.

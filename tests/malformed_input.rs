@@ -19,7 +19,7 @@ fn iface() -> Interface {
 }
 
 fn outputs(i: &mut Interface) -> Vec<Vec<u8>> {
-    std::iter::from_fn(|| i.pop_transmit()).collect()
+    std::iter::from_fn(|| i.pop_transmit().map(Vec::from)).collect()
 }
 
 /// Fixes the IPv4 header checksum after a test edited header bytes.

@@ -623,7 +623,8 @@ fn time_exceeded_is_not_sent_for_broadcast_fragments() {
         assert_eq!(iface.reassembly_bytes(), 32, "fragment held");
         iface.poll(Instant::from_secs(31));
         assert_eq!(iface.reassembly_bytes(), 0, "fragment expired");
-        let sent: Vec<Vec<u8>> = std::iter::from_fn(|| iface.pop_transmit()).collect();
+        let sent: Vec<Vec<u8>> =
+            std::iter::from_fn(|| iface.pop_transmit().map(Vec::from)).collect();
         assert!(sent.is_empty(), "answered fragments to {dst}: {sent:02x?}");
     }
 }
@@ -648,7 +649,7 @@ fn time_exceeded_is_not_sent_for_icmp_error_fragments() {
     iface.receive(Instant::ZERO, &first);
     iface.poll(Instant::from_secs(31));
     assert_eq!(iface.reassembly_bytes(), 0, "fragment expired");
-    let sent: Vec<Vec<u8>> = std::iter::from_fn(|| iface.pop_transmit()).collect();
+    let sent: Vec<Vec<u8>> = std::iter::from_fn(|| iface.pop_transmit().map(Vec::from)).collect();
     assert!(sent.is_empty(), "answered an ICMP error: {sent:02x?}");
 }
 
@@ -693,7 +694,7 @@ fn poll_leaves_no_deadline_in_the_past_after_a_failed_time_wait_reopen() {
         let seg = raw_tcp_segment(40000, 80, seq, ack, flags, 65535, &[], &[]);
         l.on_segment(t0, peer, us, &seg);
         std::iter::from_fn(|| l.pop_output())
-            .map(|o| u32::from_be_bytes([o.bytes[4], o.bytes[5], o.bytes[6], o.bytes[7]]))
+            .map(|o| u32::from_be_bytes([o.packet[4], o.packet[5], o.packet[6], o.packet[7]]))
             .last()
     };
     let iss = feed(&mut l, 0, 0, flag::SYN).expect("SYN-ACK");

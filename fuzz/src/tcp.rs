@@ -17,14 +17,14 @@ use super::*;
 /// Checks one segment a TCP layer queued.
 fn check_tcp_output(o: &OutSegment, cfg: &TcpConfig) -> TcpHeaderRepr {
     assert_eq!(o.src, US, "segment from a foreign address");
-    let seg = match TcpSegment::parse(o.src, o.dst, &o.bytes) {
+    let seg = match TcpSegment::parse(o.src, o.dst, &o.packet) {
         Ok(s) => s,
         Err(e) => panic!("queued TCP segment does not parse: {e:?}"),
     };
     assert!(
-        o.bytes.len() + 20 <= cfg.mtu,
+        o.packet.len() + 20 <= cfg.mtu,
         "segment of {} bytes does not fit the {}-byte MTU",
-        o.bytes.len(),
+        o.packet.len(),
         cfg.mtu
     );
     assert!(
@@ -125,7 +125,7 @@ pub fn tcp_options(data: &[u8]) {
     assert_eq!(l.send(t0, id, &[0x55; 4000]), Ok(4000));
     while let Some(o) = l.pop_output() {
         let h = check_tcp_output(&o, &cfg);
-        let len = o.bytes.len() - 20;
+        let len = o.packet.len() - 20;
         assert!(
             len as u32 <= info.mss,
             "segment of {len} bytes above the MSS {} ({h:?})",
@@ -271,7 +271,7 @@ impl TcpHarness {
                 assert!(!h.flags.rst, "RFC 9293 §3.10.7: RST sent in answer to RST");
             }
             assert_eq!(o.dst, PEER);
-            let payload = &o.bytes[o.bytes.len().min(usize::from(o.bytes[12] >> 4) * 4)..];
+            let payload = &o.packet[o.packet.len().min(usize::from(o.packet[12] >> 4) * 4)..];
             let seg_len = payload.len() as u32 + u32::from(h.flags.syn) + u32::from(h.flags.fin);
             if let Some((port, iss, _)) = self.checked {
                 if h.dst_port == port && !h.flags.syn && !h.flags.rst {
@@ -291,7 +291,7 @@ impl TcpHarness {
                 // A SYN-ACK: the stack's view of the peer starts over.
                 v.peer_nxt = SeqNum(h.ack);
             }
-            self.l.recycle(o.bytes);
+            self.l.recycle(o.packet);
         }
         while self.l.pop_event().is_some() {}
         for info in self.l.connections() {

@@ -12,6 +12,7 @@ use log::debug;
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
 use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::packet::PacketBuf;
 
 pub mod frag;
 pub mod icmp;
@@ -222,6 +223,32 @@ impl Ipv4Layer {
             }
             Err(e) => debug!("ip: cannot send {} bytes to {dst}: {e:?}", payload.len()),
         }
+    }
+
+    /// Wraps a transport segment that lies in `packet` (with room in
+    /// front) in an IPv4 header written in place, with DF set (TCP's path-MTU
+    /// discovery, RFC 1191). False, with `packet` untouched, when it does
+    /// not fit the MTU or there is no room: use [`Ipv4Layer::output`].
+    pub fn output_in_place(
+        &mut self,
+        dst: Ipv4Addr,
+        protocol: u8,
+        packet: &mut PacketBuf,
+        stats: &mut Stats,
+    ) -> bool {
+        let len = packet.len();
+        if len + ipv4::HEADER_LEN > self.mtu || packet.headroom() < ipv4::HEADER_LEN {
+            return false;
+        }
+        let id = self.next_id;
+        let (src, ttl) = (self.addr, self.ttl);
+        let Some(header) = packet.prepend(ipv4::HEADER_LEN) else {
+            return false;
+        };
+        self.next_id = self.next_id.wrapping_add(1);
+        ipv4::write_header(header, src, dst, protocol, ttl, id, len, true);
+        stats.ip_packets_out += 1;
+        true
     }
 
     /// Expires incomplete datagrams whose reassembly timer ran out. For each

@@ -75,17 +75,23 @@ pub fn tcp_source(stack: &Stack, port: u16) -> io::Result<()> {
         let Some(count) = read_source_request(&s).await else {
             return;
         };
+        let pattern = source_pattern();
         let period = http::PATTERN_PERIOD as u64;
         let mut sent = 0u64;
         while sent < count {
             let wrote = poll_fn(|cx| {
                 s.poll_write_with(cx, |space| {
-                    let n = space.len().min((count - sent) as usize);
-                    for (i, b) in space[..n].iter_mut().enumerate() {
-                        *b = ((sent + i as u64) % period) as u8;
+                    let mut filled = 0;
+                    while filled < space.len() && sent < count {
+                        let start = (sent % period) as usize;
+                        let n = (space.len() - filled)
+                            .min(SOURCE_CHUNK)
+                            .min((count - sent) as usize);
+                        space[filled..filled + n].copy_from_slice(&pattern[start..start + n]);
+                        filled += n;
+                        sent += n as u64;
                     }
-                    sent += n as u64;
-                    n
+                    filled
                 })
             })
             .await;
@@ -93,6 +99,20 @@ pub fn tcp_source(stack: &Stack, port: u16) -> io::Result<()> {
                 return;
             }
         }
+    })
+}
+
+/// Largest piece the source service copies from its pattern at once.
+const SOURCE_CHUNK: usize = 64 * 1024;
+
+/// The source pattern, long enough to copy [`SOURCE_CHUNK`] bytes from any
+/// phase of it.
+fn source_pattern() -> &'static [u8] {
+    static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        (0..(SOURCE_CHUNK + http::PATTERN_PERIOD) as u64)
+            .map(http::pattern_byte)
+            .collect()
     })
 }
 

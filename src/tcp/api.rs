@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use super::state::State;
+use crate::wire::packet::PacketBuf;
 
 /// Handle of a connection. Never reused within one [`super::TcpLayer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,16 +143,17 @@ pub struct ConnInfo {
     pub backoff: u32,
 }
 
-/// A segment to send: wrap `bytes` (a complete TCP segment, checksum
-/// included) in an IPv4 packet from `src` to `dst`.
+/// A segment to send: wrap `packet` (a complete TCP segment, checksum
+/// included, with room in front for the IP header) in an IPv4 packet from
+/// `src` to `dst`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutSegment {
     /// IPv4 source.
     pub src: Ipv4Addr,
     /// IPv4 destination.
     pub dst: Ipv4Addr,
-    /// The TCP segment.
-    pub bytes: Vec<u8>,
+    /// The TCP segment (it derefs to its bytes).
+    pub packet: PacketBuf,
 }
 
 /// Layer-wide counters.

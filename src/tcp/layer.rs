@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crate::time::Instant;
+use crate::wire::packet::PacketBuf;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr, TcpParseError, TcpSegment};
 
 use super::api::{ConnId, ConnInfo, ListenerId, OutSegment, TcpError, TcpEvent, TcpStats};
@@ -139,9 +140,16 @@ impl TcpLayer {
         }
     }
 
-    /// Gives a segment buffer back for reuse (optional; avoids allocating).
-    pub fn recycle(&mut self, buf: Vec<u8>) {
-        self.out.recycle(buf);
+    /// An empty buffer from the pool that segments are built in.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        let mut buf = self.out.pool.pop().unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    /// Gives a segment's buffer back for reuse (optional; avoids allocating).
+    pub fn recycle(&mut self, packet: PacketBuf) {
+        self.out.recycle(packet);
     }
 
     /// The next event, if any.

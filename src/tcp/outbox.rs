@@ -7,13 +7,14 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use crate::time::Instant;
+use crate::wire::packet::PacketBuf;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
 
 use super::api::{ConnId, OutSegment, TcpEvent, TcpStats};
 use super::config::TcpConfig;
 
 /// Spare buffers kept for reuse.
-const POOL_MAX: usize = 256;
+const POOL_MAX: usize = 128;
 
 /// Output of the core, drained by the runtime.
 #[derive(Debug, Default)]
@@ -41,9 +42,8 @@ impl Outbox {
         h: &TcpHeaderRepr,
         payload: [&[u8]; 2],
     ) {
-        let mut bytes = self.pool.pop().unwrap_or_default();
-        bytes.clear();
-        h.emit(*local.ip(), *remote.ip(), payload, &mut bytes);
+        let mut packet = PacketBuf::with_headroom(self.pool.pop().unwrap_or_default());
+        h.emit(*local.ip(), *remote.ip(), payload, packet.buf_mut());
         if h.flags.rst {
             self.stats.resets_sent += 1;
         }
@@ -59,7 +59,7 @@ impl Outbox {
         self.segments.push_back(OutSegment {
             src: *local.ip(),
             dst: *remote.ip(),
-            bytes,
+            packet,
         });
     }
 
@@ -79,9 +79,9 @@ impl Outbox {
     }
 
     /// Returns a buffer for reuse.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
+    pub fn recycle(&mut self, packet: PacketBuf) {
         if self.pool.len() < POOL_MAX {
-            self.pool.push(buf);
+            self.pool.push(packet.into_buf());
         }
     }
 

@@ -6,5 +6,6 @@
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;
+pub mod packet;
 pub mod tcp;
 pub mod udp;

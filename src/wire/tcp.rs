@@ -7,6 +7,8 @@
 //! `etherparse`'s iterator stops at the first unknown kind.
 
 use etherparse::{TcpHeader, TcpHeaderSlice, TcpOptionElement, TcpOptions};
+
+use super::checksum::pseudo_header_sum;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -190,41 +192,11 @@ impl std::error::Error for TcpParseError {}
 /// (RFC 9293 §3.1). Returns the folded one's-complement sum, not inverted.
 fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, parts: &[&[u8]]) -> u16 {
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    let mut sum: u64 = 0;
-    for w in [src.octets(), dst.octets()] {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
-        sum += u64::from(u16::from_be_bytes([w[2], w[3]]));
-    }
-    sum += 6; // protocol
-    sum += total as u64 & 0xffff_ffff;
-    // Sum 16-bit words across parts, carrying an odd byte between parts.
-    let mut odd: Option<u8> = None;
+    let mut c = pseudo_header_sum(src, dst, 6, total);
     for part in parts {
-        let mut p: &[u8] = part;
-        if let Some(hi) = odd.take() {
-            if let Some((&lo, rest)) = p.split_first() {
-                sum += u64::from(u16::from_be_bytes([hi, lo]));
-                p = rest;
-            } else {
-                odd = Some(hi);
-                continue;
-            }
-        }
-        let mut chunks = p.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            odd = Some(*last);
-        }
+        c.add(part);
     }
-    if let Some(hi) = odd {
-        sum += u64::from(u16::from_be_bytes([hi, 0]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+    c.sum()
 }
 
 impl<'a> TcpSegment<'a> {
@@ -275,6 +247,46 @@ impl TcpHeaderRepr {
     /// comes out of a ring buffer) to `out`, with the checksum for a packet
     /// from `src` to `dst`. The payload must keep the segment under 64 KiB.
     pub fn emit(&self, src: Ipv4Addr, dst: Ipv4Addr, payload: [&[u8]; 2], out: &mut Vec<u8>) {
+        let start = out.len();
+        if self.options.is_empty() {
+            self.write_plain_header(out);
+        } else {
+            self.write_header_with_options(out);
+        }
+        let header_len = out.len() - start;
+        out.extend_from_slice(payload[0]);
+        out.extend_from_slice(payload[1]);
+        let mut c = pseudo_header_sum(src, dst, 6, out.len() - start);
+        c.add(&out[start..start + header_len]);
+        c.add(payload[0]);
+        c.add(payload[1]);
+        let sum = c.finish();
+        out[start + 16..start + 18].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    /// The 20-byte header of a segment without options (checksum zero).
+    fn write_plain_header(&self, out: &mut Vec<u8>) {
+        let f = &self.flags;
+        let flags = u8::from(f.fin)
+            | u8::from(f.syn) << 1
+            | u8::from(f.rst) << 2
+            | u8::from(f.psh) << 3
+            | u8::from(f.ack) << 4
+            | u8::from(f.urg) << 5;
+        let mut h = [0u8; 20];
+        h[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        h[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ack.to_be_bytes());
+        h[12] = 5 << 4;
+        h[13] = flags;
+        h[14..16].copy_from_slice(&self.window.to_be_bytes());
+        h[18..20].copy_from_slice(&self.urgent.to_be_bytes());
+        out.extend_from_slice(&h);
+    }
+
+    /// The header with its options, through etherparse (checksum zero).
+    fn write_header_with_options(&self, out: &mut Vec<u8>) {
         let mut h = TcpHeader::new(self.src_port, self.dst_port, self.seq, self.window);
         h.acknowledgment_number = self.ack;
         h.syn = self.flags.syn;
@@ -288,14 +300,8 @@ impl TcpHeaderRepr {
             // At most 4 + 4 + 5 + 12 bytes: always fits in 40.
             h.options = TcpOptions::try_from_elements(&self.options.elements()).unwrap_or_default();
         }
-        let start = out.len();
+        h.checksum = 0;
         out.extend_from_slice(&h.to_bytes());
-        out.extend_from_slice(payload[0]);
-        out.extend_from_slice(payload[1]);
-        let sum = !pseudo_sum(src, dst, &[out.get(start..).unwrap_or(&[])]);
-        if let Some(c) = out.get_mut(start + 16..start + 18) {
-            c.copy_from_slice(&sum.to_be_bytes());
-        }
     }
 }
 
@@ -389,6 +395,34 @@ mod tests {
                 let bytes = [b, len as u8, b, b, b, b];
                 let _ = TcpOptionsRepr::parse(&bytes[..len]);
             }
+        }
+    }
+
+    #[test]
+    fn the_hand_written_header_matches_etherparse_for_every_flag_combination() {
+        for bits in 0..64u8 {
+            let h = TcpHeaderRepr {
+                src_port: 40000,
+                dst_port: 80,
+                seq: 0x0102_0304,
+                ack: 0xfffe_fdfc,
+                flags: TcpFlags {
+                    fin: bits & 1 != 0,
+                    syn: bits & 2 != 0,
+                    rst: bits & 4 != 0,
+                    psh: bits & 8 != 0,
+                    ack: bits & 16 != 0,
+                    urg: bits & 32 != 0,
+                },
+                window: 0xabcd,
+                urgent: 7,
+                options: TcpOptionsRepr::default(),
+            };
+            let mut ours = Vec::new();
+            h.write_plain_header(&mut ours);
+            let mut theirs = Vec::new();
+            h.write_header_with_options(&mut theirs);
+            assert_eq!(ours, theirs, "flags {bits:#b}");
         }
     }
 

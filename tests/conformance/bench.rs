@@ -158,12 +158,12 @@ impl Bench {
     #[track_caller]
     fn collect(&mut self) {
         while let Some(o) = self.tcp.pop_output() {
-            let out = Out::parse(o.src, o.dst, &o.bytes, self.now);
+            let out = Out::parse(o.src, o.dst, &o.packet, self.now);
             if out.dst == PEER && !out.rst && (out.syn || seq_lt(self.stack_seq, out.end())) {
                 self.stack_seq = out.end();
             }
             self.queue.push_back(out);
-            self.tcp.recycle(o.bytes);
+            self.tcp.recycle(o.packet);
         }
     }
 

@@ -223,7 +223,7 @@ impl Host for TunHost {
 
     fn drain(&mut self, _now: Instant, out: &mut Vec<Vec<u8>>) {
         while let Some(p) = self.iface.pop_transmit() {
-            out.push(p);
+            out.push(p.into());
         }
     }
 

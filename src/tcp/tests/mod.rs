@@ -117,12 +117,12 @@ impl Out {
 pub(super) fn drain(l: &mut TcpLayer) -> Vec<Out> {
     let mut v = Vec::new();
     while let Some(o) = l.pop_output() {
-        let seg = TcpSegment::parse(o.src, o.dst, &o.bytes).expect("our own output parses");
+        let seg = TcpSegment::parse(o.src, o.dst, &o.packet).expect("our own output parses");
         v.push(Out {
             h: seg.header,
             data: seg.payload.to_vec(),
         });
-        l.recycle(o.bytes);
+        l.recycle(o.packet);
     }
     v
 }

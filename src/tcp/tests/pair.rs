@@ -114,7 +114,7 @@ fn run(size: usize, drop_every: usize) -> (TcpLayer, TcpLayer, Instant) {
                 break;
             };
             let l = if seg.dst == *A.ip() { &mut la } else { &mut lb };
-            l.on_segment(now, seg.src, seg.dst, &seg.bytes);
+            l.on_segment(now, seg.src, seg.dst, &seg.packet);
         }
         la.poll(now);
         lb.poll(now);
