@@ -39,6 +39,11 @@ pub struct Config {
     /// Most packets taken from the device per wakeup before the runtime
     /// looks at API commands again.
     pub rx_batch: usize,
+    /// After doing work, the runtime keeps polling the device and its
+    /// queues this long before it sleeps (like Linux's `SO_BUSY_POLL`): a
+    /// packet that arrives meanwhile is taken without the cost of waking a
+    /// sleeping thread. Bounded; an idle stack sleeps. Zero: sleep at once.
+    pub busy_poll: Duration,
     /// TCP tunables (buffers, timers, retries, limits). Its `mtu` is set
     /// from the device.
     pub tcp: TcpConfig,
@@ -65,6 +70,7 @@ impl Default for Config {
             udp_recv_buffer: 256 * 1024,
             seed: None,
             rx_batch: 256,
+            busy_poll: Duration::from_micros(50),
             tcp: TcpConfig::default(),
             keepalive_all: None,
             faults: FaultConfig::default(),

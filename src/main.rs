@@ -79,6 +79,10 @@ struct DeviceArgs {
     /// Fault injection: hold every incoming packet this many milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     rx_delay_ms: u64,
+    /// After work, keep polling this many microseconds before sleeping
+    /// (like SO_BUSY_POLL: lower latency, some CPU while busy; 0: off).
+    #[arg(long, default_value_t = 50, value_name = "US")]
+    busy_poll_us: u64,
 }
 
 impl DeviceArgs {
@@ -93,6 +97,7 @@ impl DeviceArgs {
             ..Config::default()
         };
         config.tcp.msl = Duration::from_millis(self.msl_ms);
+        config.busy_poll = Duration::from_micros(self.busy_poll_us);
         config.keepalive_all = self.keepalive;
         config.faults = FaultConfig {
             drop_tx: self.drop_tx.clone().unwrap_or_default(),

@@ -341,6 +341,7 @@ impl Stack {
             udp_sinks: HashMap::new(),
             tcp: tcp::TcpGlue::new(config.keepalive_all),
             rx_batch: config.rx_batch.max(1),
+            busy_poll: config.busy_poll,
             udp_recv_buffer: config.udp_recv_buffer,
         };
         let thread = std::thread::Builder::new()
@@ -442,6 +443,7 @@ struct Runtime {
     udp_sinks: HashMap<SocketId, UdpSink>,
     tcp: tcp::TcpGlue,
     rx_batch: usize,
+    busy_poll: Duration,
     udp_recv_buffer: usize,
 }
 
@@ -450,6 +452,7 @@ impl Runtime {
         executor::enter_runtime();
         let clock = Clock::new();
         let mut buf = vec![0u8; RX_BUFFER];
+        let mut last_work = std::time::Instant::now();
         loop {
             let mut busy = false;
             // A batch of packets: the core takes them all in, and each
@@ -496,6 +499,14 @@ impl Runtime {
             }
             self.flush();
             if busy {
+                last_work = std::time::Instant::now();
+                continue;
+            }
+            // Busy polling: right after work, the next packet is likely to
+            // come soon (the answer to what we just sent); taking it
+            // without sleeping saves the wake-up.
+            if last_work.elapsed() < self.busy_poll {
+                std::hint::spin_loop();
                 continue;
             }
             self.waker.going_to_sleep();
