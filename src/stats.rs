@@ -202,8 +202,8 @@ impl fmt::Display for Stats {
         let t = &self.tcp;
         writeln!(
             f,
-            "tcp:  {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} SYN cookies sent, {} accepted, {} challenge ACKs, {} timeouts",
-            t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.timeouts
+            "tcp:  {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs, {} timeouts",
+            t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.timeouts
         )?;
         write!(f, "drops: {}", self.dropped_total())?;
         for reason in DropReason::ALL {

@@ -22,8 +22,9 @@ use crate::runtime::Command;
 use crate::tcp::{ConnInfo, KeepaliveConfig};
 use crate::Stack;
 
-/// The default listen backlog (as `std::net::TcpListener` uses).
-pub const DEFAULT_BACKLOG: usize = 128;
+/// The default listen backlog: Linux's `somaxconn` (4096), which caps what
+/// `std::net::TcpListener` asks for.
+pub const DEFAULT_BACKLOG: usize = 4096;
 
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::WouldBlock, format!("TCP {what} timed out"))
@@ -51,7 +52,7 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Listens on `addr` (`0.0.0.0` or the stack's address) with the
-    /// default backlog of 128. A port whose old connections linger in
+    /// default backlog of 4096 (`somaxconn`). A port whose old connections linger in
     /// TIME-WAIT can be bound again, as with `SO_REUSEADDR`.
     pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
         TcpListener::bind_with_backlog(stack, addr, DEFAULT_BACKLOG)

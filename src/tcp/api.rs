@@ -173,6 +173,9 @@ pub struct TcpStats {
     pub retransmits: u64,
     /// SYNs dropped because a listener's queues were full.
     pub syn_dropped: u64,
+    /// Handshake-completing ACKs (a SYN cookie's or a SYN-RCVD
+    /// connection's) dropped because the accept queue was full.
+    pub listen_overflow: u64,
     /// SYNs answered with a SYN cookie because the SYN queue was full.
     pub syn_cookies_sent: u64,
     /// Connections opened from a returned SYN cookie.

@@ -26,6 +26,16 @@ use super::stream::Stream;
 /// `ip_local_port_range` default).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
+/// What an ACK to a listener made of a SYN cookie.
+enum CookieAck {
+    /// The connection it stands for was opened.
+    Opened,
+    /// A valid cookie, but the accept queue is full: drop the ACK.
+    Overflow,
+    /// Not a cookie of ours (or cookies are not in use): reset.
+    Invalid,
+}
+
 /// Spare buffer storage kept for reuse by the connections, bytes.
 const POOL_BYTES: usize = 16 << 20;
 
@@ -226,6 +236,7 @@ impl TcpLayer {
                     if conn.state == State::SynReceived && h.flags.ack && !h.flags.rst {
                         if let Some(l) = conn.listener.and_then(|l| self.listeners.get(&l)) {
                             if !l.can_accept() {
+                                self.out.stats.listen_overflow += 1;
                                 return;
                             }
                         }
@@ -280,8 +291,19 @@ impl TcpLayer {
             return; // first: ignore RST
         }
         if h.flags.ack {
-            if !h.flags.syn && self.accept_syn_cookie(now, lid, local, remote, seg) {
-                return;
+            if !h.flags.syn {
+                match self.accept_syn_cookie(now, lid, local, remote, seg) {
+                    CookieAck::Opened => return,
+                    CookieAck::Overflow => {
+                        // As Linux does (tcp_abort_on_overflow = 0): a
+                        // valid cookie while the accept queue is full is
+                        // dropped, not reset; the client's next segment
+                        // completes the handshake once there is room.
+                        self.out.stats.listen_overflow += 1;
+                        return;
+                    }
+                    CookieAck::Invalid => {}
+                }
             }
             self.out.reset_for(local, remote, seg); // second: <SEQ=SEG.ACK><CTL=RST>
             return;
@@ -390,24 +412,27 @@ impl TcpLayer {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         seg: &TcpSegment<'_>,
-    ) -> bool {
+    ) -> CookieAck {
         let h = seg.header;
         let Some(l) = self.listeners.get(&lid) else {
-            return false;
+            return CookieAck::Invalid;
         };
         // Only while cookies are in use (two 64 s periods since the last),
         // so forged ACKs cannot open connections otherwise.
         let recent = l
             .cookies_sent_at
             .is_some_and(|t| now - t <= std::time::Duration::from_secs(128));
-        if !recent || !l.can_accept() || self.conns.len() >= self.cfg.max_connections {
-            return false;
+        if !recent {
+            return CookieAck::Invalid;
         }
         let iss = SeqNum(h.ack.wrapping_sub(1));
         let irs = SeqNum(h.seq.wrapping_sub(1));
         let Some(mss) = self.cookies.check(now, local, remote, irs, iss) else {
-            return false;
+            return CookieAck::Invalid;
         };
+        if !l.can_accept() || self.conns.len() >= self.cfg.max_connections {
+            return CookieAck::Overflow;
+        }
         self.out.stats.syn_cookies_accepted += 1;
         let id = ConnId(self.alloc_id());
         let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg, &self.pool);
@@ -435,7 +460,7 @@ impl TcpLayer {
         }
         self.after(id, State::SynReceived);
         log::debug!("{remote} -> {local} connection opened from a SYN cookie");
-        true
+        CookieAck::Opened
     }
 
     /// Bookkeeping after a connection ran: hand established passive

@@ -246,6 +246,43 @@ fn a_full_syn_queue_answers_with_syn_cookies_and_keeps_its_half_open_connections
     assert_eq!(l.stats().syn_cookies_accepted, 1);
 }
 
+/// Issue 10: a valid cookie ACK that meets a full accept queue was reset,
+/// so a client whose handshake had completed got ECONNRESET. Like Linux
+/// (`tcp_abort_on_overflow = 0`) it is dropped and counted; the client's
+/// retransmission opens the connection once the application accepted.
+#[test]
+fn a_cookie_ack_meeting_a_full_accept_queue_is_dropped_not_reset() {
+    let mut l = TcpLayer::new(cfg(), [1; 16]);
+    let lid = l.listen(US, 1).unwrap();
+    let mut iss = Vec::new();
+    for port in 1..=2u16 {
+        let mut h = hdr("S", PEER_ISS, 0);
+        h.src_port = port;
+        inject(&mut l, ms(0), h, b"");
+        iss.push(one(&mut l).h.seq);
+    }
+    assert_eq!(l.stats().syn_cookies_sent, 1);
+    // The half-open connection completes and fills the accept queue.
+    let mut h = hdr("A", PEER_ISS + 1, iss[0] + 1);
+    h.src_port = 1;
+    inject(&mut l, ms(1), h, b"");
+    assert_eq!(l.listeners(), vec![(lid, US, 0, 1)]);
+    // The cookie's ACK, with data, finds no room: dropped, no RST.
+    let mut h = hdr("PA", PEER_ISS + 1, iss[1] + 1);
+    h.src_port = 2;
+    inject(&mut l, ms(2), h, b"hi");
+    assert!(drain(&mut l).is_empty(), "no RST for a full accept queue");
+    assert_eq!(l.stats().listen_overflow, 1);
+    assert_eq!(l.stats().resets_sent, 0);
+    // The application accepts; the client's retransmission gets in.
+    l.accept(lid).unwrap();
+    inject(&mut l, ms(300), h, b"hi");
+    assert_eq!(l.stats().syn_cookies_accepted, 1);
+    let id = l.accept(lid).unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(l.recv(ms(300), id, &mut buf), Ok(2));
+}
+
 #[test]
 fn syn_cookies_are_not_accepted_when_none_were_sent() {
     let mut l = TcpLayer::new(cfg(), [1; 16]);
