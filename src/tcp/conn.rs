@@ -101,6 +101,8 @@ pub(crate) struct Conn {
     pub scheduled: Option<Instant>,
     /// An ACK must go out at the next dispatch.
     pub ack_now: bool,
+    /// An ACK is owed, at the dispatch that ends this batch of segments.
+    pub ack_pending: bool,
     /// In-order bytes received since we last sent an ACK.
     pub unacked_bytes: u32,
     /// Queued for dispatch at the end of the batch (`TcpLayer::flush`).
@@ -170,6 +172,7 @@ impl Conn {
             timers: Timers::default(),
             scheduled: None,
             ack_now: false,
+            ack_pending: false,
             unacked_bytes: 0,
             dispatch_pending: false,
             nodelay: false,

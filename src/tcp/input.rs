@@ -260,7 +260,11 @@ impl Conn {
                 self.fin_received = true;
                 cx.io.eof = true;
                 cx.io.wake_readers();
-                self.ack_now = true;
+                // Acknowledged at the end of this batch rather than on its
+                // own: an application that closes in the same wakeup (a
+                // server answering the client's close) sends its FIN with
+                // this ACK, one segment instead of two.
+                self.ack_pending = true;
                 if self.visible() {
                     cx.out.event(TcpEvent::PeerClosed(self.id));
                     cx.out.event(TcpEvent::Readable(self.id));

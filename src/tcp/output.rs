@@ -12,6 +12,9 @@ use super::stream::StreamState;
 impl Conn {
     /// Sends whatever the state, windows and timers allow right now.
     pub fn dispatch(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if std::mem::take(&mut self.ack_pending) {
+            self.ack_now = true;
+        }
         match self.state {
             State::Closed | State::Listen => return,
             State::SynSent | State::SynReceived => {
@@ -242,6 +245,7 @@ impl Conn {
 
     fn acked_now(&mut self) {
         self.ack_now = false;
+        self.ack_pending = false;
         self.unacked_bytes = 0;
         self.timers.delack = None;
     }
