@@ -2,7 +2,7 @@
 # tunstack demo: builds the stack, runs it on a TUN device in a private
 # network namespace, and talks to it from the kernel side with real clients.
 #
-#   sudo scripts/demo.sh
+#   scripts/demo.sh          (as root; or: sudo scripts/demo.sh)
 #
 # Everything happens inside a namespace `tunstack-demo-<pid>` that this script
 # creates and deletes: the kernel side of tun0 is 10.0.0.1/24, the stack is
@@ -10,13 +10,17 @@
 #
 # Leaves the capture in pcaps/demo.pcap. Exits non-zero if any step failed.
 #
-# Needs: root, cargo, ip (iproute2), ping (iputils-ping), python3, curl.
-# Optional: tshark (to print a summary of the capture).
+# Needs root and Rust (cargo is found under sudo too); installs what else it
+# uses when missing, on Debian/Ubuntu: iproute2, iputils-ping, python3,
+# curl, tshark (for a summary of the capture).
 
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+SCRIPT_NAME=demo
+# shellcheck source=scripts/common.sh
+source "$REPO/scripts/common.sh"
 
 STACK_ADDR=10.0.0.2
 HOST_CIDR=10.0.0.1/24
@@ -41,24 +45,10 @@ section() {
 if [[ $EUID -ne 0 ]]; then
     die "must run as root (it creates a network namespace and a TUN device): sudo $0"
 fi
-missing=()
-for tool in cargo ip ping python3 curl sha256sum; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-    echo "demo: missing tools: ${missing[*]}" >&2
-    for tool in "${missing[@]}"; do
-        case $tool in
-        cargo) echo "  cargo: install Rust from https://rustup.rs; under sudo, keep your PATH: sudo env \"PATH=\$PATH\" $0" >&2 ;;
-        ip) echo "  ip: apt-get install iproute2" >&2 ;;
-        ping) echo "  ping: apt-get install iputils-ping" >&2 ;;
-        python3) echo "  python3: apt-get install python3" >&2 ;;
-        curl) echo "  curl: apt-get install curl" >&2 ;;
-        sha256sum) echo "  sha256sum: apt-get install coreutils" >&2 ;;
-        esac
-    done
-    exit 1
-fi
+find_cargo || exit 1
+ensure_tools ip ping python3 curl sha256sum || die "cannot run without the tools above"
+# Optional: a summary of the capture.
+ensure_tools tshark || true
 [[ -e /dev/net/tun ]] || die "/dev/net/tun is missing: this kernel or container has no TUN support"
 HAVE_TSHARK=0
 command -v tshark >/dev/null 2>&1 && HAVE_TSHARK=1

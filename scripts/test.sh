@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs tunstack's tests: `cargo test --all-targets`.
 #
-#   sudo scripts/test.sh [extra cargo test arguments]
+#   scripts/test.sh [extra cargo test arguments]   (as root, or with sudo)
 #
 # The integration tests in tests/netns.rs run the stack on a TUN device in
 # private network namespaces they create and delete themselves, and talk to
@@ -10,50 +10,34 @@
 # turns a skip into a failure (CI sets it).
 #
 # As root on Debian/Ubuntu, installs the missing client tools first
-# (iputils-ping, tshark, python3, curl, nmap) with apt-get.
+# (iputils-ping, tshark, python3, curl, nmap) with apt-get, and finds cargo
+# even under sudo (whose secure_path hides ~/.cargo/bin).
+#
+# Runs `cargo test --all-targets` and then `cargo test --doc` (the examples
+# in the API documentation), and ends with the run's total.
 
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SCRIPT_NAME="test"
+# shellcheck source=scripts/common.sh
+source scripts/common.sh
 
-is_root() { [[ $EUID -eq 0 ]]; }
-
-# tool -> Debian package
-declare -A PACKAGE=([ping]=iputils-ping [tshark]=tshark [python3]=python3 [ip]=iproute2 [curl]=curl [nmap]=nmap)
-
+TOOLS=(ip ping python3 tshark curl nmap)
 missing_tools() {
     local tool
-    for tool in ip ping python3 tshark curl nmap; do
+    for tool in "${TOOLS[@]}"; do
         command -v "$tool" >/dev/null 2>&1 || echo "$tool"
     done
 }
 
+# Installs what is missing (as root with apt-get); what stays missing makes
+# the netns tests skip, or fail under TUNSTACK_REQUIRE_NETNS=1.
+ensure_tools "${TOOLS[@]}" ||
+    say "warning: the netns tests that need the missing tools will be skipped (or fail under TUNSTACK_REQUIRE_NETNS=1)"
 mapfile -t missing < <(missing_tools)
-if ((${#missing[@]})); then
-    packages=()
-    for tool in "${missing[@]}"; do packages+=("${PACKAGE[$tool]}"); done
-    if is_root && command -v apt-get >/dev/null 2>&1; then
-        echo "test.sh: installing ${packages[*]} (for: ${missing[*]})"
-        export DEBIAN_FRONTEND=noninteractive
-        # tshark's package otherwise asks whether non-root users may capture.
-        if command -v debconf-set-selections >/dev/null 2>&1; then
-            echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-        fi
-        if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${packages[@]}"; } </dev/null; then
-            echo "test.sh: warning: could not install ${packages[*]}; the tests that need them will be skipped (or fail under TUNSTACK_REQUIRE_NETNS=1)" >&2
-        fi
-        mapfile -t missing < <(missing_tools)
-    elif is_root; then
-        echo "test.sh: missing ${missing[*]} and no apt-get here; install: ${packages[*]}" >&2
-    else
-        echo "test.sh: missing ${missing[*]}; install them with: sudo apt-get install ${packages[*]}" >&2
-    fi
-fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "test.sh: cargo not found. Install Rust (https://rustup.rs); under sudo keep your PATH: sudo env \"PATH=\$PATH\" $0" >&2
-    exit 1
-fi
+find_cargo || exit 1
 
 # Say up front whether the netns tests will run (the tests decide for
 # themselves; this mirrors their checks).
@@ -88,6 +72,10 @@ cargo build --examples
 set +e
 cargo test --all-targets "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# Doctests: `--all-targets` skips them.
+cargo test --doc 2>&1 | tee -a "$log"
+doc_status=${PIPESTATUS[0]}
+((status != 0)) || status=$doc_status
 set -e
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
      END { printf "tunstack: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
