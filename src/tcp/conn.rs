@@ -1,6 +1,7 @@
 //! One connection's transmission control block and the calls the
 //! application makes on it. Segment arrival lives in `input.rs`, segment
-//! generation in `output.rs`, timers in `timers.rs`.
+//! generation in `output.rs`, what timers do in `timers.rs` (their deadlines
+//! in `deadlines.rs`).
 
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -12,12 +13,12 @@ use super::api::{ConnId, ConnInfo, ListenerId, TcpError, TcpEvent};
 use super::buffer::{BufferPool, RecvBuffer, SendBuffer};
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::congestion::NewReno;
+use super::deadlines::Timers;
 use super::outbox::Outbox;
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::state::State;
 use super::stream::{Stream, StreamState};
-use super::timers::Timers;
 
 /// What a connection needs from its surroundings while it runs: the
 /// configuration, the output queue, and its own shared stream state,

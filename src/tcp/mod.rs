@@ -16,7 +16,8 @@
 //! (NewReno), [`buffer`] (send ring, receive ring with reassembly), and,
 //! private, the per-connection state machine split into `conn` (TCB and
 //! application calls), `input` (segment arrival), `output` (segment
-//! generation) and `timers`, plus `listener` and `layer` (the table).
+//! generation) and `timers` (over the plain deadlines of `deadlines`),
+//! plus `listener` and `layer` (the table).
 //!
 //! Every state transition is logged at debug level as
 //! `{peer} -> {us} OLD -> NEW`, e.g. `10.0.0.1:40000 -> 10.0.0.2:7 SYN-RCVD -> ESTABLISHED`
@@ -28,6 +29,7 @@ mod config;
 pub mod congestion;
 mod conn;
 pub(crate) mod cookie;
+mod deadlines;
 mod input;
 pub mod isn;
 mod layer;

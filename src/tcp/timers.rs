@@ -1,54 +1,17 @@
-//! Per-connection timers as plain deadlines, and what happens when each
-//! fires: retransmission (RFC 6298 §5), persist (RFC 9293 §3.8.6.1),
-//! delayed ACK (§3.8.6.3), keepalive (§3.8.4), TIME-WAIT and FIN-WAIT-2.
+//! What happens when a connection's timer fires: retransmission (RFC 6298
+//! §5), persist (RFC 9293 §3.8.6.1), delayed ACK (§3.8.6.3), keepalive
+//! (§3.8.4), TIME-WAIT and FIN-WAIT-2. The deadlines themselves are plain
+//! data in `deadlines.rs`.
 
 use std::time::Duration;
 
 use crate::time::Instant;
 
 use super::api::TcpError;
+use super::config::TcpConfig;
 use super::conn::{Conn, Ctx};
+use super::deadlines::{due, Timers};
 use super::state::State;
-
-/// The deadlines of one connection; `None` means stopped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Timers {
-    /// Retransmission (also of SYN and SYN-ACK).
-    pub rtx: Option<Instant>,
-    /// Zero-window probe / sender SWS override.
-    pub persist: Option<Instant>,
-    /// Delayed ACK.
-    pub delack: Option<Instant>,
-    /// Next keepalive probe.
-    pub keepalive: Option<Instant>,
-    /// End of TIME-WAIT (2×MSL) or of an orphaned FIN-WAIT-2.
-    pub linger: Option<Instant>,
-}
-
-impl Timers {
-    /// Stops everything.
-    pub fn clear(&mut self) {
-        *self = Timers::default();
-    }
-
-    /// The earliest deadline.
-    pub fn next(&self) -> Option<Instant> {
-        [
-            self.rtx,
-            self.persist,
-            self.delack,
-            self.keepalive,
-            self.linger,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-}
-
-fn due(t: Option<Instant>, now: Instant) -> bool {
-    t.is_some_and(|t| t <= now)
-}
 
 impl Conn {
     /// Runs every timer that is due at `now`.
@@ -221,14 +184,14 @@ impl Conn {
     pub(crate) fn enter_time_wait(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         self.set_state(State::TimeWait, cx);
         let linger = cx.cfg.msl.saturating_mul(2);
-        self.timers = super::timers::Timers {
+        self.timers = Timers {
             linger: Some(now + linger),
             ..Default::default()
         };
     }
 
     /// Bounds the life of a FIN-WAIT-2 connection nobody will read from.
-    pub(crate) fn arm_fin_wait2(&mut self, now: Instant, cfg: &super::config::TcpConfig) {
+    pub(crate) fn arm_fin_wait2(&mut self, now: Instant, cfg: &TcpConfig) {
         if self.state == State::FinWait2 && self.rd_closed && self.timers.linger.is_none() {
             self.timers.linger = Some(now + cfg.fin_wait2_timeout);
         }
