@@ -52,11 +52,11 @@ pub enum Event {
 /// Packets waiting for the device. Their buffers come from (and return
 /// to) the TCP layer's pool, which TCP segments are built in.
 #[derive(Debug, Default)]
-struct Outbox {
+struct TxQueue {
     queue: VecDeque<PacketBuf>,
 }
 
-impl Outbox {
+impl TxQueue {
     /// Queues a copy of `packet` in a buffer from `tcp`'s pool.
     fn push(&mut self, tcp: &mut TcpLayer, packet: &[u8]) {
         let mut buf = tcp.take_buffer();
@@ -73,7 +73,7 @@ pub struct Interface {
     tcp: TcpLayer,
     icmp_limit: ip_icmp::RateLimiter,
     stats: Stats,
-    outbox: Outbox,
+    tx_queue: TxQueue,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
 }
@@ -115,7 +115,7 @@ impl Interface {
                 config.icmp_error_burst,
             ),
             stats: Stats::default(),
-            outbox: Outbox::default(),
+            tx_queue: TxQueue::default(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(2048),
         }
@@ -290,10 +290,10 @@ impl Interface {
     }
 
     fn transmit(&mut self, dst: Ipv4Addr, protocol: u8, payload: &[u8]) {
-        let (outbox, tcp) = (&mut self.outbox, &mut self.tcp);
+        let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
         self.ip
             .output(dst, protocol, payload, false, &mut self.stats, &mut |p| {
-                outbox.push(tcp, p)
+                tx_queue.push(tcp, p)
             });
     }
 
@@ -349,25 +349,25 @@ impl Interface {
     /// TCP segments get their IPv4 header written in front of them in
     /// place; only what must be fragmented is copied.
     pub fn pop_transmit(&mut self) -> Option<PacketBuf> {
-        if self.outbox.queue.is_empty() {
+        if self.tx_queue.queue.is_empty() {
             while let Some(mut seg) = self.tcp.pop_output() {
                 let stats = &mut self.stats;
                 if self
                     .ip
                     .output_in_place(seg.dst, PROTO_TCP, &mut seg.packet, stats)
                 {
-                    self.outbox.queue.push_back(seg.packet);
+                    self.tx_queue.queue.push_back(seg.packet);
                     continue;
                 }
-                let (outbox, tcp) = (&mut self.outbox, &mut self.tcp);
+                let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
                 self.ip
                     .output(seg.dst, PROTO_TCP, &seg.packet, true, stats, &mut |p| {
-                        outbox.push(tcp, p)
+                        tx_queue.push(tcp, p)
                     });
                 self.tcp.recycle(seg.packet);
             }
         }
-        self.outbox.queue.pop_front()
+        self.tx_queue.queue.pop_front()
     }
 
     /// Returns a transmitted packet's buffer for reuse.

@@ -125,7 +125,7 @@ enum Placement {
 
 /// An incomplete datagram.
 #[derive(Debug)]
-struct Datagram {
+struct Incomplete {
     /// Sorted by offset, never overlapping, never empty.
     segments: Vec<Segment>,
     /// Known once the last fragment (MF clear) has arrived.
@@ -135,7 +135,7 @@ struct Datagram {
     deadline: Instant,
 }
 
-impl Datagram {
+impl Incomplete {
     /// Decides where `[offset, end)` goes, or why it cannot be taken: it
     /// contradicts what is held, or needs more than `room` bytes.
     fn place(
@@ -208,7 +208,7 @@ impl Datagram {
 pub struct Reassembler {
     config: ReassemblyConfig,
     /// A `BTreeMap` so that iteration (expiry order) is deterministic.
-    datagrams: BTreeMap<FragKey, Datagram>,
+    datagrams: BTreeMap<FragKey, Incomplete>,
     /// Payload bytes held across all datagrams.
     bytes: usize,
     /// Incomplete datagrams evicted to make room, not yet taken by
@@ -271,7 +271,7 @@ impl Reassembler {
         // RFC 1122 §3.3.2: a fixed reassembly timeout, started by the first
         // fragment; not taken from the TTL, nor extended by later fragments.
         let deadline = now + self.config.timeout;
-        let datagram = self.datagrams.entry(key).or_insert_with(|| Datagram {
+        let datagram = self.datagrams.entry(key).or_insert_with(|| Incomplete {
             segments: Vec::new(),
             total_len: None,
             received: 0,
@@ -301,7 +301,7 @@ impl Reassembler {
         if datagram.total_len != Some(datagram.received) {
             return Ok(None);
         }
-        let payload = self.datagrams.remove(&key).map(Datagram::assemble);
+        let payload = self.datagrams.remove(&key).map(Incomplete::assemble);
         let payload = payload.unwrap_or_default();
         self.bytes -= payload.len();
         Ok(Some(Reassembled { key, payload }))

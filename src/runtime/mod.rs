@@ -52,7 +52,7 @@ const RX_BUFFER: usize = 65_536;
 const UDP_QUEUE_DATAGRAMS: usize = 4096;
 
 /// What a UDP socket's queue holds: datagrams, and errors that ICMP reported.
-pub(crate) enum QueuedDatagram {
+pub(crate) enum UdpDelivery {
     Datagram(SocketAddrV4, Vec<u8>),
     Error(io::ErrorKind),
 }
@@ -61,7 +61,7 @@ pub(crate) enum QueuedDatagram {
 pub(crate) struct UdpBinding {
     pub(crate) id: SocketId,
     pub(crate) local: SocketAddrV4,
-    pub(crate) rx: Receiver<QueuedDatagram>,
+    pub(crate) rx: Receiver<UdpDelivery>,
     pub(crate) queued: Arc<AtomicUsize>,
 }
 
@@ -425,7 +425,7 @@ impl Drop for Stack {
 
 /// Where the runtime delivers one UDP socket's datagrams.
 struct UdpSink {
-    tx: Sender<QueuedDatagram>,
+    tx: Sender<UdpDelivery>,
     queued: Arc<AtomicUsize>,
 }
 
@@ -601,7 +601,7 @@ impl Runtime {
                         continue;
                     }
                     sink.queued.fetch_add(cost, Ordering::AcqRel);
-                    match sink.tx.try_send(QueuedDatagram::Datagram(from, payload)) {
+                    match sink.tx.try_send(UdpDelivery::Datagram(from, payload)) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             sink.queued.fetch_sub(cost, Ordering::AcqRel);
@@ -614,7 +614,7 @@ impl Runtime {
                 }
                 Event::UdpError { socket, error } => {
                     if let Some(sink) = self.udp_sinks.get(&socket) {
-                        let _ = sink.tx.try_send(QueuedDatagram::Error(error));
+                        let _ = sink.tx.try_send(UdpDelivery::Error(error));
                     }
                 }
             }

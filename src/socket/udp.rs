@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::resolve_v4;
-use crate::runtime::{stack_gone, Command, QueuedDatagram, StackHandle, DATAGRAM_OVERHEAD};
+use crate::runtime::{stack_gone, Command, StackHandle, UdpDelivery, DATAGRAM_OVERHEAD};
 use crate::udp::{SocketId, UdpError};
 use crate::wire::udp::MAX_PAYLOAD;
 use crate::Stack;
@@ -24,7 +24,7 @@ pub struct UdpSocket {
     stack: StackHandle,
     id: SocketId,
     local: SocketAddrV4,
-    rx: Receiver<QueuedDatagram>,
+    rx: Receiver<UdpDelivery>,
     queued: Arc<AtomicUsize>,
     peer: Mutex<Option<SocketAddrV4>>,
     read_timeout: Mutex<Option<Duration>>,
@@ -131,9 +131,9 @@ impl UdpSocket {
             },
         };
         let (from, payload) = match queued {
-            QueuedDatagram::Datagram(from, payload) => (from, payload),
+            UdpDelivery::Datagram(from, payload) => (from, payload),
             // As on Linux, an ICMP error for a connected socket fails the next receive.
-            QueuedDatagram::Error(kind) => {
+            UdpDelivery::Error(kind) => {
                 return Err(io::Error::new(kind, "ICMP: destination unreachable"))
             }
         };
