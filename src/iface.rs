@@ -8,13 +8,17 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use log::{debug, trace};
 
 use crate::config::{random_seed, Config, Rng};
 use crate::ip::{icmp as ip_icmp, Datagram, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
-use crate::tcp::{TcpConfig, TcpEvent, TcpLayer};
+use crate::tcp::stream::Stream;
+use crate::tcp::{
+    ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpConfig, TcpError, TcpEvent, TcpLayer,
+};
 use crate::time::Instant;
 use crate::udp::{SocketId, UdpError, UdpTable};
 use crate::wire::packet::PacketBuf;
@@ -146,12 +150,6 @@ impl Interface {
         let mut s = self.stats.clone();
         s.tcp = self.tcp.stats();
         s
-    }
-
-    /// The TCP layer, for the socket layer's calls. Segments it queues are
-    /// sent by [`Interface::pop_transmit`].
-    pub fn tcp(&mut self) -> &mut TcpLayer {
-        &mut self.tcp
     }
 
     /// Handles one packet from the link.
@@ -418,6 +416,149 @@ impl Interface {
         self.transmit(*to.ip(), udp::PROTOCOL, &buf);
         self.scratch = buf;
         Ok(())
+    }
+
+    // ---- TCP: the socket layer's calls, passed to the TCP layer. Segments
+    // they queue are sent by `pop_transmit`; what they report arrives as
+    // `Event::Tcp`. ----
+
+    /// Opens a TCP listener on `local` (IP may be 0.0.0.0) with an accept
+    /// queue of `backlog` connections.
+    pub fn tcp_listen(
+        &mut self,
+        local: SocketAddrV4,
+        backlog: usize,
+    ) -> Result<ListenerId, TcpError> {
+        self.tcp.listen(local, backlog)
+    }
+
+    /// Closes a TCP listener; connections not yet accepted are reset.
+    pub fn tcp_close_listener(&mut self, listener: ListenerId) -> Result<(), TcpError> {
+        self.tcp.close_listener(listener)
+    }
+
+    /// Takes an established connection off a listener's accept queue.
+    pub fn tcp_accept(&mut self, listener: ListenerId) -> Result<ConnId, TcpError> {
+        self.tcp.accept(listener)
+    }
+
+    /// Starts an active open to `remote` from this interface's address and
+    /// an ephemeral port; returns the connection and its local address.
+    /// Completion is reported as [`TcpEvent::Connected`], or
+    /// [`TcpEvent::Closed`] with `ConnectionRefused` / `TimedOut`.
+    pub fn tcp_connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+    ) -> Result<(ConnId, SocketAddrV4), TcpError> {
+        // MUST-46 (RFC 9293 §3.9.1.1): an active OPEN to a broadcast
+        // address is an error, the subnet's directed broadcast included
+        // (the TCP layer knows only the limited broadcast).
+        if *remote.ip() == self.ip.broadcast() {
+            return Err(TcpError::InvalidInput);
+        }
+        let local = SocketAddrV4::new(self.ip.addr(), 0);
+        let id = self.tcp.connect(now, local, remote)?;
+        let local = self.tcp.info(id).map_or(local, |i| i.local);
+        Ok((id, local))
+    }
+
+    /// Queues data on a connection; returns how much fit (0 when the send
+    /// buffer is full: wait for [`TcpEvent::Writable`]).
+    pub fn tcp_send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
+        self.tcp.send(now, id, data)
+    }
+
+    /// Reads a connection's data; `Ok(0)` is end of stream,
+    /// `Err(WouldBlock)` means wait for [`TcpEvent::Readable`].
+    pub fn tcp_recv(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        buf: &mut [u8],
+    ) -> Result<usize, TcpError> {
+        self.tcp.recv(now, id, buf)
+    }
+
+    /// The application queued data in the connection's shared stream: send
+    /// what the windows allow.
+    pub fn tcp_push(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.tcp.push(now, id)
+    }
+
+    /// The application read from the connection's shared stream: announce
+    /// the larger window if it grew enough (RFC 9293 §3.8.6.2.2).
+    pub fn tcp_window_update(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.tcp.window_update(now, id)
+    }
+
+    /// Half-close: FIN after the queued data; reading continues.
+    pub fn tcp_shutdown_write(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.tcp.shutdown_write(now, id)
+    }
+
+    /// Releases a connection's handle: graceful close in the background
+    /// (RST instead if received data was left unread).
+    pub fn tcp_close(&mut self, now: Instant, id: ConnId) -> Result<(), TcpError> {
+        self.tcp.close(now, id)
+    }
+
+    /// Releases a connection's handle and resets the connection (RST).
+    pub fn tcp_abort(&mut self, id: ConnId) -> Result<(), TcpError> {
+        self.tcp.abort(id)
+    }
+
+    /// `TCP_NODELAY`: `true` turns Nagle's algorithm off.
+    pub fn tcp_set_nodelay(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        nodelay: bool,
+    ) -> Result<(), TcpError> {
+        self.tcp.set_nodelay(now, id, nodelay)
+    }
+
+    /// `SO_KEEPALIVE` with its parameters; `None` switches it off.
+    pub fn tcp_set_keepalive(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        keepalive: Option<KeepaliveConfig>,
+    ) -> Result<(), TcpError> {
+        self.tcp.set_keepalive(now, id, keepalive)
+    }
+
+    /// A snapshot of one connection.
+    pub fn tcp_info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.tcp.info(id)
+    }
+
+    /// Snapshots of every connection (TIME-WAIT and half-open ones
+    /// included), like `ss -tni`, sorted by id.
+    pub fn tcp_connections(&self) -> Vec<ConnInfo> {
+        self.tcp.connections()
+    }
+
+    /// Every listener with its address and queue lengths `(syn, accept)`.
+    pub fn tcp_listeners(&self) -> Vec<(ListenerId, SocketAddrV4, usize, usize)> {
+        self.tcp.listeners()
+    }
+
+    /// The buffers and flags a connection shares with its application
+    /// handle.
+    pub fn tcp_stream(&self, id: ConnId) -> Option<Arc<Stream>> {
+        self.tcp.stream(id)
+    }
+
+    /// Every connection's shared stream (to tell handles the stack stopped).
+    pub fn tcp_streams(&self) -> impl Iterator<Item = &Arc<Stream>> + '_ {
+        self.tcp.streams()
+    }
+
+    /// Checks the TCP layer's timer bookkeeping (for tests and the
+    /// simulation; O(connections)).
+    pub fn tcp_check_timers(&self) -> Result<(), String> {
+        self.tcp.check_timers()
     }
 }
 

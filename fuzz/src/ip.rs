@@ -157,8 +157,7 @@ impl IpHarness {
             .udp_connect(connected, SocketAddrV4::new(PEER, UDP_REMOTE_PORT))
             .expect("connect");
         let listener = iface
-            .tcp()
-            .listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, TCP_PORT), 4)
+            .tcp_listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, TCP_PORT), 4)
             .expect("listen");
         IpHarness {
             iface,
@@ -229,7 +228,7 @@ impl IpHarness {
                 }
                 Event::Tcp(TcpEvent::Acceptable(l)) => {
                     assert_eq!(l, self.listener);
-                    while let Ok(id) = self.iface.tcp().accept(l) {
+                    while let Ok(id) = self.iface.tcp_accept(l) {
                         self.conns.push(id);
                         self.read(id);
                     }
@@ -258,9 +257,9 @@ impl IpHarness {
         }
         let mut buf = [0u8; 2048];
         loop {
-            match self.iface.tcp().recv(self.now, id, &mut buf) {
+            match self.iface.tcp_recv(self.now, id, &mut buf) {
                 Ok(0) | Err(TcpError::ConnectionReset | TcpError::TimedOut) => {
-                    let _ = self.iface.tcp().close(self.now, id);
+                    let _ = self.iface.tcp_close(self.now, id);
                     self.conns.retain(|c| *c != id);
                     return;
                 }

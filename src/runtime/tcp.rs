@@ -82,7 +82,7 @@ impl TcpGlue {
 impl Runtime {
     /// Wakes every handle with "the stack is gone".
     pub(super) fn tcp_stopped(&mut self) {
-        for s in self.iface.tcp().streams() {
+        for s in self.iface.tcp_streams() {
             s.with(|st| {
                 st.gone = true;
                 st.wake_all();
@@ -102,7 +102,7 @@ impl Runtime {
                 backlog,
                 reply,
             } => {
-                let result = self.iface.tcp().listen(local, backlog).map(|id| {
+                let result = self.iface.tcp_listen(local, backlog).map(|id| {
                     let shared = Arc::new(ListenerShared::default());
                     self.tcp.listeners.insert(
                         id,
@@ -118,66 +118,58 @@ impl Runtime {
             Command::TcpAcceptMore { id } => self.tcp_accept(now, id),
             Command::TcpCloseListener { id } => {
                 if let Some(l) = self.tcp.listeners.remove(&id) {
-                    let _ = self.iface.tcp().close_listener(id);
+                    let _ = self.iface.tcp_close_listener(id);
                     // Connections taken from the core but never accepted
                     // are reset, as the kernel does on close(listener).
                     let pending: Vec<Accepted> = l.shared.lock().ready.drain(..).collect();
                     for a in pending {
-                        let _ = self.iface.tcp().abort(a.id);
+                        let _ = self.iface.tcp_abort(a.id);
                     }
                 }
             }
             Command::TcpConnect { remote, reply } => {
-                // MUST-46: the subnet's directed broadcast is a broadcast too.
-                if *remote.ip() == self.iface.broadcast() {
-                    reply.send(Err(TcpError::InvalidInput));
-                    return;
-                }
-                let local = SocketAddrV4::new(self.iface.addr(), 0);
-                let result = self.iface.tcp().connect(now, local, remote).and_then(|id| {
-                    let tcp = self.iface.tcp();
-                    let local = tcp.info(id).map(|i| i.local).unwrap_or(local);
-                    let stream = tcp.stream(id).ok_or(TcpError::NotConnected)?;
+                let result = self.iface.tcp_connect(now, remote).and_then(|(id, local)| {
+                    let stream = self.iface.tcp_stream(id).ok_or(TcpError::NotConnected)?;
                     Ok((id, local, stream))
                 });
                 if let (Ok((id, _, _)), Some(ka)) = (&result, self.tcp.keepalive_all) {
-                    let _ = self.iface.tcp().set_keepalive(now, *id, Some(ka));
+                    let _ = self.iface.tcp_set_keepalive(now, *id, Some(ka));
                 }
                 reply.send(result);
             }
             Command::TcpPush { id } => {
-                let _ = self.iface.tcp().push(now, id);
+                let _ = self.iface.tcp_push(now, id);
             }
             Command::TcpWindowUpdate { id } => {
-                let _ = self.iface.tcp().window_update(now, id);
+                let _ = self.iface.tcp_window_update(now, id);
             }
             Command::TcpShutdown { id } => {
-                let _ = self.iface.tcp().shutdown_write(now, id);
+                let _ = self.iface.tcp_shutdown_write(now, id);
             }
             Command::TcpClose { id } => {
                 // RFC 9293 §3.10.4 / RFC 2525 §2.17: closing with received
                 // data unread resets the connection (Linux); the core
                 // decides.
-                let _ = self.iface.tcp().close(now, id);
+                let _ = self.iface.tcp_close(now, id);
             }
             Command::TcpAbort { id } => {
-                let _ = self.iface.tcp().abort(id);
+                let _ = self.iface.tcp_abort(id);
             }
             Command::TcpSetNodelay { id, nodelay, reply } => {
-                reply.send(self.iface.tcp().set_nodelay(now, id, nodelay));
+                reply.send(self.iface.tcp_set_nodelay(now, id, nodelay));
             }
             Command::TcpSetKeepalive {
                 id,
                 keepalive,
                 reply,
             } => {
-                reply.send(self.iface.tcp().set_keepalive(now, id, keepalive));
+                reply.send(self.iface.tcp_set_keepalive(now, id, keepalive));
             }
             Command::TcpInfo { id, reply } => {
-                reply.send(self.iface.tcp().info(id));
+                reply.send(self.iface.tcp_info(id));
             }
             Command::TcpConnections { reply } => {
-                reply.send(self.iface.tcp().connections());
+                reply.send(self.iface.tcp_connections());
             }
             // Not TCP commands; the dispatcher handles them.
             Command::UdpBind { .. }
@@ -213,15 +205,16 @@ impl Runtime {
                     q.stalled = true;
                     break;
                 }
-                let tcp = self.iface.tcp();
-                let Ok(id) = tcp.accept(lid) else {
+                let Ok(id) = self.iface.tcp_accept(lid) else {
                     break;
                 };
-                let (Some(info), Some(stream)) = (tcp.info(id), tcp.stream(id)) else {
+                let (Some(info), Some(stream)) =
+                    (self.iface.tcp_info(id), self.iface.tcp_stream(id))
+                else {
                     continue;
                 };
                 if let Some(ka) = self.tcp.keepalive_all {
-                    let _ = tcp.set_keepalive(now, id, Some(ka));
+                    let _ = self.iface.tcp_set_keepalive(now, id, Some(ka));
                 }
                 q.ready.push_back(Accepted {
                     id,

@@ -61,8 +61,7 @@ impl Ip {
     fn new(config: Config) -> Ip {
         let mut iface = Interface::new(&config, 1500, 7);
         iface
-            .tcp()
-            .listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8)
+            .tcp_listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8)
             .unwrap();
         Ip {
             iface,
@@ -111,7 +110,7 @@ impl Ip {
             &[],
             seg!(ACK, seq = PEER_ISS + 1, ack = ack),
         );
-        let conns = self.iface.tcp().connections();
+        let conns = self.iface.tcp_connections();
         assert_eq!(conns[0].state, State::Established);
         while self.iface.pop_event().is_some() {}
         conns[0].id
@@ -169,7 +168,7 @@ fn must_57_segments_to_broadcast_or_multicast_are_discarded() {
         ip.tcp(PEER_IP, dst, &[], seg!(ACK, seq = 1, ack = 1));
     }
     assert!(ip.sent().is_empty());
-    assert!(ip.iface.tcp().connections().is_empty());
+    assert!(ip.iface.tcp_connections().is_empty());
     let stats = ip.iface.stats();
     assert_eq!(
         stats.dropped(DropReason::TcpRejected) + stats.dropped(DropReason::NotForUs),
@@ -192,7 +191,7 @@ fn must_63_syn_from_an_invalid_source_is_ignored() {
         ip.tcp(src, US_IP, &[], seg!(SYN, seq = 1, mss = 1460));
     }
     assert!(ip.sent().is_empty());
-    assert!(ip.iface.tcp().connections().is_empty());
+    assert!(ip.iface.tcp_connections().is_empty());
     assert_eq!(ip.iface.stats().dropped(DropReason::BadSourceAddress), 5);
 }
 
@@ -220,7 +219,7 @@ fn must_55_56_source_quench_and_soft_errors_do_not_abort() {
     }
     assert!(ip.sent().is_empty());
     assert_eq!(
-        ip.iface.tcp().info(id).map(|i| i.state),
+        ip.iface.tcp_info(id).map(|i| i.state),
         Some(State::Established)
     );
     assert!(std::iter::from_fn(|| ip.iface.pop_event()).next().is_none());

@@ -113,10 +113,11 @@ impl TunHost {
     }
 
     fn setup(&mut self, now: Instant, id: ConnId, nodelay: bool) -> Result<(), String> {
-        let tcp = self.iface.tcp();
-        tcp.set_keepalive(now, id, Some(self.keepalive))
+        self.iface
+            .tcp_set_keepalive(now, id, Some(self.keepalive))
             .map_err(|e| format!("set_keepalive: {e:?}"))?;
-        tcp.set_nodelay(now, id, nodelay)
+        self.iface
+            .tcp_set_nodelay(now, id, nodelay)
             .map_err(|e| format!("set_nodelay: {e:?}"))
     }
 }
@@ -132,13 +133,13 @@ fn io_error(e: TcpError) -> Io {
 impl Host for TunHost {
     fn listen(&mut self, port: u16, count: usize) {
         let local = SocketAddrV4::new(self.addr, port);
-        let id = self.iface.tcp().listen(local, count);
+        let id = self.iface.tcp_listen(local, count);
         self.listener = Some(id.unwrap_or_else(|e| panic!("listen on {local}: {e:?}")));
     }
 
     fn stop_listening(&mut self, _now: Instant) {
         if let Some(l) = self.listener.take() {
-            let _ = self.iface.tcp().close_listener(l);
+            let _ = self.iface.tcp_close_listener(l);
         }
     }
 
@@ -149,40 +150,32 @@ impl Host for TunHost {
         remote: SocketAddrV4,
         nodelay: bool,
     ) -> Result<(Handle, u16), String> {
-        let local = SocketAddrV4::new(self.addr, 0);
-        let id = self
+        let (id, local) = self
             .iface
-            .tcp()
-            .connect(now, local, remote)
+            .tcp_connect(now, remote)
             .map_err(|e| format!("connect: {e:?}"))?;
         self.setup(now, id, nodelay)?;
-        let port = self
-            .iface
-            .tcp()
-            .info(id)
-            .map(|i| i.local.port())
-            .ok_or("connect: no info for the new connection")?;
-        Ok((id.0, port))
+        Ok((id.0, local.port()))
     }
 
     fn accept(&mut self, now: Instant, nodelay: &dyn Fn(u16) -> bool) -> Option<(Handle, u16)> {
         let l = self.listener?;
-        let id = self.iface.tcp().accept(l).ok()?;
-        let port = self.iface.tcp().info(id).map_or(0, |i| i.remote.port());
+        let id = self.iface.tcp_accept(l).ok()?;
+        let port = self.iface.tcp_info(id).map_or(0, |i| i.remote.port());
         // A connection already reset in the queue cannot take options.
         let _ = self.setup(now, id, nodelay(port));
         Some((id.0, port))
     }
 
     fn send(&mut self, now: Instant, h: Handle, data: &[u8]) -> Io {
-        match self.iface.tcp().send(now, ConnId(h), data) {
+        match self.iface.tcp_send(now, ConnId(h), data) {
             Ok(n) => Io::Done(n),
             Err(e) => io_error(e),
         }
     }
 
     fn recv(&mut self, now: Instant, h: Handle, buf: &mut [u8]) -> Io {
-        match self.iface.tcp().recv(now, ConnId(h), buf) {
+        match self.iface.tcp_recv(now, ConnId(h), buf) {
             Ok(0) => Io::Eof,
             Ok(n) => Io::Done(n),
             Err(e) => io_error(e),
@@ -190,21 +183,21 @@ impl Host for TunHost {
     }
 
     fn shutdown(&mut self, now: Instant, h: Handle) -> Io {
-        match self.iface.tcp().shutdown_write(now, ConnId(h)) {
+        match self.iface.tcp_shutdown_write(now, ConnId(h)) {
             Ok(()) => Io::Done(0),
             Err(e) => io_error(e),
         }
     }
 
     fn close(&mut self, now: Instant, h: Handle) -> Io {
-        match self.iface.tcp().close(now, ConnId(h)) {
+        match self.iface.tcp_close(now, ConnId(h)) {
             Ok(()) => Io::Done(0),
             Err(e) => io_error(e),
         }
     }
 
     fn abort(&mut self, _now: Instant, h: Handle) {
-        let _ = self.iface.tcp().abort(ConnId(h));
+        let _ = self.iface.tcp_abort(ConnId(h));
     }
 
     fn deliver(&mut self, now: Instant, packet: &[u8]) {
@@ -242,8 +235,8 @@ impl Host for TunHost {
     }
 
     fn check_bounds(&mut self, max_conns: usize) -> Result<(), String> {
-        self.iface.tcp().check_timers()?;
-        let conns = self.iface.tcp().connections();
+        self.iface.tcp_check_timers()?;
+        let conns = self.iface.tcp_connections();
         if conns.len() > max_conns {
             return Err(format!(
                 "{} connections in the table, at most {max_conns} expected",
@@ -269,12 +262,12 @@ impl Host for TunHost {
     }
 
     fn is_quiet(&mut self) -> bool {
-        self.iface.tcp().connections().is_empty()
+        self.iface.tcp_connections().is_empty()
     }
 
     fn dump(&mut self) -> String {
         let mut s = String::new();
-        for c in self.iface.tcp().connections() {
+        for c in self.iface.tcp_connections() {
             s.push_str(&format!(
                 "    {} {} -> {} {}: sendq {} recvq {} snd_wnd {} rcv_wnd {} cwnd {} rto {:?} backoff {} rtx {}\n",
                 c.id,
@@ -291,7 +284,7 @@ impl Host for TunHost {
                 c.retransmits
             ));
         }
-        for (id, addr, syn, acc) in self.iface.tcp().listeners() {
+        for (id, addr, syn, acc) in self.iface.tcp_listeners() {
             s.push_str(&format!(
                 "    {id} {addr} LISTEN syn-queue {syn} accept-queue {acc}\n"
             ));
