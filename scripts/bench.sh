@@ -176,7 +176,9 @@ if [[ $NOFILE != unlimited ]] && ((HOLD_COUNT + 256 > NOFILE)); then
     HOLD_COUNT=$((NOFILE - 256))
 fi
 
-BIN_TUNSTACK="$REPO/target/release/tunstack"
+# TUNSTACK_BIN=PATH measures another tunstack binary (an older build, to
+# compare against); it must serve the same ports.
+BIN_TUNSTACK="${TUNSTACK_BIN:-$REPO/target/release/tunstack}"
 BIN_SMOLTCP="$REPO/target/release/examples/bench_smoltcp"
 BIN_KERNEL="$REPO/target/release/examples/bench_kernel_server"
 BIN_CLIENT="$REPO/target/release/examples/bench_client"
@@ -739,6 +741,7 @@ GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null | head -n 1) ]]; then
     GIT_REV="$GIT_REV (with uncommitted changes)"
 fi
+[[ -n ${TUNSTACK_BIN:-} ]] && GIT_REV="binary $TUNSTACK_BIN"
 TABLE=$(make_table)
 mapfile -t MISSING < <(missing_figures)
 

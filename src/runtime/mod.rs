@@ -1,12 +1,18 @@
 //! The runtime: the one thread that owns the stack.
 //!
 //! [`Stack::new`] starts a thread that owns the device, the protocol core
-//! ([`Interface`]) and every timer. Application handles (sockets) never touch
-//! protocol state: they send [`Command`]s over a crossbeam channel and fire
-//! the device's waker. Each wakeup the thread drains the commands, takes up
-//! to `rx_batch` packets from the device, fires due timers, hands events to
-//! the sockets' queues, writes every pending packet, and only then sleeps
-//! until the next deadline, a packet, or a command.
+//! ([`Interface`]), every timer, and the tasks spawned on it
+//! ([`Stack::spawn`]). Application handles never touch protocol state: a
+//! stream reads and writes its connection's shared buffers directly, and
+//! control calls (listen, connect, close, options) are commands sent over a
+//! channel. The runtime is woken only while it sleeps.
+//!
+//! Each turn of its loop: take every packet that is ready (up to
+//! `rx_batch`) into the core, fire due timers, run the tasks those woke,
+//! handle the commands (the tasks' included), dispatch each connection the
+//! batch touched once (one ACK per connection per batch), write every
+//! pending packet; then, after a short busy poll ([`Config::busy_poll`]),
+//! sleep until the next deadline, a packet, or a command.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! `TcpListener` and `TcpStream`, as with `std::net`.
 //!
-//! A stream reads and writes its connection's shared [`Stream`] directly:
+//! A stream reads and writes its connection's shared [`Stream`](crate::tcp::stream::Stream) directly:
 //! `write` copies into the very send buffer the TCP core sends from, `read`
 //! copies out of the receive buffer the core placed the data in, both in
 //! bulk under a short lock. A blocked call sleeps on the stream's wait
