@@ -13,8 +13,9 @@
 # (iputils-ping, tshark, python3, curl, nmap) with apt-get, and finds cargo
 # even under sudo (whose secure_path hides ~/.cargo/bin).
 #
-# Runs `cargo test --all-targets` and then `cargo test --doc` (the examples
-# in the API documentation), and ends with the run's total.
+# Runs `cargo test --all-targets --all-features` and then `cargo test --doc
+# --all-features` (the examples in the API documentation), and ends with
+# the run's total.
 
 set -euo pipefail
 
@@ -68,12 +69,12 @@ trap 'rm -f "$log"' EXIT
 # The netns tests run example programs (the tutorial's chat server) as real
 # processes; `cargo test --all-targets` builds examples only as test
 # harnesses, so build the runnable ones first.
-cargo build --examples
+cargo build --examples --all-features
 set +e
-cargo test --all-targets "$@" 2>&1 | tee "$log"
+cargo test --all-targets --all-features "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # Doctests: `--all-targets` skips them.
-cargo test --doc 2>&1 | tee -a "$log"
+cargo test --doc --all-features 2>&1 | tee -a "$log"
 doc_status=${PIPESTATUS[0]}
 ((status != 0)) || status=$doc_status
 set -e

@@ -43,5 +43,7 @@ pub mod wire;
 pub use config::Config;
 pub use runtime::{Stack, StackHandle};
 pub use socket::aio;
+#[cfg(feature = "tokio")]
+pub use socket::tokio;
 pub use socket::{TcpListener, TcpStream, UdpSocket};
 pub use stats::Stats;

@@ -9,6 +9,8 @@ use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 pub mod aio;
 pub(crate) mod handle;
 pub mod tcp;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod udp;
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
