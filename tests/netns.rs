@@ -13,6 +13,10 @@
 //! `TUNSTACK_REQUIRE_NETNS=1` (as in CI) turns the skip into a failure.
 //! `sudo scripts/test.sh` installs the tools and runs these tests.
 
+/// Programs on the tokio sockets (axum, a tokio echo server).
+#[cfg(feature = "tokio")]
+#[path = "netns/async_apps.rs"]
+mod async_apps;
 mod support;
 /// The TCP tests.
 #[path = "netns/tcp.rs"]

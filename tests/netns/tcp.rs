@@ -22,7 +22,7 @@ const TUTORIAL_TCP_CLIENT: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/tcp_client.py");
 
 /// Runs `tcp_tool.py ARGS...` inside the namespace.
-fn tcp_tool(net: &TestNet, args: &[&str], timeout: Duration) -> Output {
+pub(super) fn tcp_tool(net: &TestNet, args: &[&str], timeout: Duration) -> Output {
     let mut argv = vec!["python3", TCP_TOOL];
     argv.extend_from_slice(args);
     net.exec(&argv, timeout)
@@ -85,7 +85,7 @@ fn bytes_pattern(n: usize) -> Vec<u8> {
 }
 
 /// The SHA-256 of a file, by `sha256sum`.
-fn sha256_file(path: &Path) -> String {
+pub(super) fn sha256_file(path: &Path) -> String {
     let out = run_with_timeout(
         std::process::Command::new("sha256sum").arg(path),
         Duration::from_secs(30),
@@ -117,7 +117,7 @@ fn count_frames(pcap: &Path, filter: &str) -> usize {
 /// ones' complement and verify the same way (RFC 1624 §3; the stack accepts
 /// them), but tshark marks them bad. The stack's own segments get no such
 /// allowance.
-fn assert_clean_tcp_capture(pcap: &Path, min_tcp: usize) -> usize {
+pub(super) fn assert_clean_tcp_capture(pcap: &Path, min_tcp: usize) -> usize {
     /// Wireshark's PI_ERROR severity; PI_WARN (0x600000) and below are
     /// analysis notes such as retransmissions or zero windows.
     const EXPERT_ERROR: u64 = 0x0080_0000;
