@@ -32,6 +32,90 @@ pub(crate) struct Ctx<'a> {
 /// RFC 9293 §3.7.1, MUST-15: the send MSS when the peer sent no MSS option.
 pub(crate) const DEFAULT_MSS: u32 = 536;
 
+/// The send sequence space (RFC 9293 §3.3.1, Figure 3), what the peer
+/// told us about its receive side, and where our SYN and FIN stand.
+#[derive(Debug)]
+pub(crate) struct Snd {
+    /// ISS: our initial sequence number.
+    pub iss: SeqNum,
+    /// SND.UNA: the oldest unacknowledged sequence number.
+    pub una: SeqNum,
+    /// SND.NXT: the next sequence number to send.
+    pub nxt: SeqNum,
+    /// Highest sequence number sent; `nxt` is pulled back to `una` on a
+    /// retransmission timeout (go-back-N).
+    pub max: SeqNum,
+    /// SND.WND: the peer's window, scaled.
+    pub wnd: u32,
+    /// SND.WL1: segment sequence number of the last window update.
+    pub wl1: SeqNum,
+    /// SND.WL2: segment acknowledgment number of the last window update.
+    pub wl2: SeqNum,
+    /// The largest window the peer ever offered (RFC 9293 §3.8.6.2.1).
+    pub max_wnd: u32,
+    /// Snd.Wind.Shift (RFC 7323 §2.2): how far the peer's window fields
+    /// are shifted.
+    pub wscale: u8,
+    /// Eff.snd.MSS (RFC 9293 §3.7.1): the largest segment we send.
+    pub mss: u32,
+    /// The application shut down writing: a FIN follows the buffered data.
+    pub fin_queued: bool,
+    /// Our FIN has been acknowledged.
+    pub fin_acked: bool,
+    /// Our SYN has been acknowledged (a flag, not `una != iss`, which
+    /// wraps after 4 GiB).
+    pub syn_acked: bool,
+}
+
+/// The receive sequence space (RFC 9293 §3.3.1, Figure 4) and what we
+/// announced about it.
+#[derive(Debug)]
+pub(crate) struct Rcv {
+    /// IRS: the peer's initial sequence number.
+    pub irs: SeqNum,
+    /// RCV.NXT: the next sequence number expected.
+    pub nxt: SeqNum,
+    /// Rcv.Wind.Shift (RFC 7323 §2.2): how far our window fields are shifted.
+    pub wscale: u8,
+    /// Window scaling was negotiated (RFC 7323 §2.2): the peer's SYN
+    /// carried the option, so our SYN-ACK carries ours.
+    pub ws_ok: bool,
+    /// Right edge of the window last advertised (RCV.NXT + RCV.WND as sent).
+    pub adv: SeqNum,
+    /// Our MSS option (and the size of a "full-sized" incoming segment).
+    pub mss: u32,
+    /// The peer's FIN has arrived, in order.
+    pub fin_received: bool,
+}
+
+/// The acknowledgements we owe (RFC 9293 §3.8.6.3, RFC 5681 §4.2) and when
+/// they go out.
+#[derive(Debug, Default)]
+pub(crate) struct AckState {
+    /// An ACK must go out at the next dispatch.
+    pub now: bool,
+    /// An ACK is owed, at the dispatch that ends this batch of segments.
+    pub pending: bool,
+    /// In-order bytes received since we last sent an ACK.
+    pub unacked_bytes: u32,
+    /// Queued for dispatch at the end of the batch (`TcpLayer::flush`).
+    pub dispatch_pending: bool,
+}
+
+/// Where the application's handle on this connection stands.
+#[derive(Debug, Default)]
+pub(crate) struct Handle {
+    /// In its listener's accept queue.
+    pub in_accept_queue: bool,
+    /// The application closed or aborted its handle; the connection
+    /// finishes in the background and is then forgotten.
+    pub released: bool,
+    /// The application will read no more (it called `close`).
+    pub rd_closed: bool,
+    /// `send` found the buffer full: emit `Writable` when it drains.
+    pub write_blocked: bool,
+}
+
 /// A connection (everything but LISTEN, which is a [`super::listener::Listener`]).
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -42,49 +126,14 @@ pub(crate) struct Conn {
     /// The listener this passively opened connection belongs to, until the
     /// application accepts it.
     pub listener: Option<ListenerId>,
-    /// In its listener's accept queue.
-    pub in_accept_queue: bool,
-    /// The application closed or aborted its handle; the connection
-    /// finishes in the background and is then forgotten.
-    pub released: bool,
-    /// The application will read no more (it called `close`).
-    pub rd_closed: bool,
+    pub handle: Handle,
     /// Why the connection ended, once it has.
     pub error: Option<TcpError>,
 
-    // Send sequence space (RFC 9293 §3.3.1).
-    pub iss: SeqNum,
-    pub snd_una: SeqNum,
-    pub snd_nxt: SeqNum,
-    /// Highest sequence number sent; `snd_nxt` is pulled back to `snd_una`
-    /// on a retransmission timeout (go-back-N).
-    pub snd_max: SeqNum,
-    pub snd_wnd: u32,
-    pub snd_wl1: SeqNum,
-    pub snd_wl2: SeqNum,
-    pub max_snd_wnd: u32,
-    pub snd_wscale: u8,
-    /// Window scaling was negotiated (RFC 7323 §2.2).
-    pub ws_ok: bool,
-    pub snd_mss: u32,
+    pub snd: Snd,
+    pub rcv: Rcv,
     /// The buffers and flags shared with the application handle.
     pub io: Arc<Stream>,
-    /// The application shut down writing: a FIN follows the buffered data.
-    pub fin_queued: bool,
-    pub fin_acked: bool,
-    /// Our SYN has been acknowledged (a flag, not `snd_una != iss`, which
-    /// wraps after 4 GiB).
-    pub syn_acked: bool,
-
-    // Receive sequence space.
-    pub irs: SeqNum,
-    pub rcv_nxt: SeqNum,
-    pub rcv_wscale: u8,
-    /// Right edge of the window last advertised.
-    pub rcv_adv: SeqNum,
-    pub fin_received: bool,
-    /// Our MSS option (and the size of a "full-sized" incoming segment).
-    pub rcv_mss: u32,
 
     pub rtt: RttEstimator,
     pub cc: NewReno,
@@ -100,26 +149,19 @@ pub(crate) struct Conn {
     /// This connection's key in the layer's timer set (its earliest
     /// deadline when it was last filed).
     pub scheduled: Option<Instant>,
-    /// An ACK must go out at the next dispatch.
-    pub ack_now: bool,
-    /// An ACK is owed, at the dispatch that ends this batch of segments.
-    pub ack_pending: bool,
-    /// In-order bytes received since we last sent an ACK.
-    pub unacked_bytes: u32,
-    /// Queued for dispatch at the end of the batch (`TcpLayer::flush`).
-    pub dispatch_pending: bool,
+    pub ack: AckState,
+    /// `TCP_NODELAY`: Nagle's algorithm is off.
     pub nodelay: bool,
+    /// `SO_KEEPALIVE` (RFC 9293 §3.8.4), off unless asked for (MUST-24).
     pub keepalive: Option<KeepaliveConfig>,
     pub keepalive_probes: u32,
     pub persist_backoff: u32,
-    /// `send` found the buffer full: emit `Writable` when it drains.
-    pub write_blocked: bool,
     /// When the peer was last heard from (any segment in a synchronized state).
     pub last_heard: Option<Instant>,
 }
 
 impl Conn {
-    /// A connection about to send or answer a SYN.
+    /// A connection in `state` about to send or answer a SYN from `iss`.
     pub fn new(
         id: ConnId,
         local: SocketAddrV4,
@@ -129,41 +171,42 @@ impl Conn {
         cfg: &TcpConfig,
         pool: &Arc<BufferPool>,
     ) -> Conn {
-        let rcv_mss = u32::from(cfg.mss());
         Conn {
             id,
             local,
             remote,
             state,
             listener: None,
-            in_accept_queue: false,
-            released: false,
-            rd_closed: false,
+            handle: Handle::default(),
             error: None,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            snd_max: iss,
-            snd_wnd: 0,
-            snd_wl1: SeqNum(0),
-            snd_wl2: iss,
-            max_snd_wnd: 0,
-            snd_wscale: 0,
-            ws_ok: false,
-            snd_mss: DEFAULT_MSS,
+            snd: Snd {
+                iss,
+                una: iss,
+                nxt: iss,
+                max: iss,
+                wnd: 0,
+                wl1: SeqNum(0),
+                wl2: iss,
+                max_wnd: 0,
+                wscale: 0,
+                mss: DEFAULT_MSS,
+                fin_queued: false,
+                fin_acked: false,
+                syn_acked: false,
+            },
+            rcv: Rcv {
+                irs: SeqNum(0),
+                nxt: SeqNum(0),
+                wscale: 0,
+                ws_ok: false,
+                adv: SeqNum(0),
+                mss: u32::from(cfg.mss()),
+                fin_received: false,
+            },
             io: Arc::new(Stream::new(
                 SendBuffer::with_pool(cfg.send_buffer, Some(pool.clone())),
                 RecvBuffer::with_pool(cfg.recv_buffer, Some(pool.clone())),
             )),
-            fin_queued: false,
-            fin_acked: false,
-            syn_acked: false,
-            irs: SeqNum(0),
-            rcv_nxt: SeqNum(0),
-            rcv_wscale: 0,
-            rcv_adv: SeqNum(0),
-            fin_received: false,
-            rcv_mss,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             cc: NewReno::new(DEFAULT_MSS),
             rtt_probe: None,
@@ -172,15 +215,11 @@ impl Conn {
             total_retransmits: 0,
             timers: Timers::default(),
             scheduled: None,
-            ack_now: false,
-            ack_pending: false,
-            unacked_bytes: 0,
-            dispatch_pending: false,
+            ack: AckState::default(),
             nodelay: false,
             keepalive: None,
             keepalive_probes: 0,
             persist_backoff: 0,
-            write_blocked: false,
             last_heard: None,
         }
     }
@@ -260,7 +299,7 @@ impl Conn {
     /// 9293 §3.10.4 closing with unread data).
     pub fn reset(&mut self, err: Option<TcpError>, cx: &mut Ctx<'_>) {
         if self.state.is_synchronized() || self.state == State::SynReceived {
-            self.send_rst(self.snd_nxt.max(self.snd_max), cx);
+            self.send_rst(self.snd.nxt.max(self.snd.max), cx);
         }
         self.terminate(err, cx);
     }
@@ -268,22 +307,22 @@ impl Conn {
     /// Events about this connection reach the application only once it has
     /// the handle.
     pub fn visible(&self) -> bool {
-        !self.released && self.listener.is_none()
+        !self.handle.released && self.listener.is_none()
     }
 
     /// Sequence number of the first byte in the send buffer.
     pub fn data_base(&self) -> SeqNum {
-        if self.syn_acked {
-            self.snd_una
+        if self.snd.syn_acked {
+            self.snd.una
         } else {
-            self.iss + 1
+            self.snd.iss + 1
         }
     }
 
     /// Sequence number our FIN occupies, once queued (after the
     /// `send_len` bytes in the send buffer).
     pub fn fin_seq(&self, send_len: usize) -> Option<SeqNum> {
-        if !self.fin_queued || self.fin_acked {
+        if !self.snd.fin_queued || self.snd.fin_acked {
             return None;
         }
         Some(self.data_base() + send_len as u32)
@@ -291,27 +330,27 @@ impl Conn {
 
     /// Bytes sent and not yet acknowledged (including SYN/FIN).
     pub fn flight(&self) -> u32 {
-        self.snd_nxt - self.snd_una
+        self.snd.nxt - self.snd.una
     }
 
     /// Applies the MSS and window scale options of the peer's SYN.
     pub fn apply_syn_options(&mut self, mss: Option<u16>, wscale: Option<u8>, cfg: &TcpConfig) {
         // MUST-15: 536 when no MSS option; never more than our own MTU allows.
         let peer = mss.map_or(DEFAULT_MSS, u32::from).max(64);
-        self.snd_mss = peer.min(u32::from(cfg.mss()));
-        self.rcv_mss = self.rcv_mss.min(peer.max(DEFAULT_MSS));
-        self.cc.set_mss(self.snd_mss);
+        self.snd.mss = peer.min(u32::from(cfg.mss()));
+        self.rcv.mss = self.rcv.mss.min(peer.max(DEFAULT_MSS));
+        self.cc.set_mss(self.snd.mss);
         // RFC 7323 §2.2: scaling only if both sides sent the option.
         match (cfg.window_scaling, wscale) {
             (true, Some(s)) => {
-                self.ws_ok = true;
-                self.snd_wscale = s.min(14); // RFC 7323 §2.3: cap at 14
-                self.rcv_wscale = cfg.window_shift();
+                self.rcv.ws_ok = true;
+                self.snd.wscale = s.min(14); // RFC 7323 §2.3: cap at 14
+                self.rcv.wscale = cfg.window_shift();
             }
             _ => {
-                self.ws_ok = false;
-                self.snd_wscale = 0;
-                self.rcv_wscale = 0;
+                self.rcv.ws_ok = false;
+                self.snd.wscale = 0;
+                self.rcv.wscale = 0;
             }
         }
     }
@@ -321,26 +360,26 @@ impl Conn {
     /// it can move by min(RCV.BUFF/2, MSS); it never moves left (RFC 9293
     /// §3.8.6.2.2: "shrinking the window" is strongly discouraged).
     pub fn window_to_advertise(&mut self, syn: bool, io: &mut StreamState) -> u16 {
-        let shift = if syn { 0 } else { self.rcv_wscale };
+        let shift = if syn { 0 } else { self.rcv.wscale };
         let free = io.recv.window() as u32;
-        let mut right = self.rcv_nxt + free;
+        let mut right = self.rcv.nxt + free;
         let threshold = self.window_update_threshold(io);
-        if self.rcv_adv > self.rcv_nxt && right > self.rcv_adv && right - self.rcv_adv < threshold {
-            right = self.rcv_adv;
+        if self.rcv.adv > self.rcv.nxt && right > self.rcv.adv && right - self.rcv.adv < threshold {
+            right = self.rcv.adv;
         }
-        if right < self.rcv_adv {
-            right = self.rcv_adv;
+        if right < self.rcv.adv {
+            right = self.rcv.adv;
         }
-        let wnd = right.max(self.rcv_nxt) - self.rcv_nxt;
+        let wnd = right.max(self.rcv.nxt) - self.rcv.nxt;
         let field = (wnd >> shift).min(u32::from(u16::MAX));
-        let adv = self.rcv_nxt + (field << shift);
-        if adv > self.rcv_adv || self.rcv_adv < self.rcv_nxt {
-            self.rcv_adv = adv;
+        let adv = self.rcv.nxt + (field << shift);
+        if adv > self.rcv.adv || self.rcv.adv < self.rcv.nxt {
+            self.rcv.adv = adv;
         }
         // Ask the application to poke us when its reads open the window by
         // the threshold (RFC 9293 §3.8.6.2.2), unless our ordinary ACKs
         // for arriving data will carry the update anyway.
-        let advertised = (self.rcv_adv - self.rcv_nxt) as usize;
+        let advertised = (self.rcv.adv - self.rcv.nxt) as usize;
         let mark = advertised + threshold as usize;
         io.window_update_at =
             (mark <= io.recv.capacity() && self.state.can_receive()).then_some(mark);
@@ -350,7 +389,7 @@ impl Conn {
     /// How much the right window edge must be able to move before we
     /// announce it: min(RCV.BUFF/2, MSS) (RFC 9293 §3.8.6.2.2).
     fn window_update_threshold(&self, io: &StreamState) -> u32 {
-        (io.recv.capacity() as u32 / 2).min(self.rcv_mss)
+        (io.recv.capacity() as u32 / 2).min(self.rcv.mss)
     }
 
     /// The window we could advertise now, ignoring SWS avoidance.
@@ -368,7 +407,7 @@ impl Conn {
                 _ => TcpError::BrokenPipe,
             });
         }
-        if self.fin_queued || !self.state.can_send() {
+        if self.snd.fin_queued || !self.state.can_send() {
             return Err(match self.state {
                 State::Closed => TcpError::NotConnected,
                 _ => TcpError::BrokenPipe,
@@ -376,7 +415,7 @@ impl Conn {
         }
         let n = cx.io.send.push(data);
         if n < data.len() {
-            self.write_blocked = true;
+            self.handle.write_blocked = true;
         }
         if n > 0 {
             self.dispatch(now, cx);
@@ -391,14 +430,14 @@ impl Conn {
         buf: &mut [u8],
         cx: &mut Ctx<'_>,
     ) -> Result<usize, TcpError> {
-        if self.rd_closed {
+        if self.handle.rd_closed {
             return Err(TcpError::NotConnected);
         }
         if cx.io.recv.ready() == 0 {
             if let Some(e) = self.error {
                 return Err(e);
             }
-            if self.fin_received || self.state == State::Closed {
+            if self.rcv.fin_received || self.state == State::Closed {
                 return Ok(0);
             }
             return Err(TcpError::WouldBlock);
@@ -412,9 +451,9 @@ impl Conn {
     /// has grown by min(RCV.BUFF/2, MSS) (RFC 9293 §3.8.6.2.2).
     pub fn window_update(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let threshold = self.window_update_threshold(cx.io);
-        let right = self.rcv_nxt + self.rcv_wnd(cx.io);
-        if self.state.can_receive() && right > self.rcv_adv && right - self.rcv_adv >= threshold {
-            self.ack_now = true;
+        let right = self.rcv.nxt + self.rcv_wnd(cx.io);
+        if self.state.can_receive() && right > self.rcv.adv && right - self.rcv.adv >= threshold {
+            self.ack.now = true;
             self.dispatch(now, cx);
         }
     }
@@ -426,18 +465,18 @@ impl Conn {
             State::Closed => return Err(self.error.unwrap_or(TcpError::NotConnected)),
             State::SynSent => {
                 // Nothing sent yet: RFC 9293 §3.10.4 allows queueing.
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 cx.io.send_closed = true;
                 return Ok(());
             }
             // SYN-RCVD: the FIN goes out once ESTABLISHED (RFC 9293 §3.10.4).
-            State::SynReceived => self.fin_queued = true,
+            State::SynReceived => self.snd.fin_queued = true,
             State::Established => {
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 self.set_state(State::FinWait1, cx);
             }
             State::CloseWait => {
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 self.set_state(State::LastAck, cx);
             }
             // Already closing: "error: connection closing" — harmless.
@@ -452,8 +491,8 @@ impl Conn {
     /// background, or RST if it left data unread (RFC 9293 §3.10.4 /
     /// RFC 2525 §2.17, as Linux).
     pub fn close(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        self.rd_closed = true;
-        self.released = true;
+        self.handle.rd_closed = true;
+        self.handle.released = true;
         if cx.io.recv.ready() > 0 && self.state != State::Closed {
             log::debug!(
                 "{} -> {} closed with unread data: RST",
@@ -477,8 +516,8 @@ impl Conn {
 
     /// Aborts with RST (RFC 9293 §3.10.5 ABORT).
     pub fn abort(&mut self, cx: &mut Ctx<'_>) {
-        self.rd_closed = true;
-        self.released = true;
+        self.handle.rd_closed = true;
+        self.handle.released = true;
         self.reset(None, cx);
     }
 
@@ -510,10 +549,10 @@ impl Conn {
             srtt: self.rtt.srtt(),
             rttvar: self.rtt.rttvar(),
             rto: self.rtt.rto(),
-            mss: self.snd_mss,
+            mss: self.snd.mss,
             cwnd: self.cc.cwnd(),
             ssthresh: self.cc.ssthresh(),
-            snd_wnd: self.snd_wnd,
+            snd_wnd: self.snd.wnd,
             rcv_wnd: self.rcv_wnd(&io),
             retransmits: self.total_retransmits,
             backoff: self.retries,

@@ -24,7 +24,7 @@ impl Conn {
             }
             _ => {
                 self.on_segment_synchronized(now, seg, cx);
-                if self.ack_now || self.state == State::Closed {
+                if self.ack.now || self.state == State::Closed {
                     // Out of order, unacceptable, FIN, challenge: answer
                     // this segment on its own (RFC 5681 §4.2: one
                     // duplicate ACK per out-of-order segment).
@@ -44,7 +44,7 @@ impl Conn {
         let h = &seg.header;
         let ack = SeqNum(h.ack);
         // First, check the ACK bit: it must acknowledge our SYN.
-        if h.flags.ack && (ack <= self.iss || ack > self.snd_max) {
+        if h.flags.ack && (ack <= self.snd.iss || ack > self.snd.max) {
             if !h.flags.rst {
                 cx.out.reset_for(self.local, self.remote, seg); // <SEQ=SEG.ACK><CTL=RST>
             }
@@ -61,19 +61,19 @@ impl Conn {
         if !h.flags.syn {
             return;
         }
-        self.irs = SeqNum(h.seq);
-        self.rcv_nxt = self.irs + 1;
-        self.rcv_adv = self.rcv_nxt;
+        self.rcv.irs = SeqNum(h.seq);
+        self.rcv.nxt = self.rcv.irs + 1;
+        self.rcv.adv = self.rcv.nxt;
         self.apply_syn_options(h.options.mss, h.options.window_scale, cx.cfg);
         // RFC 7323 §2.2: the window of a SYN is never scaled.
-        self.snd_wnd = u32::from(h.window);
-        self.max_snd_wnd = self.snd_wnd;
-        self.snd_wl1 = self.irs;
+        self.snd.wnd = u32::from(h.window);
+        self.snd.max_wnd = self.snd.wnd;
+        self.snd.wl1 = self.rcv.irs;
         if h.flags.ack {
-            self.snd_wl2 = ack;
+            self.snd.wl2 = ack;
             self.on_syn_acked(now, ack);
-            self.ack_now = true;
-            let next = if self.fin_queued {
+            self.ack.now = true;
+            let next = if self.snd.fin_queued {
                 State::FinWait1
             } else {
                 State::Established
@@ -82,17 +82,17 @@ impl Conn {
             self.set_state(next, cx);
         } else {
             // Simultaneous open (RFC 9293 Figure 8): answer with SYN-ACK.
-            self.snd_wl2 = self.iss;
+            self.snd.wl2 = self.snd.iss;
             self.set_state(State::SynReceived, cx);
-            self.snd_nxt = self.iss;
+            self.snd.nxt = self.snd.iss;
         }
     }
 
     /// Our SYN was acknowledged by `ack`.
     fn on_syn_acked(&mut self, now: Instant, ack: SeqNum) {
-        self.syn_acked = true;
-        self.snd_una = ack;
-        self.snd_nxt = self.snd_nxt.max(ack);
+        self.snd.syn_acked = true;
+        self.snd.una = ack;
+        self.snd.nxt = self.snd.nxt.max(ack);
         if let Some((end, sent)) = self.rtt_probe {
             if ack >= end {
                 self.rtt.sample(now - sent);
@@ -107,18 +107,18 @@ impl Conn {
     /// we would accept now.
     fn acceptable(&self, seq: SeqNum, seg_len: u32, io: &StreamState) -> bool {
         let wnd = self.rcv_wnd(io);
-        let end_of_window = self.rcv_nxt + wnd;
+        let end_of_window = self.rcv.nxt + wnd;
         match (seg_len, wnd) {
-            (0, 0) => seq == self.rcv_nxt,
+            (0, 0) => seq == self.rcv.nxt,
             // A zero-length segment exactly at the right edge is accepted too,
             // as Linux does (`tcp_sequence`): a peer that filled our window
             // sends its pure ACKs with SEQ = RCV.NXT + RCV.WND, and dropping
             // them would discard the ACKs we depend on.
-            (0, _) => seq.in_range(self.rcv_nxt, end_of_window) || seq == end_of_window,
+            (0, _) => seq.in_range(self.rcv.nxt, end_of_window) || seq == end_of_window,
             (_, 0) => false,
             (_, _) => {
-                seq.in_range(self.rcv_nxt, end_of_window)
-                    || (seq + (seg_len - 1)).in_range(self.rcv_nxt, end_of_window)
+                seq.in_range(self.rcv.nxt, end_of_window)
+                    || (seq + (seg_len - 1)).in_range(self.rcv.nxt, end_of_window)
             }
         }
     }
@@ -142,27 +142,27 @@ impl Conn {
             && h.flags.fin
             && !h.flags.rst
             && !h.flags.syn
-            && seq + seg_len == self.rcv_nxt
+            && seq + seg_len == self.rcv.nxt
         {
-            self.ack_now = true;
+            self.ack.now = true;
             self.timers.linger = Some(now + cx.cfg.msl.saturating_mul(2));
             return;
         }
-        if self.state == State::SynReceived && h.flags.syn && !h.flags.rst && seq == self.irs {
+        if self.state == State::SynReceived && h.flags.syn && !h.flags.rst && seq == self.rcv.irs {
             if !h.flags.ack {
                 // The peer retransmitted its SYN: so do we our SYN-ACK.
-                self.snd_nxt = self.iss;
+                self.snd.nxt = self.snd.iss;
                 return;
             }
             // Simultaneous open: the peer's SYN-ACK acknowledges our SYN.
-            if ack > self.snd_una && ack <= self.snd_max {
-                self.snd_wnd = u32::from(h.window);
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seq;
-                self.snd_wl2 = ack;
+            if ack > self.snd.una && ack <= self.snd.max {
+                self.snd.wnd = u32::from(h.window);
+                self.snd.max_wnd = self.snd.max_wnd.max(self.snd.wnd);
+                self.snd.wl1 = seq;
+                self.snd.wl2 = ack;
                 self.on_syn_acked(now, ack);
                 self.establish(cx);
-                self.ack_now = true;
+                self.ack.now = true;
             }
             return;
         }
@@ -175,7 +175,7 @@ impl Conn {
                 // when our window is zero (RFC 9293 §3.10.7.4), or a peer
                 // sending while we are full could never get its ACKs in.
                 let zero_window_ack = self.rcv_wnd(cx.io) == 0
-                    && seq == self.rcv_nxt
+                    && seq == self.rcv.nxt
                     && h.flags.ack
                     && !h.flags.syn
                     && self.state != State::SynReceived;
@@ -183,7 +183,7 @@ impl Conn {
                 {
                     return;
                 }
-                self.ack_now = true;
+                self.ack.now = true;
             }
             return;
         }
@@ -191,7 +191,7 @@ impl Conn {
         // Second: RST, RFC 5961 §3.2. Exact match resets; anything else in
         // the window draws a challenge ACK.
         if h.flags.rst {
-            if seq != self.rcv_nxt {
+            if seq != self.rcv.nxt {
                 self.challenge_ack(now, cx);
                 return;
             }
@@ -226,12 +226,12 @@ impl Conn {
             return;
         }
         if self.state == State::SynReceived {
-            if ack > self.snd_una && ack <= self.snd_max {
+            if ack > self.snd.una && ack <= self.snd.max {
                 // RFC 7323 §2.2: windows after the SYNs are scaled.
-                self.snd_wnd = u32::from(h.window) << self.snd_wscale;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seq;
-                self.snd_wl2 = ack;
+                self.snd.wnd = u32::from(h.window) << self.snd.wscale;
+                self.snd.max_wnd = self.snd.max_wnd.max(self.snd.wnd);
+                self.snd.wl1 = seq;
+                self.snd.wl2 = ack;
                 self.on_syn_acked(now, ack);
                 self.establish(cx);
             } else {
@@ -245,7 +245,7 @@ impl Conn {
 
         // Seventh: segment text.
         if !seg.payload.is_empty() && self.state.can_receive() {
-            if self.rd_closed {
+            if self.handle.rd_closed {
                 // Nobody will read this: reset, as Linux does (RFC 2525 §2.17).
                 self.reset(None, cx);
                 return;
@@ -255,16 +255,16 @@ impl Conn {
 
         // Eighth: FIN, only once everything before it has arrived.
         if h.flags.fin && self.state.can_receive() {
-            if seq + seg.payload.len() as u32 == self.rcv_nxt {
-                self.rcv_nxt += 1;
-                self.fin_received = true;
+            if seq + seg.payload.len() as u32 == self.rcv.nxt {
+                self.rcv.nxt += 1;
+                self.rcv.fin_received = true;
                 cx.io.eof = true;
                 cx.io.wake_readers();
                 // Acknowledged at the end of this batch rather than on its
                 // own: an application that closes in the same wakeup (a
                 // server answering the client's close) sends its FIN with
                 // this ACK, one segment instead of two.
-                self.ack_pending = true;
+                self.ack.pending = true;
                 if self.visible() {
                     cx.out.event(TcpEvent::PeerClosed(self.id));
                     cx.out.event(TcpEvent::Readable(self.id));
@@ -276,7 +276,7 @@ impl Conn {
                     _ => {}
                 }
             } else {
-                self.ack_now = true; // out-of-order FIN: ask for the gap
+                self.ack.now = true; // out-of-order FIN: ask for the gap
             }
         }
     }
@@ -285,7 +285,7 @@ impl Conn {
     /// application already closed, RFC 9293 §3.10.4).
     fn establish(&mut self, cx: &mut Ctx<'_>) {
         self.set_state(State::Established, cx);
-        if self.fin_queued {
+        if self.snd.fin_queued {
             self.set_state(State::FinWait1, cx);
         }
     }
@@ -300,33 +300,33 @@ impl Conn {
             return true;
         }
         // Acknowledges something not yet sent: ACK and drop.
-        if ack > self.snd_max {
-            self.ack_now = true;
+        if ack > self.snd.max {
+            self.ack.now = true;
             return false;
         }
         // RFC 5961 §5.2: too old to be believable: challenge ACK and drop.
-        if ack < self.snd_una - self.max_snd_wnd.max(1) {
+        if ack < self.snd.una - self.snd.max_wnd.max(1) {
             self.challenge_ack(now, cx);
             return false;
         }
-        let wnd = u32::from(h.window) << self.snd_wscale;
-        if ack > self.snd_una {
+        let wnd = u32::from(h.window) << self.snd.wscale;
+        if ack > self.snd.una {
             self.new_ack(now, ack, cx);
-        } else if ack == self.snd_una
+        } else if ack == self.snd.una
             && seg.payload.is_empty()
             && !h.flags.fin
-            && wnd == self.snd_wnd
+            && wnd == self.snd.wnd
             && self.flight() > 0
         {
             // RFC 5681 §2 duplicate ACK.
             self.dup_acks += 1;
             if self.dup_acks == 3 {
-                if self.cc.on_triple_dup_ack(self.flight(), self.snd_max) {
+                if self.cc.on_triple_dup_ack(self.flight(), self.snd.max) {
                     log::trace!(
                         "{} -> {} fast retransmit at {}",
                         self.remote,
                         self.local,
-                        self.snd_una
+                        self.snd.una
                     );
                     self.retransmit_head(now, cx); // RFC 5681 §3.2 step 2
                 }
@@ -335,21 +335,21 @@ impl Conn {
             }
         }
         // Window update, guarded by SND.WL1/SND.WL2 against old segments.
-        if ack >= self.snd_una - self.max_snd_wnd.max(1)
-            && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
+        if ack >= self.snd.una - self.snd.max_wnd.max(1)
+            && (self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack))
         {
-            let opened = self.snd_wnd == 0 && wnd > 0;
-            self.snd_wnd = wnd;
-            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
+            let opened = self.snd.wnd == 0 && wnd > 0;
+            self.snd.wnd = wnd;
+            self.snd.max_wnd = self.snd.max_wnd.max(wnd);
+            self.snd.wl1 = seq;
+            self.snd.wl2 = ack;
             if opened {
                 self.timers.persist = None;
                 self.persist_backoff = 0;
             }
         }
         // State-specific consequences of our FIN being acknowledged.
-        if self.fin_acked {
+        if self.snd.fin_acked {
             match self.state {
                 State::FinWait1 => {
                     self.set_state(State::FinWait2, cx);
@@ -371,7 +371,7 @@ impl Conn {
     /// SND.UNA < SEG.ACK <= SND.MAX: drop acknowledged data, sample the RTT,
     /// grow the congestion window, manage the retransmission timer.
     fn new_ack(&mut self, now: Instant, ack: SeqNum, cx: &mut Ctx<'_>) {
-        let acked = ack - self.snd_una;
+        let acked = ack - self.snd.una;
         let base = self.data_base();
         let data_acked = if ack > base {
             ((ack - base) as usize).min(cx.io.send.len())
@@ -380,15 +380,15 @@ impl Conn {
         };
         if let Some(fin) = self.fin_seq(cx.io.send.len()) {
             if ack > fin {
-                self.fin_acked = true;
+                self.snd.fin_acked = true;
             }
         }
         cx.io.send.consume(data_acked);
         if data_acked > 0 {
             cx.io.wake_writers();
         }
-        self.snd_una = ack;
-        self.snd_nxt = self.snd_nxt.max(ack);
+        self.snd.una = ack;
+        self.snd.nxt = self.snd.nxt.max(ack);
         // RFC 6298 §3 / Karn: sample only segments never retransmitted.
         if let Some((end, sent)) = self.rtt_probe {
             if ack >= end {
@@ -409,8 +409,8 @@ impl Conn {
         if was_recovering && partial {
             self.retransmit_head(now, cx); // RFC 6582 §3.2 step 5
         }
-        if self.write_blocked && cx.io.send.free() > 0 && self.visible() {
-            self.write_blocked = false;
+        if self.handle.write_blocked && cx.io.send.free() > 0 && self.visible() {
+            self.handle.write_blocked = false;
             cx.out.event(TcpEvent::Writable(self.id));
         }
     }
@@ -419,18 +419,18 @@ impl Conn {
     /// §4.2: at once for out-of-order data and gap fills, otherwise after
     /// every second full-sized segment or the delayed-ACK timeout (MUST-40).
     fn receive_data(&mut self, now: Instant, seq: SeqNum, payload: &[u8], cx: &mut Ctx<'_>) {
-        let (offset, data) = if seq < self.rcv_nxt {
-            let skip = (self.rcv_nxt - seq) as usize;
+        let (offset, data) = if seq < self.rcv.nxt {
+            let skip = (self.rcv.nxt - seq) as usize;
             (0, payload.get(skip..).unwrap_or(&[]))
         } else {
-            ((seq - self.rcv_nxt) as usize, payload)
+            ((seq - self.rcv.nxt) as usize, payload)
         };
         if data.is_empty() {
             return;
         }
         let had_gap = cx.io.recv.has_gap();
         let advanced = cx.io.recv.write(offset, data);
-        self.rcv_nxt += advanced as u32;
+        self.rcv.nxt += advanced as u32;
         if advanced > 0 {
             if cx.io.read_shut {
                 // shutdown(Read): acknowledged, then thrown away.
@@ -444,13 +444,13 @@ impl Conn {
             }
         }
         if offset > 0 || had_gap || advanced < data.len() {
-            self.ack_now = true;
+            self.ack.now = true;
         } else {
             // Every second full-sized segment is acknowledged when the
             // connection is next dispatched (`dispatch`), i.e. once per
             // batch of segments read together; anything less waits for the
             // delayed-ACK timer or for data to ride on (MUST-58, MUST-40).
-            self.unacked_bytes = self.unacked_bytes.saturating_add(advanced as u32);
+            self.ack.unacked_bytes = self.ack.unacked_bytes.saturating_add(advanced as u32);
             if self.timers.delack.is_none() {
                 self.timers.delack = Some(now + cx.cfg.delayed_ack);
             }

@@ -135,7 +135,7 @@ impl TcpLayer {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
-            if !std::mem::take(&mut conn.dispatch_pending) {
+            if !std::mem::take(&mut conn.ack.dispatch_pending) {
                 continue;
             }
             let before = conn.state;
@@ -215,14 +215,14 @@ impl TcpLayer {
                     && h.flags.syn
                     && !h.flags.ack
                     && !h.flags.rst
-                    && SeqNum(h.seq) > conn.rcv_nxt
+                    && SeqNum(h.seq) > conn.rcv.nxt
                     && has_listener;
                 if reopen {
                     log::debug!("{remote} -> {local} TIME-WAIT reopened by a new SYN");
                     // RFC 9293 §3.6.1 / RFC 6191: the new incarnation's ISN
                     // must lie above the old one's sequence space; like
                     // Linux, start 65537 past the old SND.NXT.
-                    reopen_iss = Some(conn.snd_max + 65537);
+                    reopen_iss = Some(conn.snd.max + 65537);
                     // Kept aside, not forgotten: if the SYN was an old
                     // duplicate, the connection returns to TIME-WAIT.
                     reopened_from = self.conns.remove(&id);
@@ -343,14 +343,14 @@ impl TcpLayer {
         let iss = iss_override.unwrap_or_else(|| self.isn.isn(now, local, remote));
         let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg, &self.pool);
         conn.listener = Some(lid);
-        conn.irs = SeqNum(h.seq);
-        conn.rcv_nxt = conn.irs + 1;
-        conn.rcv_adv = conn.rcv_nxt;
+        conn.rcv.irs = SeqNum(h.seq);
+        conn.rcv.nxt = conn.rcv.irs + 1;
+        conn.rcv.adv = conn.rcv.nxt;
         conn.apply_syn_options(h.options.mss, h.options.window_scale, &self.cfg);
-        conn.snd_wnd = u32::from(h.window); // RFC 7323 §2.2: SYN window unscaled
-        conn.max_snd_wnd = conn.snd_wnd;
-        conn.snd_wl1 = conn.irs;
-        conn.snd_wl2 = iss;
+        conn.snd.wnd = u32::from(h.window); // RFC 7323 §2.2: SYN window unscaled
+        conn.snd.max_wnd = conn.snd.wnd;
+        conn.snd.wl1 = conn.rcv.irs;
+        conn.snd.wl2 = iss;
         conn.locked(&self.cfg, &mut self.out, |c, cx| {
             c.set_state(State::SynReceived, cx);
             c.dispatch(now, cx);
@@ -437,14 +437,14 @@ impl TcpLayer {
         let id = ConnId(self.alloc_id());
         let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg, &self.pool);
         conn.listener = Some(lid);
-        conn.irs = irs;
-        conn.rcv_nxt = irs + 1;
-        conn.rcv_adv = conn.rcv_nxt + self.cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
+        conn.rcv.irs = irs;
+        conn.rcv.nxt = irs + 1;
+        conn.rcv.adv = conn.rcv.nxt + self.cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
         conn.apply_syn_options(Some(mss), None, &self.cfg);
-        conn.snd_nxt = iss + 1;
-        conn.snd_max = iss + 1;
-        conn.snd_wl1 = irs;
-        conn.snd_wl2 = iss;
+        conn.snd.nxt = iss + 1;
+        conn.snd.max = iss + 1;
+        conn.snd.wl1 = irs;
+        conn.snd.wl2 = iss;
         conn.locked(&self.cfg, &mut self.out, |c, cx| {
             c.set_state(State::SynReceived, cx)
         });
@@ -469,16 +469,20 @@ impl TcpLayer {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if before == State::SynReceived && conn.state.is_synchronized() && !conn.in_accept_queue {
+        if before == State::SynReceived
+            && conn.state.is_synchronized()
+            && !conn.handle.in_accept_queue
+        {
             if let Some(l) = conn.listener.and_then(|l| self.listeners.get_mut(&l)) {
                 l.promote(id);
-                conn.in_accept_queue = true;
+                conn.handle.in_accept_queue = true;
                 self.out.event(TcpEvent::Acceptable(l.id));
             }
             // The new incarnation is established: the old one is over.
             self.reopened.remove(&id);
         }
-        let orphan = conn.released || (conn.listener.is_some() && !conn.in_accept_queue);
+        let orphan =
+            conn.handle.released || (conn.listener.is_some() && !conn.handle.in_accept_queue);
         if conn.state == State::Closed && orphan {
             self.forget(id);
             return;
@@ -645,7 +649,7 @@ impl TcpLayer {
         let id = l.accept_queue.pop_front().ok_or(TcpError::WouldBlock)?;
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.listener = None;
-            conn.in_accept_queue = false;
+            conn.handle.in_accept_queue = false;
         }
         Ok(id)
     }
@@ -660,7 +664,7 @@ impl TcpLayer {
         log::debug!("*:* -> {} LISTEN -> CLOSED", l.local);
         for id in l.syn_queue.iter().chain(l.accept_queue.iter()) {
             if let Some(conn) = self.conns.get_mut(id) {
-                conn.released = true;
+                conn.handle.released = true;
                 conn.locked(&self.cfg, &mut self.out, |c, cx| c.reset(None, cx));
             }
             self.forget(*id);
@@ -738,7 +742,7 @@ impl TcpLayer {
         f: impl FnOnce(&mut Conn, &mut Ctx<'_>) -> Result<R, TcpError>,
     ) -> Result<R, TcpError> {
         let conn = self.conns.get_mut(&id).ok_or(TcpError::NotConnected)?;
-        if conn.released || conn.listener.is_some() {
+        if conn.handle.released || conn.listener.is_some() {
             return Err(TcpError::NotConnected);
         }
         let before = conn.state;

@@ -12,20 +12,20 @@ use super::stream::StreamState;
 impl Conn {
     /// Sends whatever the state, windows and timers allow right now.
     pub fn dispatch(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        if std::mem::take(&mut self.ack_pending) {
-            self.ack_now = true;
+        if std::mem::take(&mut self.ack.pending) {
+            self.ack.now = true;
         }
         match self.state {
             State::Closed | State::Listen => return,
             State::SynSent | State::SynReceived => {
-                if self.snd_nxt == self.iss {
+                if self.snd.nxt == self.snd.iss {
                     self.send_syn(now, cx);
                 }
-                self.ack_now = false; // the SYN-ACK carries our ACK
+                self.ack.now = false; // the SYN-ACK carries our ACK
                 return;
             }
             State::TimeWait => {
-                if self.ack_now {
+                if self.ack.now {
                     self.send_ack(cx);
                 }
                 return;
@@ -35,11 +35,11 @@ impl Conn {
         // RFC 5681 §4.2, RFC 9293 §3.8.6.3 (MUST-58): acknowledge at least
         // every second full-sized segment. Segments taken in one wakeup are
         // acknowledged together, like a GRO-merged segment on Linux.
-        if self.unacked_bytes >= 2 * self.rcv_mss {
-            self.ack_now = true;
+        if self.ack.unacked_bytes >= 2 * self.rcv.mss {
+            self.ack.now = true;
         }
         self.send_data(now, cx);
-        if self.ack_now {
+        if self.ack.now {
             self.send_ack(cx);
         }
         self.arm_persist(now, cx);
@@ -48,8 +48,8 @@ impl Conn {
     /// Dispatch this connection once the segments of the current batch
     /// have been taken in ([`super::TcpLayer::flush`]).
     pub(crate) fn defer_dispatch(&mut self, cx: &mut Ctx<'_>) {
-        if !self.dispatch_pending {
-            self.dispatch_pending = true;
+        if !self.ack.dispatch_pending {
+            self.ack.dispatch_pending = true;
             cx.out.deferred.push(self.id);
         }
     }
@@ -60,7 +60,7 @@ impl Conn {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
             seq: seq.get(),
-            ack: if flags.ack { self.rcv_nxt.get() } else { 0 },
+            ack: if flags.ack { self.rcv.nxt.get() } else { 0 },
             flags,
             window,
             urgent: 0,
@@ -73,7 +73,7 @@ impl Conn {
     fn send_syn(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let syn_ack = self.state == State::SynReceived;
         let mut h = self.header(
-            self.iss,
+            self.snd.iss,
             TcpFlags {
                 syn: true,
                 ack: syn_ack,
@@ -83,21 +83,21 @@ impl Conn {
         );
         h.options.mss = Some(cx.cfg.mss());
         // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
-        if cx.cfg.window_scaling && (!syn_ack || self.ws_ok) {
+        if cx.cfg.window_scaling && (!syn_ack || self.rcv.ws_ok) {
             h.options.window_scale = Some(cx.cfg.window_shift());
         }
         cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
-        if self.snd_max != self.iss {
+        if self.snd.max != self.snd.iss {
             self.total_retransmits += 1;
             cx.out.stats.retransmits += 1;
         }
-        self.snd_nxt = self.iss + 1;
-        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.snd.nxt = self.snd.iss + 1;
+        self.snd.max = self.snd.max.max(self.snd.nxt);
         if self.timers.rtx.is_none() {
             self.timers.rtx = Some(now + self.rto());
         }
         if self.retries == 0 && self.rtt_probe.is_none() {
-            self.rtt_probe = Some((self.iss + 1, now));
+            self.rtt_probe = Some((self.snd.iss + 1, now));
         }
     }
 
@@ -105,17 +105,17 @@ impl Conn {
     /// Nagle allow.
     fn send_data(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         loop {
-            let off = (self.snd_nxt - self.data_base()) as usize;
+            let off = (self.snd.nxt - self.data_base()) as usize;
             let unsent = cx.io.send.len().saturating_sub(off);
             // The core is out of data: the application must say when it
             // queues more.
-            cx.io.push_wanted = unsent == 0 && !self.fin_queued;
-            let retransmitting = self.snd_nxt < self.snd_max;
-            let win = self.snd_wnd.min(self.cc.cwnd());
+            cx.io.push_wanted = unsent == 0 && !self.snd.fin_queued;
+            let retransmitting = self.snd.nxt < self.snd.max;
+            let win = self.snd.wnd.min(self.cc.cwnd());
             let usable = win.saturating_sub(self.flight()) as usize;
-            let len = unsent.min(usable).min(self.snd_mss as usize);
+            let len = unsent.min(usable).min(self.snd.mss as usize);
             // The FIN needs no window (it goes after the last byte).
-            let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd_nxt + len as u32);
+            let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd.nxt + len as u32);
             if len == 0 && !fin {
                 return;
             }
@@ -124,9 +124,9 @@ impl Conn {
                 // (§3.8.6.2.1): send a full segment, or everything queued when
                 // nothing is in flight (or Nagle is off), or half the
                 // largest window the peer ever offered.
-                let full = len >= self.snd_mss as usize;
+                let full = len >= self.snd.mss as usize;
                 let all = len == unsent && (self.nodelay || self.flight() == 0);
-                let half_window = self.max_snd_wnd > 0 && len >= (self.max_snd_wnd / 2) as usize;
+                let half_window = self.snd.max_wnd > 0 && len >= (self.snd.max_wnd / 2) as usize;
                 if !(full || all || half_window) {
                     return;
                 }
@@ -135,11 +135,11 @@ impl Conn {
                 self.total_retransmits += 1;
                 cx.out.stats.retransmits += 1;
             } else if self.rtt_probe.is_none() && self.retries == 0 {
-                self.rtt_probe = Some((self.snd_nxt + len as u32 + u32::from(fin), now));
+                self.rtt_probe = Some((self.snd.nxt + len as u32 + u32::from(fin), now));
             }
-            self.emit_data(now, self.snd_nxt, len, fin, cx);
-            self.snd_nxt += len as u32 + u32::from(fin);
-            self.snd_max = self.snd_max.max(self.snd_nxt);
+            self.emit_data(now, self.snd.nxt, len, fin, cx);
+            self.snd.nxt += len as u32 + u32::from(fin);
+            self.snd.max = self.snd.max.max(self.snd.nxt);
             if self.timers.rtx.is_none() {
                 self.timers.rtx = Some(now + self.rto());
             }
@@ -183,18 +183,18 @@ impl Conn {
             .io
             .send
             .len()
-            .min(self.snd_mss as usize)
+            .min(self.snd.mss as usize)
             .min(self.flight() as usize);
-        let fin = len < self.snd_mss as usize
-            && self.fin_seq(cx.io.send.len()) == Some(self.snd_una + len as u32)
-            && self.snd_max > self.snd_una + len as u32;
+        let fin = len < self.snd.mss as usize
+            && self.fin_seq(cx.io.send.len()) == Some(self.snd.una + len as u32)
+            && self.snd.max > self.snd.una + len as u32;
         if len == 0 && !fin {
             return;
         }
         self.total_retransmits += 1;
         cx.out.stats.retransmits += 1;
         self.rtt_probe = None; // Karn
-        self.emit_data(now, self.snd_una, len, fin, cx);
+        self.emit_data(now, self.snd.una, len, fin, cx);
         self.timers.rtx = Some(now + self.rto());
     }
 
@@ -205,11 +205,11 @@ impl Conn {
     /// Linux's `tcp_acceptable_seq` does, or the peer would find it
     /// unacceptable (RFC 9293 §3.10.7.4) and ignore its ACK field.
     pub(crate) fn send_ack(&mut self, cx: &mut Ctx<'_>) {
-        let window_end = self.snd_una + self.snd_wnd;
-        let seq = if self.snd_max <= window_end {
-            self.snd_max
+        let window_end = self.snd.una + self.snd.wnd;
+        let seq = if self.snd.max <= window_end {
+            self.snd.max
         } else {
-            window_end.max(self.snd_nxt)
+            window_end.max(self.snd.nxt)
         };
         self.send_segment(seq, false, cx);
     }
@@ -244,9 +244,9 @@ impl Conn {
     }
 
     fn acked_now(&mut self) {
-        self.ack_now = false;
-        self.ack_pending = false;
-        self.unacked_bytes = 0;
+        self.ack.now = false;
+        self.ack.pending = false;
+        self.ack.unacked_bytes = 0;
         self.timers.delack = None;
     }
 
@@ -254,7 +254,7 @@ impl Conn {
     /// and nothing could be sent (zero window, or a window too small for the
     /// SWS rules).
     fn arm_persist(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        let off = (self.snd_nxt - self.data_base()) as usize;
+        let off = (self.snd.nxt - self.data_base()) as usize;
         let waiting = cx.io.send.len() > off;
         if waiting && self.flight() == 0 && self.timers.rtx.is_none() {
             if self.timers.persist.is_none() {

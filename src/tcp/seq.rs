@@ -78,7 +78,7 @@ impl Sub<u32> for SeqNum {
 }
 
 /// Distance from `rhs` forward to `self`, modulo 2^32. Callers only subtract
-/// an earlier number from a later one (e.g. `snd_nxt - snd_una`).
+/// an earlier number from a later one (e.g. `snd.nxt - snd.una`).
 impl Sub<SeqNum> for SeqNum {
     type Output = u32;
     fn sub(self, rhs: SeqNum) -> u32 {

@@ -38,7 +38,7 @@ impl Conn {
         }
         if due(self.timers.delack, now) {
             self.timers.delack = None;
-            self.ack_now = true;
+            self.ack.now = true;
         }
         if due(self.timers.keepalive, now) {
             self.timers.keepalive = None;
@@ -59,7 +59,7 @@ impl Conn {
             State::Closed | State::Listen | State::TimeWait => return,
             _ => cx.cfg.retries2,
         };
-        if self.snd_nxt == self.snd_una && self.snd_max == self.snd_una {
+        if self.snd.nxt == self.snd.una && self.snd.max == self.snd.una {
             return; // nothing outstanding
         }
         // MUST-35 (RFC 9293 §3.8.6.1): the peer shrank its window to zero
@@ -67,7 +67,7 @@ impl Conn {
         // probes of the head of the queue, and the connection is not timed
         // out while the peer answers (SHLD-16, MUST-37): as Linux does, it
         // is given up only after `max_rto` without hearing from the peer.
-        if self.snd_wnd == 0 && self.state.is_synchronized() {
+        if self.snd.wnd == 0 && self.state.is_synchronized() {
             let silent = self.last_heard.is_none_or(|t| now - t > cx.cfg.max_rto);
             if silent && self.retries >= limit {
                 self.terminate(Some(TcpError::TimedOut), cx);
@@ -114,7 +114,7 @@ impl Conn {
         self.dup_acks = 0;
         // RFC 6298 §5.4: retransmit the earliest unacknowledged segment; we
         // go back to SND.UNA and resend within the (now one-MSS) window.
-        self.snd_nxt = self.snd_una;
+        self.snd.nxt = self.snd.una;
         self.timers.rtx = Some(now + self.rto()); // RFC 6298 §5.6
     }
 
@@ -125,23 +125,23 @@ impl Conn {
         if !self.state.is_synchronized() || self.state == State::TimeWait || self.flight() > 0 {
             return;
         }
-        let off = (self.snd_nxt - self.data_base()) as usize;
+        let off = (self.snd.nxt - self.data_base()) as usize;
         let unsent = cx.io.send.len().saturating_sub(off);
         if unsent == 0 {
             return;
         }
-        if self.snd_wnd == 0 {
+        if self.snd.wnd == 0 {
             log::trace!("{} -> {} zero-window probe", self.remote, self.local);
-            self.emit_data(now, self.snd_nxt, 1, false, cx);
-            self.snd_max = self.snd_max.max(self.snd_nxt + 1);
+            self.emit_data(now, self.snd.nxt, 1, false, cx);
+            self.snd.max = self.snd.max.max(self.snd.nxt + 1);
             self.persist_backoff = self.persist_backoff.saturating_add(1);
             self.timers.persist = Some(now + self.persist_interval(cx.cfg.max_rto));
         } else {
             // RFC 9293 §3.8.6.2.1: the SWS override timeout.
-            let len = unsent.min(self.snd_wnd as usize).min(self.snd_mss as usize);
-            self.emit_data(now, self.snd_nxt, len, false, cx);
-            self.snd_nxt += len as u32;
-            self.snd_max = self.snd_max.max(self.snd_nxt);
+            let len = unsent.min(self.snd.wnd as usize).min(self.snd.mss as usize);
+            self.emit_data(now, self.snd.nxt, len, false, cx);
+            self.snd.nxt += len as u32;
+            self.snd.max = self.snd.max.max(self.snd.nxt);
             self.timers.rtx = Some(now + self.rto());
         }
     }
@@ -175,7 +175,7 @@ impl Conn {
             self.reset(Some(TcpError::TimedOut), cx);
             return;
         }
-        self.send_segment(self.snd_una - 1, false, cx);
+        self.send_segment(self.snd.una - 1, false, cx);
         self.keepalive_probes += 1;
         self.timers.keepalive = Some(now + k.interval);
     }
@@ -192,7 +192,7 @@ impl Conn {
 
     /// Bounds the life of a FIN-WAIT-2 connection nobody will read from.
     pub(crate) fn arm_fin_wait2(&mut self, now: Instant, cfg: &TcpConfig) {
-        if self.state == State::FinWait2 && self.rd_closed && self.timers.linger.is_none() {
+        if self.state == State::FinWait2 && self.handle.rd_closed && self.timers.linger.is_none() {
             self.timers.linger = Some(now + cfg.fin_wait2_timeout);
         }
     }
