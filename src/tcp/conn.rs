@@ -19,6 +19,7 @@ use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::state::State;
 use super::stream::{Stream, StreamState};
+use crate::wire::tcp::TcpHeaderRepr;
 
 /// What a connection needs from its surroundings while it runs: the
 /// configuration, the output queue, and its own shared stream state,
@@ -161,8 +162,76 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// An active open (RFC 9293 §3.10.1, OPEN): a connection from `local`
+    /// to `remote`, still CLOSED, that sends its SYN with sequence number
+    /// `iss` when it enters SYN-SENT and is dispatched.
+    pub fn active(
+        id: ConnId,
+        (local, remote): (SocketAddrV4, SocketAddrV4),
+        iss: SeqNum,
+        cfg: &TcpConfig,
+        pool: &Arc<BufferPool>,
+    ) -> Conn {
+        Conn::new(id, local, remote, State::Closed, iss, cfg, pool)
+    }
+
+    /// A passive open from the peer's SYN `syn` to `listener` (RFC 9293
+    /// §3.10.7.2, LISTEN, fourth step): IRS and RCV.NXT from its sequence
+    /// number, its MSS and window scale options applied; it answers with
+    /// SYN-ACK `iss` once it enters SYN-RECEIVED and is dispatched.
+    pub fn from_syn(
+        id: ConnId,
+        listener: ListenerId,
+        (local, remote): (SocketAddrV4, SocketAddrV4),
+        iss: SeqNum,
+        syn: &TcpHeaderRepr,
+        cfg: &TcpConfig,
+        pool: &Arc<BufferPool>,
+    ) -> Conn {
+        let mut conn = Conn::new(id, local, remote, State::Listen, iss, cfg, pool);
+        conn.listener = Some(listener);
+        conn.rcv.irs = SeqNum(syn.seq);
+        conn.rcv.nxt = conn.rcv.irs + 1;
+        conn.rcv.adv = conn.rcv.nxt;
+        conn.apply_syn_options(syn.options.mss, syn.options.window_scale, cfg);
+        conn.snd.wnd = u32::from(syn.window); // RFC 7323 §2.2: SYN window unscaled
+        conn.snd.max_wnd = conn.snd.wnd;
+        conn.snd.wl1 = conn.rcv.irs;
+        conn.snd.wl2 = iss;
+        conn
+    }
+
+    /// The connection a valid SYN cookie (RFC 4987 §3.6) in the peer's ACK
+    /// `ack` stands for, as if it had waited in SYN-RECEIVED: our SYN-ACK
+    /// (whose ISS was the cookie) already sent, with the window (at most
+    /// 64 KiB, unscaled) and the MSS `mss` the cookie encodes.
+    pub fn from_cookie(
+        id: ConnId,
+        listener: ListenerId,
+        (local, remote): (SocketAddrV4, SocketAddrV4),
+        ack: &TcpHeaderRepr,
+        mss: u16,
+        cfg: &TcpConfig,
+        pool: &Arc<BufferPool>,
+    ) -> Conn {
+        // SEG.ACK acknowledges the cookie ISS; SEG.SEQ follows the IRS.
+        let iss = SeqNum(ack.ack.wrapping_sub(1));
+        let irs = SeqNum(ack.seq.wrapping_sub(1));
+        let mut conn = Conn::new(id, local, remote, State::Listen, iss, cfg, pool);
+        conn.listener = Some(listener);
+        conn.rcv.irs = irs;
+        conn.rcv.nxt = irs + 1;
+        conn.rcv.adv = conn.rcv.nxt + cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
+        conn.apply_syn_options(Some(mss), None, cfg);
+        conn.snd.nxt = iss + 1;
+        conn.snd.max = iss + 1;
+        conn.snd.wl1 = irs;
+        conn.snd.wl2 = iss;
+        conn
+    }
+
     /// A connection in `state` about to send or answer a SYN from `iss`.
-    pub fn new(
+    fn new(
         id: ConnId,
         local: SocketAddrV4,
         remote: SocketAddrV4,

@@ -341,16 +341,7 @@ impl TcpLayer {
         self.next_id += 1;
         listener.syn_queue.push(id);
         let iss = iss_override.unwrap_or_else(|| self.isn.isn(now, local, remote));
-        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg, &self.pool);
-        conn.listener = Some(lid);
-        conn.rcv.irs = SeqNum(h.seq);
-        conn.rcv.nxt = conn.rcv.irs + 1;
-        conn.rcv.adv = conn.rcv.nxt;
-        conn.apply_syn_options(h.options.mss, h.options.window_scale, &self.cfg);
-        conn.snd.wnd = u32::from(h.window); // RFC 7323 §2.2: SYN window unscaled
-        conn.snd.max_wnd = conn.snd.wnd;
-        conn.snd.wl1 = conn.rcv.irs;
-        conn.snd.wl2 = iss;
+        let mut conn = Conn::from_syn(id, lid, (local, remote), iss, &h, &self.cfg, &self.pool);
         conn.locked(&self.cfg, &mut self.out, |c, cx| {
             c.set_state(State::SynReceived, cx);
             c.dispatch(now, cx);
@@ -435,16 +426,7 @@ impl TcpLayer {
         }
         self.out.stats.syn_cookies_accepted += 1;
         let id = ConnId(self.alloc_id());
-        let mut conn = Conn::new(id, local, remote, State::Listen, iss, &self.cfg, &self.pool);
-        conn.listener = Some(lid);
-        conn.rcv.irs = irs;
-        conn.rcv.nxt = irs + 1;
-        conn.rcv.adv = conn.rcv.nxt + self.cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
-        conn.apply_syn_options(Some(mss), None, &self.cfg);
-        conn.snd.nxt = iss + 1;
-        conn.snd.max = iss + 1;
-        conn.snd.wl1 = irs;
-        conn.snd.wl2 = iss;
+        let mut conn = Conn::from_cookie(id, lid, (local, remote), &h, mss, &self.cfg, &self.pool);
         conn.locked(&self.cfg, &mut self.out, |c, cx| {
             c.set_state(State::SynReceived, cx)
         });
@@ -702,7 +684,7 @@ impl TcpLayer {
         }
         let id = ConnId(self.alloc_id());
         let iss = self.isn.isn(now, local, remote);
-        let mut conn = Conn::new(id, local, remote, State::Closed, iss, &self.cfg, &self.pool);
+        let mut conn = Conn::active(id, (local, remote), iss, &self.cfg, &self.pool);
         conn.locked(&self.cfg, &mut self.out, |c, cx| {
             c.set_state(State::SynSent, cx);
             c.dispatch(now, cx);
