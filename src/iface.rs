@@ -13,7 +13,7 @@ use std::sync::Arc;
 use log::{debug, trace};
 
 use crate::config::{random_seed, Config, Rng};
-use crate::ip::{icmp as ip_icmp, Datagram, Ipv4Layer};
+use crate::ip::{icmp as ip_icmp, Datagram, IpOptions, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
 use crate::tcp::stream::Stream;
 use crate::tcp::{
@@ -202,7 +202,7 @@ impl Interface {
             let mut reply = std::mem::take(&mut self.scratch);
             ip_icmp::echo_reply(&msg, &mut reply);
             self.stats.icmp_echo_replies += 1;
-            self.transmit(d.src, PROTO_ICMP, &reply);
+            self.transmit(d.src, PROTO_ICMP, &reply, IpOptions::default());
             self.scratch = reply;
         } else if msg.kind() == icmp::DEST_UNREACHABLE {
             self.icmp_unreachable_input(&msg, d);
@@ -283,16 +283,20 @@ impl Interface {
             &mut msg,
         );
         self.stats.icmp_unreachables_sent += 1;
-        self.transmit(d.src, PROTO_ICMP, &msg);
+        self.transmit(d.src, PROTO_ICMP, &msg, IpOptions::default());
         self.scratch = msg;
     }
 
-    fn transmit(&mut self, dst: Ipv4Addr, protocol: u8, payload: &[u8]) {
+    fn transmit(&mut self, dst: Ipv4Addr, protocol: u8, payload: &[u8], opts: IpOptions) {
         let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
-        self.ip
-            .output(dst, protocol, payload, false, &mut self.stats, &mut |p| {
-                tx_queue.push(tcp, p)
-            });
+        self.ip.output(
+            dst,
+            protocol,
+            payload,
+            opts,
+            &mut self.stats,
+            &mut |p| tx_queue.push(tcp, p),
+        );
     }
 
     /// Fires due timers.
@@ -330,7 +334,7 @@ impl Interface {
                 &mut msg,
             );
             self.stats.icmp_time_exceeded_sent += 1;
-            self.transmit(src, PROTO_ICMP, &msg);
+            self.transmit(src, PROTO_ICMP, &msg, IpOptions::default());
             self.scratch = msg;
         }
     }
@@ -352,16 +356,20 @@ impl Interface {
                 let stats = &mut self.stats;
                 if self
                     .ip
-                    .output_in_place(seg.dst, PROTO_TCP, &mut seg.packet, stats)
+                    .output_in_place(seg.dst, PROTO_TCP, &mut seg.packet, seg.ip, stats)
                 {
                     self.tx_queue.queue.push_back(seg.packet);
                     continue;
                 }
                 let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
-                self.ip
-                    .output(seg.dst, PROTO_TCP, &seg.packet, true, stats, &mut |p| {
-                        tx_queue.push(tcp, p)
-                    });
+                self.ip.output(
+                    seg.dst,
+                    PROTO_TCP,
+                    &seg.packet,
+                    seg.ip,
+                    stats,
+                    &mut |p| tx_queue.push(tcp, p),
+                );
                 self.tcp.recycle(seg.packet);
             }
         }
@@ -407,13 +415,14 @@ impl Interface {
         id: SocketId,
         to: SocketAddrV4,
         payload: &[u8],
+        opts: IpOptions,
     ) -> Result<(), UdpError> {
         let local = self.udp.local_addr(id).ok_or(UdpError::NotFound)?;
         let src = (self.ip.addr(), local.port());
         let mut buf = std::mem::take(&mut self.scratch);
         udp::write(&mut buf, src, (*to.ip(), to.port()), payload);
         self.stats.udp_datagrams_out += 1;
-        self.transmit(*to.ip(), udp::PROTOCOL, &buf);
+        self.transmit(*to.ip(), udp::PROTOCOL, &buf, opts);
         self.scratch = buf;
         Ok(())
     }

@@ -299,3 +299,82 @@ fn a_connected_socket_learns_of_port_unreachable_as_connection_refused() {
     let n = sock.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"late reply");
 }
+
+/// socket2's options on a UDP socket, seen on the wire: TTL and the
+/// type-of-service byte (RFC 9293 MUST-48/49 for TCP; the IP header is the
+/// same), broadcast only with SO_BROADCAST, and the receive buffer size.
+#[test]
+fn udp_socket_options_show_on_the_wire_and_in_the_api() {
+    let (stack, link) = stack();
+    let sock = UdpSocket::bind(&stack, "0.0.0.0:4000").unwrap();
+    assert_eq!(sock.ttl().unwrap(), 64, "the stack's default");
+    sock.set_ttl(7).unwrap();
+    sock.set_tos(0xb8).unwrap(); // DSCP EF
+    assert_eq!((sock.ttl().unwrap(), sock.tos().unwrap()), (7, 0xb8));
+    assert!(
+        sock.set_ttl(0).is_err(),
+        "TTL 0 is never sent (RFC 1122 §3.2.1.7)"
+    );
+    sock.send_to(b"marked", "10.0.0.1:9999").unwrap();
+    let p = link.recv_packet_timeout(WAIT).expect("the datagram");
+    assert_eq!((p[8], p[1]), (7, 0xb8), "TTL and TOS in the IPv4 header");
+
+    // Broadcast needs SO_BROADCAST, as on Linux (EACCES otherwise).
+    let err = sock.send_to(b"all", "10.0.0.255:9999").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    let err = sock.send_to(b"all", "255.255.255.255:9999").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    sock.set_broadcast(true).unwrap();
+    assert!(sock.broadcast().unwrap());
+    sock.send_to(b"all", "10.0.0.255:9999").unwrap();
+    let p = link.recv_packet_timeout(WAIT).expect("the broadcast");
+    assert_eq!(&p[16..20], &[10, 0, 0, 255]);
+
+    // A small receive buffer holds one datagram; the next is dropped and counted.
+    sock.set_recv_buffer_size(200).unwrap();
+    assert_eq!(sock.recv_buffer_size().unwrap(), 200);
+    let before = stack
+        .stats()
+        .unwrap()
+        .dropped(DropReason::UdpReceiveBufferFull);
+    link.send_packet(udp(9999, 4000, &[1; 100]));
+    link.send_packet(udp(9999, 4000, &[2; 100]));
+    let deadline = std::time::Instant::now() + WAIT;
+    while stack
+        .stats()
+        .unwrap()
+        .dropped(DropReason::UdpReceiveBufferFull)
+        == before
+    {
+        assert!(std::time::Instant::now() < deadline, "no drop counted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut buf = [0u8; 200];
+    assert_eq!(sock.recv(&mut buf).unwrap(), 100);
+    assert_eq!(buf[0], 1);
+}
+
+#[test]
+fn udp_peek_and_nonblocking_behave_as_in_std() {
+    let (stack, link) = stack();
+    let sock = UdpSocket::bind(&stack, "0.0.0.0:4001").unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        sock.recv_from(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nothing queued: WouldBlock at once"
+    );
+    link.send_packet(udp(9999, 4001, b"look"));
+    sock.set_nonblocking(false).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let (n, from) = sock.peek_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from.port()), (&b"look"[..], 9999));
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"look", "the peeked datagram is still there");
+    sock.set_nonblocking(true).unwrap();
+    assert_eq!(
+        sock.peek_from(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+}

@@ -112,3 +112,41 @@ fn split_halves_read_and_write_concurrently_and_shutdown_sends_eof() {
         assert_eq!(s.read_to_end(&mut rest).await.expect("EOF"), 0);
     });
 }
+
+#[test]
+fn udp_datagrams_are_awaited_peeked_and_connected() {
+    use tunstack::tokio::UdpSocket;
+    let (server, client) = pair();
+    let rt = runtime();
+    rt.block_on(async {
+        let s = UdpSocket::bind(server.handle(), "0.0.0.0:9999")
+            .await
+            .expect("bind");
+        let c = UdpSocket::bind(client.handle(), "0.0.0.0:0")
+            .await
+            .expect("bind");
+        let server_addr = SocketAddr::V4(SocketAddrV4::new(SERVER, 9999));
+        // A receive that waits, then the datagram that wakes it.
+        let recv = tokio::spawn(async move {
+            let mut buf = [0u8; 32];
+            let (n, from) = s.peek_from(&mut buf).await?;
+            assert_eq!(&buf[..n], b"first");
+            let (n2, from2) = s.recv_from(&mut buf).await?;
+            assert_eq!((n2, from2), (n, from), "the peeked datagram is still there");
+            s.send_to(b"reply", from).await?;
+            Ok::<SocketAddr, std::io::Error>(from)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c.send_to(b"first", server_addr).await.expect("send");
+        let from = recv.await.expect("task").expect("server");
+        assert_eq!(from.port(), c.local_addr().expect("local").port());
+        assert_eq!(from.ip(), CLIENT);
+        c.connect(server_addr).await.expect("connect");
+        let mut buf = [0u8; 32];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut buf))
+            .await
+            .expect("reply in time")
+            .expect("recv");
+        assert_eq!(&buf[..n], b"reply");
+    });
+}

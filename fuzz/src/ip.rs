@@ -217,7 +217,7 @@ impl IpHarness {
                     );
                     if socket == self.echo && payload.len() <= udp::MAX_PAYLOAD {
                         self.iface
-                            .udp_send(socket, from, &payload)
+                            .udp_send(socket, from, &payload, Default::default())
                             .expect("echo send");
                     }
                     self.delivered.push((socket, from, payload));

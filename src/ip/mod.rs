@@ -38,6 +38,20 @@ pub struct Datagram<'a> {
     pub payload: Cow<'a, [u8]>,
 }
 
+/// What a sender chooses for the IP header of its datagrams (socket
+/// options: `IP_TTL`, `IP_TOS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpOptions {
+    /// Time to live; `None`: the stack's default (`Config::ttl`).
+    pub ttl: Option<u8>,
+    /// The type-of-service byte: DSCP and ECN bits (RFC 2474, RFC 3168;
+    /// RFC 9293 MUST-48/49 lets the application set it).
+    pub tos: u8,
+    /// Set the Don't Fragment bit and never fragment (TCP, for path-MTU
+    /// discovery, RFC 1191).
+    pub dont_fragment: bool,
+}
+
 /// The IPv4 layer's state: our address, TTL, the next identification, and
 /// the reassembly buffer.
 #[derive(Debug)]
@@ -193,7 +207,7 @@ impl Ipv4Layer {
 
     /// Sends `payload` to `dst` as protocol `protocol`, fragmented to the
     /// MTU when it is larger (RFC 791 §3.2). `emit` gets each packet. With
-    /// `dont_fragment` the DF bit is set and a datagram larger than the MTU
+    /// `opts.dont_fragment` the DF bit is set and a datagram larger than the MTU
     /// is not sent (TCP sizes its segments to fit and sets DF for path-MTU
     /// discovery, RFC 1191, as Linux does).
     pub fn output(
@@ -201,14 +215,17 @@ impl Ipv4Layer {
         dst: Ipv4Addr,
         protocol: u8,
         payload: &[u8],
-        dont_fragment: bool,
+        opts: IpOptions,
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
     ) {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let mut header = ipv4::header(self.addr, dst, protocol, self.ttl, id, payload.len());
-        header.dont_fragment = dont_fragment;
+        // RFC 1122 §3.2.1.7: a host MUST NOT send a datagram with TTL zero.
+        let ttl = opts.ttl.unwrap_or(self.ttl).max(1);
+        let mut header =
+            ipv4::header_with_tos(self.addr, dst, protocol, ttl, opts.tos, id, payload.len());
+        header.dont_fragment = opts.dont_fragment;
         let mut count = 0u64;
         let result = frag::fragment(&header, payload, self.mtu, &mut |p: &[u8]| {
             count += 1;
@@ -234,6 +251,7 @@ impl Ipv4Layer {
         dst: Ipv4Addr,
         protocol: u8,
         packet: &mut PacketBuf,
+        opts: IpOptions,
         stats: &mut Stats,
     ) -> bool {
         let len = packet.len();
@@ -241,12 +259,12 @@ impl Ipv4Layer {
             return false;
         }
         let id = self.next_id;
-        let (src, ttl) = (self.addr, self.ttl);
+        let (src, ttl) = (self.addr, opts.ttl.unwrap_or(self.ttl).max(1));
         let Some(header) = packet.prepend(ipv4::HEADER_LEN) else {
             return false;
         };
         self.next_id = self.next_id.wrapping_add(1);
-        ipv4::write_header(header, src, dst, protocol, ttl, id, len, true);
+        ipv4::write_header(header, src, dst, protocol, ttl, opts.tos, id, len, true);
         stats.ip_packets_out += 1;
         true
     }

@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use log::{error, info, warn};
 
 use crate::config::{random_seed, Config};
@@ -43,32 +43,25 @@ mod executor;
 mod reply;
 mod tcp;
 mod timer;
+mod udp;
 
+use crate::ip::IpOptions;
 pub(crate) use executor::on_runtime;
 use executor::{BoxFuture, Executor, ReadyQueue};
 pub(crate) use reply::{reply, Reply};
 pub(crate) use timer::{TimerKey, TimerQueue};
+pub(crate) use udp::{UdpDelivery, UdpShared, UdpState};
 
 pub(crate) use tcp::ListenerShared;
 
 /// Size of the buffer packets are read into: the largest IPv4 packet.
 const RX_BUFFER: usize = 65_536;
 
-/// Datagrams a UDP socket's queue holds at most (bytes are limited too).
-const UDP_QUEUE_DATAGRAMS: usize = 4096;
-
-/// What a UDP socket's queue holds: datagrams, and errors that ICMP reported.
-pub(crate) enum UdpDelivery {
-    Datagram(SocketAddrV4, Vec<u8>),
-    Error(io::ErrorKind),
-}
-
 /// What a newly bound UDP socket gets back from the runtime.
 pub(crate) struct UdpBinding {
     pub(crate) id: SocketId,
     pub(crate) local: SocketAddrV4,
-    pub(crate) rx: Receiver<UdpDelivery>,
-    pub(crate) queued: Arc<AtomicUsize>,
+    pub(crate) shared: Arc<UdpShared>,
 }
 
 /// The runtime's answer to a connect: the connection, its local address,
@@ -90,6 +83,7 @@ pub(crate) enum Command {
         id: SocketId,
         to: SocketAddrV4,
         payload: Vec<u8>,
+        ip: IpOptions,
     },
     UdpClose {
         id: SocketId,
@@ -200,6 +194,10 @@ pub struct StackHandle {
     waker: Arc<RuntimeWaker>,
     pub(crate) timers: Arc<TimerQueue>,
     pub(crate) addr: Ipv4Addr,
+    /// The subnet's directed broadcast address.
+    pub(crate) broadcast: Ipv4Addr,
+    /// TTL of the packets the stack originates (`Config::ttl`).
+    pub(crate) default_ttl: u8,
 }
 
 impl std::fmt::Debug for StackHandle {
@@ -334,6 +332,8 @@ impl Stack {
             waker: waker.clone(),
             timers: timers.clone(),
             addr: config.addr,
+            broadcast: config.broadcast(),
+            default_ttl: config.ttl.max(1),
         };
         let seed = config.seed.unwrap_or_else(random_seed);
         let iface = Interface::new(&config, mtu, seed);
@@ -369,6 +369,11 @@ impl Stack {
     /// The device MTU.
     pub fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    /// The TTL of the packets the stack sends unless a socket sets its own.
+    pub fn default_ttl(&self) -> u8 {
+        self.handle.default_ttl
     }
 
     /// A snapshot of the counters.
@@ -429,16 +434,6 @@ impl Drop for Stack {
     }
 }
 
-/// Where the runtime delivers one UDP socket's datagrams.
-struct UdpSink {
-    tx: Sender<UdpDelivery>,
-    queued: Arc<AtomicUsize>,
-}
-
-/// Bookkeeping cost of a queued datagram beyond its payload, like the
-/// kernel's per-skb overhead, so empty datagrams still count.
-pub(crate) const DATAGRAM_OVERHEAD: usize = 64;
-
 struct Runtime {
     device: Box<dyn Device>,
     iface: Interface,
@@ -446,7 +441,7 @@ struct Runtime {
     waker: Arc<RuntimeWaker>,
     executor: Executor,
     timers: Arc<TimerQueue>,
-    udp_sinks: HashMap<SocketId, UdpSink>,
+    udp_sinks: HashMap<SocketId, Arc<UdpShared>>,
     tcp: tcp::TcpGlue,
     rx_batch: usize,
     busy_poll: Duration,
@@ -548,30 +543,26 @@ impl Runtime {
         match cmd {
             Command::UdpBind { local, reply } => {
                 let result = self.iface.udp_bind(local).map(|(id, local)| {
-                    let (tx, rx) = crossbeam_channel::bounded(UDP_QUEUE_DATAGRAMS);
-                    let queued = Arc::new(AtomicUsize::new(0));
-                    self.udp_sinks.insert(
-                        id,
-                        UdpSink {
-                            tx,
-                            queued: queued.clone(),
-                        },
-                    );
-                    UdpBinding {
-                        id,
-                        local,
-                        rx,
-                        queued,
-                    }
+                    let shared = Arc::new(UdpShared::new(self.udp_recv_buffer));
+                    self.udp_sinks.insert(id, shared.clone());
+                    UdpBinding { id, local, shared }
                 });
                 reply.send(result);
             }
             Command::UdpConnect { id, remote, reply } => {
                 reply.send(self.iface.udp_connect(id, remote));
             }
-            Command::UdpSend { id, to, payload } => {
-                if let Err(e) = self.iface.udp_send(id, to, &payload) {
+            Command::UdpSend {
+                id,
+                to,
+                payload,
+                ip,
+            } => {
+                if let Err(e) = self.iface.udp_send(id, to, &payload, ip) {
                     warn!("udp: send from closed socket {id:?}: {e}");
+                }
+                if let Some(sink) = self.udp_sinks.get(&id) {
+                    sink.sent(payload.len());
                 }
             }
             Command::UdpClose { id } => {
@@ -601,26 +592,13 @@ impl Runtime {
                     let Some(sink) = self.udp_sinks.get(&socket) else {
                         continue;
                     };
-                    let cost = payload.len() + DATAGRAM_OVERHEAD;
-                    if sink.queued.load(Ordering::Acquire) + cost > self.udp_recv_buffer {
+                    if !sink.deliver(UdpDelivery::Datagram(from, payload)) {
                         self.iface.count_drop(DropReason::UdpReceiveBufferFull);
-                        continue;
-                    }
-                    sink.queued.fetch_add(cost, Ordering::AcqRel);
-                    match sink.tx.try_send(UdpDelivery::Datagram(from, payload)) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            sink.queued.fetch_sub(cost, Ordering::AcqRel);
-                            self.iface.count_drop(DropReason::UdpReceiveBufferFull);
-                        }
-                        Err(TrySendError::Disconnected(_)) => {
-                            sink.queued.fetch_sub(cost, Ordering::AcqRel);
-                        }
                     }
                 }
                 Event::UdpError { socket, error } => {
                     if let Some(sink) = self.udp_sinks.get(&socket) {
-                        let _ = sink.tx.try_send(UdpDelivery::Error(error));
+                        sink.deliver(UdpDelivery::Error(error));
                     }
                 }
             }
@@ -631,6 +609,9 @@ impl Runtime {
     fn stopped(&mut self) {
         self.executor.clear();
         self.tcp_stopped();
+        for sink in self.udp_sinks.values() {
+            sink.stopped();
+        }
         self.udp_sinks.clear();
     }
 

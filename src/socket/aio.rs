@@ -1,5 +1,5 @@
-//! The async API: [`TcpListener`] and [`TcpStream`] with `poll_*` methods
-//! and `async fn`s, driven by wakers, no thread per socket.
+//! The async API: [`TcpListener`], [`TcpStream`] and [`UdpSocket`] with
+//! `poll_*` methods and `async fn`s, driven by wakers, no thread per socket.
 //!
 //! They work under any executor: on the stack's own thread
 //! ([`crate::Stack::spawn`], where the built-in services run and where a
@@ -49,6 +49,7 @@ use super::handle::{
     ListenerHandle, Pokes, StreamHandle,
 };
 use super::resolve_v4;
+use super::udp::{try_recv as try_udp_recv, UdpHandle};
 use crate::runtime::{Command, StackHandle, TimerKey};
 use crate::tcp::{ConnInfo, KeepaliveConfig};
 
@@ -406,4 +407,153 @@ pub async fn timeout<T>(
         }
     })
     .await
+}
+
+/// A UDP socket whose sends and receives are awaited.
+///
+/// Dropping it closes the socket.
+pub struct UdpSocket {
+    handle: UdpHandle,
+}
+
+impl From<super::udp::UdpSocket> for UdpSocket {
+    fn from(s: super::udp::UdpSocket) -> UdpSocket {
+        UdpSocket { handle: s.handle }
+    }
+}
+
+impl UdpSocket {
+    /// Binds to `addr` (port 0: an ephemeral port).
+    pub async fn bind<A: ToSocketAddrs>(stack: &StackHandle, addr: A) -> io::Result<UdpSocket> {
+        let local = resolve_v4(addr)?;
+        Ok(UdpSocket {
+            handle: UdpHandle::bind_async(stack, local).await?,
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.handle.local))
+    }
+
+    /// The connected peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.handle.peer_addr()
+    }
+
+    /// Sets the peer: `send` goes there, and only its datagrams are received.
+    pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        let remote = resolve_v4(addr)?;
+        let id = self.handle.id;
+        self.handle
+            .stack
+            .call_async(|reply| Command::UdpConnect { id, remote, reply })
+            .await?
+            .map_err(super::udp::udp_error)?;
+        self.handle.set_peer(remote);
+        Ok(())
+    }
+
+    /// Queues one datagram to `to`, or registers the task while the send
+    /// buffer is full.
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        to: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        let to = match to {
+            SocketAddr::V4(v4) => v4,
+            SocketAddr::V6(_) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "tunstack speaks IPv4 only",
+                )))
+            }
+        };
+        let mut st = self.handle.shared.lock();
+        match self.handle.try_send(&mut st, buf, to) {
+            Some(r) => Poll::Ready(r),
+            None => {
+                st.register_writer(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Receives (or, with `peek`, looks at) the next datagram, or registers
+    /// the task.
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        peek: bool,
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let mut st = self.handle.shared.lock();
+        match try_udp_recv(&mut st, buf, peek) {
+            Some(r) => Poll::Ready(r),
+            None => {
+                st.register_reader(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Sends one datagram to `addr`.
+    pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let to = SocketAddr::V4(resolve_v4(addr)?);
+        poll_fn(|cx| self.poll_send_to(cx, buf, to)).await
+    }
+
+    /// Sends to the connected peer.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let to = SocketAddr::V4(self.handle.connected_peer()?);
+        poll_fn(|cx| self.poll_send_to(cx, buf, to)).await
+    }
+
+    /// Receives one datagram: its length (truncated to `buf`) and sender.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        poll_fn(|cx| self.poll_recv_from(cx, buf, false)).await
+    }
+
+    /// Like [`UdpSocket::recv_from`], but the datagram stays queued.
+    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        poll_fn(|cx| self.poll_recv_from(cx, buf, true)).await
+    }
+
+    /// Receives from the connected peer.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_from(buf).await.map(|(n, _)| n)
+    }
+
+    /// `SO_BROADCAST`.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.handle.set_broadcast(on);
+        Ok(())
+    }
+
+    /// `IP_TTL` of the datagrams sent (1..=255).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.handle.set_ttl(ttl)
+    }
+
+    /// `IP_TOS` of the datagrams sent.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        self.handle.set_tos(tos)
+    }
+
+    /// `SO_RCVBUF`.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.handle.shared.lock().rx_capacity = size.max(1);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("aio::UdpSocket")
+            .field("local", &self.handle.local)
+            .field("peer", &self.handle.peer())
+            .finish()
+    }
 }

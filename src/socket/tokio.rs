@@ -40,6 +40,10 @@ use super::aio;
 use super::tcp::DEFAULT_BACKLOG;
 use crate::runtime::StackHandle;
 
+/// A UDP socket for tokio: its `send_to`, `recv_from`, `peek_from`,
+/// `connect`, `send` and `recv` are awaited like tokio's own.
+pub use super::aio::UdpSocket;
+
 /// A listening socket for tokio.
 #[derive(Debug)]
 pub struct TcpListener {

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use super::state::State;
+use crate::ip::IpOptions;
 use crate::wire::packet::PacketBuf;
 
 /// Handle of a connection. Never reused within one [`super::TcpLayer`].
@@ -154,6 +155,8 @@ pub struct OutSegment {
     pub dst: Ipv4Addr,
     /// The TCP segment (it derefs to its bytes).
     pub packet: PacketBuf,
+    /// The connection's IP header choices (TTL, TOS).
+    pub ip: IpOptions,
 }
 
 /// Layer-wide counters.

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
+use crate::ip::IpOptions;
 use crate::time::Instant;
 use crate::wire::packet::PacketBuf;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
@@ -60,6 +61,10 @@ impl Outbox {
             src: *local.ip(),
             dst: *remote.ip(),
             packet,
+            ip: IpOptions {
+                dont_fragment: true,
+                ..IpOptions::default()
+            },
         });
     }
 

@@ -119,8 +119,24 @@ pub fn header(
     id: u16,
     payload_len: usize,
 ) -> Ipv4Header {
+    header_with_tos(src, dst, protocol, ttl, 0, id, payload_len)
+}
+
+/// [`header`] with the type-of-service byte (DSCP and ECN, RFC 2474 §3,
+/// RFC 3168 §5) set to `tos`.
+pub fn header_with_tos(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    ttl: u8,
+    tos: u8,
+    id: u16,
+    payload_len: usize,
+) -> Ipv4Header {
     let mut h =
         Ipv4Header::new(0, ttl, IpNumber(protocol), src.octets(), dst.octets()).unwrap_or_default();
+    h.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap_or_default();
+    h.ecn = etherparse::IpEcn::try_new(tos & 3).unwrap_or_default();
     // The length is re-set per packet; a too-long payload is refused earlier.
     let _ = h.set_payload_len(payload_len.min(MAX_PACKET - HEADER_LEN));
     h.identification = id;
@@ -137,13 +153,14 @@ pub fn write_header(
     dst: Ipv4Addr,
     protocol: u8,
     ttl: u8,
+    tos: u8,
     id: u16,
     payload_len: usize,
     dont_fragment: bool,
 ) {
     let total = (HEADER_LEN + payload_len).min(MAX_PACKET) as u16;
     out[0] = 0x45;
-    out[1] = 0;
+    out[1] = tos;
     out[2..4].copy_from_slice(&total.to_be_bytes());
     out[4..6].copy_from_slice(&id.to_be_bytes());
     out[6] = if dont_fragment { 0x40 } else { 0 };
@@ -165,12 +182,12 @@ mod tests {
     #[test]
     fn the_hand_written_header_matches_etherparse() {
         let (src, dst) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1));
-        for df in [false, true] {
-            let mut h = header(src, dst, 6, 64, 0xbeef, 1480);
+        for (df, tos) in [(false, 0), (true, 0), (true, 0xb8), (false, 0x03)] {
+            let mut h = header_with_tos(src, dst, 6, 64, tos, 0xbeef, 1480);
             h.dont_fragment = df;
             h.header_checksum = h.calc_header_checksum();
             let mut ours = [0u8; 20];
-            write_header(&mut ours, src, dst, 6, 64, 0xbeef, 1480, df);
+            write_header(&mut ours, src, dst, 6, 64, tos, 0xbeef, 1480, df);
             assert_eq!(ours, h.to_bytes()[..]);
         }
     }
