@@ -289,14 +289,10 @@ impl Interface {
 
     fn transmit(&mut self, dst: Ipv4Addr, protocol: u8, payload: &[u8], opts: IpOptions) {
         let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
-        self.ip.output(
-            dst,
-            protocol,
-            payload,
-            opts,
-            &mut self.stats,
-            &mut |p| tx_queue.push(tcp, p),
-        );
+        self.ip
+            .output(dst, protocol, payload, opts, &mut self.stats, &mut |p| {
+                tx_queue.push(tcp, p)
+            });
     }
 
     /// Fires due timers.
@@ -362,14 +358,10 @@ impl Interface {
                     continue;
                 }
                 let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
-                self.ip.output(
-                    seg.dst,
-                    PROTO_TCP,
-                    &seg.packet,
-                    seg.ip,
-                    stats,
-                    &mut |p| tx_queue.push(tcp, p),
-                );
+                self.ip
+                    .output(seg.dst, PROTO_TCP, &seg.packet, seg.ip, stats, &mut |p| {
+                        tx_queue.push(tcp, p)
+                    });
                 self.tcp.recycle(seg.packet);
             }
         }
