@@ -141,9 +141,12 @@ pub(crate) struct Conn {
     /// Karn's algorithm (RFC 6298 §3): one timed segment, ending at this
     /// sequence number, sent at this instant; cleared on retransmission.
     pub rtt_probe: Option<(SeqNum, Instant)>,
+    /// Duplicate ACKs in a row (RFC 5681 §3.2: the third one triggers
+    /// fast retransmit).
     pub dup_acks: u32,
     /// Consecutive retransmission timeouts (R1/R2 of RFC 9293 §3.8.3).
     pub retries: u32,
+    /// Segments retransmitted over the connection's life.
     pub total_retransmits: u64,
 
     pub timers: Timers,
@@ -155,7 +158,9 @@ pub(crate) struct Conn {
     pub nodelay: bool,
     /// `SO_KEEPALIVE` (RFC 9293 §3.8.4), off unless asked for (MUST-24).
     pub keepalive: Option<KeepaliveConfig>,
+    /// Keepalive probes sent and not answered.
     pub keepalive_probes: u32,
+    /// Zero-window probes sent in a row: the persist timer's backoff.
     pub persist_backoff: u32,
     /// When the peer was last heard from (any segment in a synchronized state).
     pub last_heard: Option<Instant>,

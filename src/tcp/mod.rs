@@ -3,7 +3,8 @@
 //!
 //! Input is `(now, segment)` and application calls; output is segments,
 //! events and the next deadline. No threads, no clock, no device: the
-//! runtime drives a [`TcpLayer`] in a loop —
+//! interface ([`crate::iface::Interface`], which the runtime drives) runs a
+//! [`TcpLayer`] in a loop —
 //!
 //! 1. for every received IPv4 packet carrying TCP, call
 //!    [`TcpLayer::on_segment`] with its addresses and TCP bytes;
@@ -17,7 +18,8 @@
 //! private, the per-connection state machine split into `conn` (TCB and
 //! application calls), `input` (segment arrival), `output` (segment
 //! generation) and `timers` (over the plain deadlines of `deadlines`),
-//! plus `listener` and `layer` (the table).
+//! plus `listener` and `layer` (the table; what reaches a listener in
+//! `layer/listen.rs`).
 //!
 //! Every state transition is logged at debug level as
 //! `{peer} -> {us} OLD -> NEW`, e.g. `10.0.0.1:40000 -> 10.0.0.2:7 SYN-RCVD -> ESTABLISHED`
