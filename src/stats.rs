@@ -2,10 +2,11 @@
 //!
 //! Every packet the stack drops is counted under one [`DropReason`] (and logged
 //! at `debug`), so malformed or unwanted input is visible without a capture.
+//!
+//! Every layer counts into these types, so this module depends on none of
+//! them.
 
 use std::fmt;
-
-use crate::tcp::TcpStats;
 
 /// Why an incoming packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +130,39 @@ impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The TCP layer's counters (`tunstack::tcp::TcpStats`, kept by the
+/// `TcpLayer`, reported as [`Stats::tcp`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments accepted for processing.
+    pub segments_in: u64,
+    /// Segments queued for output.
+    pub segments_out: u64,
+    /// Dropped: checksum did not verify.
+    pub bad_checksum: u64,
+    /// Dropped: too short or bad header.
+    pub malformed: u64,
+    /// RSTs sent.
+    pub resets_sent: u64,
+    /// Segments retransmitted.
+    pub retransmits: u64,
+    /// SYNs dropped because a listener's queues were full.
+    pub syn_dropped: u64,
+    /// Handshake-completing ACKs (a SYN cookie's or a SYN-RCVD
+    /// connection's) dropped because the accept queue was full.
+    pub listen_overflow: u64,
+    /// SYNs answered with a SYN cookie because the SYN queue was full.
+    pub syn_cookies_sent: u64,
+    /// Connections opened from a returned SYN cookie.
+    pub syn_cookies_accepted: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// Challenge ACKs suppressed by the rate limit.
+    pub challenge_acks_limited: u64,
+    /// Connections aborted on timeout (R2, SYN retries, keepalive).
+    pub timeouts: u64,
 }
 
 /// A snapshot of the stack's counters.

@@ -10,6 +10,10 @@ use super::state::State;
 use crate::ip::IpOptions;
 use crate::wire::packet::PacketBuf;
 
+// The TCP layer's counters are defined with the stack's others, in a module
+// that depends on no protocol layer.
+pub use crate::stats::TcpStats;
+
 /// Handle of a connection. Never reused within one [`super::TcpLayer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -157,36 +161,4 @@ pub struct OutSegment {
     pub packet: PacketBuf,
     /// The connection's IP header choices (TTL, TOS).
     pub ip: IpOptions,
-}
-
-/// Layer-wide counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TcpStats {
-    /// Segments accepted for processing.
-    pub segments_in: u64,
-    /// Segments queued for output.
-    pub segments_out: u64,
-    /// Dropped: checksum did not verify.
-    pub bad_checksum: u64,
-    /// Dropped: too short or bad header.
-    pub malformed: u64,
-    /// RSTs sent.
-    pub resets_sent: u64,
-    /// Segments retransmitted.
-    pub retransmits: u64,
-    /// SYNs dropped because a listener's queues were full.
-    pub syn_dropped: u64,
-    /// Handshake-completing ACKs (a SYN cookie's or a SYN-RCVD
-    /// connection's) dropped because the accept queue was full.
-    pub listen_overflow: u64,
-    /// SYNs answered with a SYN cookie because the SYN queue was full.
-    pub syn_cookies_sent: u64,
-    /// Connections opened from a returned SYN cookie.
-    pub syn_cookies_accepted: u64,
-    /// Challenge ACKs sent (RFC 5961).
-    pub challenge_acks: u64,
-    /// Challenge ACKs suppressed by the rate limit.
-    pub challenge_acks_limited: u64,
-    /// Connections aborted on timeout (R2, SYN retries, keepalive).
-    pub timeouts: u64,
 }
