@@ -1,8 +1,8 @@
 //! `UdpSocket`: datagrams, as with `std::net::UdpSocket` (and the options
 //! `socket2` adds). The blocking socket here and the async ones
-//! ([`crate::aio::UdpSocket`], `tunstack::tokio::UdpSocket`) share
-//! [`UdpHandle`]: one attempt at each operation that either completes or
-//! says to wait.
+//! ([`crate::aio::UdpSocket`], `tunstack::tokio::UdpSocket`) share one
+//! handle to the socket's queues: one attempt at each operation that either
+//! completes or says to wait.
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
