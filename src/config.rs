@@ -94,6 +94,58 @@ impl Config {
     pub fn reassembly_timeout(&self) -> Duration {
         self.reassembly.timeout
     }
+
+    /// Refuses a configuration the stack cannot work with, with a message
+    /// that says why: an address that cannot be a host's own (unspecified,
+    /// broadcast, multicast, loopback, the subnet's network or broadcast
+    /// address, the kernel side's own address), a prefix that leaves no
+    /// room for two hosts, an MTU below IPv4's 68 bytes (RFC 791), or a TTL
+    /// of zero (RFC 1122 §3.2.1.7).
+    pub fn validate(&self) -> Result<(), String> {
+        let a = self.addr;
+        let why = if a.is_unspecified() {
+            Some("the unspecified address")
+        } else if a.is_broadcast() {
+            Some("the limited broadcast address")
+        } else if a.is_multicast() {
+            Some("a multicast address")
+        } else if a.is_loopback() {
+            Some("a loopback address")
+        } else if self.prefix_len > 30 {
+            None
+        } else if a == self.broadcast() {
+            Some("the subnet's broadcast address")
+        } else if u32::from(a) & !(u32::MAX >> self.prefix_len) == u32::from(a) {
+            Some("the subnet's network address")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(format!("{a} cannot be the stack's address: it is {why}"));
+        }
+        if self.prefix_len > 32 {
+            return Err(format!(
+                "prefix length /{} is more than 32",
+                self.prefix_len
+            ));
+        }
+        if let Some((host, _)) = self.host_addr {
+            if host == a {
+                return Err(format!(
+                    "{a} cannot be the stack's address: it is the kernel side's own (--host-addr)"
+                ));
+            }
+        }
+        if let Some(mtu) = self.mtu {
+            if mtu < 68 {
+                return Err(format!("MTU {mtu} is below IPv4's minimum of 68 bytes"));
+            }
+        }
+        if self.ttl == 0 {
+            return Err("TTL 0 is never sent (RFC 1122 §3.2.1.7)".into());
+        }
+        Ok(())
+    }
 }
 
 /// A random seed from the process's randomly keyed hasher (no extra crate).
@@ -133,6 +185,41 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_a_host_cannot_have_are_refused_with_a_reason() {
+        let with = |addr: [u8; 4]| Config {
+            addr: addr.into(),
+            ..Config::default()
+        };
+        assert_eq!(with([10, 0, 0, 2]).validate(), Ok(()));
+        for (addr, why) in [
+            ([0, 0, 0, 0], "unspecified"),
+            ([255, 255, 255, 255], "limited broadcast"),
+            ([224, 0, 0, 1], "multicast"),
+            ([127, 0, 0, 1], "loopback"),
+            ([10, 0, 0, 255], "subnet's broadcast"),
+            ([10, 0, 0, 0], "network address"),
+        ] {
+            let e = with(addr).validate().expect_err("refused");
+            assert!(e.contains(why), "{addr:?}: {e}");
+        }
+        let kernel_side = Config {
+            host_addr: Some((Ipv4Addr::new(10, 0, 0, 2), 24)),
+            ..Config::default()
+        };
+        assert!(kernel_side.validate().unwrap_err().contains("kernel side"));
+        let tiny = Config {
+            mtu: Some(67),
+            ..Config::default()
+        };
+        assert!(tiny.validate().is_err());
+        let point_to_point = Config {
+            prefix_len: 32,
+            ..Config::default()
+        };
+        assert_eq!(point_to_point.validate(), Ok(()));
+    }
 
     #[test]
     fn broadcast_follows_prefix() {

@@ -8,7 +8,8 @@
 
 use std::fmt;
 
-/// Why an incoming packet was dropped.
+/// Why a packet was dropped: one that arrived, or (the last reason) one the
+/// stack could not send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// Shorter than an IPv4 header.
@@ -59,11 +60,14 @@ pub enum DropReason {
     UdpReceiveBufferFull,
     /// A TCP segment that the TCP layer rejected.
     TcpRejected,
+    /// A datagram of ours larger than the link MTU with Don't Fragment set
+    /// (or one that cannot be fragmented to it): not sent.
+    OutputTooBig,
 }
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadHeaderLength,
@@ -88,6 +92,7 @@ impl DropReason {
         DropReason::UdpNoSocket,
         DropReason::UdpReceiveBufferFull,
         DropReason::TcpRejected,
+        DropReason::OutputTooBig,
     ];
 
     /// A short, stable name (used in logs and the stats table).
@@ -117,6 +122,7 @@ impl DropReason {
             DropReason::UdpNoSocket => "udp-no-socket",
             DropReason::UdpReceiveBufferFull => "udp-rcvbuf-full",
             DropReason::TcpRejected => "tcp-rejected",
+            DropReason::OutputTooBig => "ip-out-too-big",
         }
     }
 

@@ -476,3 +476,57 @@ fn malformed_packets_are_dropped_and_counted_and_the_stack_keeps_working() {
         stopped.stdout
     );
 }
+
+/// Issue 9: an address a host cannot have is refused at start with a
+/// message that says why, instead of a stack that half works.
+#[test]
+fn addresses_a_host_cannot_have_are_refused_at_start() {
+    let Some(net) = TestNet::new(&[]) else {
+        return;
+    };
+    for (addr, why) in [
+        ("10.0.0.1", "the kernel side of tun0 has it"),
+        ("0.0.0.0", "unspecified"),
+        ("255.255.255.255", "broadcast"),
+        ("224.0.0.1", "multicast"),
+        ("127.0.0.1", "loopback"),
+        ("10.0.0.255", "broadcast"),
+    ] {
+        let out = net.exec(
+            &[support::TUNSTACK, "run", "--tun", "tun0", "--addr", addr],
+            Duration::from_secs(10),
+        );
+        assert!(!out.status.success(), "--addr {addr} was accepted");
+        assert!(
+            out.stderr.contains("cannot be the stack's address") && out.stderr.contains(why),
+            "--addr {addr}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// Issue 9: with a tiny MTU (96: an MSS of 56) TCP still carries data; it
+/// used to send 104-byte DF segments that IP dropped without a counter.
+#[test]
+fn tcp_works_at_a_tiny_mtu() {
+    let Some(net) = TestNet::start_with(&["curl"], &["--mtu", "96"]) else {
+        return;
+    };
+    let out = net
+        .exec(
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download}",
+                "http://10.0.0.2/bytes/3000",
+            ],
+            Duration::from_secs(30),
+        )
+        .expect_success("curl at MTU 96");
+    assert_eq!(out.stdout.trim(), "3000");
+}

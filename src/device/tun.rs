@@ -147,6 +147,23 @@ impl TunDevice {
         })
     }
 
+    /// The IPv4 addresses the kernel side of the interface has.
+    pub fn kernel_addresses(&self) -> Vec<Ipv4Addr> {
+        match self.dev.addresses() {
+            Ok(addrs) => addrs
+                .into_iter()
+                .filter_map(|a| match a {
+                    std::net::IpAddr::V4(v4) => Some(v4),
+                    std::net::IpAddr::V6(_) => None,
+                })
+                .collect(),
+            Err(e) => {
+                log::debug!("{}: reading its addresses: {e}", self.name);
+                Vec::new()
+            }
+        }
+    }
+
     /// The interface name.
     pub fn name(&self) -> &str {
         &self.name

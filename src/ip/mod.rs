@@ -238,7 +238,10 @@ impl Ipv4Layer {
                     stats.ip_fragmented += 1;
                 }
             }
-            Err(e) => debug!("ip: cannot send {} bytes to {dst}: {e:?}", payload.len()),
+            Err(e) => {
+                stats.drop(DropReason::OutputTooBig);
+                debug!("ip: cannot send {} bytes to {dst}: {e:?}", payload.len());
+            }
         }
     }
 

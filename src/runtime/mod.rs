@@ -266,6 +266,10 @@ impl StackHandle {
     }
 }
 
+fn invalid_config(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("tunstack: {why}"))
+}
+
 /// The error API calls return once the stack has shut down.
 pub(crate) fn stack_gone() -> io::Error {
     io::Error::new(
@@ -284,19 +288,36 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Opens (or creates) the TUN device `config.tun_name` and starts the stack on it.
+    /// Opens (or creates) the TUN device `config.tun_name` and starts the
+    /// stack on it. A configuration the stack cannot work with
+    /// ([`Config::validate`]), or an address the kernel side of the TUN
+    /// already has, is refused with `InvalidInput`.
     pub fn new(config: Config) -> io::Result<Stack> {
+        config.validate().map_err(invalid_config)?;
         let opts = TunOptions {
             mtu: config.mtu,
             host_addr: config.host_addr,
         };
         let tun = TunDevice::open(&config.tun_name, &opts)?;
+        if tun.kernel_addresses().contains(&config.addr) {
+            return Err(invalid_config(format!(
+                "{} cannot be the stack's address: the kernel side of {} has it",
+                config.addr, config.tun_name
+            )));
+        }
         Stack::with_device(config, tun)
     }
 
     /// Starts the stack on any device (an in-memory link in tests). When
     /// `config.pcap` is set, the device is wrapped in a capture.
     pub fn with_device<D: Device + 'static>(config: Config, device: D) -> io::Result<Stack> {
+        config.validate().map_err(invalid_config)?;
+        if device.mtu() < 68 {
+            return Err(invalid_config(format!(
+                "the device's MTU {} is below IPv4's minimum of 68 bytes",
+                device.mtu()
+            )));
+        }
         // The capture sits between the stack and the fault injector, so it
         // records what the stack saw and sent (a dropped outgoing packet is
         // in the capture, followed by its retransmission).

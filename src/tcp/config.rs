@@ -100,9 +100,11 @@ impl Default for TcpConfig {
 }
 
 impl TcpConfig {
-    /// The MSS we announce: MTU minus minimal IPv4 and TCP headers.
+    /// The MSS we announce: MTU minus minimal IPv4 and TCP headers (RFC
+    /// 9293 §3.7.1), so every segment fits the link even at IPv4's minimum
+    /// MTU of 68 (an MSS of 28).
     pub fn mss(&self) -> u16 {
-        u16::try_from(self.mtu.saturating_sub(40).max(64)).unwrap_or(u16::MAX)
+        u16::try_from(self.mtu.saturating_sub(40).max(8)).unwrap_or(u16::MAX)
     }
 
     /// Window scale shift we offer: the smallest that lets the whole
