@@ -167,6 +167,9 @@ pub struct TcpStats {
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit.
     pub challenge_acks_limited: u64,
+    /// ACKs not sent in answer to out-of-window pure ACKs and SYNs (the
+    /// per-connection limit against reflection).
+    pub oow_acks_limited: u64,
     /// Connections aborted on timeout (R2, SYN retries, keepalive).
     pub timeouts: u64,
 }
@@ -242,8 +245,8 @@ impl fmt::Display for Stats {
         let t = &self.tcp;
         writeln!(
             f,
-            "tcp:  {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs, {} timeouts",
-            t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.timeouts
+            "tcp:  {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} timeouts",
+            t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.timeouts
         )?;
         write!(f, "drops: {}", self.dropped_total())?;
         for reason in DropReason::ALL {

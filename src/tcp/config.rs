@@ -70,6 +70,10 @@ pub struct TcpConfig {
     /// budget is drawn at random between half and 1.5× this (as Linux does,
     /// so the count is no side channel).
     pub challenge_ack_limit: u32,
+    /// Answers to out-of-window pure ACKs and SYNs are sent at most once per
+    /// this interval per connection (Linux `tcp_invalid_ratelimit`, 500 ms);
+    /// out-of-window data is always answered.
+    pub oow_ack_interval: Duration,
     /// Most connections in the table (including TIME-WAIT); further SYNs
     /// are dropped and `connect` fails.
     pub max_connections: usize,
@@ -94,6 +98,7 @@ impl Default for TcpConfig {
             delayed_ack: Duration::from_millis(200),
             keepalive: KeepaliveConfig::default(),
             challenge_ack_limit: 1000,
+            oow_ack_interval: Duration::from_millis(500),
             max_connections: 65536,
         }
     }

@@ -164,6 +164,8 @@ pub(crate) struct Conn {
     pub persist_backoff: u32,
     /// When the peer was last heard from (any segment in a synchronized state).
     pub last_heard: Option<Instant>,
+    /// When we last answered an out-of-window pure ACK or SYN.
+    pub last_oow_ack: Option<Instant>,
 }
 
 impl Conn {
@@ -295,6 +297,7 @@ impl Conn {
             keepalive_probes: 0,
             persist_backoff: 0,
             last_heard: None,
+            last_oow_ack: None,
         }
     }
 

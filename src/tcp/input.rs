@@ -110,11 +110,7 @@ impl Conn {
         let end_of_window = self.rcv.nxt + wnd;
         match (seg_len, wnd) {
             (0, 0) => seq == self.rcv.nxt,
-            // A zero-length segment exactly at the right edge is accepted too,
-            // as Linux does (`tcp_sequence`): a peer that filled our window
-            // sends its pure ACKs with SEQ = RCV.NXT + RCV.WND, and dropping
-            // them would discard the ACKs we depend on.
-            (0, _) => seq.in_range(self.rcv.nxt, end_of_window) || seq == end_of_window,
+            (0, _) => seq.in_range(self.rcv.nxt, end_of_window),
             (_, 0) => false,
             (_, _) => {
                 seq.in_range(self.rcv.nxt, end_of_window)
@@ -172,18 +168,34 @@ impl Conn {
         if !self.acceptable(seq, seg_len, cx.io) {
             if !h.flags.rst {
                 // "Special allowance should be made to accept valid ACKs"
-                // when our window is zero (RFC 9293 §3.10.7.4), or a peer
-                // sending while we are full could never get its ACKs in.
-                let zero_window_ack = self.rcv_wnd(cx.io) == 0
-                    && seq == self.rcv.nxt
+                // (RFC 9293 §3.10.7.4): when our window is zero, a segment at
+                // RCV.NXT; and a pure ACK exactly at the right edge, which a
+                // peer that filled our window sends (Linux accepts it). Their
+                // ACK fields are processed; they are still answered below.
+                let wnd = self.rcv_wnd(cx.io);
+                let zero_window_ack = wnd == 0 && seq == self.rcv.nxt;
+                let edge_ack = wnd > 0 && seg_len == 0 && seq == self.rcv.nxt + wnd;
+                let allowance = (zero_window_ack || edge_ack)
                     && h.flags.ack
                     && !h.flags.syn
                     && self.state != State::SynReceived;
-                if zero_window_ack && !self.process_ack(now, seg, cx) && self.state == State::Closed
-                {
+                if allowance && !self.process_ack(now, seg, cx) && self.state == State::Closed {
                     return;
                 }
-                self.ack.now = true;
+                // RFC 9293 §3.10.7.4: an unacceptable segment is answered
+                // with an ACK. Against ACK storms and reflection, the answers
+                // to pure ACKs and SYNs (no data, no FIN) are limited to one
+                // per `oow_ack_interval` per connection, as Linux's
+                // `tcp_invalid_ratelimit`; a segment with data or FIN is
+                // always answered, and so is a keepalive probe (SEQ =
+                // RCV.NXT - 1, at most one byte, RFC 9293 §3.8.4): its answer
+                // is the point, and forging it takes knowing RCV.NXT.
+                let keepalive_probe = seq == self.rcv.nxt - 1 && seg.payload.len() <= 1;
+                let limited =
+                    ((seg.payload.is_empty() && !h.flags.fin) || h.flags.syn) && !keepalive_probe;
+                if !limited || self.oow_ack_allowed(now, cx) {
+                    self.ack.now = true;
+                }
             }
             return;
         }

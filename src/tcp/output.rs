@@ -243,6 +243,19 @@ impl Conn {
         }
     }
 
+    /// May we answer one more out-of-window pure ACK or SYN now? At most
+    /// one per `oow_ack_interval` per connection (Linux's
+    /// `tcp_invalid_ratelimit`); the first of a burst is answered.
+    pub(crate) fn oow_ack_allowed(&mut self, now: Instant, cx: &mut Ctx<'_>) -> bool {
+        let interval = cx.cfg.oow_ack_interval;
+        if self.last_oow_ack.is_some_and(|t| now - t < interval) {
+            cx.out.stats.oow_acks_limited += 1;
+            return false;
+        }
+        self.last_oow_ack = Some(now);
+        true
+    }
+
     fn acked_now(&mut self) {
         self.ack.now = false;
         self.ack.pending = false;

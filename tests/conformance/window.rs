@@ -222,3 +222,52 @@ fn segments_outside_the_window_are_acked_and_trimmed() {
     b.expect(|s| s.is("A") && s.ack_no == rcv + 3 + 8192 && s.win == 0);
     assert_eq!(b.info().recv_queue, 8192);
 }
+
+/// RFC 9293 §3.10.7.4 (first step), as an outside tester found missing: a
+/// zero-length ACK whose sequence number is at (or beyond) the right edge of
+/// the window is not acceptable and is answered, also right after two
+/// unacceptable data segments. The one exactly at the edge (a peer that
+/// filled our window sends its ACKs there) still has its ACK field
+/// processed.
+#[test]
+fn a_pure_ack_at_or_beyond_the_right_edge_is_answered() {
+    let mut b = Bench::new();
+    b.handshake_passive();
+    let (snd, rcv) = (b.stack_seq, b.peer_seq);
+    let edge = rcv + 8192; // the bench's receive buffer
+    b.send(seg!(ACK | PSH, seq = edge + 100, data = b"late"));
+    b.expect(|s| s.is("A") && s.ack_no == rcv);
+    b.send(seg!(ACK | PSH, seq = rcv - 10, data = b"old"));
+    b.expect(|s| s.is("A") && s.ack_no == rcv);
+    // Our data in flight; the peer's ACK of it sits exactly at our edge.
+    b.app_send(b"hello");
+    b.expect(|s| s.is("PA") && s.seq == snd);
+    b.send(seg!(ACK, seq = edge, ack = snd + 5));
+    b.expect(|s| s.is("A") && s.seq == snd + 5 && s.ack_no == rcv);
+    assert_eq!(b.info().send_queue, 0, "its ACK field was processed");
+}
+
+/// Issue 10 (reflection): answers to out-of-window pure ACKs are limited
+/// per connection to one per 500 ms (Linux `tcp_invalid_ratelimit`); the
+/// first of a burst is answered, out-of-window data always is, and
+/// keepalive probes (SEQ = RCV.NXT - 1) always are.
+#[test]
+fn answers_to_out_of_window_pure_acks_are_rate_limited_but_data_is_always_answered() {
+    let mut b = Bench::new();
+    b.handshake_passive();
+    let rcv = b.peer_seq;
+    for i in 0..10 {
+        b.send(seg!(ACK, seq = rcv + 20_000 + i));
+    }
+    assert_eq!(b.take_all().len(), 1, "one answer for a burst of ten");
+    assert_eq!(b.stats().oow_acks_limited, 9);
+    for _ in 0..3 {
+        b.send(seg!(ACK | PSH, seq = rcv + 20_000, data = b"x"));
+        b.expect(|s| s.is("A") && s.ack_no == rcv);
+    }
+    b.send(seg!(ACK, seq = rcv - 1));
+    b.expect(|s| s.is("A") && s.ack_no == rcv);
+    b.advance(500);
+    b.send(seg!(ACK, seq = rcv + 30_000));
+    b.expect(|s| s.is("A") && s.ack_no == rcv);
+}
