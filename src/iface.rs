@@ -18,6 +18,7 @@ use crate::stats::{DropReason, Stats};
 use crate::tcp::stream::Stream;
 use crate::tcp::{
     ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpConfig, TcpError, TcpEvent, TcpLayer,
+    TcpOption,
 };
 use crate::time::Instant;
 use crate::udp::{SocketId, UdpError, UdpTable};
@@ -507,6 +508,26 @@ impl Interface {
     /// Releases a connection's handle and resets the connection (RST).
     pub fn tcp_abort(&mut self, id: ConnId) -> Result<(), TcpError> {
         self.tcp.abort(id)
+    }
+
+    /// Sets a socket option on a TCP connection.
+    pub fn tcp_set_option(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        opt: TcpOption,
+    ) -> Result<(), TcpError> {
+        self.tcp.set_option(now, id, opt)
+    }
+
+    /// Sets a socket option on a TCP listener, for the connections it
+    /// accepts from now on.
+    pub fn tcp_set_listener_option(
+        &mut self,
+        id: ListenerId,
+        opt: TcpOption,
+    ) -> Result<(), TcpError> {
+        self.tcp.set_listener_option(id, opt)
     }
 
     /// `TCP_NODELAY`: `true` turns Nagle's algorithm off.

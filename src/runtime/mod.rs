@@ -35,7 +35,7 @@ use crate::device::{Device, Waker};
 use crate::iface::{Event, Interface};
 use crate::stats::{DropReason, Stats};
 use crate::tcp::stream::Stream;
-use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, State, TcpError};
+use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, State, TcpError, TcpOption};
 use crate::time::{Clock, Instant};
 use crate::udp::{SocketId, UdpError};
 
@@ -123,6 +123,16 @@ pub(crate) enum Command {
     },
     TcpAbort {
         id: ConnId,
+    },
+    TcpSetOption {
+        id: ConnId,
+        opt: TcpOption,
+        reply: Reply<Result<(), TcpError>>,
+    },
+    TcpSetListenerOption {
+        id: ListenerId,
+        opt: TcpOption,
+        reply: Reply<Result<(), TcpError>>,
     },
     TcpSetNodelay {
         id: ConnId,

@@ -155,6 +155,12 @@ impl Runtime {
             Command::TcpAbort { id } => {
                 let _ = self.iface.tcp_abort(id);
             }
+            Command::TcpSetOption { id, opt, reply } => {
+                reply.send(self.iface.tcp_set_option(now, id, opt));
+            }
+            Command::TcpSetListenerOption { id, opt, reply } => {
+                reply.send(self.iface.tcp_set_listener_option(id, opt));
+            }
             Command::TcpSetNodelay { id, nodelay, reply } => {
                 reply.send(self.iface.tcp_set_nodelay(now, id, nodelay));
             }

@@ -45,13 +45,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::handle::{
-    tcp_error, try_connected, try_echo, try_read, try_read_with, try_write, try_write_with,
-    ListenerHandle, Pokes, StreamHandle,
+    tcp_error, try_connected, try_echo, try_peek, try_read, try_read_with, try_write,
+    try_write_with, ListenerHandle, Pokes, StreamHandle,
 };
 use super::resolve_v4;
 use super::udp::{try_recv as try_udp_recv, UdpHandle};
 use crate::runtime::{Command, StackHandle, TimerKey};
-use crate::tcp::{ConnInfo, KeepaliveConfig};
+use crate::tcp::{ConnInfo, KeepaliveConfig, TcpOption};
 
 /// A listening TCP socket whose `accept` is awaited.
 pub struct TcpListener {
@@ -309,6 +309,75 @@ impl TcpStream {
                 keepalive,
                 reply,
             })
+    }
+
+    fn set_option(&self, opt: TcpOption) -> io::Result<()> {
+        let id = self.handle.id;
+        self.handle
+            .send_and_forget(|reply| Command::TcpSetOption { id, opt, reply })
+    }
+
+    /// `IP_TTL` of the segments this connection sends, 1..=255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        match u8::try_from(ttl) {
+            Ok(t) if t > 0 => self.set_option(TcpOption::Ttl(Some(t))),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TTL must be between 1 and 255",
+            )),
+        }
+    }
+
+    /// `IP_TOS` of the segments this connection sends.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "TOS is one byte (0..=255)")
+        })?;
+        self.set_option(TcpOption::Tos(tos))
+    }
+
+    /// `SO_RCVBUF` (see [`crate::TcpStream::set_recv_buffer_size`]).
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.set_option(TcpOption::RecvBuffer(size))
+    }
+
+    /// `SO_SNDBUF`.
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.set_option(TcpOption::SendBuffer(size))
+    }
+
+    /// `TCP_USER_TIMEOUT` (RFC 5482).
+    pub fn set_tcp_user_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_option(TcpOption::UserTimeout(timeout))
+    }
+
+    /// `SO_LINGER`: `Some(Duration::ZERO)` makes dropping the stream a
+    /// reset. (A nonzero linger does not block an async drop.)
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        let linger = linger.filter(|l| l.is_zero());
+        self.handle.update_options(|o| o.linger = linger);
+        Ok(())
+    }
+
+    /// Reads without taking: the next read returns the same bytes.
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.handle.stream.with(|st| match try_peek(st, buf) {
+            Some(r) => Poll::Ready(r),
+            None => {
+                st.register_reader(cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Reads without taking.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_peek(cx, buf)).await
+    }
+
+    /// `SO_ERROR`: the error that ended the connection, once.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(self.handle.take_error())
     }
 
     /// A snapshot of the connection: state, queues, RTT, retransmits.

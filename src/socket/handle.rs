@@ -6,12 +6,13 @@
 
 use std::io;
 use std::net::SocketAddrV4;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
+use std::time::Duration;
 
 use crate::runtime::{reply, stack_gone, Command, ListenerShared, StackHandle};
 use crate::tcp::stream::{Stream, StreamState};
-use crate::tcp::{ConnId, ListenerId, TcpError};
+use crate::tcp::{ConnId, ListenerId, TcpError, TcpOption};
 
 /// An `io::Error` for a core error, with its message.
 pub(crate) fn tcp_error(e: TcpError) -> io::Error {
@@ -72,8 +73,22 @@ impl Drop for ListenerHandle {
     }
 }
 
+/// Options a stream handle remembers, to answer the getters and to act on
+/// at close.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LocalOptions {
+    pub(crate) ttl: Option<u8>,
+    pub(crate) tos: u8,
+    pub(crate) user_timeout: Option<Duration>,
+    /// `SO_LINGER`.
+    pub(crate) linger: Option<Duration>,
+    /// Calls that would wait fail with `WouldBlock` (blocking API).
+    pub(crate) nonblocking: bool,
+}
+
 /// A connection's handle. Dropping it closes the connection gracefully in
-/// the background (RST instead if received data was left unread).
+/// the background (RST instead if received data was left unread, or with
+/// `SO_LINGER` set to zero).
 pub(crate) struct StreamHandle {
     pub(crate) stack: StackHandle,
     pub(crate) id: ConnId,
@@ -82,6 +97,7 @@ pub(crate) struct StreamHandle {
     pub(crate) stream: Arc<Stream>,
     /// The runtime already forgot the connection (after `abort`).
     pub(crate) released: bool,
+    pub(crate) opts: Mutex<LocalOptions>,
 }
 
 impl StreamHandle {
@@ -99,7 +115,37 @@ impl StreamHandle {
             peer,
             stream,
             released: false,
+            opts: Mutex::new(LocalOptions::default()),
         }
+    }
+
+    /// The options remembered so far.
+    pub(crate) fn local_options(&self) -> LocalOptions {
+        *self.opts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Updates the remembered options.
+    pub(crate) fn update_options(&self, f: impl FnOnce(&mut LocalOptions)) {
+        f(&mut self.opts.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Sets a core option and waits for the runtime's answer.
+    pub(crate) fn set_option(&self, opt: TcpOption) -> io::Result<()> {
+        let id = self.id;
+        self.stack
+            .call(|reply| Command::TcpSetOption { id, opt, reply })?
+            .map_err(tcp_error)
+    }
+
+    /// `SO_ERROR`: the connection's error, once (a read that would have
+    /// reported it then sees end of stream).
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
+        let mut st = self.stream.lock();
+        let e = st.error?;
+        if std::mem::replace(&mut st.read_error_reported, true) {
+            return None;
+        }
+        Some(io::Error::from(e.kind()))
     }
 
     /// Sends the pokes an attempt owes the runtime.
@@ -158,8 +204,32 @@ impl StreamHandle {
 
 impl Drop for StreamHandle {
     fn drop(&mut self) {
-        if !self.released {
-            let _ = self.stack.send(Command::TcpClose { id: self.id });
+        if self.released {
+            return;
+        }
+        let linger = self.local_options().linger;
+        if linger == Some(Duration::ZERO) {
+            // SO_LINGER with a zero timeout: close is an abort (RST).
+            let _ = self.stack.send(Command::TcpAbort { id: self.id });
+            return;
+        }
+        let _ = self.stack.send(Command::TcpClose { id: self.id });
+        // SO_LINGER with a timeout: close waits (up to it) until what was
+        // written has arrived, then the close goes on in the background.
+        // Never on the stack's own thread, which would wait for itself.
+        if let Some(t) = linger {
+            if crate::runtime::on_runtime() {
+                return;
+            }
+            let deadline = std::time::Instant::now() + t;
+            let mut st = self.stream.lock();
+            while !(st.fin_acked || st.closed || st.gone) {
+                let (g, expired) = self.stream.wait(st, false, Some(deadline));
+                st = g;
+                if expired {
+                    break;
+                }
+            }
         }
     }
 }
@@ -200,6 +270,18 @@ pub(crate) fn try_read(
         let n = st.recv.read(out);
         pokes.window = st.needs_window_update();
         return Some(Ok(n));
+    }
+    read_end(st)
+}
+
+/// One attempt to peek: copies ready bytes without taking them. `None`:
+/// nothing yet, wait.
+pub(crate) fn try_peek(st: &mut StreamState, out: &mut [u8]) -> Option<io::Result<usize>> {
+    if out.is_empty() {
+        return Some(Ok(0));
+    }
+    if st.recv.ready() > 0 {
+        return Some(Ok(st.recv.peek(out)));
     }
     read_end(st)
 }

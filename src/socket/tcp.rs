@@ -11,15 +11,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::handle::{
-    tcp_error, try_connected, try_read, try_write, ListenerHandle, Pokes, StreamHandle,
+    tcp_error, try_connected, try_peek, try_read, try_write, ListenerHandle, Pokes, StreamHandle,
 };
 use super::resolve_v4;
 use crate::runtime::Command;
-use crate::tcp::{ConnInfo, KeepaliveConfig};
+use crate::tcp::{ConnInfo, KeepaliveConfig, TcpOption};
 use crate::Stack;
 
 /// The default listen backlog: Linux's `somaxconn` (4096), which caps what
@@ -48,6 +49,11 @@ fn timed_out(what: &str) -> io::Error {
 /// ```
 pub struct TcpListener {
     pub(crate) handle: ListenerHandle,
+    accept_timeout: Mutex<Option<Duration>>,
+    nonblocking: AtomicBool,
+    default_ttl: u8,
+    ttl: AtomicU8,
+    tos: AtomicU8,
 }
 
 impl TcpListener {
@@ -72,6 +78,7 @@ impl TcpListener {
                 format!("binding TCP {local}: not this stack's address"),
             ));
         }
+        let stack_ttl = stack.default_ttl();
         let stack = stack.handle().clone();
         let (id, shared) = stack
             .call(|reply| Command::TcpListen {
@@ -87,6 +94,11 @@ impl TcpListener {
                 local,
                 shared,
             },
+            accept_timeout: Mutex::new(None),
+            nonblocking: AtomicBool::new(false),
+            default_ttl: stack_ttl,
+            ttl: AtomicU8::new(0),
+            tos: AtomicU8::new(0),
         })
     }
 
@@ -95,23 +107,111 @@ impl TcpListener {
         Ok(SocketAddr::V4(self.handle.local))
     }
 
-    /// Waits for a connection.
+    /// Waits for a connection: as long as it takes, up to the accept
+    /// timeout ([`TcpListener::set_accept_timeout`]; `WouldBlock` then, as a
+    /// read timeout), or not at all in non-blocking mode (`WouldBlock`).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let deadline = deadline(&self.accept_timeout);
         loop {
             if let Some(r) = self.handle.try_accept(None) {
-                return r.map(|(h, peer)| (TcpStream::from_handle(h), SocketAddr::V4(peer)));
+                return r.map(|(h, peer)| {
+                    let s = TcpStream::from_handle(h);
+                    s.inherit(self);
+                    (s, SocketAddr::V4(peer))
+                });
+            }
+            if self.nonblocking.load(Ordering::Relaxed) {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
             let q = self.handle.shared.lock();
             if q.ready.is_empty() && !q.gone {
-                drop(
-                    self.handle
-                        .shared
-                        .changed
-                        .wait(q)
-                        .unwrap_or_else(PoisonError::into_inner),
-                );
+                let changed = &self.handle.shared.changed;
+                match deadline {
+                    None => drop(changed.wait(q).unwrap_or_else(PoisonError::into_inner)),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(timed_out("accept"));
+                        }
+                        drop(
+                            changed
+                                .wait_timeout(q, left)
+                                .unwrap_or_else(PoisonError::into_inner),
+                        );
+                    }
+                }
             }
         }
+    }
+
+    /// Makes `accept` give up with `WouldBlock` after `timeout` (`None`:
+    /// wait forever). Zero is refused, as for read timeouts in `std`.
+    pub fn set_accept_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        set_timeout(&self.accept_timeout, timeout)
+    }
+
+    /// The accept timeout.
+    pub fn accept_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(*self
+            .accept_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Non-blocking mode: `accept` fails with `WouldBlock` when no
+    /// connection is waiting.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn set_listener_option(&self, opt: TcpOption) -> io::Result<()> {
+        let id = self.handle.id;
+        self.handle
+            .stack
+            .call(|reply| Command::TcpSetListenerOption { id, opt, reply })?
+            .map_err(tcp_error)
+    }
+
+    /// `IP_TTL` of the connections this listener accepts from now on
+    /// (their SYN-ACKs included), 1..=255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let t = check_ttl(ttl)?;
+        self.set_listener_option(TcpOption::Ttl(Some(t)))?;
+        self.ttl.store(t, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The TTL accepted connections get.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(match self.ttl.load(Ordering::Relaxed) {
+            0 => u32::from(self.default_ttl),
+            t => u32::from(t),
+        })
+    }
+
+    /// `IP_TOS` of the connections this listener accepts from now on.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let t = check_tos(tos)?;
+        self.set_listener_option(TcpOption::Tos(t))?;
+        self.tos.store(t, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The TOS byte accepted connections get.
+    pub fn tos(&self) -> io::Result<u32> {
+        Ok(u32::from(self.tos.load(Ordering::Relaxed)))
+    }
+
+    /// `SO_RCVBUF` of the connections this listener accepts from now on
+    /// (their first window, and its scale, follow it).
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.set_listener_option(TcpOption::RecvBuffer(size))
+    }
+
+    /// `SO_SNDBUF` of the connections this listener accepts from now on.
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.set_listener_option(TcpOption::SendBuffer(size))
     }
 
     /// An endless iterator over accepted connections, as in `std`.
@@ -339,18 +439,150 @@ impl TcpStream {
         self.handle.abort()
     }
 
+    /// A connection taken from `listener` remembers the options the
+    /// listener passed it.
+    fn inherit(&self, listener: &TcpListener) {
+        let (ttl, tos) = (
+            listener.ttl.load(Ordering::Relaxed),
+            listener.tos.load(Ordering::Relaxed),
+        );
+        self.handle.update_options(|o| {
+            o.ttl = (ttl != 0).then_some(ttl);
+            o.tos = tos;
+        });
+    }
+
+    /// `IP_TTL` of the segments this connection sends, 1..=255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let t = check_ttl(ttl)?;
+        self.handle.set_option(TcpOption::Ttl(Some(t)))?;
+        self.handle.update_options(|o| o.ttl = Some(t));
+        Ok(())
+    }
+
+    /// The TTL of the segments this connection sends.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(u32::from(
+            self.handle
+                .local_options()
+                .ttl
+                .unwrap_or(self.handle.stack.default_ttl),
+        ))
+    }
+
+    /// `IP_TOS`: the type-of-service byte (DSCP and ECN bits) of the
+    /// segments this connection sends (RFC 9293 MUST-48: the application
+    /// may set the Diffserv field), as `socket2`'s `set_tos`.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let t = check_tos(tos)?;
+        self.handle.set_option(TcpOption::Tos(t))?;
+        self.handle.update_options(|o| o.tos = t);
+        Ok(())
+    }
+
+    /// The type-of-service byte of the segments this connection sends.
+    pub fn tos(&self) -> io::Result<u32> {
+        Ok(u32::from(self.handle.local_options().tos))
+    }
+
+    /// `SO_RCVBUF`: the receive buffer, which bounds the window: an
+    /// application that stops reading sees the window close to zero. A
+    /// window already offered is never taken back (RFC 9293 §3.8.6.2.2);
+    /// the size changes only while nothing is waiting to be read.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.handle.set_option(TcpOption::RecvBuffer(size))
+    }
+
+    /// The receive buffer size.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        Ok(self.handle.stream.lock().recv.capacity())
+    }
+
+    /// `SO_SNDBUF`: the send buffer, how much `write` takes before it waits
+    /// (never below what is already queued).
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.handle.set_option(TcpOption::SendBuffer(size))
+    }
+
+    /// The send buffer size.
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        Ok(self.handle.stream.lock().send.capacity())
+    }
+
+    /// `TCP_USER_TIMEOUT` (RFC 5482; RFC 9293 MUST-20/21: R2 per
+    /// connection): how long written data may stay unacknowledged before
+    /// the connection is dropped and calls fail with `TimedOut`. `None`:
+    /// the retransmission count decides (the stack's default).
+    pub fn set_tcp_user_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let timeout = timeout.filter(|t| !t.is_zero());
+        self.handle.set_option(TcpOption::UserTimeout(timeout))?;
+        self.handle.update_options(|o| o.user_timeout = timeout);
+        Ok(())
+    }
+
+    /// The user timeout.
+    pub fn tcp_user_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.handle.local_options().user_timeout)
+    }
+
+    /// `SO_LINGER`: with `Some(Duration::ZERO)`, dropping the stream resets
+    /// the connection (RST) instead of closing it; with `Some(t)`, dropping
+    /// waits up to `t` for what was written to arrive (the close then goes
+    /// on in the background); `None` (the default): the close happens in the
+    /// background at once.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.handle.update_options(|o| o.linger = linger);
+        Ok(())
+    }
+
+    /// The linger setting.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self.handle.local_options().linger)
+    }
+
+    /// Non-blocking mode: `read` and `write` fail with `WouldBlock` instead
+    /// of waiting.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.handle.update_options(|o| o.nonblocking = on);
+        Ok(())
+    }
+
+    /// `SO_ERROR`: the error that ended the connection, once (as with a
+    /// read that fails, which it then no longer does).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(self.handle.take_error())
+    }
+
+    /// Reads without taking: the next read returns the same bytes.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(buf, true)
+    }
+
     fn read_bytes(&self, out: &mut [u8]) -> io::Result<usize> {
+        self.read_with(out, false)
+    }
+
+    fn read_with(&self, out: &mut [u8], peek: bool) -> io::Result<usize> {
         let deadline = deadline(&self.read_timeout);
+        let nonblocking = self.handle.local_options().nonblocking;
         let stream = &self.handle.stream;
         let mut pokes = Pokes::default();
         let mut st = stream.lock();
         loop {
-            if let Some(r) = try_read(&mut st, out, &mut pokes) {
+            let attempt = if peek {
+                try_peek(&mut st, out)
+            } else {
+                try_read(&mut st, out, &mut pokes)
+            };
+            if let Some(r) = attempt {
                 drop(st);
                 // The data is read either way; a stopped stack shows at
                 // the next call.
                 let _ = self.handle.poke(pokes);
                 return r;
+            }
+            if nonblocking {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
             let (g, expired) = stream.wait(st, true, deadline);
             st = g;
@@ -362,6 +594,7 @@ impl TcpStream {
 
     fn write_bytes(&self, data: &[u8]) -> io::Result<usize> {
         let deadline = deadline(&self.write_timeout);
+        let nonblocking = self.handle.local_options().nonblocking;
         let stream = &self.handle.stream;
         let mut pokes = Pokes::default();
         let mut st = stream.lock();
@@ -370,6 +603,9 @@ impl TcpStream {
                 drop(st);
                 self.handle.poke(pokes)?;
                 return r;
+            }
+            if nonblocking {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
             let (g, expired) = stream.wait(st, false, deadline);
             st = g;
@@ -389,6 +625,22 @@ fn set_timeout(slot: &Mutex<Option<Duration>>, timeout: Option<Duration>) -> io:
     }
     *slot.lock().unwrap_or_else(PoisonError::into_inner) = timeout;
     Ok(())
+}
+
+fn check_ttl(ttl: u32) -> io::Result<u8> {
+    // As Linux: 1..=255 (RFC 1122 §3.2.1.7: never 0).
+    match u8::try_from(ttl) {
+        Ok(t) if t > 0 => Ok(t),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "TTL must be between 1 and 255",
+        )),
+    }
+}
+
+fn check_tos(tos: u32) -> io::Result<u8> {
+    u8::try_from(tos)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TOS is one byte (0..=255)"))
 }
 
 fn deadline(slot: &Mutex<Option<Duration>>) -> Option<Instant> {

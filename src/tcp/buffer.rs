@@ -275,16 +275,23 @@ impl RecvBuffer {
         self.cap
     }
 
-    /// Changes the capacity. Only while nothing is held (before data
-    /// arrives); returns whether it changed.
-    pub fn set_capacity(&mut self, cap: usize) -> bool {
-        if self.ready > 0 || !self.ooo.is_empty() {
-            return false;
+    /// Changes the capacity, never below what is held (ready bytes and the
+    /// out-of-order data past them).
+    pub fn set_capacity(&mut self, cap: usize) {
+        let used = self.ready + self.ooo.last().map_or(0, |r| r.1);
+        let cap = cap.max(used).max(1);
+        if used == 0 {
+            self.storage.release();
+        } else if cap != self.cap {
+            let mut ring = vec![0u8; cap].into_boxed_slice();
+            let first = used.min(self.cap - self.head);
+            ring[..first].copy_from_slice(&self.storage.ring[self.head..self.head + first]);
+            ring[first..used].copy_from_slice(&self.storage.ring[..used - first]);
+            self.storage.release();
+            self.storage.ring = ring;
         }
-        self.storage.release();
-        self.cap = cap.max(1);
+        self.cap = cap;
         self.head = 0;
-        true
     }
 
     /// Bytes of memory the buffer holds now (0 while empty).

@@ -104,6 +104,16 @@ impl Default for TcpConfig {
     }
 }
 
+/// The window scale shift that lets a receive buffer of `bytes` be
+/// advertised whole (RFC 7323 §2.3, at most 14).
+pub(crate) fn window_shift_for(bytes: usize) -> u8 {
+    let mut shift = 0u8;
+    while shift < 14 && (bytes >> shift) > usize::from(u16::MAX) {
+        shift += 1;
+    }
+    shift
+}
+
 impl TcpConfig {
     /// The MSS we announce: MTU minus minimal IPv4 and TCP headers (RFC
     /// 9293 §3.7.1), so every segment fits the link even at IPv4's minimum
@@ -115,10 +125,6 @@ impl TcpConfig {
     /// Window scale shift we offer: the smallest that lets the whole
     /// receive buffer be advertised (RFC 7323 §2.3, at most 14).
     pub fn window_shift(&self) -> u8 {
-        let mut shift = 0u8;
-        while shift < 14 && (self.recv_buffer >> shift) > usize::from(u16::MAX) {
-            shift += 1;
-        }
-        shift
+        window_shift_for(self.recv_buffer)
     }
 }

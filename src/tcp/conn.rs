@@ -11,14 +11,17 @@ use crate::time::Instant;
 
 use super::api::{ConnId, ConnInfo, ListenerId, TcpError, TcpEvent};
 use super::buffer::{BufferPool, RecvBuffer, SendBuffer};
+use super::config::window_shift_for;
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::congestion::NewReno;
 use super::deadlines::Timers;
+use super::options::TcpOption;
 use super::outbox::Outbox;
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::state::State;
 use super::stream::{Stream, StreamState};
+use crate::ip::IpOptions;
 use crate::wire::tcp::TcpHeaderRepr;
 
 /// What a connection needs from its surroundings while it runs: the
@@ -166,6 +169,12 @@ pub(crate) struct Conn {
     pub last_heard: Option<Instant>,
     /// When we last answered an out-of-window pure ACK or SYN.
     pub last_oow_ack: Option<Instant>,
+    /// The IP header of our segments (TTL and TOS options; DF always).
+    pub ip: IpOptions,
+    /// `TCP_USER_TIMEOUT` (RFC 5482).
+    pub user_timeout: Option<Duration>,
+    /// When the oldest data (or SYN, FIN) now unacknowledged was sent.
+    pub unacked_since: Option<Instant>,
 }
 
 impl Conn {
@@ -192,15 +201,19 @@ impl Conn {
         (local, remote): (SocketAddrV4, SocketAddrV4),
         iss: SeqNum,
         syn: &TcpHeaderRepr,
-        cfg: &TcpConfig,
+        (cfg, opts): (&TcpConfig, &[TcpOption]),
         pool: &Arc<BufferPool>,
     ) -> Conn {
         let mut conn = Conn::new(id, local, remote, State::Listen, iss, cfg, pool);
         conn.listener = Some(listener);
+        for &opt in opts {
+            conn.preset_option(opt);
+        }
         conn.rcv.irs = SeqNum(syn.seq);
         conn.rcv.nxt = conn.rcv.irs + 1;
         conn.rcv.adv = conn.rcv.nxt;
-        conn.apply_syn_options(syn.options.mss, syn.options.window_scale, cfg);
+        let capacity = conn.io.lock().recv.capacity();
+        conn.apply_syn_options(syn.options.mss, syn.options.window_scale, cfg, capacity);
         conn.snd.wnd = u32::from(syn.window); // RFC 7323 §2.2: SYN window unscaled
         conn.snd.max_wnd = conn.snd.wnd;
         conn.snd.wl1 = conn.rcv.irs;
@@ -218,7 +231,7 @@ impl Conn {
         (local, remote): (SocketAddrV4, SocketAddrV4),
         ack: &TcpHeaderRepr,
         mss: u16,
-        cfg: &TcpConfig,
+        (cfg, opts): (&TcpConfig, &[TcpOption]),
         pool: &Arc<BufferPool>,
     ) -> Conn {
         // SEG.ACK acknowledges the cookie ISS; SEG.SEQ follows the IRS.
@@ -226,10 +239,14 @@ impl Conn {
         let irs = SeqNum(ack.seq.wrapping_sub(1));
         let mut conn = Conn::new(id, local, remote, State::Listen, iss, cfg, pool);
         conn.listener = Some(listener);
+        for &opt in opts {
+            conn.preset_option(opt);
+        }
         conn.rcv.irs = irs;
         conn.rcv.nxt = irs + 1;
         conn.rcv.adv = conn.rcv.nxt + cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
-        conn.apply_syn_options(Some(mss), None, cfg);
+        let capacity = conn.io.lock().recv.capacity();
+        conn.apply_syn_options(Some(mss), None, cfg, capacity);
         conn.snd.nxt = iss + 1;
         conn.snd.max = iss + 1;
         conn.snd.wl1 = irs;
@@ -298,6 +315,12 @@ impl Conn {
             persist_backoff: 0,
             last_heard: None,
             last_oow_ack: None,
+            ip: IpOptions {
+                dont_fragment: true,
+                ..IpOptions::default()
+            },
+            user_timeout: None,
+            unacked_since: None,
         }
     }
 
@@ -411,7 +434,15 @@ impl Conn {
     }
 
     /// Applies the MSS and window scale options of the peer's SYN.
-    pub fn apply_syn_options(&mut self, mss: Option<u16>, wscale: Option<u8>, cfg: &TcpConfig) {
+    /// `recv_capacity` is the receive buffer's size, which the window scale
+    /// we offer must cover.
+    pub fn apply_syn_options(
+        &mut self,
+        mss: Option<u16>,
+        wscale: Option<u8>,
+        cfg: &TcpConfig,
+        recv_capacity: usize,
+    ) {
         // MUST-15: 536 when no MSS option; never more than our own MTU allows.
         let peer = mss.map_or(DEFAULT_MSS, u32::from).max(64);
         self.snd.mss = peer.min(u32::from(cfg.mss()));
@@ -422,7 +453,7 @@ impl Conn {
             (true, Some(s)) => {
                 self.rcv.ws_ok = true;
                 self.snd.wscale = s.min(14); // RFC 7323 §2.3: cap at 14
-                self.rcv.wscale = cfg.window_shift();
+                self.rcv.wscale = window_shift_for(recv_capacity);
             }
             _ => {
                 self.rcv.ws_ok = false;

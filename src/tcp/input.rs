@@ -64,7 +64,8 @@ impl Conn {
         self.rcv.irs = SeqNum(h.seq);
         self.rcv.nxt = self.rcv.irs + 1;
         self.rcv.adv = self.rcv.nxt;
-        self.apply_syn_options(h.options.mss, h.options.window_scale, cx.cfg);
+        let capacity = cx.io.recv.capacity();
+        self.apply_syn_options(h.options.mss, h.options.window_scale, cx.cfg, capacity);
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         self.snd.wnd = u32::from(h.window);
         self.snd.max_wnd = self.snd.wnd;
@@ -393,6 +394,9 @@ impl Conn {
         if let Some(fin) = self.fin_seq(cx.io.send.len()) {
             if ack > fin {
                 self.snd.fin_acked = true;
+                // Everything we sent arrived: a lingering close is done.
+                cx.io.fin_acked = true;
+                cx.io.wake_writers();
             }
         }
         cx.io.send.consume(data_acked);
@@ -418,6 +422,10 @@ impl Conn {
         } else {
             Some(now + self.rto())
         };
+        // The oldest unacknowledged data is newer now (RFC 5482's user
+        // timeout counts from it).
+        self.unacked_since = (self.flight() > 0).then_some(now);
+        self.clamp_rtx_to_user_timeout(now);
         if was_recovering && partial {
             self.retransmit_head(now, cx); // RFC 6582 §3.2 step 5
         }

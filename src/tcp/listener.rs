@@ -8,6 +8,7 @@ use std::net::SocketAddrV4;
 use crate::time::Instant;
 
 use super::api::{ConnId, ListenerId};
+use super::options::TcpOption;
 
 /// A listening endpoint.
 #[derive(Debug)]
@@ -22,6 +23,9 @@ pub(crate) struct Listener {
     /// When a SYN cookie was last sent (RFC 4987 §3.6): cookies are
     /// accepted only while they are in use.
     pub cookies_sent_at: Option<Instant>,
+    /// Options the application set on the listener, applied to every
+    /// connection it accepts before the connection sends its SYN-ACK.
+    pub options: Vec<TcpOption>,
 }
 
 impl Listener {
@@ -33,6 +37,7 @@ impl Listener {
             syn_queue: Vec::new(),
             accept_queue: VecDeque::new(),
             cookies_sent_at: None,
+            options: Vec::new(),
         }
     }
 

@@ -14,6 +14,14 @@ use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
 use super::api::{ConnId, OutSegment, TcpEvent, TcpStats};
 use super::config::TcpConfig;
 
+/// The IP header of segments that belong to no connection (RSTs, SYN
+/// cookies): the defaults, with DF as for all TCP.
+pub(crate) const TCP_IP: IpOptions = IpOptions {
+    ttl: None,
+    tos: 0,
+    dont_fragment: true,
+};
+
 /// Spare buffers kept for reuse.
 const POOL_MAX: usize = 128;
 
@@ -42,6 +50,7 @@ impl Outbox {
         remote: SocketAddrV4,
         h: &TcpHeaderRepr,
         payload: [&[u8]; 2],
+        ip: IpOptions,
     ) {
         let mut packet = PacketBuf::with_headroom(self.pool.pop().unwrap_or_default());
         h.emit(*local.ip(), *remote.ip(), payload, packet.buf_mut());
@@ -61,10 +70,7 @@ impl Outbox {
             src: *local.ip(),
             dst: *remote.ip(),
             packet,
-            ip: IpOptions {
-                dont_fragment: true,
-                ..IpOptions::default()
-            },
+            ip,
         });
     }
 
@@ -149,6 +155,6 @@ impl Outbox {
             rst.ack = h.seq.wrapping_add(seg.seg_len());
             rst.flags.ack = true;
         }
-        self.emit(local, remote, &rst, [&[], &[]]);
+        self.emit(local, remote, &rst, [&[], &[]], TCP_IP);
     }
 }

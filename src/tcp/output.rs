@@ -4,6 +4,7 @@
 use crate::time::Instant;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr};
 
+use super::config::window_shift_for;
 use super::conn::{Conn, Ctx};
 use super::seq::SeqNum;
 use super::state::State;
@@ -84,9 +85,11 @@ impl Conn {
         h.options.mss = Some(cx.cfg.mss());
         // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
         if cx.cfg.window_scaling && (!syn_ack || self.rcv.ws_ok) {
-            h.options.window_scale = Some(cx.cfg.window_shift());
+            h.options.window_scale = Some(window_shift_for(cx.io.recv.capacity()));
         }
-        cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
+        cx.out
+            .emit(self.local, self.remote, &h, [&[], &[]], self.ip);
+        self.unacked_since.get_or_insert(now);
         if self.snd.max != self.snd.iss {
             self.total_retransmits += 1;
             cx.out.stats.retransmits += 1;
@@ -140,8 +143,10 @@ impl Conn {
             self.emit_data(now, self.snd.nxt, len, fin, cx);
             self.snd.nxt += len as u32 + u32::from(fin);
             self.snd.max = self.snd.max.max(self.snd.nxt);
+            self.unacked_since.get_or_insert(now);
             if self.timers.rtx.is_none() {
                 self.timers.rtx = Some(now + self.rto());
+                self.clamp_rtx_to_user_timeout(now);
             }
             self.timers.persist = None;
             if fin {
@@ -172,7 +177,7 @@ impl Conn {
             cx.io,
         );
         let [a, b] = cx.io.send.slices(off, len);
-        cx.out.emit(self.local, self.remote, &h, [a, b]);
+        cx.out.emit(self.local, self.remote, &h, [a, b], self.ip);
         self.acked_now();
     }
 
@@ -226,7 +231,8 @@ impl Conn {
             },
             cx.io,
         );
-        cx.out.emit(self.local, self.remote, &h, [&[], &[]]);
+        cx.out
+            .emit(self.local, self.remote, &h, [&[], &[]], self.ip);
         self.acked_now();
     }
 

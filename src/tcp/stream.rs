@@ -49,6 +49,8 @@ pub struct StreamState {
     /// The core will take no more data: FIN queued or the connection is
     /// over (set by the core).
     pub send_closed: bool,
+    /// Our FIN was acknowledged: everything sent arrived (set by the core).
+    pub fin_acked: bool,
     /// `shutdown(Read)` was called: received data is discarded.
     pub read_shut: bool,
     /// `shutdown(Write)` was called.
@@ -160,6 +162,7 @@ impl Stream {
                 closed: false,
                 error: None,
                 send_closed: false,
+                fin_acked: false,
                 read_shut: false,
                 write_shut: false,
                 read_error_reported: false,

@@ -62,6 +62,21 @@ impl Conn {
         if self.snd.nxt == self.snd.una && self.snd.max == self.snd.una {
             return; // nothing outstanding
         }
+        // RFC 5482 (TCP_USER_TIMEOUT), MUST-20/21: the application's own R2,
+        // in time: data unacknowledged this long ends the connection,
+        // whatever the retransmission count.
+        if self.user_timeout_expired(now) {
+            log::debug!(
+                "{} -> {} {}: user timeout, data unacknowledged for {:?}",
+                self.remote,
+                self.local,
+                self.state,
+                self.user_timeout.unwrap_or_default()
+            );
+            let err = self.listener.is_none().then_some(TcpError::TimedOut);
+            self.terminate(err, cx);
+            return;
+        }
         // MUST-35 (RFC 9293 §3.8.6.1): the peer shrank its window to zero
         // with data in flight. The retransmissions become zero-window
         // probes of the head of the queue, and the connection is not timed
@@ -99,7 +114,7 @@ impl Conn {
         self.retries += 1;
         if self.retries == cx.cfg.retries1 {
             // RFC 9293 §3.8.3 R1: the IP layer would get negative advice here.
-            log::info!(
+            log::debug!(
                 "{} -> {} {} retransmissions, path may be down",
                 self.remote,
                 self.local,
@@ -116,6 +131,7 @@ impl Conn {
         // go back to SND.UNA and resend within the (now one-MSS) window.
         self.snd.nxt = self.snd.una;
         self.timers.rtx = Some(now + self.rto()); // RFC 6298 §5.6
+        self.clamp_rtx_to_user_timeout(now);
     }
 
     /// Persist timer: probe a zero window with one byte (MUST-36), backing

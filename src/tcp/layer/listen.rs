@@ -10,6 +10,7 @@ use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr, TcpSegment};
 use super::TcpLayer;
 use crate::tcp::api::{ConnId, ListenerId};
 use crate::tcp::conn::Conn;
+use crate::tcp::outbox::TCP_IP;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::state::State;
 
@@ -88,8 +89,17 @@ impl TcpLayer {
         let id = ConnId(self.next_id);
         self.next_id += 1;
         listener.syn_queue.push(id);
+        let opts = listener.options.clone();
         let iss = iss_override.unwrap_or_else(|| self.isn.isn(now, local, remote));
-        let mut conn = Conn::from_syn(id, lid, (local, remote), iss, &h, &self.cfg, &self.pool);
+        let mut conn = Conn::from_syn(
+            id,
+            lid,
+            (local, remote),
+            iss,
+            &h,
+            (&self.cfg, &opts),
+            &self.pool,
+        );
         conn.locked(&self.cfg, &mut self.out, |c, cx| {
             c.set_state(State::SynReceived, cx);
             c.dispatch(now, cx);
@@ -138,7 +148,7 @@ impl TcpLayer {
         };
         self.out.stats.syn_cookies_sent += 1;
         log::debug!("{remote} -> {local} SYN queue full: answered with a SYN cookie");
-        self.out.emit(local, remote, &syn_ack, [&[], &[]]);
+        self.out.emit(local, remote, &syn_ack, [&[], &[]], TCP_IP);
     }
 
     /// An ACK reached a listener with no connection: if it returns a valid
@@ -173,8 +183,17 @@ impl TcpLayer {
             return CookieAck::Overflow;
         }
         self.out.stats.syn_cookies_accepted += 1;
+        let opts = l.options.clone();
         let id = ConnId(self.alloc_id());
-        let mut conn = Conn::from_cookie(id, lid, (local, remote), &h, mss, &self.cfg, &self.pool);
+        let mut conn = Conn::from_cookie(
+            id,
+            lid,
+            (local, remote),
+            &h,
+            mss,
+            (&self.cfg, &opts),
+            &self.pool,
+        );
         conn.locked(&self.cfg, &mut self.out, |c, cx| {
             c.set_state(State::SynReceived, cx)
         });

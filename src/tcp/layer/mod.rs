@@ -18,6 +18,7 @@ use super::conn::{Conn, Ctx};
 use super::cookie::SynCookies;
 use super::isn::IsnGenerator;
 use super::listener::Listener;
+use super::options::TcpOption;
 use super::outbox::Outbox;
 use super::seq::SeqNum;
 use super::state::State;
@@ -626,6 +627,25 @@ impl TcpLayer {
             c.set_nodelay(now, nodelay, cx);
             Ok(())
         })
+    }
+
+    /// Sets a socket option on a connection.
+    pub fn set_option(&mut self, now: Instant, id: ConnId, opt: TcpOption) -> Result<(), TcpError> {
+        self.with_conn(id, |c, cx| {
+            c.set_option(now, opt, cx);
+            Ok(())
+        })
+    }
+
+    /// Sets a socket option on a listener: the connections it accepts from
+    /// now on start with it (as a listening socket's options are inherited
+    /// on Linux).
+    pub fn set_listener_option(&mut self, id: ListenerId, opt: TcpOption) -> Result<(), TcpError> {
+        let l = self.listeners.get_mut(&id).ok_or(TcpError::InvalidInput)?;
+        l.options
+            .retain(|o| std::mem::discriminant(o) != std::mem::discriminant(&opt));
+        l.options.push(opt);
+        Ok(())
     }
 
     /// `SO_KEEPALIVE` with its parameters; `None` switches it off.
