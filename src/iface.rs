@@ -15,6 +15,7 @@ use log::{debug, trace};
 use crate::config::{random_seed, Config, Rng};
 use crate::ip::{icmp as ip_icmp, Datagram, IpOptions, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
+use crate::tcp::icmp::IcmpError;
 use crate::tcp::stream::Stream;
 use crate::tcp::{
     ConnId, ConnInfo, KeepaliveConfig, ListenerId, TcpConfig, TcpError, TcpEvent, TcpLayer,
@@ -190,7 +191,7 @@ impl Interface {
         );
     }
 
-    fn icmp_input(&mut self, _now: Instant, d: &Datagram<'_>) {
+    fn icmp_input(&mut self, now: Instant, d: &Datagram<'_>) {
         let msg = match icmp::IcmpMessage::parse(&d.payload) {
             Ok(m) => m,
             Err(reason) => return self.drop(reason, d),
@@ -205,11 +206,46 @@ impl Interface {
             self.stats.icmp_echo_replies += 1;
             self.transmit(d.src, PROTO_ICMP, &reply, IpOptions::default());
             self.scratch = reply;
+        } else if matches!(
+            msg.kind(),
+            icmp::DEST_UNREACHABLE | icmp::TIME_EXCEEDED | icmp::PARAMETER_PROBLEM
+        ) && msg.quoted().is_some_and(|q| q.protocol == PROTO_TCP)
+        {
+            self.icmp_tcp_input(now, &msg, d);
         } else if msg.kind() == icmp::DEST_UNREACHABLE {
             self.icmp_unreachable_input(&msg, d);
         } else {
+            // Source Quench among them (RFC 6633: ignored).
             self.drop(DropReason::IcmpUnhandled, d);
         }
+    }
+
+    /// An ICMP error about a TCP segment we sent goes to its connection
+    /// (RFC 9293 §3.9.2.2, MUST-54; RFC 5927; see [`crate::tcp::icmp`]).
+    fn icmp_tcp_input(&mut self, now: Instant, msg: &icmp::IcmpMessage<'_>, d: &Datagram<'_>) {
+        let Some(q) = msg.quoted() else {
+            return self.drop(DropReason::IcmpUnhandled, d);
+        };
+        if q.src != self.ip.addr() {
+            return self.drop(DropReason::IcmpUnhandled, d);
+        }
+        let t = q.transport;
+        let local = SocketAddrV4::new(q.src, u16::from_be_bytes([t[0], t[1]]));
+        let remote = SocketAddrV4::new(q.dst, u16::from_be_bytes([t[2], t[3]]));
+        let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        let err = match (msg.kind(), msg.code()) {
+            (icmp::DEST_UNREACHABLE, icmp::CODE_PROTOCOL_UNREACHABLE)
+            | (icmp::DEST_UNREACHABLE, icmp::CODE_PORT_UNREACHABLE) => IcmpError::Hard,
+            (icmp::DEST_UNREACHABLE, icmp::CODE_FRAGMENTATION_NEEDED) => {
+                let rest = msg.rest_of_header();
+                IcmpError::FragmentationNeeded(u16::from_be_bytes([rest[2], rest[3]]))
+            }
+            (icmp::DEST_UNREACHABLE, 0) => IcmpError::NetUnreachable,
+            (icmp::DEST_UNREACHABLE, _) => IcmpError::HostUnreachable,
+            _ => IcmpError::Transient,
+        };
+        let mtu = self.ip.mtu();
+        self.tcp.on_icmp(now, (local, remote), seq, err, mtu);
     }
 
     /// Passes a Destination Unreachable about a datagram we sent to the socket

@@ -170,6 +170,14 @@ pub struct TcpStats {
     /// ACKs not sent in answer to out-of-window pure ACKs and SYNs (the
     /// per-connection limit against reflection).
     pub oow_acks_limited: u64,
+    /// ICMP errors acted on (a connection attempt aborted, a soft error
+    /// noted, a path MTU lowered).
+    pub icmp_errors: u64,
+    /// ICMP errors ignored: no such connection, or a quoted sequence number
+    /// not in flight (RFC 5927 §4.1).
+    pub icmp_ignored: u64,
+    /// Times a Fragmentation Needed message lowered a connection's MSS.
+    pub pmtu_reductions: u64,
     /// Connections aborted on timeout (R2, SYN retries, keepalive).
     pub timeouts: u64,
 }

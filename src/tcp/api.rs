@@ -78,6 +78,10 @@ pub enum TcpError {
     WouldBlock,
     /// An argument made no sense (e.g. a zero backlog).
     InvalidInput,
+    /// Timed out, and ICMP had said the host could not be reached.
+    HostUnreachable,
+    /// Timed out, and ICMP had said the network could not be reached.
+    NetworkUnreachable,
 }
 
 impl TcpError {
@@ -93,6 +97,8 @@ impl TcpError {
             TcpError::NotConnected => io::ErrorKind::NotConnected,
             TcpError::WouldBlock => io::ErrorKind::WouldBlock,
             TcpError::InvalidInput => io::ErrorKind::InvalidInput,
+            TcpError::HostUnreachable => io::ErrorKind::HostUnreachable,
+            TcpError::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
         }
     }
 }

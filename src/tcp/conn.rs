@@ -175,6 +175,9 @@ pub(crate) struct Conn {
     pub user_timeout: Option<Duration>,
     /// When the oldest data (or SYN, FIN) now unacknowledged was sent.
     pub unacked_since: Option<Instant>,
+    /// The last soft error ICMP reported (MUST-56: never fatal by itself),
+    /// reported instead of `TimedOut` if the connection times out.
+    pub soft_error: Option<TcpError>,
 }
 
 impl Conn {
@@ -321,6 +324,7 @@ impl Conn {
             },
             user_timeout: None,
             unacked_since: None,
+            soft_error: None,
         }
     }
 
@@ -386,11 +390,17 @@ impl Conn {
 
     /// Ends the connection with `err` (None: a clean close).
     pub fn terminate(&mut self, err: Option<TcpError>, cx: &mut Ctx<'_>) {
-        if self.error.is_none() {
-            self.error = err;
-        }
         if err == Some(TcpError::TimedOut) {
             cx.out.stats.timeouts += 1;
+        }
+        // SHLD-25, MUST-56: a timeout after ICMP said the peer cannot be
+        // reached reports that, as Linux does (EHOSTUNREACH).
+        let err = match err {
+            Some(TcpError::TimedOut) => self.soft_error.or(err),
+            other => other,
+        };
+        if self.error.is_none() {
+            self.error = err;
         }
         self.set_state(State::Closed, cx);
     }

@@ -32,6 +32,7 @@ pub mod congestion;
 mod conn;
 pub(crate) mod cookie;
 mod deadlines;
+pub mod icmp;
 mod input;
 pub mod isn;
 mod layer;

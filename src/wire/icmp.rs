@@ -11,6 +11,16 @@ pub const DEST_UNREACHABLE: u8 = 3;
 pub const ECHO_REQUEST: u8 = 8;
 /// ICMP type: time exceeded.
 pub const TIME_EXCEEDED: u8 = 11;
+
+/// Type: source quench (deprecated, RFC 6633: ignored).
+pub const SOURCE_QUENCH: u8 = 4;
+
+/// Type: parameter problem.
+pub const PARAMETER_PROBLEM: u8 = 12;
+
+/// Code (destination unreachable): fragmentation needed and DF set; the
+/// next-hop MTU is in the low 16 bits of the rest of the header (RFC 1191 §4).
+pub const CODE_FRAGMENTATION_NEEDED: u8 = 4;
 /// Destination-unreachable code: protocol unreachable.
 pub const CODE_PROTOCOL_UNREACHABLE: u8 = 2;
 /// Destination-unreachable code: port unreachable.

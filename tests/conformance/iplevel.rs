@@ -115,6 +115,14 @@ impl Ip {
         while self.iface.pop_event().is_some() {}
         conns[0].id
     }
+
+    /// [`Ip::establish`], and the application accepts the connection.
+    fn establish_accepted(&mut self) -> ConnId {
+        let id = self.establish();
+        let lid = self.iface.tcp_listeners()[0].0;
+        assert_eq!(self.iface.tcp_accept(lid), Ok(id));
+        id
+    }
 }
 
 /// MUST-2 in real packets, MUST-49: the TTL of TCP's packets is
@@ -206,16 +214,175 @@ fn icmp_error(kind: u8, code: u8) -> Vec<u8> {
     ipv4(PEER_IP, US_IP, 1, &[], &m)
 }
 
-/// MUST-55, MUST-56: ICMP Source Quench is discarded silently, and soft
-/// errors (Destination Unreachable codes 0, 1, 5; Time Exceeded; Parameter
-/// Problem) do not abort the connection. (tunstack's TCP does not act on
-/// ICMP at all — MUST-54 is not implemented — which satisfies these two.)
+/// An ICMP error from `from` about our segment `local` -> `remote` with
+/// sequence number `seq`; `rest` is the rest of the ICMP header (the
+/// next-hop MTU of Fragmentation Needed).
+fn icmp_about(
+    kind: u8,
+    code: u8,
+    rest: [u8; 4],
+    (local, remote): (SocketAddrV4, SocketAddrV4),
+    seq: u32,
+) -> Vec<u8> {
+    let mut quoted_tcp = Vec::new();
+    quoted_tcp.extend_from_slice(&local.port().to_be_bytes());
+    quoted_tcp.extend_from_slice(&remote.port().to_be_bytes());
+    quoted_tcp.extend_from_slice(&seq.to_be_bytes());
+    let quoted_ip = ipv4(*local.ip(), *remote.ip(), 6, &[], &quoted_tcp);
+    let mut m = vec![kind, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(&quoted_ip);
+    let sum = inet_checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    ipv4(*remote.ip(), *local.ip(), 1, &[], &m)
+}
+
+/// An active open to the peer's port 80: the connection, our address and
+/// the SYN's sequence number.
+fn connecting(ip: &mut Ip) -> (ConnId, SocketAddrV4, u32) {
+    let remote = SocketAddrV4::new(PEER_IP, 80);
+    let (id, local) = ip.iface.tcp_connect(ip.now, remote).expect("connect");
+    let syn = ip.sent().pop().and_then(|s| s.tcp).expect("a SYN");
+    (id, local, syn.seq)
+}
+
+/// MUST-54, RFC 1122 §4.2.3.9: Port (or Protocol) Unreachable about our SYN
+/// aborts the connection attempt with ConnectionRefused.
+#[test]
+fn must_54_port_unreachable_refuses_a_connection_attempt() {
+    let mut ip = Ip::new(Config::default());
+    let (id, local, iss) = connecting(&mut ip);
+    let remote = SocketAddrV4::new(PEER_IP, 80);
+    ip.iface
+        .receive(ip.now, &icmp_about(3, 3, [0; 4], (local, remote), iss));
+    let events: Vec<_> = std::iter::from_fn(|| ip.iface.pop_event()).collect();
+    assert!(
+        events.contains(&tunstack::iface::Event::Tcp(
+            tunstack::tcp::TcpEvent::Closed(id, Some(tunstack::tcp::TcpError::ConnectionRefused))
+        )),
+        "{events:?}"
+    );
+    assert_eq!(ip.iface.stats().tcp.icmp_errors, 1);
+}
+
+/// RFC 5927 §4.1: an ICMP error whose quoted sequence number is not in
+/// flight (what a blind attacker sends) is ignored and counted.
+#[test]
+fn icmp_errors_about_sequence_numbers_not_in_flight_are_ignored() {
+    let mut ip = Ip::new(Config::default());
+    let (id, local, iss) = connecting(&mut ip);
+    let remote = SocketAddrV4::new(PEER_IP, 80);
+    for seq in [
+        iss.wrapping_add(1),
+        iss.wrapping_sub(1),
+        iss.wrapping_add(99_999),
+    ] {
+        ip.iface
+            .receive(ip.now, &icmp_about(3, 3, [0; 4], (local, remote), seq));
+    }
+    assert_eq!(ip.iface.tcp_info(id).map(|i| i.state), Some(State::SynSent));
+    assert_eq!(ip.iface.stats().tcp.icmp_ignored, 3);
+}
+
+/// MUST-56, SHLD-25: Host Unreachable never aborts by itself; when the
+/// attempt finally times out, that is the error the application sees.
+#[test]
+fn must_56_soft_errors_are_reported_when_the_attempt_times_out() {
+    let mut ip = Ip::new(Config::default());
+    let (id, local, iss) = connecting(&mut ip);
+    let remote = SocketAddrV4::new(PEER_IP, 80);
+    ip.iface
+        .receive(ip.now, &icmp_about(3, 1, [0; 4], (local, remote), iss));
+    assert_eq!(ip.iface.tcp_info(id).map(|i| i.state), Some(State::SynSent));
+    let mut closed = None;
+    for _ in 0..20 {
+        let Some(at) = ip.iface.poll_at() else { break };
+        ip.now = at;
+        ip.iface.poll(at);
+        ip.sent();
+        while let Some(e) = ip.iface.pop_event() {
+            if let tunstack::iface::Event::Tcp(tunstack::tcp::TcpEvent::Closed(c, err)) = e {
+                if c == id {
+                    closed = Some(err);
+                }
+            }
+        }
+        if closed.is_some() {
+            break;
+        }
+    }
+    assert_eq!(
+        closed,
+        Some(Some(tunstack::tcp::TcpError::HostUnreachable)),
+        "the SYN retries ran out with the ICMP error as the reason"
+    );
+}
+
+/// RFC 1191: Fragmentation Needed lowers the MSS to fit the next-hop MTU
+/// and the data in flight is sent again in smaller segments; a message that
+/// asks for less than 552 bytes is held to that floor.
+#[test]
+fn fragmentation_needed_lowers_the_mss_and_resends() {
+    let mut ip = Ip::new(Config::default());
+    let id = ip.establish_accepted();
+    ip.iface.tcp_set_nodelay(ip.now, id, true).unwrap();
+    ip.iface.tcp_send(ip.now, id, &[7u8; 3000]).unwrap();
+    let first: Vec<Out> = ip.sent().into_iter().filter_map(|s| s.tcp).collect();
+    assert_eq!(first[0].data.len(), 1460);
+    let (us, peer) = (
+        SocketAddrV4::new(US_IP, PORT),
+        SocketAddrV4::new(PEER_IP, PEER.port()),
+    );
+    let mtu = 1000u16.to_be_bytes();
+    ip.iface.receive(
+        ip.now,
+        &icmp_about(3, 4, [0, 0, mtu[0], mtu[1]], (us, peer), first[0].seq),
+    );
+    let again: Vec<Out> = ip.sent().into_iter().filter_map(|s| s.tcp).collect();
+    assert!(!again.is_empty(), "the data in flight is sent again");
+    assert_eq!(again[0].seq, first[0].seq);
+    assert!(again.iter().all(|o| o.data.len() <= 960), "{again:?}");
+    assert_eq!(ip.iface.tcp_info(id).map(|i| i.mss), Some(960));
+    let tiny = 100u16.to_be_bytes();
+    ip.iface.receive(
+        ip.now,
+        &icmp_about(3, 4, [0, 0, tiny[0], tiny[1]], (us, peer), first[0].seq),
+    );
+    assert_eq!(
+        ip.iface.tcp_info(id).map(|i| i.mss),
+        Some(512),
+        "the 552-byte floor"
+    );
+    assert_eq!(ip.iface.stats().tcp.pmtu_reductions, 2);
+}
+
+/// MUST-55, MUST-56: ICMP Source Quench is discarded silently (RFC 6633),
+/// and soft errors (Destination Unreachable codes 0, 1, 5; Time Exceeded;
+/// Parameter Problem), and hard ones about an established connection (RFC
+/// 5927 §5.2), do not abort it, even quoting data in flight.
 #[test]
 fn must_55_56_source_quench_and_soft_errors_do_not_abort() {
     let mut ip = Ip::new(Config::default());
-    let id = ip.establish();
-    for (kind, code) in [(4, 0), (3, 0), (3, 1), (3, 5), (11, 0), (11, 1), (12, 0)] {
+    let id = ip.establish_accepted();
+    ip.iface.tcp_send(ip.now, id, b"in flight").unwrap();
+    let data = ip.sent().into_iter().find_map(|s| s.tcp).expect("data");
+    let conn = (
+        SocketAddrV4::new(US_IP, PORT),
+        SocketAddrV4::new(PEER_IP, PEER.port()),
+    );
+    for (kind, code) in [
+        (4, 0),
+        (3, 0),
+        (3, 1),
+        (3, 5),
+        (11, 0),
+        (11, 1),
+        (12, 0),
+        (3, 3),
+    ] {
         ip.iface.receive(ip.now, &icmp_error(kind, code));
+        ip.iface
+            .receive(ip.now, &icmp_about(kind, code, [0; 4], conn, data.seq));
     }
     assert!(ip.sent().is_empty());
     assert_eq!(

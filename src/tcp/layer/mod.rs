@@ -16,6 +16,7 @@ use super::buffer::BufferPool;
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::conn::{Conn, Ctx};
 use super::cookie::SynCookies;
+use super::icmp::IcmpError;
 use super::isn::IsnGenerator;
 use super::listener::Listener;
 use super::options::TcpOption;
@@ -627,6 +628,37 @@ impl TcpLayer {
             c.set_nodelay(now, nodelay, cx);
             Ok(())
         })
+    }
+
+    /// Handles an ICMP error quoting a segment from `local` to `remote` with
+    /// sequence number `seq` (see [`super::icmp`]); `link_mtu` bounds what
+    /// a Fragmentation Needed message may ask for.
+    pub fn on_icmp(
+        &mut self,
+        now: Instant,
+        (local, remote): (SocketAddrV4, SocketAddrV4),
+        seq: u32,
+        err: IcmpError,
+        link_mtu: usize,
+    ) {
+        self.now = self.now.max(now);
+        let Some(&id) = self.tuples.get(&(local, remote)) else {
+            self.out.stats.icmp_ignored += 1;
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let before = conn.state;
+        let acted = conn.locked(&self.cfg, &mut self.out, |c, cx| {
+            c.on_icmp(now, SeqNum(seq), err, link_mtu, cx)
+        });
+        if acted {
+            self.out.stats.icmp_errors += 1;
+        } else {
+            self.out.stats.icmp_ignored += 1;
+        }
+        self.after(id, before);
     }
 
     /// Sets a socket option on a connection.
