@@ -251,3 +251,21 @@ fn accept_times_out_or_does_not_wait_when_asked() {
     );
     let _: Option<TcpStream> = None;
 }
+
+/// Urgent data end to end: sent with `send_urgent`, read in line, and the
+/// reader is told how many of the next octets are urgent (MUST-30..33).
+#[test]
+fn urgent_data_arrives_in_line_and_the_reader_learns_how_much() {
+    let (server, client) = direct(fast_tcp());
+    let (_l, c, s) = connected(&server, &client, 7);
+    c.set_nodelay(true).unwrap();
+    (&c).write_all(b"normal ").unwrap();
+    assert_eq!(c.send_urgent(b"URGENT").unwrap(), 6);
+    assert_eq!(read_n(&s, 7), b"normal ");
+    let told = eventually(Duration::from_secs(5), || {
+        s.urgent_remaining().unwrap() == 6
+    });
+    assert!(told, "urgent_remaining: {}", s.urgent_remaining().unwrap());
+    assert_eq!(read_n(&s, 6), b"URGENT");
+    assert_eq!(s.urgent_remaining().unwrap(), 0);
+}

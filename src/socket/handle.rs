@@ -340,6 +340,23 @@ pub(crate) fn try_write(
     Some(Ok(n))
 }
 
+/// One attempt to queue `data` as urgent data (RFC 9293 §3.8.5): what fits
+/// is marked, and the core is poked to send it with URG.
+pub(crate) fn try_write_urgent(
+    st: &mut StreamState,
+    data: &[u8],
+    pokes: &mut Pokes,
+) -> Option<io::Result<usize>> {
+    let r = try_write(st, data, pokes);
+    if let Some(Ok(n)) = r {
+        if n > 0 {
+            st.urgent_send_end = Some(st.send.pushed());
+            pokes.push = true;
+        }
+    }
+    r
+}
+
 /// One attempt to write in place: `f` fills free space (up to twice, for
 /// the ring's two pieces) and returns how much it wrote. `None`: the send
 /// buffer is full, wait.

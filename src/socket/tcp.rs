@@ -16,10 +16,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::handle::{
-    tcp_error, try_connected, try_peek, try_read, try_write, ListenerHandle, Pokes, StreamHandle,
+    tcp_error, try_connected, try_peek, try_read, try_write, try_write_urgent, ListenerHandle,
+    Pokes, StreamHandle,
 };
 use super::resolve_v4;
 use crate::runtime::Command;
+use crate::tcp::stream::urgent_remaining;
 use crate::tcp::{ConnInfo, KeepaliveConfig, TcpOption};
 use crate::Stack;
 
@@ -592,14 +594,38 @@ impl TcpStream {
         }
     }
 
+    /// Sends `data` as urgent data (`send` with `MSG_OOB`; RFC 9293 §3.8.5):
+    /// it goes in line, in stream order, and the segments carrying it have
+    /// URG set with the pointer past its last octet. Returns how much was
+    /// queued, as `write`.
+    pub fn send_urgent(&self, data: &[u8]) -> io::Result<usize> {
+        self.write_with(data, true)
+    }
+
+    /// Octets of urgent data the peer sent that have not been read yet
+    /// (MUST-33). Urgent data is read in line: the next this many octets
+    /// `read` returns are the urgent ones.
+    pub fn urgent_remaining(&self) -> io::Result<usize> {
+        Ok(urgent_remaining(&self.handle.stream.lock()))
+    }
+
     fn write_bytes(&self, data: &[u8]) -> io::Result<usize> {
+        self.write_with(data, false)
+    }
+
+    fn write_with(&self, data: &[u8], urgent: bool) -> io::Result<usize> {
         let deadline = deadline(&self.write_timeout);
         let nonblocking = self.handle.local_options().nonblocking;
         let stream = &self.handle.stream;
         let mut pokes = Pokes::default();
         let mut st = stream.lock();
         loop {
-            if let Some(r) = try_write(&mut st, data, &mut pokes) {
+            let attempt = if urgent {
+                try_write_urgent(&mut st, data, &mut pokes)
+            } else {
+                try_write(&mut st, data, &mut pokes)
+            };
+            if let Some(r) = attempt {
                 drop(st);
                 self.handle.poke(pokes)?;
                 return r;

@@ -150,8 +150,11 @@ pub struct ConnInfo {
     pub rcv_wnd: u32,
     /// Segments retransmitted over the connection's life.
     pub retransmits: u64,
-    /// Consecutive unanswered retransmissions now.
+    /// Consecutive unanswered retransmissions now (past R1, three, the
+    /// path looks bad: MUST-47's "excessive retransmissions").
     pub backoff: u32,
+    /// The last soft error ICMP reported (MUST-47), if any.
+    pub soft_error: Option<TcpError>,
 }
 
 /// A segment to send: wrap `packet` (a complete TCP segment, checksum

@@ -96,6 +96,8 @@ pub struct SendBuffer {
     /// Index of SND.UNA's byte in the ring.
     head: usize,
     len: usize,
+    /// Bytes ever appended: the stream offset just past the last byte.
+    pushed: u64,
 }
 
 impl SendBuffer {
@@ -114,7 +116,14 @@ impl SendBuffer {
             cap: cap.max(1),
             head: 0,
             len: 0,
+            pushed: 0,
         }
+    }
+
+    /// The stream offset just past the last byte queued (bytes ever
+    /// appended).
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     /// Bytes held (unacknowledged plus unsent).
@@ -191,6 +200,7 @@ impl SendBuffer {
             }
             let n = f(&mut self.storage.ring[tail..tail + contiguous]).min(contiguous);
             self.len += n;
+            self.pushed += n as u64;
             added += n;
             if n < contiguous {
                 break;
@@ -248,6 +258,8 @@ pub struct RecvBuffer {
     /// Out-of-order extents, as `[start, end)` offsets from RCV.NXT, sorted
     /// and disjoint.
     ooo: Vec<(usize, usize)>,
+    /// Bytes ever consumed: the stream offset of the first unread byte.
+    consumed: u64,
 }
 
 impl RecvBuffer {
@@ -267,7 +279,13 @@ impl RecvBuffer {
             head: 0,
             ready: 0,
             ooo: Vec::new(),
+            consumed: 0,
         }
+    }
+
+    /// The stream offset of the first unread byte (bytes ever consumed).
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// Capacity.
@@ -420,6 +438,7 @@ impl RecvBuffer {
         let n = n.min(self.ready);
         self.head = (self.head + n) % self.cap;
         self.ready -= n;
+        self.consumed += n as u64;
         if self.ready == 0 && self.ooo.is_empty() {
             self.head = 0;
             self.storage.release();

@@ -69,6 +69,9 @@ pub(crate) struct Snd {
     /// Our SYN has been acknowledged (a flag, not `una != iss`, which
     /// wraps after 4 GiB).
     pub syn_acked: bool,
+    /// SND.UP: the octet following our urgent data, while it is not yet
+    /// acknowledged (RFC 9293 §3.8.5, RFC 6093).
+    pub up: Option<SeqNum>,
 }
 
 /// The receive sequence space (RFC 9293 §3.3.1, Figure 4) and what we
@@ -90,6 +93,8 @@ pub(crate) struct Rcv {
     pub mss: u32,
     /// The peer's FIN has arrived, in order.
     pub fin_received: bool,
+    /// RCV.UP: the octet following the peer's urgent data (RFC 6093).
+    pub up: Option<SeqNum>,
 }
 
 /// The acknowledgements we owe (RFC 9293 §3.8.6.3, RFC 5681 §4.2) and when
@@ -289,6 +294,7 @@ impl Conn {
                 fin_queued: false,
                 fin_acked: false,
                 syn_acked: false,
+                up: None,
             },
             rcv: Rcv {
                 irs: SeqNum(0),
@@ -298,6 +304,7 @@ impl Conn {
                 adv: SeqNum(0),
                 mss: u32::from(cfg.mss()),
                 fin_received: false,
+                up: None,
             },
             io: Arc::new(Stream::new(
                 SendBuffer::with_pool(cfg.send_buffer, Some(pool.clone())),
@@ -519,6 +526,18 @@ impl Conn {
 
     /// Copies as much of `data` as fits into the send buffer.
     pub fn send(&mut self, now: Instant, data: &[u8], cx: &mut Ctx<'_>) -> Result<usize, TcpError> {
+        self.send_marked(now, data, false, cx)
+    }
+
+    /// [`Conn::send`], marking what fits as urgent data when `urgent`
+    /// (RFC 9293 §3.8.5; see `urgent.rs`).
+    pub fn send_marked(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        urgent: bool,
+        cx: &mut Ctx<'_>,
+    ) -> Result<usize, TcpError> {
         if let Some(e) = self.error {
             return Err(match e {
                 TcpError::ConnectionRefused | TcpError::TimedOut | TcpError::ConnectionReset => e,
@@ -536,6 +555,9 @@ impl Conn {
             self.handle.write_blocked = true;
         }
         if n > 0 {
+            if urgent {
+                cx.io.urgent_send_end = Some(cx.io.send.pushed());
+            }
             self.dispatch(now, cx);
         }
         Ok(n)
@@ -674,6 +696,7 @@ impl Conn {
             rcv_wnd: self.rcv_wnd(&io),
             retransmits: self.total_retransmits,
             backoff: self.retries,
+            soft_error: self.soft_error,
         }
     }
 

@@ -256,6 +256,11 @@ impl Conn {
             return;
         }
 
+        // Sixth: the URG bit (MUST-66: also with a zero window).
+        if h.flags.urg && self.state.can_receive() {
+            self.on_urgent(now, seq, h.urgent, cx);
+        }
+
         // Seventh: segment text.
         if !seg.payload.is_empty() && self.state.can_receive() {
             if self.handle.rd_closed {
@@ -400,6 +405,7 @@ impl Conn {
             }
         }
         cx.io.send.consume(data_acked);
+        self.urgent_acked_after(ack);
         if data_acked > 0 {
             cx.io.wake_writers();
         }

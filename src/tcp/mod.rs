@@ -45,6 +45,7 @@ pub mod seq;
 pub mod state;
 pub mod stream;
 mod timers;
+mod urgent;
 
 #[cfg(test)]
 mod tests;

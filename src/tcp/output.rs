@@ -13,6 +13,7 @@ use super::stream::StreamState;
 impl Conn {
     /// Sends whatever the state, windows and timers allow right now.
     pub fn dispatch(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        self.take_urgent_mark(cx);
         if std::mem::take(&mut self.ack.pending) {
             self.ack.now = true;
         }
@@ -55,8 +56,15 @@ impl Conn {
         }
     }
 
-    fn header(&mut self, seq: SeqNum, flags: TcpFlags, io: &mut StreamState) -> TcpHeaderRepr {
+    fn header(&mut self, seq: SeqNum, mut flags: TcpFlags, io: &mut StreamState) -> TcpHeaderRepr {
         let window = self.window_to_advertise(flags.syn, io);
+        // In urgent mode every segment carries the pointer (RFC 9293 §3.8.5).
+        let urgent = if flags.syn || flags.rst {
+            None
+        } else {
+            self.urgent_pointer(seq)
+        };
+        flags.urg = urgent.is_some();
         TcpHeaderRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
@@ -64,7 +72,7 @@ impl Conn {
             ack: if flags.ack { self.rcv.nxt.get() } else { 0 },
             flags,
             window,
-            urgent: 0,
+            urgent: urgent.unwrap_or(0),
             options: TcpOptionsRepr::default(),
         }
     }

@@ -51,6 +51,12 @@ pub struct StreamState {
     pub send_closed: bool,
     /// Our FIN was acknowledged: everything sent arrived (set by the core).
     pub fin_acked: bool,
+    /// The application sent urgent data ending at this stream offset (of
+    /// the send buffer's [`SendBuffer::pushed`]); the core takes it.
+    pub urgent_send_end: Option<u64>,
+    /// The peer's urgent data ends at this stream offset (of the receive
+    /// buffer's [`RecvBuffer::consumed`]) (set by the core).
+    pub urgent_recv_end: Option<u64>,
     /// `shutdown(Read)` was called: received data is discarded.
     pub read_shut: bool,
     /// `shutdown(Write)` was called.
@@ -116,6 +122,12 @@ impl StreamState {
     }
 }
 
+/// Octets of the peer's urgent data not read yet (MUST-33).
+pub fn urgent_remaining(st: &StreamState) -> usize {
+    st.urgent_recv_end
+        .map_or(0, |end| end.saturating_sub(st.recv.consumed()) as usize)
+}
+
 fn register(slot: &mut Option<Waker>, waker: &Waker) {
     match slot {
         Some(w) if w.will_wake(waker) => {}
@@ -163,6 +175,8 @@ impl Stream {
                 error: None,
                 send_closed: false,
                 fin_acked: false,
+                urgent_send_end: None,
+                urgent_recv_end: None,
                 read_shut: false,
                 write_shut: false,
                 read_error_reported: false,

@@ -23,7 +23,7 @@ use super::options::TcpOption;
 use super::outbox::Outbox;
 use super::seq::SeqNum;
 use super::state::State;
-use super::stream::Stream;
+use super::stream::{urgent_remaining, Stream};
 
 mod listen;
 
@@ -563,6 +563,26 @@ impl TcpLayer {
     /// for [`TcpEvent::Writable`]).
     pub fn send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
         self.with_conn(id, |c, cx| c.send(now, data, cx))
+    }
+
+    /// Queues data and marks it urgent (RFC 9293 §3.8.5): the segments that
+    /// carry it have URG set and point past its last octet.
+    pub fn send_urgent(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        data: &[u8],
+    ) -> Result<usize, TcpError> {
+        self.with_conn(id, |c, cx| c.send_marked(now, data, true, cx))
+    }
+
+    /// Octets of urgent data the peer sent that the application has not
+    /// read yet (MUST-33).
+    pub fn urgent_remaining(&self, id: ConnId) -> usize {
+        self.conns.get(&id).map_or(0, |c| {
+            let st = c.io.lock();
+            urgent_remaining(&st)
+        })
     }
 
     /// Reads data; `Ok(0)` is end of stream, `Err(WouldBlock)` means wait for
