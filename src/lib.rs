@@ -23,6 +23,38 @@
 //! The protocol core never reads a clock or touches a device: time is passed
 //! in ([`time::Instant`]), output is returned, and the next deadline is
 //! reported by `poll_at`.
+//!
+//! # Example
+//!
+//! A [`Stack`] runs on a TUN device ([`Stack::new`]) or on any other
+//! [`device::Device`]. Here two stacks talk over an in-memory link, one
+//! serving echo with the blocking API, the other connecting to it; on a TUN,
+//! the kernel's own programs (`ping`, `curl`, `nc`) are the peer.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use tunstack::device::memory;
+//! use tunstack::{Config, Stack, TcpListener, TcpStream};
+//!
+//! let (a, b) = memory::link(1500);
+//! let server = Stack::with_device(Config::default(), a)?; // 10.0.0.2
+//! let client = Stack::with_device(Config { addr: [10, 0, 0, 1].into(), ..Config::default() }, b)?;
+//!
+//! let listener = TcpListener::bind(&server, "0.0.0.0:7")?;
+//! std::thread::spawn(move || {
+//!     let (mut s, _peer) = listener.accept().unwrap();
+//!     let mut buf = [0u8; 64];
+//!     let n = s.read(&mut buf).unwrap();
+//!     s.write_all(&buf[..n]).unwrap();
+//! });
+//!
+//! let mut c = TcpStream::connect(&client, "10.0.0.2:7")?;
+//! c.write_all(b"hello")?;
+//! let mut back = [0u8; 5];
+//! c.read_exact(&mut back)?;
+//! assert_eq!(&back, b"hello");
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -9,8 +9,9 @@
 //! task on the stack's own thread; they fail with `WouldBlock` instead of
 //! deadlocking it.
 //!
-//! ```no_run
-//! use tunstack::aio::{TcpListener, TcpStream};
+//! ```
+//! use tunstack::aio::TcpStream;
+//! use tunstack::device::memory;
 //! use tunstack::{Config, Stack};
 //!
 //! async fn echo(stream: TcpStream) -> std::io::Result<()> {
@@ -24,16 +25,40 @@
 //!     }
 //! }
 //!
-//! let stack = Stack::new(Config::default())?;
-//! let listener = TcpListener::from(tunstack::TcpListener::bind(&stack, "0.0.0.0:7")?);
-//! let handle = stack.handle().clone();
-//! stack.spawn(async move {
+//! let (a, b) = memory::link(1500);
+//! let server = Stack::with_device(Config::default(), a)?; // 10.0.0.2
+//! let client = Stack::with_device(Config { addr: [10, 0, 0, 1].into(), ..Config::default() }, b)?;
+//!
+//! // An echo server: an accept loop and a task per connection, all on the
+//! // server stack's own thread.
+//! let listener = tunstack::aio::TcpListener::from(tunstack::TcpListener::bind(&server, "0.0.0.0:7")?);
+//! let handle = server.handle().clone();
+//! server.spawn(async move {
 //!     while let Ok((stream, _peer)) = listener.accept().await {
 //!         let _ = handle.spawn(async move {
 //!             let _ = echo(stream).await;
 //!         });
 //!     }
 //! })?;
+//!
+//! // A client task on the other stack; the answer comes back by channel.
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! let handle = client.handle().clone();
+//! client.spawn(async move {
+//!     let answer = async {
+//!         let s = TcpStream::connect(&handle, "10.0.0.2:7").await?;
+//!         s.write_all(b"hello, tasks").await?;
+//!         let mut buf = [0u8; 12];
+//!         let mut got = 0;
+//!         while got < buf.len() {
+//!             got += s.read(&mut buf[got..]).await?;
+//!         }
+//!         Ok::<_, std::io::Error>(buf)
+//!     };
+//!     let _ = tx.send(answer.await);
+//! })?;
+//! let answer = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()?;
+//! assert_eq!(&answer, b"hello, tasks");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 

@@ -35,18 +35,23 @@ fn timed_out(what: &str) -> io::Error {
 
 /// A TCP socket listening for connections, like `std::net::TcpListener`.
 ///
-/// ```no_run
+/// ```
 /// use std::io::{Read, Write};
-/// use tunstack::{Config, Stack, TcpListener};
+/// use tunstack::device::memory;
+/// use tunstack::{Config, Stack, TcpListener, TcpStream};
 ///
-/// let stack = Stack::new(Config::default())?; // tun0, 10.0.0.2
-/// let listener = TcpListener::bind(&stack, "0.0.0.0:7")?;
-/// for stream in listener.incoming() {
-///     let mut stream = stream?;
-///     let mut buf = [0u8; 4096];
-///     let n = stream.read(&mut buf)?;
-///     stream.write_all(&buf[..n])?;
-/// }
+/// let (a, b) = memory::link(1500);
+/// let server = Stack::with_device(Config::default(), a)?; // 10.0.0.2
+/// let client = Stack::with_device(Config { addr: [10, 0, 0, 1].into(), ..Config::default() }, b)?;
+///
+/// let listener = TcpListener::bind(&server, "0.0.0.0:7")?;
+/// let mut c = TcpStream::connect(&client, "10.0.0.2:7")?;
+/// let (mut s, peer) = listener.accept()?;
+/// assert_eq!(peer.ip(), std::net::Ipv4Addr::new(10, 0, 0, 1));
+/// c.write_all(b"ping")?;
+/// let mut buf = [0u8; 4];
+/// s.read_exact(&mut buf)?;
+/// assert_eq!(&buf, b"ping");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct TcpListener {
@@ -252,15 +257,26 @@ impl Iterator for Incoming<'_> {
 /// the stream closes it gracefully; the close finishes in the background
 /// (with RST instead if received data was left unread, as in Linux).
 ///
-/// ```no_run
+/// ```
 /// use std::io::{Read, Write};
-/// use tunstack::{Config, Stack, TcpStream};
+/// use std::net::Shutdown;
+/// use tunstack::device::memory;
+/// use tunstack::{Config, Stack, TcpListener, TcpStream};
 ///
-/// let stack = Stack::new(Config::default())?;
-/// let mut stream = TcpStream::connect(&stack, "10.0.0.1:5000")?;
-/// stream.write_all(b"hello")?;
-/// let mut reply = String::new();
-/// stream.read_to_string(&mut reply)?;
+/// let (a, b) = memory::link(1500);
+/// let server = Stack::with_device(Config::default(), a)?; // 10.0.0.2
+/// let client = Stack::with_device(Config { addr: [10, 0, 0, 1].into(), ..Config::default() }, b)?;
+/// let listener = TcpListener::bind(&server, "0.0.0.0:80")?;
+///
+/// let mut stream = TcpStream::connect(&client, "10.0.0.2:80")?;
+/// stream.set_nodelay(true)?;
+/// stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+/// stream.shutdown(Shutdown::Write)?; // FIN after the request
+///
+/// let (mut s, _) = listener.accept()?;
+/// let mut request = String::new();
+/// s.read_to_string(&mut request)?; // to end of stream
+/// assert!(request.starts_with("GET /"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct TcpStream {

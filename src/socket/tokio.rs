@@ -7,24 +7,36 @@
 //! arrives. (Tasks may also run on the stack's thread with
 //! [`crate::Stack::spawn`]; these types work there too.)
 //!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! ```
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use tunstack::device::memory;
 //! use tunstack::tokio::{TcpListener, TcpStream};
+//! use tunstack::{Config, Stack};
 //!
-//! let stack = tunstack::Stack::new(tunstack::Config::default())?;
-//! let listener = TcpListener::bind(stack.handle(), "0.0.0.0:7").await?;
-//! loop {
-//!     let (mut stream, _peer) = listener.accept().await?;
+//! # fn main() -> std::io::Result<()> {
+//! let (a, b) = memory::link(1500);
+//! let server = Stack::with_device(Config::default(), a)?; // 10.0.0.2
+//! let client = Stack::with_device(Config { addr: [10, 0, 0, 1].into(), ..Config::default() }, b)?;
+//!
+//! let rt = tokio::runtime::Builder::new_multi_thread().build()?;
+//! rt.block_on(async {
+//!     // An echo server the tokio way: tokio::io::copy between the halves.
+//!     let listener = TcpListener::bind(server.handle(), "0.0.0.0:7").await?;
 //!     tokio::spawn(async move {
-//!         let mut buf = [0u8; 4096];
-//!         while let Ok(n) = stream.read(&mut buf).await {
-//!             if n == 0 || stream.write_all(&buf[..n]).await.is_err() {
-//!                 break;
-//!             }
+//!         while let Ok((stream, _peer)) = listener.accept().await {
+//!             tokio::spawn(async move {
+//!                 let (mut r, mut w) = stream.into_split();
+//!                 let _ = tokio::io::copy(&mut r, &mut w).await;
+//!             });
 //!         }
 //!     });
-//! }
+//!     let mut c = TcpStream::connect(client.handle(), "10.0.0.2:7").await?;
+//!     c.write_all(b"hello, tokio").await?;
+//!     let mut buf = [0u8; 12];
+//!     c.read_exact(&mut buf).await?;
+//!     assert_eq!(&buf, b"hello, tokio");
+//!     Ok(())
+//! })
 //! # }
 //! ```
 
