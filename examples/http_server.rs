@@ -40,9 +40,11 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> io::Result<()> {
     let stack = args.stack.start()?;
-    let server = http::serve(&stack, args.port)?;
+    http::serve(&stack, args.port)?;
     println!("http server on http://{}:{}/", stack.addr(), args.port);
-    // The accept loop runs until the stack stops (here: until interrupted).
-    let _ = server.join();
-    Ok(())
+    // The server runs as tasks on the stack's own thread until the process
+    // is interrupted.
+    loop {
+        std::thread::park();
+    }
 }

@@ -79,5 +79,5 @@ doc_status=${PIPESTATUS[0]}
 ((status != 0)) || status=$doc_status
 set -e
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
-     END { printf "tunstack: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+     END { printf "tunstack: %d passed, %d failed, %d ignored\n", p, f, i }' "$log"
 exit "$status"

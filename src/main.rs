@@ -132,6 +132,16 @@ struct RunArgs {
     /// UDP time service port (0 disables the service).
     #[arg(long, default_value_t = 9000, value_name = "PORT")]
     udp_time_port: u16,
+    /// Keepalive on the built-in TCP services' connections, so peers that
+    /// vanished are reaped: idle and interval in milliseconds and the probe
+    /// count, or `off`. `--keepalive`, when given, applies instead.
+    #[arg(long, default_value = "60000,10000,6", value_name = "IDLE_MS,INTERVAL_MS,COUNT|off", value_parser = parse_optional_keepalive)]
+    service_keepalive: OptionalKeepalive,
+    /// HTTP: seconds a connection may idle between requests, or a client
+    /// take none of a response, before it is closed (a response under way
+    /// is reset, so the client sees it cut short).
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    http_idle_timeout: u64,
     /// Print the counters every SECS seconds (0: only at exit).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     stats_interval: u64,
@@ -164,6 +174,17 @@ fn parse_keepalive(s: &str) -> Result<KeepaliveConfig, String> {
         interval: Duration::from_millis(interval),
         count: count as u32,
     })
+}
+
+/// A keepalive setting that may be `off`.
+#[derive(Debug, Clone, Copy)]
+struct OptionalKeepalive(Option<KeepaliveConfig>);
+
+fn parse_optional_keepalive(s: &str) -> Result<OptionalKeepalive, String> {
+    if s.trim() == "off" {
+        return Ok(OptionalKeepalive(None));
+    }
+    parse_keepalive(s).map(|k| OptionalKeepalive(Some(k)))
 }
 
 fn parse_list(s: &str) -> Result<BTreeSet<u64>, String> {
@@ -216,22 +237,33 @@ fn run(args: RunArgs) -> std::io::Result<()> {
     })
     .map_err(std::io::Error::other)?;
 
+    let service_opts = services::ServiceOptions {
+        keepalive: args.device.keepalive.or(args.service_keepalive.0),
+        // A vanished peer with data in flight is given up within the same
+        // bound as an idle one: keepalive's idle + interval x count.
+        user_timeout: args
+            .device
+            .keepalive
+            .or(args.service_keepalive.0)
+            .map(|k| k.idle + k.interval * k.count),
+        http_idle_timeout: Duration::from_secs(args.http_idle_timeout),
+    };
     let stack = Stack::new(config)?;
     let mut services = Vec::new();
     if args.udp_echo_port != 0 {
         services.push(services::udp_echo(&stack, args.udp_echo_port)?);
     }
     if args.tcp_echo_port != 0 {
-        services::tcp_echo(&stack, args.tcp_echo_port)?;
+        services::tcp_echo_with(&stack, args.tcp_echo_port, &service_opts)?;
     }
     if args.tcp_discard_port != 0 {
-        services::tcp_discard(&stack, args.tcp_discard_port)?;
+        services::tcp_discard_with(&stack, args.tcp_discard_port, &service_opts)?;
     }
     if args.tcp_source_port != 0 {
-        services::tcp_source(&stack, args.tcp_source_port)?;
+        services::tcp_source_with(&stack, args.tcp_source_port, &service_opts)?;
     }
     if args.http_port != 0 {
-        services.push(services::http::serve(&stack, args.http_port)?);
+        services::http::serve_with(&stack, args.http_port, &service_opts)?;
     }
     if args.udp_time_port != 0 {
         services.push(services::udp_time(&stack, args.udp_time_port)?);

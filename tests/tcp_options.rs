@@ -269,3 +269,30 @@ fn urgent_data_arrives_in_line_and_the_reader_learns_how_much() {
     assert_eq!(read_n(&s, 6), b"URGENT");
     assert_eq!(s.urgent_remaining().unwrap(), 0);
 }
+
+/// Issue 10: the built-in services turn keepalive on, so a client that
+/// vanished (its FIN and RST lost) does not keep its connection forever.
+#[test]
+fn a_service_reaps_a_connection_whose_peer_vanished() {
+    use tunstack::services::{self, ServiceOptions};
+    let (server, client, relay) = relayed(fast_tcp(), 0);
+    let opts = ServiceOptions {
+        keepalive: Some(tunstack::tcp::KeepaliveConfig {
+            idle: Duration::from_millis(100),
+            interval: Duration::from_millis(50),
+            count: 3,
+        }),
+        user_timeout: Some(Duration::from_millis(400)),
+        ..ServiceOptions::default()
+    };
+    services::tcp_echo_with(&server, 7, &opts).unwrap();
+    let c = connect(&client, 7);
+    (&c).write_all(b"hi").unwrap();
+    assert_eq!(read_n(&c, 2), b"hi");
+    assert_eq!(server.tcp_connections().unwrap().len(), 1);
+    relay.set_blackhole(true); // the client is gone, without a word
+    let reaped = eventually(Duration::from_secs(5), || {
+        server.tcp_connections().unwrap().is_empty()
+    });
+    assert!(reaped, "{:?}", server.tcp_connections());
+}

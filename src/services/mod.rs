@@ -5,10 +5,12 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use chrono::format::{Item, StrftimeItems};
 use log::{debug, info};
 
+use crate::tcp::KeepaliveConfig;
 use crate::{aio, Stack, TcpListener, UdpSocket};
 
 pub mod http;
@@ -36,11 +38,49 @@ pub fn udp_echo(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
         })
 }
 
+/// How the built-in TCP services treat their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOptions {
+    /// Keepalive on every connection a service accepts, so a peer that
+    /// vanished (its FIN or RST lost) is found and its connection dropped.
+    /// Default: probe after 60 s idle, every 10 s, give up after 6: a dead
+    /// peer is reaped within two minutes. `None`: off.
+    pub keepalive: Option<KeepaliveConfig>,
+    /// The user timeout (RFC 5482) on every connection a service accepts:
+    /// a peer that vanished while data was in flight (so keepalive, which
+    /// waits for idle, never probes) is given up after this long instead of
+    /// after R2's fifteen retransmissions. Default 120 s. `None`: off.
+    pub user_timeout: Option<Duration>,
+    /// HTTP: how long a connection may idle between requests, and a client
+    /// take none of a response, before it is closed (a response under way
+    /// is reset, so the client sees it cut short). Default 30 s.
+    pub http_idle_timeout: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> ServiceOptions {
+        ServiceOptions {
+            keepalive: Some(KeepaliveConfig {
+                idle: Duration::from_secs(60),
+                interval: Duration::from_secs(10),
+                count: 6,
+            }),
+            user_timeout: Some(Duration::from_secs(120)),
+            http_idle_timeout: http::IDLE_TIMEOUT,
+        }
+    }
+}
+
 /// Starts a TCP echo server (RFC 862) on `port`: every byte is sent back
 /// until the client closes. Runs on the stack's own thread, one task per
 /// connection (no thread, and no buffer while a connection is idle).
 pub fn tcp_echo(stack: &Stack, port: u16) -> io::Result<()> {
-    tcp_service(stack, port, "tcp echo", |s| async move {
+    tcp_echo_with(stack, port, &ServiceOptions::default())
+}
+
+/// [`tcp_echo`] with `opts`.
+pub fn tcp_echo_with(stack: &Stack, port: u16, opts: &ServiceOptions) -> io::Result<()> {
+    tcp_service(stack, port, "tcp echo", opts, |s| async move {
         while let Ok(n) = poll_fn(|cx| s.poll_echo(cx)).await {
             if n == 0 {
                 break;
@@ -52,7 +92,12 @@ pub fn tcp_echo(stack: &Stack, port: u16) -> io::Result<()> {
 /// Starts a TCP discard server (RFC 863) on `port`: reads and drops
 /// everything until the client closes (in place, without copying).
 pub fn tcp_discard(stack: &Stack, port: u16) -> io::Result<()> {
-    tcp_service(stack, port, "tcp discard", |s| async move {
+    tcp_discard_with(stack, port, &ServiceOptions::default())
+}
+
+/// [`tcp_discard`] with `opts`.
+pub fn tcp_discard_with(stack: &Stack, port: u16, opts: &ServiceOptions) -> io::Result<()> {
+    tcp_service(stack, port, "tcp discard", opts, |s| async move {
         while let Ok(n) = poll_fn(|cx| s.poll_read_with(cx, |a, b| a.len() + b.len())).await {
             if n == 0 {
                 break;
@@ -71,7 +116,12 @@ const MAX_SOURCE_REQUEST: usize = 32;
 /// `scripts/bench.sh` measures the receive direction with it. A malformed
 /// request closes the connection at once.
 pub fn tcp_source(stack: &Stack, port: u16) -> io::Result<()> {
-    tcp_service(stack, port, "tcp source", |s| async move {
+    tcp_source_with(stack, port, &ServiceOptions::default())
+}
+
+/// [`tcp_source`] with `opts`.
+pub fn tcp_source_with(stack: &Stack, port: u16, opts: &ServiceOptions) -> io::Result<()> {
+    tcp_service(stack, port, "tcp source", opts, |s| async move {
         let Some(count) = read_source_request(&s).await else {
             return;
         };
@@ -107,7 +157,7 @@ const SOURCE_CHUNK: usize = 64 * 1024;
 
 /// The source pattern, long enough to copy [`SOURCE_CHUNK`] bytes from any
 /// phase of it.
-fn source_pattern() -> &'static [u8] {
+pub(crate) fn source_pattern() -> &'static [u8] {
     static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     PATTERN.get_or_init(|| {
         (0..(SOURCE_CHUNK + http::PATTERN_PERIOD) as u64)
@@ -141,6 +191,7 @@ pub(crate) fn tcp_service<F, Fut>(
     stack: &Stack,
     port: u16,
     name: &'static str,
+    opts: &ServiceOptions,
     serve: F,
 ) -> io::Result<()>
 where
@@ -150,9 +201,16 @@ where
     let listener = aio::TcpListener::from(TcpListener::bind(stack, ("0.0.0.0", port))?);
     info!("service: {name} on port {port}");
     let handle = stack.handle().clone();
+    let (keepalive, user_timeout) = (opts.keepalive, opts.user_timeout);
     stack.spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
             debug!("{name}: connection from {peer}");
+            if keepalive.is_some() {
+                let _ = stream.set_keepalive(keepalive);
+            }
+            if user_timeout.is_some() {
+                let _ = stream.set_tcp_user_timeout(user_timeout);
+            }
             if handle.spawn(serve(stream)).is_err() {
                 break;
             }

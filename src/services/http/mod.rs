@@ -25,15 +25,16 @@
 //! nothing a client sends can make the server panic.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use log::debug;
 
+use super::ServiceOptions;
 use crate::runtime::{Command, StackHandle};
-use crate::{Stack, TcpStream};
+use crate::{aio, Stack};
 
 /// The largest `N` `GET /bytes/N` serves: 10 GiB.
 pub const MAX_BYTES: u64 = 10 << 30;
@@ -62,59 +63,63 @@ pub fn pattern_byte(i: u64) -> u8 {
     (i % PATTERN_PERIOD as u64) as u8
 }
 
-/// Starts the HTTP server on `port`: one thread per connection.
-pub fn serve(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
+/// What the HTTP service has counted since the process started.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Responses given up because the client stopped reading for
+    /// [`IDLE_TIMEOUT`]: the connection was reset, so the client sees the
+    /// body is cut short.
+    pub stalled_aborts: AtomicU64,
+}
+
+/// The HTTP service's counters.
+pub static COUNTERS: HttpCounters = HttpCounters {
+    requests: AtomicU64::new(0),
+    stalled_aborts: AtomicU64::new(0),
+};
+
+/// Starts the HTTP server on `port` with the default [`ServiceOptions`]: a
+/// task per connection on the stack's own thread, no thread and (between
+/// requests) no buffer per connection.
+pub fn serve(stack: &Stack, port: u16) -> io::Result<()> {
+    serve_with(stack, port, &ServiceOptions::default())
+}
+
+/// [`serve`] with `opts`: keepalive on its connections, and how long a
+/// client may idle between requests or stall a response
+/// ([`ServiceOptions::http_idle_timeout`]) before it is closed (or, with a
+/// response under way, reset).
+pub fn serve_with(stack: &Stack, port: u16, opts: &ServiceOptions) -> io::Result<()> {
     let handle = stack.handle().clone();
-    threaded_service(stack, port, "http", move |stream| {
-        serve_connection(stream, &handle);
+    let idle = opts.http_idle_timeout;
+    super::tcp_service(stack, port, "http", opts, move |stream| {
+        let handle = handle.clone();
+        async move { serve_connection(stream, &handle, idle).await }
     })
 }
 
-/// Runs `serve` on a thread per accepted connection of a listener on `port`.
-fn threaded_service(
-    stack: &Stack,
-    port: u16,
-    name: &'static str,
-    serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static,
-) -> io::Result<JoinHandle<()>> {
-    let listener = crate::TcpListener::bind(stack, ("0.0.0.0", port))?;
-    log::info!("service: {name} on port {port}");
-    std::thread::Builder::new()
-        .name(format!("{name}-{port}"))
-        .spawn(move || {
-            while let Ok((stream, peer)) = listener.accept() {
-                debug!("{name}: connection from {peer}");
-                let serve = serve.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("{name}-conn"))
-                    .spawn(move || serve(stream));
-                if let Err(e) = spawned {
-                    log::warn!("{name}: cannot start a connection thread: {e}");
-                }
-            }
-        })
-}
-
 /// Serves requests on one connection until it closes.
-fn serve_connection(mut stream: TcpStream, stack: &StackHandle) {
+async fn serve_connection(stream: aio::TcpStream, stack: &StackHandle, idle: Duration) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err()
-        || stream.set_write_timeout(Some(IDLE_TIMEOUT)).is_err()
-    {
-        return;
-    }
-    let mut buf = Vec::with_capacity(4096);
+    let mut conn = Conn {
+        stream,
+        stack,
+        buf: Vec::new(),
+        idle,
+    };
     loop {
-        let head = match read_head(&mut stream, &mut buf) {
+        let head = match conn.read_head().await {
             Ok(Some(len)) => len,
             Ok(None) => return,
             Err(HeadError::TooLong) => {
                 debug!("http {peer}: request head over {MAX_HEAD} bytes");
-                let _ = respond_error(&mut stream, 400, "request head too long", false);
-                linger_close(&stream);
+                let _ = conn.respond_error(400, "request head too long").await;
+                conn.linger_close().await;
                 return;
             }
             Err(HeadError::Io(e)) => {
@@ -122,33 +127,61 @@ fn serve_connection(mut stream: TcpStream, stack: &StackHandle) {
                 return;
             }
         };
-        let parsed = parse_head(&buf[..head]);
-        buf.drain(..head);
+        let parsed = parse_head(&conn.buf[..head]);
+        conn.buf.drain(..head);
         let request = match parsed {
             Ok(r) => r,
             Err(e) => {
                 debug!("http {peer}: bad request: {}", e.reason);
-                let _ = respond_error(&mut stream, e.status, e.reason, false);
-                linger_close(&stream);
+                let _ = conn.respond_error(e.status, e.reason).await;
+                conn.linger_close().await;
                 return;
             }
         };
         debug!("http {peer}: {} {}", request.method, request.target);
+        COUNTERS.requests.fetch_add(1, Ordering::Relaxed);
         let mut keep_alive = request.keep_alive;
         // Drop a request body, if any, so the next request starts in the right place.
         if request.content_length > 0
             && (request.content_length > MAX_DISCARDED_BODY
-                || discard(&mut stream, &mut buf, request.content_length).is_err())
+                || conn.discard(request.content_length).await.is_err())
         {
             keep_alive = false;
         }
+        // No buffer is held while the connection waits for its next request.
+        if conn.buf.is_empty() {
+            conn.buf = Vec::new();
+        }
         let head_only = request.method == "HEAD";
-        let result = respond(&mut stream, stack, &request, keep_alive, head_only);
-        if result.is_err() || !keep_alive {
-            linger_close(&stream);
-            return;
+        match conn.respond(&request, keep_alive, head_only).await {
+            Ok(()) if keep_alive => {}
+            Ok(()) => {
+                conn.linger_close().await;
+                return;
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // The client stopped reading: give the response up with a
+                // RST, so the client can tell the body is cut short (a FIN
+                // would look like a complete one).
+                COUNTERS.stalled_aborts.fetch_add(1, Ordering::Relaxed);
+                debug!("http {peer}: client stalled for {idle:?}, response aborted");
+                let _ = conn.stream.abort();
+                return;
+            }
+            Err(_) => return,
         }
     }
+}
+
+/// A connection being served.
+struct Conn<'a> {
+    stream: aio::TcpStream,
+    stack: &'a StackHandle,
+    /// What was read and not yet parsed.
+    buf: Vec<u8>,
+    /// How long a request may take to arrive, and a client to take any of
+    /// a response.
+    idle: Duration,
 }
 
 /// Why a request head could not be read.
@@ -158,44 +191,121 @@ enum HeadError {
     Io(io::Error),
 }
 
-/// Reads until `buf` holds a whole request head; returns its length (the
-/// blank line included). `Ok(None)`: the client closed (or idled out)
-/// between requests.
-fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<usize>, HeadError> {
-    let mut chunk = [0u8; 4096];
-    let mut scanned = 0;
-    // Empty lines skipped before the request line count against the limit.
-    let mut skipped = 0;
-    loop {
-        // RFC 9112 §2.2: ignore empty lines before the request line.
-        let blank = buf
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count();
-        if blank > 0 {
-            buf.drain(..blank);
-            skipped += blank;
-            scanned = 0;
+impl Conn<'_> {
+    /// Reads a little more into the buffer (waiting at most
+    /// [`IDLE_TIMEOUT`]): how much, 0 at end of stream.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        let len = self.buf.len();
+        self.buf.resize(len + 4096, 0);
+        let r = aio::timeout(
+            self.stack,
+            self.idle,
+            self.stream.read(&mut self.buf[len..]),
+        )
+        .await;
+        let n = match r {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) | Err(e) => {
+                self.buf.truncate(len);
+                return Err(e);
+            }
+        };
+        self.buf.truncate(len + n);
+        Ok(n)
+    }
+
+    /// Reads until the buffer holds a whole request head; returns its
+    /// length (the blank line included). `Ok(None)`: the client closed (or
+    /// idled out) between requests.
+    async fn read_head(&mut self) -> Result<Option<usize>, HeadError> {
+        let mut scanned = 0;
+        // Empty lines skipped before the request line count against the limit.
+        let mut skipped = 0;
+        loop {
+            // RFC 9112 §2.2: ignore empty lines before the request line.
+            let blank = self
+                .buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            if blank > 0 {
+                self.buf.drain(..blank);
+                skipped += blank;
+                scanned = 0;
+            }
+            if let Some(end) = head_end(&self.buf, scanned) {
+                return if skipped + end > MAX_HEAD {
+                    Err(HeadError::TooLong)
+                } else {
+                    Ok(Some(end))
+                };
+            }
+            if skipped + self.buf.len() > MAX_HEAD {
+                return Err(HeadError::TooLong);
+            }
+            // A blank line may end in the last two bytes, so look there again.
+            scanned = self.buf.len().saturating_sub(2);
+            let was_empty = self.buf.is_empty();
+            match self.read_more().await {
+                Ok(0) if was_empty => return Ok(None),
+                Ok(0) => return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) && was_empty => return Ok(None),
+                Err(e) => return Err(HeadError::Io(e)),
+            }
         }
-        if let Some(end) = head_end(buf, scanned) {
-            return if skipped + end > MAX_HEAD {
-                Err(HeadError::TooLong)
-            } else {
-                Ok(Some(end))
-            };
+    }
+
+    /// Reads and drops `len` body bytes, the ones already in the buffer first.
+    async fn discard(&mut self, len: u64) -> io::Result<()> {
+        let from_buf = self
+            .buf
+            .len()
+            .min(usize::try_from(len).unwrap_or(usize::MAX));
+        self.buf.drain(..from_buf);
+        let mut left = len - from_buf as u64;
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(usize::MAX);
+            let read = std::future::poll_fn(|cx| {
+                self.stream
+                    .poll_read_with(cx, |a, b| (a.len() + b.len()).min(want))
+            });
+            match aio::timeout(self.stack, self.idle, read).await?? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => left -= n as u64,
+            }
         }
-        if skipped + buf.len() > MAX_HEAD {
-            return Err(HeadError::TooLong);
+        Ok(())
+    }
+
+    /// Closes our side, then reads and drops whatever the client still
+    /// sends for up to [`LINGER`], so unread data does not make the close a
+    /// RST that destroys the response before the client reads it (RFC 9112
+    /// §9.6).
+    async fn linger_close(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let drain = async {
+            loop {
+                let read = std::future::poll_fn(|cx| {
+                    self.stream.poll_read_with(cx, |a, b| a.len() + b.len())
+                });
+                match read.await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        let _ = aio::timeout(self.stack, LINGER, drain).await;
+    }
+
+    /// Writes all of `data`, giving up with `TimedOut` if the client takes
+    /// no byte for [`IDLE_TIMEOUT`].
+    async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = aio::timeout(self.stack, self.idle, self.stream.write(data)).await??;
+            data = &data[n..];
         }
-        // A blank line may end in the last two bytes, so look there again.
-        scanned = buf.len().saturating_sub(2);
-        match stream.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Ok(None),
-            Ok(0) => return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if is_timeout(&e) && buf.is_empty() => return Ok(None),
-            Err(e) => return Err(HeadError::Io(e)),
-        }
+        Ok(())
     }
 }
 
@@ -221,40 +331,6 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
-}
-
-/// Reads and drops `len` body bytes, the ones already in `buf` first.
-fn discard(stream: &mut TcpStream, buf: &mut Vec<u8>, len: u64) -> io::Result<()> {
-    let from_buf = buf.len().min(usize::try_from(len).unwrap_or(usize::MAX));
-    buf.drain(..from_buf);
-    let mut left = len - from_buf as u64;
-    let mut chunk = [0u8; 4096];
-    while left > 0 {
-        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        match stream.read(&mut chunk[..want])? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => left -= n as u64,
-        }
-    }
-    Ok(())
-}
-
-/// Closes our side, then reads and drops whatever the client still sends
-/// for up to [`LINGER`], so unread data does not make the close a RST.
-fn linger_close(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    if stream.set_read_timeout(Some(LINGER)).is_err() {
-        return;
-    }
-    let deadline = std::time::Instant::now() + LINGER;
-    let mut chunk = [0u8; 4096];
-    let mut reader = stream;
-    while std::time::Instant::now() < deadline {
-        match reader.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
 }
 
 /// A parsed request head.
@@ -427,153 +503,137 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
     })
 }
 
-/// Writes the response to `request`.
-fn respond(
-    stream: &mut TcpStream,
-    stack: &StackHandle,
-    request: &Request,
-    keep_alive: bool,
-    head_only: bool,
-) -> io::Result<()> {
-    if request.method != "GET" && request.method != "HEAD" {
-        let body = "405 Method Not Allowed: this server answers GET and HEAD\n";
-        let mut head = response_head(405, "text/plain; charset=utf-8", body.len() as u64);
-        head.push_str("Allow: GET, HEAD\r\n");
-        return send(
-            stream,
-            head,
-            body.as_bytes(),
-            keep_alive,
-            request,
-            head_only,
-        );
+impl Conn<'_> {
+    /// Writes the response to `request`.
+    async fn respond(
+        &self,
+        request: &Request,
+        keep_alive: bool,
+        head_only: bool,
+    ) -> io::Result<()> {
+        if request.method != "GET" && request.method != "HEAD" {
+            let body = "405 Method Not Allowed: this server answers GET and HEAD\n";
+            let mut head = Self::response_head(405, "text/plain; charset=utf-8", body.len() as u64);
+            head.push_str("Allow: GET, HEAD\r\n");
+            return self
+                .send(head, body.as_bytes(), keep_alive, request, head_only)
+                .await;
+        }
+        if request.path == "/" {
+            let page = status_page(self.stack).await;
+            let head = Self::response_head(200, "text/html; charset=utf-8", page.len() as u64);
+            return self
+                .send(head, page.as_bytes(), keep_alive, request, head_only)
+                .await;
+        }
+        if let Some(n) = request.path.strip_prefix("/bytes/") {
+            let Some(n) = parse_decimal(n.as_bytes()).filter(|&n| n <= MAX_BYTES) else {
+                let body =
+                    format!("400 Bad Request: N in /bytes/N must be a number up to {MAX_BYTES}\n");
+                let head = Self::response_head(400, "text/plain; charset=utf-8", body.len() as u64);
+                return self
+                    .send(head, body.as_bytes(), keep_alive, request, head_only)
+                    .await;
+            };
+            let head = Self::response_head(200, "application/octet-stream", n);
+            self.send(head, &[], keep_alive, request, true).await?;
+            return if head_only {
+                Ok(())
+            } else {
+                self.stream_pattern(n).await
+            };
+        }
+        let body = format!("404 Not Found: {}\n", request.path);
+        let head = Self::response_head(404, "text/plain; charset=utf-8", body.len() as u64);
+        self.send(head, body.as_bytes(), keep_alive, request, head_only)
+            .await
     }
-    if request.path == "/" {
-        let page = status_page(stack);
-        let head = response_head(200, "text/html; charset=utf-8", page.len() as u64);
-        return send(
-            stream,
-            head,
-            page.as_bytes(),
-            keep_alive,
-            request,
-            head_only,
-        );
-    }
-    if let Some(n) = request.path.strip_prefix("/bytes/") {
-        let Some(n) = parse_decimal(n.as_bytes()).filter(|&n| n <= MAX_BYTES) else {
-            let body =
-                format!("400 Bad Request: N in /bytes/N must be a number up to {MAX_BYTES}\n");
-            let head = response_head(400, "text/plain; charset=utf-8", body.len() as u64);
-            return send(
-                stream,
-                head,
-                body.as_bytes(),
-                keep_alive,
-                request,
-                head_only,
-            );
-        };
-        let head = response_head(200, "application/octet-stream", n);
-        send(stream, head, &[], keep_alive, request, true)?;
-        return if head_only {
-            Ok(())
-        } else {
-            stream_pattern(stream, n)
-        };
-    }
-    let body = format!("404 Not Found: {}\n", request.path);
-    let head = response_head(404, "text/plain; charset=utf-8", body.len() as u64);
-    send(
-        stream,
-        head,
-        body.as_bytes(),
-        keep_alive,
-        request,
-        head_only,
-    )
-}
 
-/// The status line and the headers every response carries, up to the
-/// `Connection` header that [`send`] adds.
-fn response_head(status: u16, content_type: &str, len: u64) -> String {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        501 => "Not Implemented",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    };
-    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
-    format!(
+    /// The status line and the headers every response carries, up to the
+    /// `Connection` header that [`send`] adds.
+    fn response_head(status: u16, content_type: &str, len: u64) -> String {
+        let reason = match status {
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            501 => "Not Implemented",
+            505 => "HTTP Version Not Supported",
+            _ => "",
+        };
+        let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
+        format!(
         "HTTP/1.1 {status} {reason}\r\nServer: tunstack/{}\r\nDate: {date}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n",
         env!("CARGO_PKG_VERSION")
     )
-}
+    }
 
-/// Finishes `head` with the `Connection` header and writes it, then `body`
-/// unless `head_only`.
-fn send(
-    stream: &mut TcpStream,
-    mut head: String,
-    body: &[u8],
-    keep_alive: bool,
-    request: &Request,
-    head_only: bool,
-) -> io::Result<()> {
-    if !keep_alive {
-        head.push_str("Connection: close\r\n");
-    } else if request.http10 {
-        head.push_str("Connection: keep-alive\r\n");
+    /// Finishes `head` with the `Connection` header and writes it, then `body`
+    /// unless `head_only`.
+    async fn send(
+        &self,
+        mut head: String,
+        body: &[u8],
+        keep_alive: bool,
+        request: &Request,
+        head_only: bool,
+    ) -> io::Result<()> {
+        if !keep_alive {
+            head.push_str("Connection: close\r\n");
+        } else if request.http10 {
+            head.push_str("Connection: keep-alive\r\n");
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        if !head_only {
+            out.extend_from_slice(body);
+        }
+        self.write_all(&out).await
     }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    if !head_only {
-        out.extend_from_slice(body);
-    }
-    stream.write_all(&out)
-}
 
-/// An error response, closing the connection.
-fn respond_error(
-    stream: &mut TcpStream,
-    status: u16,
-    reason: &str,
-    head_only: bool,
-) -> io::Result<()> {
-    let body = format!("{status}: {reason}\n");
-    let mut head = response_head(status, "text/plain; charset=utf-8", body.len() as u64);
-    head.push_str("Connection: close\r\n\r\n");
-    stream.write_all(head.as_bytes())?;
-    if !head_only {
-        stream.write_all(body.as_bytes())?;
+    /// An error response, closing the connection.
+    async fn respond_error(&self, status: u16, reason: &str) -> io::Result<()> {
+        let body = format!("{status}: {reason}\n");
+        let mut head = Self::response_head(status, "text/plain; charset=utf-8", body.len() as u64);
+        head.push_str("Connection: close\r\n\r\n");
+        head.push_str(&body);
+        self.write_all(head.as_bytes()).await
     }
-    Ok(())
-}
 
-/// Writes `n` bytes of the pattern, a chunk at a time.
-fn stream_pattern(stream: &mut TcpStream, n: u64) -> io::Result<()> {
-    const CHUNK: usize = 256 * PATTERN_PERIOD;
-    // One period more than a chunk, so a chunk can start at any phase.
-    let pattern: Vec<u8> = (0..(CHUNK + PATTERN_PERIOD) as u64)
-        .map(pattern_byte)
-        .collect();
-    let mut sent = 0u64;
-    while sent < n {
-        let phase = (sent % PATTERN_PERIOD as u64) as usize;
-        let len = CHUNK.min(usize::try_from(n - sent).unwrap_or(CHUNK));
-        stream.write_all(&pattern[phase..phase + len])?;
-        sent += len as u64;
+    /// Writes `n` bytes of the pattern in place into the send buffer, giving
+    /// up with `TimedOut` if the client takes nothing for [`IDLE_TIMEOUT`].
+    async fn stream_pattern(&self, n: u64) -> io::Result<()> {
+        let pattern = super::source_pattern();
+        let period = PATTERN_PERIOD as u64;
+        let mut sent = 0u64;
+        while sent < n {
+            let fill = std::future::poll_fn(|cx| {
+                self.stream.poll_write_with(cx, |space| {
+                    let mut filled = 0;
+                    while filled < space.len() && sent < n {
+                        let start = (sent % period) as usize;
+                        let len = (space.len() - filled)
+                            .min(pattern.len() - PATTERN_PERIOD)
+                            .min(usize::try_from(n - sent).unwrap_or(usize::MAX));
+                        space[filled..filled + len].copy_from_slice(&pattern[start..start + len]);
+                        filled += len;
+                        sent += len as u64;
+                    }
+                    filled
+                })
+            });
+            aio::timeout(self.stack, self.idle, fill).await??;
+        }
+        Ok(())
     }
-    stream.flush()
 }
 
 /// The `GET /` page: what tunstack is, its connections, its counters.
-fn status_page(stack: &StackHandle) -> String {
-    let conns = stack.call(|reply| Command::TcpConnections { reply });
-    let stats = stack.call(|reply| Command::Stats { reply });
+async fn status_page(stack: &StackHandle) -> String {
+    let conns = stack
+        .call_async(|reply| Command::TcpConnections { reply })
+        .await;
+    let stats = stack.call_async(|reply| Command::Stats { reply }).await;
     let mut page = String::with_capacity(8192);
     let addr = escape(&stack.addr.to_string());
     let version = env!("CARGO_PKG_VERSION");

@@ -2,6 +2,8 @@
 use super::*;
 use crate::device::memory;
 use crate::Config;
+use crate::TcpStream;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 
 const SERVER: &str = "10.0.0.2:80";
@@ -326,4 +328,51 @@ fn pattern_repeats_every_251_bytes() {
     assert_eq!(pattern_byte(251), 0);
     assert_eq!(pattern_byte(10 << 30), ((10u64 << 30) % 251) as u8);
     let _: SocketAddr = SERVER.parse().unwrap();
+}
+
+/// Issue 10: a client that stops reading a response for the idle timeout
+/// gets it reset (RST), not ended with a FIN that would look like a
+/// complete body; the service counts it.
+#[test]
+fn a_response_the_client_stops_reading_is_reset_not_truncated_silently() {
+    let (a, b) = memory::link(1500);
+    let server = Stack::with_device(Config::default(), a).expect("server");
+    let client = Stack::with_device(
+        Config {
+            addr: Ipv4Addr::new(10, 0, 0, 1),
+            ..Config::default()
+        },
+        b,
+    )
+    .expect("client");
+    let opts = ServiceOptions {
+        http_idle_timeout: Duration::from_millis(300),
+        ..ServiceOptions::default()
+    };
+    serve_with(&server, 8080, &opts).expect("http");
+    let before = COUNTERS.stalled_aborts.load(Ordering::Relaxed);
+    let mut s = TcpStream::connect(&client, "10.0.0.2:8080").expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /bytes/100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Read a little, then stop.
+    let mut first = [0u8; 1000];
+    s.read_exact(&mut first).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut total = first.len();
+    let mut buf = vec![0u8; 1 << 16];
+    let err = loop {
+        match s.read(&mut buf) {
+            Ok(0) => panic!("a clean end of stream after {total} bytes: a silent truncation"),
+            Ok(n) => total += n,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset,
+        "after {total} bytes"
+    );
+    assert!(total < 100_000_000);
+    assert!(COUNTERS.stalled_aborts.load(Ordering::Relaxed) > before);
 }
