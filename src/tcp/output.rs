@@ -250,9 +250,12 @@ impl Conn {
         self.send_segment(seq, true, cx);
     }
 
-    /// RFC 5961 challenge ACK, subject to the layer-wide rate limit (§7).
+    /// RFC 5961 challenge ACK, subject to the per-connection limit first (as
+    /// Linux's `tcp_send_challenge_ack` applies `tcp_invalid_ratelimit`), so
+    /// forged SYNs or RSTs with a live 4-tuple cannot turn the connection into
+    /// a reflector, then to the layer-wide rate limit (RFC 5961 §7).
     pub(crate) fn challenge_ack(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        if cx.out.challenge_allowed(now, cx.cfg) {
+        if self.oow_ack_allowed(now, cx) && cx.out.challenge_allowed(now, cx.cfg) {
             self.send_ack(cx);
         }
     }

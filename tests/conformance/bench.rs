@@ -443,7 +443,13 @@ impl Bench {
     /// to here are drained.
     #[track_caller]
     pub fn reach(target: State) -> Bench {
-        let mut b = Bench::new();
+        Bench::reach_with(target, cfg())
+    }
+
+    /// [`Bench::reach`] with `config`.
+    #[track_caller]
+    pub fn reach_with(target: State, config: TcpConfig) -> Bench {
+        let mut b = Bench::with(config);
         b.handshake_passive();
         match target {
             State::Established => {}

@@ -103,7 +103,8 @@ fn rfc_5961_exact_rst_closes_every_synchronized_state() {
 #[test]
 fn rfc_5961_inexact_in_window_rst_draws_a_challenge_ack() {
     for (state, _) in SYNCHRONIZED {
-        let mut b = Bench::reach(state);
+        // Every answer, not the per-connection rate limit (tested below).
+        let mut b = Bench::reach_with(state, no_oow_limit());
         let (snd, rcv) = (b.stack_seq, b.peer_seq);
         b.send(seg!(RST, seq = rcv + 1));
         b.send(seg!(RST | ACK, seq = rcv + 4000));
@@ -174,7 +175,7 @@ fn rfc_5961_syn_in_a_synchronized_state_draws_a_challenge_ack() {
         if state == State::TimeWait {
             continue;
         }
-        let mut b = Bench::reach(state);
+        let mut b = Bench::reach_with(state, no_oow_limit());
         let (snd, rcv) = (b.stack_seq, b.peer_seq);
         b.send(seg!(SYN, seq = rcv + 10, mss = 1460));
         b.send(seg!(SYN, seq = rcv.wrapping_sub(5000)));
@@ -187,6 +188,29 @@ fn rfc_5961_syn_in_a_synchronized_state_draws_a_challenge_ack() {
         assert_eq!(b.state(), Some(state));
         assert!(b.events().is_empty());
     }
+}
+
+/// RFC 5961 §7 leaves the rate limit to the implementation; like Linux
+/// (`tcp_send_challenge_ack` checks `tcp_invalid_ratelimit` first) a
+/// connection answers at most one challenge per 500 ms, so a flood of forged
+/// SYNs and RSTs carrying its 4-tuple is not reflected.
+#[test]
+fn rfc_5961_challenge_acks_are_limited_per_connection() {
+    let mut b = Bench::reach(State::Established);
+    let rcv = b.peer_seq;
+    for i in 0..50 {
+        b.send(seg!(RST, seq = rcv + 1 + i));
+        b.send(seg!(SYN, seq = rcv + 1 + i));
+    }
+    assert_eq!(b.take_all().len(), 1);
+    assert_eq!(b.stats().oow_acks_limited, 99);
+    b.advance(499);
+    b.send(seg!(SYN, seq = rcv + 7));
+    b.expect_nothing();
+    b.advance(1);
+    b.send(seg!(SYN, seq = rcv + 7));
+    b.expect(|s| s.is("A") && s.ack_no == rcv);
+    assert_eq!(b.state(), Some(State::Established));
 }
 
 /// RFC 5961 §5.2: an ACK older than SND.UNA - MAX.SND.WND is not believable:
@@ -250,7 +274,8 @@ fn ack_of_unsent_data_is_acknowledged_and_dropped() {
 fn rfc_5961_challenge_acks_are_rate_limited() {
     let mut b = Bench::with(TcpConfig {
         challenge_ack_limit: 3,
-        ..cfg()
+        // The layer-wide limit alone; the per-connection one is tested below.
+        ..no_oow_limit()
     });
     b.handshake_passive();
     let rcv = b.peer_seq;
@@ -268,4 +293,13 @@ fn rfc_5961_challenge_acks_are_rate_limited() {
     b.send(seg!(SYN, seq = rcv + 9));
     b.expect(|s| s.is("A") && s.ack_no == rcv);
     assert_eq!(b.state(), Some(State::Established));
+}
+
+/// The test configuration without the per-connection limit on answers to
+/// unacceptable segments and challenges (`oow_ack_interval`).
+fn no_oow_limit() -> TcpConfig {
+    TcpConfig {
+        oow_ack_interval: std::time::Duration::ZERO,
+        ..cfg()
+    }
 }

@@ -44,8 +44,9 @@ fn syn_in_established_draws_a_challenge_ack() {
     let (mut l, id, snd) = server();
     inject(&mut l, ms(0), hdr("S", P + 10, 0), b"");
     check(&one(&mut l), "A", snd, P);
-    // Even a SYN outside the window gets an ACK (unacceptable segment).
-    inject(&mut l, ms(0), hdr("S", 5, 0), b"");
+    // Even a SYN outside the window gets an ACK (unacceptable segment), once
+    // the per-connection limit allows another.
+    inject(&mut l, ms(500), hdr("S", 5, 0), b"");
     check(&one(&mut l), "A", snd, P);
     assert_eq!(state(&l, id), Some(State::Established));
 }
@@ -54,6 +55,8 @@ fn syn_in_established_draws_a_challenge_ack() {
 fn challenge_acks_are_rate_limited() {
     let config = TcpConfig {
         challenge_ack_limit: 2,
+        // The layer-wide limit alone (the per-connection one is tested below).
+        oow_ack_interval: std::time::Duration::ZERO,
         ..cfg()
     };
     let (mut l, _, _id, snd) = server_with(config);
@@ -69,10 +72,29 @@ fn challenge_acks_are_rate_limited() {
 }
 
 #[test]
+fn challenge_acks_are_also_limited_per_connection() {
+    // Forged SYNs and RSTs with a live 4-tuple: one answer per 500 ms per
+    // connection (Linux's tcp_invalid_ratelimit inside tcp_send_challenge_ack),
+    // so the connection is no reflector even under the layer-wide budget.
+    let (mut l, id, snd) = server();
+    for i in 0..100 {
+        let flags = if i % 2 == 0 { "R" } else { "S" };
+        inject(&mut l, ms(i), hdr(flags, P + 1, 0), b"");
+    }
+    check(&one(&mut l), "A", snd, P);
+    assert_eq!(l.stats().challenge_acks, 1);
+    assert_eq!(l.stats().oow_acks_limited, 99);
+    inject(&mut l, ms(600), hdr("S", P + 1, 0), b"");
+    check(&one(&mut l), "A", snd, P);
+    assert_eq!(state(&l, id), Some(State::Established));
+}
+
+#[test]
 fn the_challenge_ack_budget_varies_from_second_to_second() {
     // CVE-2016-5696: a fixed budget lets an off-path attacker count it.
     let config = TcpConfig {
         challenge_ack_limit: 100,
+        oow_ack_interval: std::time::Duration::ZERO,
         ..cfg()
     };
     let (mut l, _, _id, _) = server_with(config);
