@@ -8,6 +8,9 @@ use crate::device::fault::FaultConfig;
 use crate::ip::frag::ReassemblyConfig;
 use crate::tcp::{KeepaliveConfig, TcpConfig};
 
+/// The `txqueuelen` [`crate::Stack::new`] gives the TUN unless told otherwise.
+pub const DEFAULT_TX_QUEUE_LEN: u32 = 4096;
+
 /// Everything a [`crate::Stack`] needs to come up. `Config::default()` is the
 /// documented network plan: the stack is 10.0.0.2 on `tun0`.
 #[derive(Debug, Clone)]
@@ -22,6 +25,11 @@ pub struct Config {
     pub mtu: Option<u16>,
     /// Also give the kernel side of the TUN this address and bring it up.
     pub host_addr: Option<(Ipv4Addr, u8)>,
+    /// Set the TUN's queue toward the stack (`txqueuelen`) to this many
+    /// packets; `None` keeps the device's own (the kernel's default is 500).
+    /// Default: [`DEFAULT_TX_QUEUE_LEN`], deep enough that a burst of
+    /// thousands of handshakes waits for the stack rather than being dropped.
+    pub tx_queue_len: Option<u32>,
     /// Record every packet in and out to this pcap file.
     pub pcap: Option<PathBuf>,
     /// TTL of the packets the stack originates.
@@ -62,6 +70,7 @@ impl Default for Config {
             tun_name: "tun0".to_string(),
             mtu: None,
             host_addr: None,
+            tx_queue_len: Some(DEFAULT_TX_QUEUE_LEN),
             pcap: None,
             ttl: 64,
             reassembly: ReassemblyConfig::default(),

@@ -61,6 +61,12 @@ struct DeviceArgs {
     /// Also address the kernel side of the TUN (e.g. 10.0.0.1/24) and bring it up.
     #[arg(long, value_name = "IPV4/PREFIX", value_parser = parse_cidr)]
     host_addr: Option<(Ipv4Addr, u8)>,
+    /// The TUN's queue toward the stack, in packets (`txqueuelen`; the
+    /// kernel's default is 500, too shallow for a burst of clients); 0
+    /// leaves the device's own. What overflows it shows in `stats` as
+    /// "kernel dropped ... on the way to the stack".
+    #[arg(long, default_value_t = tunstack::config::DEFAULT_TX_QUEUE_LEN, value_name = "PACKETS")]
+    txqueuelen: u32,
     /// Maximum segment lifetime in milliseconds; TIME-WAIT lasts twice this
     /// (default 30000: a 60 s TIME-WAIT, like Linux).
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
@@ -92,6 +98,7 @@ impl DeviceArgs {
             tun_name: self.tun.clone(),
             mtu: self.mtu,
             host_addr: self.host_addr,
+            tx_queue_len: (self.txqueuelen > 0).then_some(self.txqueuelen),
             pcap: self.pcap.clone(),
             prefix_len: self.host_addr.map(|(_, p)| p).unwrap_or(24),
             ..Config::default()

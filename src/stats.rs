@@ -142,6 +142,9 @@ impl fmt::Display for DropReason {
 /// `TcpLayer`, reported as [`Stats::tcp`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpStats {
+    /// Connections in the table now, in any state but LISTEN (a gauge, not a
+    /// count of events).
+    pub connections: u64,
     /// Segments accepted for processing.
     pub segments_in: u64,
     /// Segments queued for output.
@@ -207,6 +210,9 @@ pub struct Stats {
     pub udp_datagrams_out: u64,
     /// The TCP layer's counters.
     pub tcp: TcpStats,
+    /// What the device and the kernel behind it dropped (filled in by the
+    /// runtime; zero from [`crate::iface::Interface::stats`] alone).
+    pub device: crate::device::DeviceCounters,
     drops: [u64; DropReason::ALL.len()],
 }
 
@@ -253,8 +259,18 @@ impl fmt::Display for Stats {
         let t = &self.tcp;
         writeln!(
             f,
-            "tcp:  {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} timeouts",
-            t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.timeouts
+            "tcp:  {} connections, {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} timeouts",
+            t.connections, t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.timeouts
+        )?;
+        let d = &self.device;
+        let or_unknown = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        writeln!(
+            f,
+            "dev:  {} dropped on send, kernel dropped {} on the way to the stack (txqueuelen {}), {} from it",
+            d.send_dropped,
+            or_unknown(d.kernel_to_stack_dropped),
+            d.queue_len.map_or_else(|| "-".to_owned(), |q| q.to_string()),
+            or_unknown(d.stack_to_kernel_dropped),
         )?;
         write!(f, "drops: {}", self.dropped_total())?;
         for reason in DropReason::ALL {

@@ -87,6 +87,10 @@ impl<D: Device, W: Write + Send> Device for Capture<D, W> {
     fn waker(&self) -> Waker {
         self.inner.waker()
     }
+
+    fn counters(&self) -> super::DeviceCounters {
+        self.inner.counters()
+    }
 }
 
 #[cfg(test)]

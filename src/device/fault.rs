@@ -144,6 +144,10 @@ impl<D: Device> Device for FaultInjector<D> {
     fn waker(&self) -> Waker {
         self.inner.waker()
     }
+
+    fn counters(&self) -> super::DeviceCounters {
+        self.inner.counters()
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,24 @@ impl fmt::Debug for Waker {
     }
 }
 
+/// What a device and the kernel behind it dropped, beside the stack's own
+/// counters. `None` where the device cannot tell (an in-memory link).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Packets the stack sent that the device dropped (its queue full, the
+    /// link down).
+    pub send_dropped: u64,
+    /// Packets the kernel dropped on the way *to* the stack: a TUN's
+    /// `tx_dropped`, which grows when the stack does not drain the queue
+    /// (`txqueuelen` deep) fast enough.
+    pub kernel_to_stack_dropped: Option<u64>,
+    /// Packets the kernel dropped after the stack wrote them: the TUN's
+    /// `rx_dropped`.
+    pub stack_to_kernel_dropped: Option<u64>,
+    /// The device's queue length toward the stack, in packets (`txqueuelen`).
+    pub queue_len: Option<u32>,
+}
+
 /// A link that carries IPv4 packets.
 pub trait Device: Send {
     /// The largest IP packet the link carries, in bytes.
@@ -62,6 +80,11 @@ pub trait Device: Send {
 
     /// A handle other threads use to interrupt [`Device::wait`].
     fn waker(&self) -> Waker;
+
+    /// What the device (and the kernel behind it) dropped.
+    fn counters(&self) -> DeviceCounters {
+        DeviceCounters::default()
+    }
 }
 
 impl<D: Device + ?Sized> Device for Box<D> {
@@ -79,5 +102,8 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn waker(&self) -> Waker {
         (**self).waker()
+    }
+    fn counters(&self) -> DeviceCounters {
+        (**self).counters()
     }
 }

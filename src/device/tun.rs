@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tun_rs::{DeviceBuilder, InterruptEvent, SyncDevice};
 
-use super::{Device, Waker};
+use super::{Device, DeviceCounters, Waker};
 
 /// `EIO`: writing to a TUN interface whose link is down.
 const EIO: i32 = 5;
@@ -42,6 +42,11 @@ pub struct TunOptions {
     /// Add this address and prefix length to the kernel side of the
     /// interface (kept if already present) and bring the link up.
     pub host_addr: Option<(Ipv4Addr, u8)>,
+    /// Set the interface's queue toward the stack to this many packets
+    /// (`ip link set <name> txqueuelen N`). The kernel default is 500: a
+    /// burst of many clients overflows it before the stack reads it, and
+    /// what overflows is dropped (the `tx_dropped` count of the interface).
+    pub tx_queue_len: Option<u32>,
 }
 
 /// A Linux TUN interface carrying bare IP packets.
@@ -55,6 +60,8 @@ pub struct TunDevice {
     /// Set while sends fail because the link is down, so that is logged
     /// once per outage rather than once per packet.
     link_down: bool,
+    /// The interface's `txqueuelen` once opened.
+    queue_len: Option<u32>,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -106,6 +113,14 @@ impl TunDevice {
                 }
             }
         }
+        if let Some(len) = opts.tx_queue_len {
+            dev.set_tx_queue_len(len).map_err(|e| {
+                context(io::Error::new(
+                    e.kind(),
+                    format!("setting txqueuelen {len}: {e}"),
+                ))
+            })?;
+        }
         if opts.host_addr.is_some() || !existed {
             dev.enabled(true).map_err(|e| {
                 context(io::Error::new(
@@ -133,9 +148,11 @@ impl TunDevice {
             .map_err(|e| context(io::Error::new(e.kind(), format!("reading the MTU: {e}"))))?;
         dev.set_nonblocking(true).map_err(context)?;
         let wake_event = Arc::new(InterruptEvent::new().map_err(context)?);
+        let queue_len = dev.tx_queue_len().ok();
         log::info!(
-            "{} TUN device {name}, MTU {mtu}",
-            if existed { "attached to" } else { "created" }
+            "{} TUN device {name}, MTU {mtu}, txqueuelen {}",
+            if existed { "attached to" } else { "created" },
+            queue_len.map_or_else(|| "unknown".to_owned(), |q| q.to_string())
         );
         Ok(TunDevice {
             dev,
@@ -144,6 +161,7 @@ impl TunDevice {
             wake_event,
             dropped_on_send: 0,
             link_down: false,
+            queue_len,
         })
     }
 
@@ -253,6 +271,18 @@ impl Device for TunDevice {
         }
     }
 
+    /// The stack's own send drops, and the interface's drop counts from
+    /// `/proc/self/net/dev` (this namespace's view).
+    fn counters(&self) -> DeviceCounters {
+        let kernel = interface_drops(&self.name);
+        DeviceCounters {
+            send_dropped: self.dropped_on_send,
+            kernel_to_stack_dropped: kernel.map(|k| k.tx_dropped),
+            stack_to_kernel_dropped: kernel.map(|k| k.rx_dropped),
+            queue_len: self.queue_len,
+        }
+    }
+
     fn waker(&self) -> Waker {
         let event = Arc::clone(&self.wake_event);
         let name = self.name.clone();
@@ -262,6 +292,40 @@ impl Device for TunDevice {
             }
         })
     }
+}
+
+/// An interface's drop counts, from the kernel's point of view: `rx` is what
+/// the stack wrote, `tx` what the kernel sent toward the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InterfaceDrops {
+    rx_dropped: u64,
+    tx_dropped: u64,
+}
+
+/// The drop counts of `name` in `/proc/self/net/dev`, if it is listed.
+fn interface_drops(name: &str) -> Option<InterfaceDrops> {
+    let table = std::fs::read_to_string("/proc/self/net/dev").ok()?;
+    parse_net_dev(&table, name)
+}
+
+/// Finds `name`'s row in a `/proc/net/dev` table: after `name:` come eight
+/// receive columns (bytes, packets, errs, drop, ...) and eight transmit
+/// columns in the same order.
+fn parse_net_dev(table: &str, name: &str) -> Option<InterfaceDrops> {
+    table.lines().find_map(|line| {
+        let (iface, columns) = line.split_once(':')?;
+        if iface.trim() != name {
+            return None;
+        }
+        let cols: Vec<u64> = columns
+            .split_whitespace()
+            .map(|c| c.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(InterfaceDrops {
+            rx_dropped: *cols.get(3)?,
+            tx_dropped: *cols.get(11)?,
+        })
+    })
 }
 
 /// Whether the interface `name` exists in this process's network namespace.
@@ -313,13 +377,16 @@ fn admin_up(name: &str) -> Option<bool> {
 /// Waits until the kernel reports carrier on the interface. The kernel turns
 /// a TUN link's carrier on in deferred work after a queue attaches and drops
 /// what it would send before then, so the stack must not report itself ready
-/// earlier. True once `operstate` is `up` (or unknown, where sysfs is absent).
+/// earlier. True once `operstate` is `up` or `unknown` (a TUN with carrier),
+/// or where sysfs is absent.
 fn wait_for_carrier(name: &str, limit: Duration) -> bool {
     let path = format!("/sys/class/net/{name}/operstate");
     let start = std::time::Instant::now();
     loop {
         match std::fs::read_to_string(&path) {
-            Ok(state) if state.trim() == "up" => return true,
+            // A TUN has no operstate of its own: with carrier it reads
+            // "unknown" (RFC 2863 has no better word), without it "down".
+            Ok(state) if matches!(state.trim(), "up" | "unknown") => return true,
             Ok(_) => {}
             Err(_) => return true,
         }
@@ -327,5 +394,37 @@ fn wait_for_carrier(name: &str, limit: Duration) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NET_DEV: &str = "\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+tstk0: 5362904   76617    0    7    0     0          0         0 34567890  123456    0 40469    0     0       0          0
+";
+
+    #[test]
+    fn net_dev_rows_give_the_drop_columns() {
+        assert_eq!(
+            parse_net_dev(NET_DEV, "tstk0"),
+            Some(InterfaceDrops {
+                rx_dropped: 7,
+                tx_dropped: 40469
+            })
+        );
+        assert_eq!(
+            parse_net_dev(NET_DEV, "lo"),
+            Some(InterfaceDrops {
+                rx_dropped: 0,
+                tx_dropped: 0
+            })
+        );
+        assert_eq!(parse_net_dev(NET_DEV, "tstk"), None);
+        assert_eq!(parse_net_dev("tstk0: 1 2 3\n", "tstk0"), None);
     }
 }

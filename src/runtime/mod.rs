@@ -307,6 +307,7 @@ impl Stack {
         let opts = TunOptions {
             mtu: config.mtu,
             host_addr: config.host_addr,
+            tx_queue_len: config.tx_queue_len,
         };
         let tun = TunDevice::open(&config.tun_name, &opts)?;
         if tun.kernel_addresses().contains(&config.addr) {
@@ -601,7 +602,9 @@ impl Runtime {
                 self.udp_sinks.remove(&id);
             }
             Command::Stats { reply } => {
-                reply.send(self.iface.stats());
+                let mut stats = self.iface.stats();
+                stats.device = self.device.counters();
+                reply.send(stats);
             }
             Command::Spawn { task } => self.executor.spawn(task),
             Command::Shutdown => return false,

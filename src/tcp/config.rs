@@ -99,7 +99,7 @@ impl Default for TcpConfig {
             keepalive: KeepaliveConfig::default(),
             challenge_ack_limit: 1000,
             oow_ack_interval: Duration::from_millis(500),
-            max_connections: 65536,
+            max_connections: 262_144,
         }
     }
 }

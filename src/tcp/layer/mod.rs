@@ -109,7 +109,10 @@ impl TcpLayer {
 
     /// Counters.
     pub fn stats(&self) -> TcpStats {
-        self.out.stats
+        TcpStats {
+            connections: self.conns.len() as u64,
+            ..self.out.stats
+        }
     }
 
     /// The next segment to send, if any. Dispatches the connections the
