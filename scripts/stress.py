@@ -548,9 +548,17 @@ def scenario_many(ctx, count, hold):
         st = stack.stats()
         r.row(name, "kernel drops toward the stack", st.get("kernel_drops", 0))
         ws.command("close")
-        empty = stack.wait_connections(0, 60)
-        r.row(name, "table empty after close", f"{empty:.1f} s" if empty is not None else "not in 60 s",
-              "< 60 s", empty is not None)
+        # Closing 100,000 at once sends 100,000 FINs in a burst: those the
+        # TUN queue or the kernel's orphan limits lose are reaped by the
+        # services' keepalive, so the bound is the keepalive bound.
+        bound = 130 if ctx.full else 60
+        empty = stack.wait_connections(0, bound, poll=0.5)
+        st = stack.stats()
+        r.row(name, "table empty after close",
+              f"{empty:.1f} s" if empty is not None
+              else f"not in {bound} s: {st.get('connections', 0)} left",
+              f"< {bound} s (keepalive bound)", empty is not None)
+        r.row(name, "kernel drops toward the stack, after the close", st.get("kernel_drops", 0))
     finally:
         ws.close()
         stack.stop()
