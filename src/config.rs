@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::device::fault::FaultConfig;
+pub use crate::device::Offload;
 use crate::ip::frag::ReassemblyConfig;
 use crate::tcp::{KeepaliveConfig, TcpConfig};
 
@@ -30,8 +31,16 @@ pub struct Config {
     /// Default: [`DEFAULT_TX_QUEUE_LEN`], deep enough that a burst of
     /// thousands of handshakes waits for the stack rather than being dropped.
     pub tx_queue_len: Option<u32>,
+    /// TCP segmentation and checksum offload on the TUN (used by
+    /// [`crate::Stack::new`]): the kernel and the stack hand each other TCP
+    /// super-segments of up to 64 KiB, one read or write each. Default
+    /// [`Offload::Auto`]: on where the kernel accepts it.
+    pub offload: Offload,
     /// Record every packet in and out to this pcap file.
     pub pcap: Option<PathBuf>,
+    /// With offload, record each TCP super-segment as the segments the
+    /// device cuts it into (the wire's view) instead of whole.
+    pub pcap_segmented: bool,
     /// TTL of the packets the stack originates.
     pub ttl: u8,
     /// Fragment reassembly limits.
@@ -71,7 +80,9 @@ impl Default for Config {
             mtu: None,
             host_addr: None,
             tx_queue_len: Some(DEFAULT_TX_QUEUE_LEN),
+            offload: Offload::Auto,
             pcap: None,
+            pcap_segmented: false,
             ttl: 64,
             reassembly: ReassemblyConfig::default(),
             icmp_errors_per_sec: 1000,

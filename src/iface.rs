@@ -13,6 +13,7 @@ use std::sync::Arc;
 use log::{debug, trace};
 
 use crate::config::{random_seed, Config, Rng};
+use crate::device::{RxMeta, TxMeta};
 use crate::ip::{icmp as ip_icmp, Datagram, IpOptions, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
 use crate::tcp::icmp::IcmpError;
@@ -24,7 +25,7 @@ use crate::tcp::{
 use crate::time::Instant;
 use crate::udp::{SocketId, UdpError, UdpTable};
 use crate::wire::packet::PacketBuf;
-use crate::wire::{icmp, udp};
+use crate::wire::{gso, icmp, udp};
 
 /// IP protocol number of ICMP.
 const PROTO_ICMP: u8 = 1;
@@ -65,9 +66,16 @@ struct TxQueue {
 impl TxQueue {
     /// Queues a copy of `packet` in a buffer from `tcp`'s pool.
     fn push(&mut self, tcp: &mut TcpLayer, packet: &[u8]) {
+        self.push_with(tcp, packet, TxMeta::default());
+    }
+
+    /// Queues a copy of `packet` with what the device is to do with it.
+    fn push_with(&mut self, tcp: &mut TcpLayer, packet: &[u8], meta: TxMeta) {
         let mut buf = tcp.take_buffer();
         buf.extend_from_slice(packet);
-        self.queue.push_back(PacketBuf::from_vec(buf));
+        let mut p = PacketBuf::from_vec(buf);
+        p.set_meta(meta);
+        self.queue.push_back(p);
     }
 }
 
@@ -127,6 +135,13 @@ impl Interface {
         }
     }
 
+    /// Tells the core that the device takes segmentation and checksum
+    /// offload ([`crate::device::Device::offload`]): TCP then builds
+    /// super-segments and leaves checksums to the device.
+    pub fn set_offload(&mut self, offload: bool) {
+        self.tcp.set_offload(offload);
+    }
+
     /// The stack's address.
     pub fn addr(&self) -> Ipv4Addr {
         self.ip.addr()
@@ -156,13 +171,21 @@ impl Interface {
 
     /// Handles one packet from the link.
     pub fn receive(&mut self, now: Instant, packet: &[u8]) {
+        self.receive_with(now, packet, RxMeta::default());
+    }
+
+    /// Handles one packet from the link with what the device says about
+    /// it: a transport checksum it vouches for is not verified again, and
+    /// a TCP super-segment is taken whole.
+    pub fn receive_with(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
         self.stats.ip_packets_in += 1;
         // Expire overdue reassemblies first, so a late fragment cannot revive one.
         if self.ip.poll_at().is_some_and(|t| t <= now) {
             self.poll(now);
         }
         trace!("rx {} bytes", packet.len());
-        let Some(datagram) = self.ip.input(now, packet, &mut self.stats) else {
+        let trusted = meta.checksum_trusted;
+        let Some(datagram) = self.ip.input_with(now, packet, trusted, &mut self.stats) else {
             return;
         };
         match datagram.protocol {
@@ -170,9 +193,13 @@ impl Interface {
             udp::PROTOCOL => self.udp_input(now, &datagram),
             // RFC 1122 §4.2.3.10: TCP never answers broadcasts.
             PROTO_TCP if datagram.broadcast => self.drop(DropReason::TcpRejected, &datagram),
-            PROTO_TCP => self
-                .tcp
-                .on_segment(now, datagram.src, datagram.dst, &datagram.payload),
+            PROTO_TCP => self.tcp.on_segment_with(
+                now,
+                datagram.src,
+                datagram.dst,
+                &datagram.payload,
+                datagram.checksum_trusted,
+            ),
             _ => {
                 self.drop(DropReason::UnknownProtocol, &datagram);
                 // RFC 1122 §3.2.2.1: a host SHOULD send Protocol Unreachable.
@@ -277,7 +304,8 @@ impl Interface {
     }
 
     fn udp_input(&mut self, now: Instant, d: &Datagram<'_>) {
-        let dgram = match udp::UdpDatagram::parse(d.src, d.dst, &d.payload) {
+        let verify = !d.checksum_trusted;
+        let dgram = match udp::UdpDatagram::parse_with(d.src, d.dst, &d.payload, verify) {
             Ok(u) => u,
             Err(reason) => return self.drop(reason, d),
         };
@@ -312,13 +340,18 @@ impl Interface {
             return;
         }
         let mut msg = std::mem::take(&mut self.scratch);
-        ip_icmp::error(
-            icmp::DEST_UNREACHABLE,
-            code,
-            &d.header,
-            &d.payload,
-            &mut msg,
-        );
+        // A datagram whose checksum the device vouched for may carry only
+        // a partial sum (offload); quote it as it would be on a wire.
+        let completed;
+        let payload: &[u8] = if d.checksum_trusted {
+            let mut whole = [&d.header[..], &d.payload[..]].concat();
+            gso::complete_checksum(&mut whole);
+            completed = whole;
+            &completed[d.header.len()..]
+        } else {
+            &d.payload
+        };
+        ip_icmp::error(icmp::DEST_UNREACHABLE, code, &d.header, payload, &mut msg);
         self.stats.icmp_unreachables_sent += 1;
         self.transmit(d.src, PROTO_ICMP, &msg, IpOptions::default());
         self.scratch = msg;
@@ -394,10 +427,13 @@ impl Interface {
                     self.tx_queue.queue.push_back(seg.packet);
                     continue;
                 }
+                // TCP sets DF, so this sends one whole packet or none; the
+                // device's work (a checksum to complete) goes with it.
                 let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+                let meta = seg.packet.meta();
                 self.ip
                     .output(seg.dst, PROTO_TCP, &seg.packet, seg.ip, stats, &mut |p| {
-                        tx_queue.push(tcp, p)
+                        tx_queue.push_with(tcp, p, meta)
                     });
                 self.tcp.recycle(seg.packet);
             }

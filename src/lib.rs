@@ -72,7 +72,7 @@ pub mod time;
 pub mod udp;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, Offload};
 pub use runtime::{Stack, StackHandle};
 pub use socket::aio;
 #[cfg(feature = "tokio")]

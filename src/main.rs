@@ -58,6 +58,16 @@ struct DeviceArgs {
     /// Record every packet in and out to this pcap file (open it in Wireshark).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// With --pcap and offload, record each TCP super-segment as the
+    /// segments it stands for (the wire's view) instead of whole.
+    #[arg(long)]
+    pcap_segmented: bool,
+    /// TCP segmentation and checksum offload on the TUN: the kernel and
+    /// the stack hand each other super-segments of up to 64 KiB (auto: on
+    /// where the kernel accepts it; the environment variable
+    /// TUNSTACK_OFFLOAD=on|off overrides auto).
+    #[arg(long, default_value = "auto", value_name = "on|off|auto")]
+    offload: tunstack::Offload,
     /// Also address the kernel side of the TUN (e.g. 10.0.0.1/24) and bring it up.
     #[arg(long, value_name = "IPV4/PREFIX", value_parser = parse_cidr)]
     host_addr: Option<(Ipv4Addr, u8)>,
@@ -100,6 +110,8 @@ impl DeviceArgs {
             host_addr: self.host_addr,
             tx_queue_len: (self.txqueuelen > 0).then_some(self.txqueuelen),
             pcap: self.pcap.clone(),
+            pcap_segmented: self.pcap_segmented,
+            offload: self.offload,
             prefix_len: self.host_addr.map(|(_, p)| p).unwrap_or(24),
             ..Config::default()
         };
@@ -302,10 +314,11 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {} (mtu {}); http :{}, tcp echo :{}, tcp discard :{}, tcp source :{}, udp echo :{}, udp time :{}{}",
+        "tunstack: {} up on {} (mtu {}, offload {}); http :{}, tcp echo :{}, tcp discard :{}, tcp source :{}, udp echo :{}, udp time :{}{}",
         stack.addr(),
         args.device.tun,
         stack.mtu(),
+        if stack.offload() { "on" } else { "off" },
         args.http_port,
         args.tcp_echo_port,
         args.tcp_discard_port,

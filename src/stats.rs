@@ -147,8 +147,11 @@ pub struct TcpStats {
     pub connections: u64,
     /// Segments accepted for processing.
     pub segments_in: u64,
-    /// Segments queued for output.
+    /// Segments queued for output (a super-segment counts as the segments
+    /// the device cuts it into).
     pub segments_out: u64,
+    /// TCP super-segments (offload) queued for output.
+    pub super_segments_out: u64,
     /// Dropped: checksum did not verify.
     pub bad_checksum: u64,
     /// Dropped: too short or bad header.
@@ -272,6 +275,13 @@ impl fmt::Display for Stats {
             d.queue_len.map_or_else(|| "-".to_owned(), |q| q.to_string()),
             or_unknown(d.stack_to_kernel_dropped),
         )?;
+        if d.offload {
+            writeln!(
+                f,
+                "offload: on, {} super-segments in, {} out, {} unsupported dropped",
+                d.gso_received, d.gso_sent, d.gso_unsupported
+            )?;
+        }
         write!(f, "drops: {}", self.dropped_total())?;
         for reason in DropReason::ALL {
             let n = self.dropped(reason);

@@ -62,6 +62,27 @@ fn one_mib_echoes_both_ways_concurrently_byte_exact() {
     exchange_both_ways(&c, &s, 1 << 20);
 }
 
+/// Offload (issue 11): between two devices that take segmentation and
+/// checksum offload, data crosses in super-segments of up to 64 KiB with
+/// partial checksums, both ways, byte-exact; both stacks count them, and
+/// each super-segment stands for several MSS-sized segments.
+#[test]
+fn with_offload_data_crosses_in_super_segments_byte_exact() {
+    let (server, client) = direct_offload(TcpConfig::default());
+    let (_l, c, s) = connected(&server, &client, 7);
+    exchange_both_ways(&c, &s, 4 << 20);
+    for stack in [&server, &client] {
+        let t = stack.stats().expect("stats").tcp;
+        assert!(t.super_segments_out > 0, "no super-segments: {t:?}");
+        assert!(
+            t.segments_out > t.super_segments_out * 2,
+            "super-segments stand for several segments: {t:?}"
+        );
+        assert_eq!(t.bad_checksum, 0);
+        assert!(stack.offload());
+    }
+}
+
 #[test]
 fn transfer_over_a_lossy_path_is_byte_exact_and_retransmits() {
     // Every 20th data segment each way (5%) is dropped.

@@ -4,6 +4,12 @@
 //! each packet received (after a successful `recv`) and each packet sent
 //! (before `send`) to a [`PcapWriter`], stamped with the wall-clock time.
 //!
+//! With offload, what crosses the device is recorded as it crosses: TCP
+//! super-segments whole, as tcpdump shows them on a TSO interface, but with
+//! their checksums completed (the device leaves them partial), so Wireshark
+//! finds them valid. [`Capture::segmented`] records instead the segments a
+//! super-segment stands for, as they would be on a wire.
+//!
 //! Capture is a debugging aid, so it must never take the stack down: the
 //! first write error is logged once with `log::warn!` and capturing stops,
 //! while packets keep flowing through the inner device.
@@ -13,7 +19,8 @@ use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
 use super::pcap::PcapWriter;
-use super::{Device, Waker};
+use super::{Device, Received, RxMeta, TxMeta, Waker};
+use crate::wire::gso;
 
 /// A [`Device`] that records every packet through `inner` to a pcap writer.
 #[derive(Debug)]
@@ -21,6 +28,10 @@ pub struct Capture<D: Device, W: Write + Send = File> {
     inner: D,
     /// `None` once a write has failed and capturing has stopped.
     writer: Option<PcapWriter<W>>,
+    /// Record the segments a super-segment stands for.
+    segmented: bool,
+    /// A copy of a packet whose checksum is completed for the record.
+    scratch: Vec<u8>,
 }
 
 impl<D: Device, W: Write + Send> Capture<D, W> {
@@ -29,7 +40,17 @@ impl<D: Device, W: Write + Send> Capture<D, W> {
         Capture {
             inner,
             writer: Some(writer),
+            segmented: false,
+            scratch: Vec::new(),
         }
+    }
+
+    /// With `on`, a TCP super-segment (offload) is recorded as the segments
+    /// the device cuts it into, each with its own headers and checksums:
+    /// the wire's view, for teaching captures. Off by default.
+    pub fn segmented(mut self, on: bool) -> Self {
+        self.segmented = on;
+        self
     }
 
     /// The wrapped device.
@@ -60,6 +81,30 @@ impl<D: Device, W: Write + Send> Capture<D, W> {
             }
         }
     }
+
+    /// Records a packet with offload metadata: the checksum completed if
+    /// it is partial, a super-segment cut if asked.
+    fn record_with(&mut self, packet: &[u8], gso_size: u16, partial: bool) {
+        if self.writer.is_none() {
+            return;
+        }
+        if self.segmented && gso_size > 0 {
+            let mut pieces = Vec::new();
+            gso::segment(packet, gso_size, &mut |p| pieces.push(p.to_vec()));
+            for p in pieces {
+                self.record(&p);
+            }
+        } else if partial {
+            let mut copy = std::mem::take(&mut self.scratch);
+            copy.clear();
+            copy.extend_from_slice(packet);
+            gso::complete_checksum(&mut copy);
+            self.record(&copy);
+            self.scratch = copy;
+        } else {
+            self.record(packet);
+        }
+    }
 }
 
 impl<D: Device, W: Write + Send> Device for Capture<D, W> {
@@ -78,6 +123,27 @@ impl<D: Device, W: Write + Send> Device for Capture<D, W> {
     fn send(&mut self, packet: &[u8]) -> io::Result<()> {
         self.record(packet);
         self.inner.send(packet)
+    }
+
+    fn offload(&self) -> bool {
+        self.inner.offload()
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        let received = self.inner.recv_with(buf)?;
+        if let Some(r) = received {
+            let RxMeta {
+                checksum_trusted,
+                gso_size,
+            } = r.meta;
+            self.record_with(&buf[r.start..r.start + r.len], gso_size, checksum_trusted);
+        }
+        Ok(received)
+    }
+
+    fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
+        self.record_with(packet, meta.gso_size, meta.checksum_partial);
+        self.inner.send_with(packet, meta)
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {

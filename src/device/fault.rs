@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::{Device, Waker};
+use super::{Device, Received, RxMeta, TxMeta, Waker};
 
 /// Which faults to inject.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct FaultInjector<D: Device> {
     config: FaultConfig,
     tx_count: u64,
     rx_count: u64,
-    delayed: VecDeque<(Instant, Vec<u8>)>,
+    delayed: VecDeque<(Instant, Vec<u8>, RxMeta)>,
     stats: FaultStats,
 }
 
@@ -78,9 +78,9 @@ impl<D: Device> FaultInjector<D> {
     /// Pulls packets from the inner device into the delay queue (or drops
     /// them); returns whether anything arrived.
     fn fill(&mut self) -> io::Result<()> {
-        let mut buf = vec![0u8; 65_536];
+        let mut buf = vec![0u8; 65_536 + crate::wire::gso::VNET_HDR_LEN];
         while self.delayed.len() < MAX_DELAYED {
-            let Some(n) = self.inner.recv(&mut buf)? else {
+            let Some(r) = self.inner.recv_with(&mut buf)? else {
                 break;
             };
             self.rx_count += 1;
@@ -90,7 +90,8 @@ impl<D: Device> FaultInjector<D> {
                 continue;
             }
             let due = Instant::now() + self.config.rx_delay;
-            self.delayed.push_back((due, buf[..n].to_vec()));
+            let packet = buf[r.start..r.start + r.len].to_vec();
+            self.delayed.push_back((due, packet, r.meta));
         }
         Ok(())
     }
@@ -102,34 +103,60 @@ impl<D: Device> Device for FaultInjector<D> {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let Some(r) = self.recv_with(buf)? else {
+            return Ok(None);
+        };
+        if r.meta.checksum_trusted {
+            crate::wire::gso::complete_checksum(&mut buf[..r.len]);
+        }
+        Ok(Some(r.len))
+    }
+
+    /// The next packet whose delay is over, with what the inner device
+    /// said about it.
+    fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
         self.fill()?;
         match self.delayed.front() {
-            Some((due, _)) if *due <= Instant::now() => {}
+            Some((due, _, _)) if *due <= Instant::now() => {}
             _ => return Ok(None),
         }
-        let Some((_, packet)) = self.delayed.pop_front() else {
+        let Some((_, packet, meta)) = self.delayed.pop_front() else {
             return Ok(None);
         };
         let n = packet.len().min(buf.len());
         buf[..n].copy_from_slice(&packet[..n]);
-        Ok(Some(n))
+        Ok(Some(Received {
+            start: 0,
+            len: n,
+            meta,
+        }))
     }
 
     fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        self.send_with(packet, TxMeta::default())
+    }
+
+    /// Counts (a super-segment is one packet here) and drops as
+    /// configured, else passes the packet on with its metadata.
+    fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
         self.tx_count += 1;
         if self.config.drop_tx.contains(&self.tx_count) {
             self.stats.tx_dropped += 1;
             log::info!("fault: dropped outgoing packet #{}", self.tx_count);
             return Ok(());
         }
-        self.inner.send(packet)
+        self.inner.send_with(packet, meta)
+    }
+
+    fn offload(&self) -> bool {
+        self.inner.offload()
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.fill()?;
         // Wake for the next delayed packet, if it is due before the timeout.
         let timeout = match self.delayed.front() {
-            Some((due, _)) => {
+            Some((due, _, _)) => {
                 let left = due.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(());

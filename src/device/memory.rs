@@ -16,7 +16,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
 
-use super::{Device, Waker};
+use super::{Device, Received, RxMeta, TxMeta, Waker};
+use crate::wire::gso;
+
+/// A packet on the link, with what the sender's device was asked to do
+/// with it (carried as is on an offload link, like a virtio-net header).
+type Frame = (Vec<u8>, TxMeta);
 
 /// How many packets each direction of a [`link`] holds before dropping.
 pub const DEFAULT_QUEUE_PACKETS: usize = 4096;
@@ -26,17 +31,20 @@ pub const DEFAULT_QUEUE_PACKETS: usize = 4096;
 pub struct MemoryDevice {
     mtu: usize,
     /// Packets to the peer (the peer's inbound queue).
-    to_peer: Sender<Vec<u8>>,
+    to_peer: Sender<Frame>,
     /// Packets from the peer.
-    inbound: Receiver<Vec<u8>>,
+    inbound: Receiver<Frame>,
     /// A sender into our own inbound queue, held so the queue never reports
     /// "disconnected" when the peer is dropped (a disconnected receiver is
     /// always ready, which would turn `wait` into a busy loop).
-    _inbound_keepalive: Sender<Vec<u8>>,
+    _inbound_keepalive: Sender<Frame>,
     /// Wakes pending for `wait`; bounded(1) so many wakes collapse into one.
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
     dropped_on_send: AtomicU64,
+    /// Both ends take super-segments and partial checksums, like two
+    /// stacks with offload back to back.
+    offload: bool,
 }
 
 /// Makes a point-to-point link whose ends carry packets of up to `mtu`
@@ -62,12 +70,24 @@ pub fn link_with_capacity(mtu: usize, capacity: usize) -> (MemoryDevice, MemoryD
     (a, b)
 }
 
+/// Like [`link`], with offload at both ends ([`Device::offload`]): TCP
+/// super-segments of up to 64 KiB and partial checksums cross the link as
+/// they are, as between two stacks whose devices both offload. The test
+/// helpers ([`MemoryDevice::try_recv_packet`]) complete checksums, and
+/// show a super-segment whole.
+pub fn link_with_offload(mtu: usize) -> (MemoryDevice, MemoryDevice) {
+    let (mut a, mut b) = link(mtu);
+    a.offload = true;
+    b.offload = true;
+    (a, b)
+}
+
 impl MemoryDevice {
     fn new(
         mtu: usize,
-        to_peer: Sender<Vec<u8>>,
-        inbound: Receiver<Vec<u8>>,
-        inbound_keepalive: Sender<Vec<u8>>,
+        to_peer: Sender<Frame>,
+        inbound: Receiver<Frame>,
+        inbound_keepalive: Sender<Frame>,
     ) -> MemoryDevice {
         let (wake_tx, wake_rx) = bounded(1);
         MemoryDevice {
@@ -78,6 +98,7 @@ impl MemoryDevice {
             wake_tx,
             wake_rx,
             dropped_on_send: AtomicU64::new(0),
+            offload: false,
         }
     }
 
@@ -86,7 +107,11 @@ impl MemoryDevice {
     /// (and counts it) if the peer's queue is full; drops it silently if the
     /// peer is gone.
     pub fn send_packet(&self, packet: Vec<u8>) {
-        match self.to_peer.try_send(packet) {
+        self.send_frame((packet, TxMeta::default()));
+    }
+
+    fn send_frame(&self, frame: Frame) {
+        match self.to_peer.try_send(frame) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
                 self.dropped_on_send.fetch_add(1, Ordering::Relaxed);
@@ -96,12 +121,12 @@ impl MemoryDevice {
 
     /// Takes the next packet from the peer, if one is queued.
     pub fn try_recv_packet(&self) -> Option<Vec<u8>> {
-        self.inbound.try_recv().ok()
+        self.inbound.try_recv().ok().map(completed)
     }
 
     /// Waits up to `timeout` for the next packet from the peer.
     pub fn recv_packet_timeout(&self, timeout: Duration) -> Option<Vec<u8>> {
-        self.inbound.recv_timeout(timeout).ok()
+        self.inbound.recv_timeout(timeout).ok().map(completed)
     }
 
     /// Packets this end sent that were dropped: the peer's queue was full,
@@ -111,18 +136,77 @@ impl MemoryDevice {
     }
 }
 
+/// A frame's bytes with a partial checksum completed.
+fn completed((mut packet, meta): Frame) -> Vec<u8> {
+    if meta.checksum_partial {
+        gso::complete_checksum(&mut packet);
+    }
+    packet
+}
+
 impl Device for MemoryDevice {
     fn mtu(&self) -> usize {
         self.mtu
     }
 
-    /// Copies the next packet into `buf`, truncating it to `buf`'s length.
+    /// Copies the next packet into `buf`, truncating it to `buf`'s length
+    /// (its checksum completed, a super-segment whole).
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         Ok(self.try_recv_packet().map(|packet| {
             let len = packet.len().min(buf.len());
             buf[..len].copy_from_slice(&packet[..len]);
             len
         }))
+    }
+
+    /// On an offload link, hands over super-segments and partial
+    /// checksums as the peer sent them.
+    fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        let Ok((packet, meta)) = self.inbound.try_recv() else {
+            return Ok(None);
+        };
+        let len = packet.len().min(buf.len());
+        buf[..len].copy_from_slice(&packet[..len]);
+        if !self.offload && meta.checksum_partial {
+            gso::complete_checksum(&mut buf[..len]);
+        }
+        let meta = if self.offload {
+            RxMeta {
+                checksum_trusted: meta.checksum_partial,
+                gso_size: meta.gso_size,
+            }
+        } else {
+            RxMeta::default()
+        };
+        Ok(Some(Received {
+            start: 0,
+            len,
+            meta,
+        }))
+    }
+
+    fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
+        if !self.offload || meta.is_plain() {
+            if meta.is_plain() {
+                return self.send(packet);
+            }
+            return super::send_in_software(packet, meta, &mut |p| self.send(p));
+        }
+        let limit = if meta.gso_size > 0 {
+            crate::wire::ipv4::MAX_PACKET
+        } else {
+            self.mtu
+        };
+        if packet.len() > limit {
+            self.dropped_on_send.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.send_frame((packet.to_vec(), meta));
+        Ok(())
+    }
+
+    fn offload(&self) -> bool {
+        self.offload
     }
 
     /// Sends a copy of `packet`; drops it (counted in

@@ -21,6 +21,8 @@ pub mod memory;
 pub mod pcap;
 pub mod tun;
 
+pub use crate::wire::gso::{RxMeta, TxMeta};
+
 /// Interrupts a [`Device::wait`] from another thread.
 #[derive(Clone)]
 pub struct Waker(Arc<dyn Fn() + Send + Sync>);
@@ -59,6 +61,77 @@ pub struct DeviceCounters {
     pub stack_to_kernel_dropped: Option<u64>,
     /// The device's queue length toward the stack, in packets (`txqueuelen`).
     pub queue_len: Option<u32>,
+    /// The device takes and gives TCP super-segments (offload on).
+    pub offload: bool,
+    /// TCP super-segments the device handed to the stack.
+    pub gso_received: u64,
+    /// TCP super-segments the stack wrote to the device.
+    pub gso_sent: u64,
+    /// Offloaded packets of a kind the stack does not take, dropped.
+    pub gso_unsupported: u64,
+}
+
+/// Whether a TUN device takes segmentation and checksum offload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Offload {
+    /// On where the kernel accepts it, else plain packets (said once in
+    /// the log). The environment variable `TUNSTACK_OFFLOAD=on|off`
+    /// overrides it (the test suites use it to run both ways).
+    #[default]
+    Auto,
+    /// On; opening the device fails where the kernel refuses.
+    On,
+    /// Off: one read or write per packet, checksums in software.
+    Off,
+}
+
+impl Offload {
+    /// What `Auto` means here: `TUNSTACK_OFFLOAD` if set to `on` or
+    /// `off`, else `Auto`.
+    pub fn resolve(self) -> Offload {
+        if self != Offload::Auto {
+            return self;
+        }
+        match std::env::var("TUNSTACK_OFFLOAD").as_deref() {
+            Ok("on") => Offload::On,
+            Ok("off") => Offload::Off,
+            _ => Offload::Auto,
+        }
+    }
+}
+
+impl std::str::FromStr for Offload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Offload, String> {
+        match s {
+            "auto" => Ok(Offload::Auto),
+            "on" => Ok(Offload::On),
+            "off" => Ok(Offload::Off),
+            _ => Err(format!("{s:?}: expected on, off or auto")),
+        }
+    }
+}
+
+impl fmt::Display for Offload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Offload::Auto => "auto",
+            Offload::On => "on",
+            Offload::Off => "off",
+        })
+    }
+}
+
+/// Where a received packet lies in the caller's buffer, and what the
+/// device says about it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Offset of the packet in the buffer (after any device header).
+    pub start: usize,
+    /// Its length.
+    pub len: usize,
+    /// The device's metadata.
+    pub meta: RxMeta,
 }
 
 /// A link that carries IPv4 packets.
@@ -85,6 +158,51 @@ pub trait Device: Send {
     fn counters(&self) -> DeviceCounters {
         DeviceCounters::default()
     }
+
+    /// Whether the device takes TCP super-segments and partial checksums
+    /// ([`TxMeta`]) as they are, and may hand out super-segments
+    /// ([`RxMeta`]): a TUN with offload on. The stack builds segments of
+    /// up to 64 KiB only for such a device.
+    fn offload(&self) -> bool {
+        false
+    }
+
+    /// [`Device::recv`], with where the packet lies in `buf` and what the
+    /// device says about it. `buf` is at least 65,535 bytes plus
+    /// [`crate::wire::gso::VNET_HDR_LEN`].
+    fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        Ok(self.recv(buf)?.map(|len| Received {
+            start: 0,
+            len,
+            meta: RxMeta::default(),
+        }))
+    }
+
+    /// [`Device::send`] for a packet with metadata. A device without
+    /// offload gets what the metadata asks done in software first: the
+    /// super-segment cut, the checksum completed.
+    fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
+        if meta.is_plain() {
+            return self.send(packet);
+        }
+        send_in_software(packet, meta, &mut |p| self.send(p))
+    }
+}
+
+/// Does in software what `meta` asks of a device (cut a super-segment,
+/// complete a partial checksum) and sends each packet with `send`.
+pub(crate) fn send_in_software(
+    packet: &[u8],
+    meta: TxMeta,
+    send: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    crate::wire::gso::segment(packet, meta.gso_size, &mut |p| {
+        if result.is_ok() {
+            result = send(p);
+        }
+    });
+    result
 }
 
 impl<D: Device + ?Sized> Device for Box<D> {
@@ -105,5 +223,14 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn counters(&self) -> DeviceCounters {
         (**self).counters()
+    }
+    fn offload(&self) -> bool {
+        (**self).offload()
+    }
+    fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        (**self).recv_with(buf)
+    }
+    fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
+        (**self).send_with(packet, meta)
     }
 }

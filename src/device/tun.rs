@@ -2,7 +2,15 @@
 //!
 //! [`TunDevice::open`] attaches to a TUN interface by name, or creates it if
 //! there is none. The fd is opened with `IFF_NO_PI` (each read or write is
-//! one bare IP packet), a single queue and no offload.
+//! one bare IP packet) and a single queue.
+//!
+//! With [`TunOptions::offload`] the fd also speaks the virtio-net header
+//! (`IFF_VNET_HDR`) and offers the kernel checksum and TCP segmentation
+//! offload (`TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`):
+//! the kernel then hands the stack TCP super-segments of up to 64 KiB with
+//! their checksums left undone, and takes the same from it, so one read or
+//! write moves up to 44 segments' worth. Where the kernel refuses, the
+//! device falls back to plain packets and says so once.
 //!
 //! Attaching leaves an existing interface as it was: its addresses, MTU and
 //! up/down state change only when [`TunOptions`] asks. (`tun-rs`'s
@@ -24,7 +32,11 @@ use std::time::Duration;
 
 use tun_rs::{DeviceBuilder, InterruptEvent, SyncDevice};
 
-use super::{Device, DeviceCounters, Waker};
+use std::io::IoSlice;
+use std::os::fd::AsRawFd;
+
+use super::{Device, DeviceCounters, Offload, Received, RxMeta, TxMeta, Waker};
+use crate::wire::gso::{self, VnetHdr, VNET_HDR_LEN};
 
 /// `EIO`: writing to a TUN interface whose link is down.
 const EIO: i32 = 5;
@@ -47,6 +59,9 @@ pub struct TunOptions {
     /// burst of many clients overflows it before the stack reads it, and
     /// what overflows is dropped (the `tx_dropped` count of the interface).
     pub tx_queue_len: Option<u32>,
+    /// Speak the virtio-net header and take TCP segmentation and checksum
+    /// offload ([`Offload::Auto`]: where the kernel accepts it).
+    pub offload: Offload,
 }
 
 /// A Linux TUN interface carrying bare IP packets.
@@ -62,6 +77,13 @@ pub struct TunDevice {
     link_down: bool,
     /// The interface's `txqueuelen` once opened.
     queue_len: Option<u32>,
+    /// The fd speaks the virtio-net header (offload on).
+    vnet: bool,
+    /// Super-segments read and written.
+    gso_received: u64,
+    gso_sent: u64,
+    /// Offloaded packets of a kind the stack does not take (logged once).
+    gso_unsupported: u64,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -85,14 +107,36 @@ impl TunDevice {
         let context = |e: io::Error| open_error(name, e);
         let existed = interface_exists(name);
 
-        let dev = DeviceBuilder::new()
-            .name(name)
-            .packet_information(false)
-            .multi_queue(false)
-            .offload(false)
-            .inherit_enable_state()
-            .build_sync()
-            .map_err(context)?;
+        let build = |offload: bool| {
+            DeviceBuilder::new()
+                .name(name)
+                .packet_information(false)
+                .multi_queue(false)
+                .offload(offload)
+                .inherit_enable_state()
+                .build_sync()
+        };
+        let offload = opts.offload.resolve();
+        let (dev, vnet) = if offload != Offload::Off {
+            match build(true).and_then(|dev| tcp_offload_only(&dev).map(|()| dev)) {
+                Ok(dev) => (dev, true),
+                Err(e) if offload == Offload::On => {
+                    return Err(context(io::Error::new(
+                        e.kind(),
+                        format!("turning offload on: {e}"),
+                    )))
+                }
+                Err(e) => {
+                    log::warn!(
+                        "TUN device {name}: the kernel refused offload ({e}); \
+                         using plain packets (one read or write per segment)"
+                    );
+                    (build(false).map_err(context)?, false)
+                }
+            }
+        } else {
+            (build(false).map_err(context)?, false)
+        };
 
         if let Some(mtu) = opts.mtu {
             dev.set_mtu(mtu).map_err(|e| {
@@ -150,9 +194,10 @@ impl TunDevice {
         let wake_event = Arc::new(InterruptEvent::new().map_err(context)?);
         let queue_len = dev.tx_queue_len().ok();
         log::info!(
-            "{} TUN device {name}, MTU {mtu}, txqueuelen {}",
+            "{} TUN device {name}, MTU {mtu}, txqueuelen {}, offload {}",
             if existed { "attached to" } else { "created" },
-            queue_len.map_or_else(|| "unknown".to_owned(), |q| q.to_string())
+            queue_len.map_or_else(|| "unknown".to_owned(), |q| q.to_string()),
+            if vnet { "on (TSO, checksum)" } else { "off" }
         );
         Ok(TunDevice {
             dev,
@@ -162,6 +207,10 @@ impl TunDevice {
             dropped_on_send: 0,
             link_down: false,
             queue_len,
+            vnet,
+            gso_received: 0,
+            gso_sent: 0,
+            gso_unsupported: 0,
         })
     }
 
@@ -192,36 +241,11 @@ impl TunDevice {
     pub fn dropped_on_send(&self) -> u64 {
         self.dropped_on_send
     }
-}
 
-impl Device for TunDevice {
-    /// The interface MTU, as read (or set) by [`TunDevice::open`].
-    fn mtu(&self) -> usize {
-        self.mtu
-    }
-
-    /// Reads one packet. Anything the kernel sends is returned, not only
-    /// IPv4 (e.g. IPv6 router solicitations): the IP layer drops and counts
-    /// what it does not handle.
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.dev.recv(buf) {
-            Ok(len) => Ok(Some(len)),
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Writes one packet. If the TUN queue is full, or the link is down
-    /// (the kernel answers `EIO`), the packet is dropped and counted, as a
-    /// real link drops, rather than blocking or failing the runtime. Other
-    /// errors are returned; `InvalidInput` means the packet was not IP.
-    fn send(&mut self, packet: &[u8]) -> io::Result<()> {
-        match self.dev.send(packet) {
+    /// Writes the pieces as one packet, dropping it (counted) when the
+    /// queue is full or the link down.
+    fn write(&mut self, parts: &[IoSlice<'_>]) -> io::Result<()> {
+        match self.dev.send_vectored(parts) {
             Ok(_) => {
                 if self.link_down {
                     log::info!("TUN device {} is up again", self.name);
@@ -247,6 +271,162 @@ impl Device for TunDevice {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// What the virtio-net header `hdr` says about `packet`, or `None` to
+    /// skip a packet the stack cannot take (counted, logged once).
+    fn offloaded(&mut self, hdr: VnetHdr, packet: &mut [u8]) -> Option<RxMeta> {
+        let tcp_or_udp =
+            packet.first().is_some_and(|b| b >> 4 == 4) && matches!(packet.get(9), Some(6 | 17));
+        let mut meta = RxMeta::default();
+        if hdr.flags & gso::F_NEEDS_CSUM != 0 {
+            if tcp_or_udp {
+                // Built on this host with its checksum left to the
+                // "hardware": never crossed a wire, nothing to verify.
+                meta.checksum_trusted = true;
+            } else if !gso::complete_checksum_at(packet, hdr.csum_start, hdr.csum_offset) {
+                return self.unsupported(hdr);
+            }
+        } else if hdr.flags & gso::F_DATA_VALID != 0 {
+            meta.checksum_trusted = true;
+        }
+        match hdr.gso_type & !gso::GSO_ECN {
+            gso::GSO_NONE => {}
+            gso::GSO_TCPV4 if hdr.gso_size > 0 => {
+                self.gso_received += 1;
+                meta.gso_size = hdr.gso_size;
+            }
+            _ => return self.unsupported(hdr),
+        }
+        Some(meta)
+    }
+
+    fn unsupported(&mut self, hdr: VnetHdr) -> Option<RxMeta> {
+        if self.gso_unsupported == 0 {
+            log::warn!(
+                "{}: dropping an offloaded packet of a kind tunstack does not take \
+                 ({hdr:?}); further ones are counted only",
+                self.name
+            );
+        }
+        self.gso_unsupported += 1;
+        None
+    }
+}
+
+/// Offers the kernel checksum and TCP segmentation offload only: tun-rs
+/// also turns on UDP segmentation (`TUN_F_USO4/6`) where the kernel has it,
+/// and tunstack does not take UDP super-datagrams.
+#[allow(unsafe_code)]
+fn tcp_offload_only(dev: &SyncDevice) -> io::Result<()> {
+    let flags = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+    // SAFETY: the fd is the open TUN descriptor `dev` owns, alive for the
+    // call; TUNSETOFFLOAD takes its argument by value and touches no
+    // memory of ours.
+    let rc = unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            libc::TUNSETOFFLOAD,
+            libc::c_ulong::from(flags),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Device for TunDevice {
+    /// The interface MTU, as read (or set) by [`TunDevice::open`].
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// Reads one packet. Anything the kernel sends is returned, not only
+    /// IPv4 (e.g. IPv6 router solicitations): the IP layer drops and counts
+    /// what it does not handle. With offload on, the packet is moved to the
+    /// front of `buf` with its checksum completed (a super-segment comes
+    /// whole); [`Device::recv_with`] avoids both.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let Some(r) = self.recv_with(buf)? else {
+            return Ok(None);
+        };
+        if r.start > 0 {
+            buf.copy_within(r.start..r.start + r.len, 0);
+            if r.meta.checksum_trusted {
+                gso::complete_checksum(&mut buf[..r.len]);
+            }
+        }
+        Ok(Some(r.len))
+    }
+
+    /// Reads one packet; with offload on, reads the virtio-net header in
+    /// front of it and says what it holds.
+    fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        loop {
+            let n = match self.dev.recv(buf) {
+                Ok(n) => n,
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            };
+            if !self.vnet {
+                return Ok(Some(Received {
+                    start: 0,
+                    len: n,
+                    meta: RxMeta::default(),
+                }));
+            }
+            let Some(hdr) = VnetHdr::decode(&buf[..n]) else {
+                continue;
+            };
+            match self.offloaded(hdr, &mut buf[VNET_HDR_LEN..n]) {
+                Some(meta) => {
+                    return Ok(Some(Received {
+                        start: VNET_HDR_LEN,
+                        len: n - VNET_HDR_LEN,
+                        meta,
+                    }))
+                }
+                None => continue,
+            }
+        }
+    }
+
+    /// Writes one packet. If the TUN queue is full, or the link is down
+    /// (the kernel answers `EIO`), the packet is dropped and counted, as a
+    /// real link drops, rather than blocking or failing the runtime. Other
+    /// errors are returned; `InvalidInput` means the packet was not IP.
+    fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        self.send_with(packet, TxMeta::default())
+    }
+
+    /// Writes one packet, a TCP super-segment or one with a partial
+    /// checksum as `meta` says (offload on; without it, the work is done
+    /// in software first).
+    fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
+        if !self.vnet {
+            if meta.is_plain() {
+                return self.write(&[IoSlice::new(packet)]);
+            }
+            return super::send_in_software(packet, meta, &mut |p| self.write(&[IoSlice::new(p)]));
+        }
+        let Some(hdr) = VnetHdr::for_packet(packet, meta.gso_size, meta.checksum_partial) else {
+            // Not what the metadata says (a bug above us): do it in software.
+            return super::send_in_software(packet, meta, &mut |p| {
+                let plain = VnetHdr::default().encode();
+                self.write(&[IoSlice::new(&plain), IoSlice::new(p)])
+            });
+        };
+        if hdr.gso_type != gso::GSO_NONE {
+            self.gso_sent += 1;
+        }
+        let hdr = hdr.encode();
+        self.write(&[IoSlice::new(&hdr), IoSlice::new(packet)])
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
@@ -280,7 +460,15 @@ impl Device for TunDevice {
             kernel_to_stack_dropped: kernel.map(|k| k.tx_dropped),
             stack_to_kernel_dropped: kernel.map(|k| k.rx_dropped),
             queue_len: self.queue_len,
+            offload: self.vnet,
+            gso_received: self.gso_received,
+            gso_sent: self.gso_sent,
+            gso_unsupported: self.gso_unsupported,
         }
+    }
+
+    fn offload(&self) -> bool {
+        self.vnet
     }
 
     fn waker(&self) -> Waker {

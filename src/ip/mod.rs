@@ -36,6 +36,9 @@ pub struct Datagram<'a> {
     pub header: Cow<'a, [u8]>,
     /// The transport payload.
     pub payload: Cow<'a, [u8]>,
+    /// The device vouches for the transport checksum (offload), which is
+    /// then not verified. Never for a reassembled datagram.
+    pub checksum_trusted: bool,
 }
 
 /// What a sender chooses for the IP header of its datagrams (socket
@@ -113,6 +116,18 @@ impl Ipv4Layer {
         bytes: &'a [u8],
         stats: &mut Stats,
     ) -> Option<Datagram<'a>> {
+        self.input_with(now, bytes, false, stats)
+    }
+
+    /// [`Ipv4Layer::input`] for a packet whose transport checksum the
+    /// device vouches for (`checksum_trusted`, [`crate::device::RxMeta`]).
+    pub fn input_with<'a>(
+        &mut self,
+        now: Instant,
+        bytes: &'a [u8],
+        checksum_trusted: bool,
+        stats: &mut Stats,
+    ) -> Option<Datagram<'a>> {
         let packet = match Ipv4Packet::parse(bytes) {
             Ok(p) => p,
             Err(reason) => return dropped(stats, reason, bytes),
@@ -150,6 +165,7 @@ impl Ipv4Layer {
                 broadcast,
                 header: Cow::Borrowed(packet.header_bytes()),
                 payload: Cow::Borrowed(packet.payload()),
+                checksum_trusted,
             });
         }
         // RFC 791 §3.2 / RFC 1122 §3.3.2: reassemble fragments.
@@ -189,6 +205,7 @@ impl Ipv4Layer {
                     broadcast,
                     header: Cow::Owned(header.to_bytes().to_vec()),
                     payload: Cow::Owned(whole.payload),
+                    checksum_trusted: false,
                 })
             }
             Ok(None) => None,
@@ -258,7 +275,13 @@ impl Ipv4Layer {
         stats: &mut Stats,
     ) -> bool {
         let len = packet.len();
-        if len + ipv4::HEADER_LEN > self.mtu || packet.headroom() < ipv4::HEADER_LEN {
+        // A super-segment (offload) is cut to the MTU by the device.
+        let limit = if packet.meta().gso_size > 0 {
+            ipv4::MAX_PACKET
+        } else {
+            self.mtu
+        };
+        if len + ipv4::HEADER_LEN > limit || packet.headroom() < ipv4::HEADER_LEN {
             return false;
         }
         let id = self.next_id;

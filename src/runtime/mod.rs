@@ -55,7 +55,7 @@ pub(crate) use udp::{UdpDelivery, UdpShared, UdpState};
 pub(crate) use tcp::ListenerShared;
 
 /// Size of the buffer packets are read into: the largest IPv4 packet.
-const RX_BUFFER: usize = 65_536;
+const RX_BUFFER: usize = 65_536 + crate::wire::gso::VNET_HDR_LEN;
 
 /// What a newly bound UDP socket gets back from the runtime.
 pub(crate) struct UdpBinding {
@@ -295,6 +295,7 @@ pub struct Stack {
     handle: StackHandle,
     thread: Option<JoinHandle<()>>,
     mtu: usize,
+    offload: bool,
 }
 
 impl Stack {
@@ -308,6 +309,7 @@ impl Stack {
             mtu: config.mtu,
             host_addr: config.host_addr,
             tx_queue_len: config.tx_queue_len,
+            offload: config.offload,
         };
         let tun = TunDevice::open(&config.tun_name, &opts)?;
         if tun.kernel_addresses().contains(&config.addr) {
@@ -345,7 +347,7 @@ impl Stack {
                         format!("creating pcap file {}: {e}", path.display()),
                     )
                 })?;
-                Box::new(Capture::new(device, writer))
+                Box::new(Capture::new(device, writer).segmented(config.pcap_segmented))
             }
             None => device,
         };
@@ -368,7 +370,9 @@ impl Stack {
             default_ttl: config.ttl.max(1),
         };
         let seed = config.seed.unwrap_or_else(random_seed);
-        let iface = Interface::new(&config, mtu, seed);
+        let mut iface = Interface::new(&config, mtu, seed);
+        let offload = device.offload();
+        iface.set_offload(offload);
         let runtime = Runtime {
             device,
             iface,
@@ -385,17 +389,28 @@ impl Stack {
         let thread = std::thread::Builder::new()
             .name("tunstack-runtime".into())
             .spawn(move || runtime.run())?;
-        info!("tunstack up: {} (mtu {mtu})", config.addr);
+        info!(
+            "tunstack up: {} (mtu {mtu}, offload {})",
+            config.addr,
+            if offload { "on" } else { "off" }
+        );
         Ok(Stack {
             handle,
             thread: Some(thread),
             mtu,
+            offload,
         })
     }
 
     /// The stack's IPv4 address.
     pub fn addr(&self) -> Ipv4Addr {
         self.handle.addr
+    }
+
+    /// Whether the device took segmentation and checksum offload
+    /// ([`crate::Config::offload`]).
+    pub fn offload(&self) -> bool {
+        self.offload
     }
 
     /// The device MTU.
@@ -491,10 +506,11 @@ impl Runtime {
             // A batch of packets: the core takes them all in, and each
             // connection they touched is dispatched once, at the flush.
             for _ in 0..self.rx_batch {
-                match self.device.recv(&mut buf) {
-                    Ok(Some(n)) => {
+                match self.device.recv_with(&mut buf) {
+                    Ok(Some(r)) => {
                         busy = true;
-                        self.iface.receive(clock.now(), &buf[..n]);
+                        let packet = &buf[r.start..r.start + r.len];
+                        self.iface.receive_with(clock.now(), packet, r.meta);
                     }
                     Ok(None) => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
@@ -652,7 +668,7 @@ impl Runtime {
     /// Writes every pending packet to the device.
     fn flush(&mut self) {
         while let Some(packet) = self.iface.pop_transmit() {
-            if let Err(e) = self.device.send(&packet) {
+            if let Err(e) = self.device.send_with(&packet, packet.meta()) {
                 warn!("tunstack: device write failed: {e}");
             }
             self.iface.recycle(packet);

@@ -77,6 +77,11 @@ pub struct TcpConfig {
     /// Most connections in the table (including TIME-WAIT); further SYNs
     /// are dropped and `connect` fails.
     pub max_connections: usize,
+    /// The device takes segmentation and checksum offload: data goes out
+    /// in super-segments of up to 64 KiB that the device cuts to the MSS,
+    /// and checksums are left for it to complete. Set from the device
+    /// ([`crate::device::Device::offload`]); off by default.
+    pub offload: bool,
 }
 
 impl Default for TcpConfig {
@@ -100,6 +105,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             oow_ack_interval: Duration::from_millis(500),
             max_connections: 262_144,
+            offload: false,
         }
     }
 }
@@ -120,6 +126,17 @@ impl TcpConfig {
     /// MTU of 68 (an MSS of 28).
     pub fn mss(&self) -> u16 {
         u16::try_from(self.mtu.saturating_sub(40).max(8)).unwrap_or(u16::MAX)
+    }
+
+    /// Most payload bytes in one segment we build for a peer whose MSS is
+    /// `mss`: the MSS, or with offload the most whole MSS-sized pieces that
+    /// fit a 64 KiB IPv4 packet (behind 20 bytes of IP and 20 of TCP).
+    pub fn max_segment(&self, mss: u32) -> u32 {
+        if !self.offload || mss == 0 {
+            return mss;
+        }
+        let room = u32::from(u16::MAX) - 40;
+        (room / mss * mss).max(mss)
     }
 
     /// Window scale shift we offer: the smallest that lets the whole

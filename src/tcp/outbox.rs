@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::ip::IpOptions;
 use crate::time::Instant;
+use crate::wire::gso::TxMeta;
 use crate::wire::packet::PacketBuf;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
 
@@ -40,6 +41,8 @@ pub(crate) struct Outbox {
     challenge_budget: u32,
     /// PRNG state for the budget (seeded from the layer's secret).
     challenge_rng: u64,
+    /// The device completes checksums (and cuts super-segments).
+    pub offload: bool,
 }
 
 impl Outbox {
@@ -52,19 +55,51 @@ impl Outbox {
         payload: [&[u8]; 2],
         ip: IpOptions,
     ) {
+        self.emit_segments(local, remote, h, payload, ip, 0);
+    }
+
+    /// Queues one segment, or with offload a super-segment whose payload
+    /// the device cuts into pieces of `mss` bytes (0: never cut).
+    pub fn emit_segments(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        h: &TcpHeaderRepr,
+        payload: [&[u8]; 2],
+        ip: IpOptions,
+        mss: u32,
+    ) {
         let mut packet = PacketBuf::with_headroom(self.pool.pop().unwrap_or_default());
-        h.emit(*local.ip(), *remote.ip(), payload, packet.buf_mut());
+        let len = payload[0].len() + payload[1].len();
+        h.emit_with(
+            *local.ip(),
+            *remote.ip(),
+            payload,
+            self.offload,
+            packet.buf_mut(),
+        );
+        let mut pieces = 1;
+        if self.offload {
+            let gso = mss > 0 && len > mss as usize;
+            if gso {
+                pieces = len.div_ceil(mss as usize) as u64;
+                self.stats.super_segments_out += 1;
+            }
+            packet.set_meta(TxMeta {
+                gso_size: if gso { mss as u16 } else { 0 },
+                checksum_partial: true,
+            });
+        }
         if h.flags.rst {
             self.stats.resets_sent += 1;
         }
-        self.stats.segments_out += 1;
+        self.stats.segments_out += pieces;
         log::trace!(
-            "{local} -> {remote} out [{}] seq={} ack={} win={} len={}",
+            "{local} -> {remote} out [{}] seq={} ack={} win={} len={len}",
             h.flags,
             h.seq,
             h.ack,
             h.window,
-            payload[0].len() + payload[1].len()
         );
         self.segments.push_back(OutSegment {
             src: *local.ip(),

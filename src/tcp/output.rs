@@ -124,7 +124,21 @@ impl Conn {
             let retransmitting = self.snd.nxt < self.snd.max;
             let win = self.snd.wnd.min(self.cc.cwnd());
             let usable = win.saturating_sub(self.flight()) as usize;
-            let len = unsent.min(usable).min(self.snd.mss as usize);
+            let mss = self.snd.mss as usize;
+            // With offload, one super-segment of whole MSS-sized pieces;
+            // a shorter tail goes on its own below, under the same Nagle
+            // and SWS rules as without offload (Linux's
+            // tcp_mss_split_point). In urgent mode each segment needs its
+            // own urgent pointer, so no super-segments then.
+            let max = if self.urgent_pointer(self.snd.nxt).is_some() {
+                mss
+            } else {
+                cx.cfg.max_segment(self.snd.mss) as usize
+            };
+            let mut len = unsent.min(usable).min(max);
+            if len > mss {
+                len -= len % mss;
+            }
             // The FIN needs no window (it goes after the last byte).
             let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd.nxt + len as u32);
             if len == 0 && !fin {
@@ -135,7 +149,7 @@ impl Conn {
                 // (§3.8.6.2.1): send a full segment, or everything queued when
                 // nothing is in flight (or Nagle is off), or half the
                 // largest window the peer ever offered.
-                let full = len >= self.snd.mss as usize;
+                let full = len >= mss;
                 let all = len == unsent && (self.nodelay || self.flight() == 0);
                 let half_window = self.snd.max_wnd > 0 && len >= (self.snd.max_wnd / 2) as usize;
                 if !(full || all || half_window) {
@@ -185,7 +199,8 @@ impl Conn {
             cx.io,
         );
         let [a, b] = cx.io.send.slices(off, len);
-        cx.out.emit(self.local, self.remote, &h, [a, b], self.ip);
+        cx.out
+            .emit_segments(self.local, self.remote, &h, [a, b], self.ip, self.snd.mss);
         self.acked_now();
     }
 

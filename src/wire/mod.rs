@@ -4,6 +4,7 @@
 //! that the IP layer turns into a counted drop.
 
 pub mod checksum;
+pub mod gso;
 pub mod icmp;
 pub mod ipv4;
 pub mod packet;

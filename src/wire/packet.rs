@@ -7,6 +7,8 @@
 
 use std::ops::Deref;
 
+use super::gso::TxMeta;
+
 /// Room kept in front of a transport segment for the headers below it: an
 /// IPv6 header (40), an Ethernet header (14) and a virtio-net header (12)
 /// fit.
@@ -17,6 +19,7 @@ pub const HEADROOM: usize = 80;
 pub struct PacketBuf {
     buf: Vec<u8>,
     start: usize,
+    meta: TxMeta,
 }
 
 impl PacketBuf {
@@ -28,17 +31,33 @@ impl PacketBuf {
         PacketBuf {
             buf,
             start: HEADROOM,
+            meta: TxMeta::default(),
         }
     }
 
     /// A packet that is all of `buf` (no room in front).
     pub fn from_vec(buf: Vec<u8>) -> PacketBuf {
-        PacketBuf { buf, start: 0 }
+        PacketBuf {
+            buf,
+            start: 0,
+            meta: TxMeta::default(),
+        }
     }
 
     /// The underlying buffer, to append the packet's bytes to.
     pub fn buf_mut(&mut self) -> &mut Vec<u8> {
         &mut self.buf
+    }
+
+    /// What the device is asked to do with the packet (cut a TCP
+    /// super-segment, complete a checksum); plain by default.
+    pub fn meta(&self) -> TxMeta {
+        self.meta
+    }
+
+    /// Sets [`PacketBuf::meta`].
+    pub fn set_meta(&mut self, meta: TxMeta) {
+        self.meta = meta;
     }
 
     /// Room left in front.

@@ -203,11 +203,23 @@ impl<'a> TcpSegment<'a> {
     /// Parses `bytes` (a whole TCP segment) received from `src` to `dst`,
     /// verifying the checksum first (MUST-2/3). Never panics.
     pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, bytes: &'a [u8]) -> Result<Self, TcpParseError> {
+        Self::parse_with(src, dst, bytes, true)
+    }
+
+    /// [`TcpSegment::parse`], verifying the checksum only if `verify`: a
+    /// device with checksum offload says when the kernel built the segment
+    /// on this host and left its checksum undone, or verified it already.
+    pub fn parse_with(
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        bytes: &'a [u8],
+        verify: bool,
+    ) -> Result<Self, TcpParseError> {
         let slice = TcpHeaderSlice::from_slice(bytes).map_err(|_| TcpParseError::Malformed)?;
         if bytes.len() > usize::from(u16::MAX) {
             return Err(TcpParseError::Malformed);
         }
-        if pseudo_sum(src, dst, &[bytes]) != 0xffff {
+        if verify && pseudo_sum(src, dst, &[bytes]) != 0xffff {
             return Err(TcpParseError::BadChecksum);
         }
         if slice.source_port() == 0 || slice.destination_port() == 0 {
@@ -247,6 +259,21 @@ impl TcpHeaderRepr {
     /// comes out of a ring buffer) to `out`, with the checksum for a packet
     /// from `src` to `dst`. The payload must keep the segment under 64 KiB.
     pub fn emit(&self, src: Ipv4Addr, dst: Ipv4Addr, payload: [&[u8]; 2], out: &mut Vec<u8>) {
+        self.emit_with(src, dst, payload, false, out);
+    }
+
+    /// Like [`TcpHeaderRepr::emit`], but with `partial` the checksum field
+    /// gets only the pseudo-header sum (folded, not complemented), for a
+    /// device that completes it (checksum offload: the virtio-net header's
+    /// `NEEDS_CSUM`). The payload is then copied but never summed.
+    pub fn emit_with(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload: [&[u8]; 2],
+        partial: bool,
+        out: &mut Vec<u8>,
+    ) {
         let start = out.len();
         if self.options.is_empty() {
             self.write_plain_header(out);
@@ -257,10 +284,14 @@ impl TcpHeaderRepr {
         out.extend_from_slice(payload[0]);
         out.extend_from_slice(payload[1]);
         let mut c = pseudo_header_sum(src, dst, 6, out.len() - start);
-        c.add(&out[start..start + header_len]);
-        c.add(payload[0]);
-        c.add(payload[1]);
-        let sum = c.finish();
+        let sum = if partial {
+            c.sum()
+        } else {
+            c.add(&out[start..start + header_len]);
+            c.add(payload[0]);
+            c.add(payload[1]);
+            c.finish()
+        };
         out[start + 16..start + 18].copy_from_slice(&sum.to_be_bytes());
     }
 

@@ -33,6 +33,8 @@ use tunstack::tcp::{
     ConnId, ConnInfo, ListenerId, State, TcpConfig, TcpError, TcpEvent, TcpLayer, TcpStats,
 };
 use tunstack::time::Instant;
+use tunstack::wire::packet::PacketBuf;
+use tunstack::wire::{gso, ipv4};
 
 pub use crate::segment::*;
 
@@ -64,6 +66,22 @@ pub fn secs(n: u64) -> Duration {
 /// `a < b` in sequence space (RFC 9293 §3.4, modulo 2^32).
 pub fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
+}
+
+/// The TCP segments a device puts on the wire for one the layer built: as
+/// it is, or with offload (a super-segment, a partial checksum) cut to the
+/// MSS with checksums completed, as the kernel's GSO does.
+fn wire_segments(src: Ipv4Addr, dst: Ipv4Addr, packet: &PacketBuf) -> Vec<Vec<u8>> {
+    let meta = packet.meta();
+    if meta.is_plain() {
+        return vec![packet.to_vec()];
+    }
+    let mut ip = vec![0u8; 20];
+    ipv4::write_header(&mut ip, src, dst, 6, 64, 0, 0, packet.len(), true);
+    ip.extend_from_slice(packet);
+    let mut out = Vec::new();
+    gso::segment(&ip, meta.gso_size, &mut |p| out.push(p[20..].to_vec()));
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -111,7 +129,11 @@ impl Bench {
     }
 
     /// A bench on `config` with ISN secret `secret`.
-    pub fn with_secret(config: TcpConfig, secret: [u8; 16]) -> Bench {
+    pub fn with_secret(mut config: TcpConfig, secret: [u8; 16]) -> Bench {
+        // `TUNSTACK_OFFLOAD=on` runs the suite as over a device with
+        // offload: the layer builds super-segments with partial checksums,
+        // and the bench cuts them as the kernel would (`wire_segments`).
+        config.offload |= std::env::var("TUNSTACK_OFFLOAD").as_deref() == Ok("on");
         Bench {
             tcp: TcpLayer::new(config, secret),
             now: Instant::ZERO,
@@ -158,11 +180,13 @@ impl Bench {
     #[track_caller]
     fn collect(&mut self) {
         while let Some(o) = self.tcp.pop_output() {
-            let out = Out::parse(o.src, o.dst, &o.packet, self.now);
-            if out.dst == PEER && !out.rst && (out.syn || seq_lt(self.stack_seq, out.end())) {
-                self.stack_seq = out.end();
+            for bytes in wire_segments(o.src, o.dst, &o.packet) {
+                let out = Out::parse(o.src, o.dst, &bytes, self.now);
+                if out.dst == PEER && !out.rst && (out.syn || seq_lt(self.stack_seq, out.end())) {
+                    self.stack_seq = out.end();
+                }
+                self.queue.push_back(out);
             }
-            self.queue.push_back(out);
             self.tcp.recycle(o.packet);
         }
     }

@@ -110,7 +110,9 @@ fn count_frames(pcap: &Path, filter: &str) -> usize {
 /// Checks a capture of TCP traffic with tshark, checksum validation on: no
 /// malformed packet, no expert error (bad checksums are errors), and every
 /// IPv4 header and TCP segment has a checksum tshark verified as good.
-/// Returns the number of TCP segments, which must be at least `min_tcp`.
+/// Returns the number of TCP segments, which must be at least `min_tcp`;
+/// with offload a super-segment counts as the MSS-sized segments it stands
+/// for (its length over 1460, the MSS at MTU 1500).
 ///
 /// One exception, for the kernel's segments only: Linux now and then sends
 /// a TCP checksum of 0xFFFF where 0x0000 is computed. Both are zero in
@@ -149,14 +151,17 @@ pub(super) fn assert_clean_tcp_capture(pcap: &Path, min_tcp: usize) -> usize {
             "-e",
             "tcp.checksum",
             "-e",
+            "tcp.len",
+            "-e",
             "_ws.expert.message",
         ],
     );
     let mut problems = Vec::new();
     let mut tcp = 0;
     for line in out.stdout.lines() {
-        let f: Vec<&str> = line.splitn(8, '|').collect();
-        let [frame, src, malformed, severity, ip_status, tcp_status, tcp_checksum, message] = f[..]
+        let f: Vec<&str> = line.splitn(9, '|').collect();
+        let [frame, src, malformed, severity, ip_status, tcp_status, tcp_checksum, tcp_len, message] =
+            f[..]
         else {
             problems.push(format!("unexpected tshark line {line:?}"));
             continue;
@@ -177,7 +182,7 @@ pub(super) fn assert_clean_tcp_capture(pcap: &Path, min_tcp: usize) -> usize {
             ));
         }
         if !tcp_status.is_empty() {
-            tcp += 1;
+            tcp += tcp_len.parse::<usize>().unwrap_or(0).div_ceil(1460).max(1);
             if tcp_status != "1" && !kernel_negative_zero {
                 problems.push(format!(
                     "frame {frame} from {src}: TCP checksum {tcp_checksum}, status {tcp_status:?}"
@@ -292,6 +297,95 @@ fn curl_gets_the_status_page_and_10_mb_with_the_right_sha256() {
     assert_stopped_cleanly(&stopped);
     // 10 MB is ~6850 full segments from the stack alone.
     assert_clean_tcp_capture(&net.pcap_path(), 6850);
+}
+
+/// Echoes 1 MB through the stack started with `stack_args` and returns
+/// the capture's frame lengths (each TCP frame's `tcp.len`) and the
+/// stack's super-segment counts (in, out) from its final counters.
+fn echo_1_mb_with(stack_args: &[&str]) -> (Vec<usize>, (u64, u64), std::path::PathBuf) {
+    let Some(mut net) = TestNet::start_with(&["python3", "tshark"], stack_args) else {
+        return (Vec::new(), (0, 0), std::path::PathBuf::new());
+    };
+    let out = tcp_tool(
+        &net,
+        &[
+            "echo",
+            STACK_ADDR,
+            &ECHO_PORT.to_string(),
+            "--size",
+            "1000000",
+        ],
+        Duration::from_secs(30),
+    )
+    .expect_success("tcp_tool.py echo 1 MB");
+    assert!(
+        out.stdout
+            .contains("1/1 clients got their 1000000 bytes back"),
+        "{}",
+        out.stdout
+    );
+    let stopped = net.stop();
+    assert_stopped_cleanly(&stopped);
+    let line = stopped
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("offload: on"))
+        .unwrap_or_else(|| panic!("no `offload: on` line in:\n{}", stopped.stdout));
+    // "offload: on, N super-segments in, M out, K unsupported dropped"
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 3, "{line}");
+    let pcap = net.pcap_path();
+    assert_clean_tcp_capture(&pcap, 2 * 685);
+    let lens = tshark(&pcap, &["-Y", "tcp", "-T", "fields", "-e", "tcp.len"])
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    (lens, (numbers[0], numbers[1]), pcap)
+}
+
+/// Offload (issue 11): with `--offload on`, the kernel hands the stack TCP
+/// super-segments and takes them from it, both counted; the capture holds
+/// them whole (longer than the MSS), with checksums tshark verifies.
+#[test]
+fn with_offload_super_segments_cross_the_tun_both_ways() {
+    let (lens, (seg_in, seg_out), pcap) = echo_1_mb_with(&["--offload", "on"]);
+    if lens.is_empty() {
+        return; // skipped
+    }
+    assert!(
+        seg_in > 0 && seg_out > 0,
+        "super-segments in {seg_in}, out {seg_out}"
+    );
+    let longest = lens.iter().max().copied().unwrap_or(0);
+    assert!(
+        longest > 1460,
+        "no super-segment in {} (longest TCP payload {longest})",
+        pcap.display()
+    );
+}
+
+/// With `--pcap-segmented`, the same traffic is recorded as the wire would
+/// carry it: no segment longer than the MSS, every checksum good.
+#[test]
+fn with_offload_and_pcap_segmented_the_capture_shows_mss_sized_segments() {
+    let (lens, (_, seg_out), pcap) = echo_1_mb_with(&["--offload", "on", "--pcap-segmented"]);
+    if lens.is_empty() {
+        return; // skipped
+    }
+    assert!(seg_out > 0, "the stack sent no super-segments");
+    assert!(
+        lens.iter().all(|&l| l <= 1460),
+        "a segment longer than the MSS in {}: {:?}",
+        pcap.display(),
+        lens.iter()
+            .filter(|&&l| l > 1460)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]

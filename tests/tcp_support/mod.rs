@@ -40,9 +40,21 @@ pub fn start(addr: Ipv4Addr, seed: u64, tcp: &TcpConfig, dev: MemoryDevice) -> S
     Stack::with_device(config(addr, seed, tcp.clone()), dev).expect("the stack starts")
 }
 
-/// A server and a client stack linked directly.
+/// A server and a client stack linked directly; with offload at both ends
+/// (super-segments and partial checksums across the link) when
+/// `TUNSTACK_OFFLOAD=on`, as the second CI pass runs the suites.
 pub fn direct(tcp: TcpConfig) -> (Stack, Stack) {
-    let (a, b) = memory::link(1500);
+    if std::env::var("TUNSTACK_OFFLOAD").as_deref() == Ok("on") {
+        direct_offload(tcp)
+    } else {
+        let (a, b) = memory::link(1500);
+        (start(SERVER, 1, &tcp, a), start(CLIENT, 2, &tcp, b))
+    }
+}
+
+/// A server and a client stack linked directly, both with offload.
+pub fn direct_offload(tcp: TcpConfig) -> (Stack, Stack) {
+    let (a, b) = memory::link_with_offload(1500);
     (start(SERVER, 1, &tcp, a), start(CLIENT, 2, &tcp, b))
 }
 

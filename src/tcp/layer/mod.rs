@@ -73,6 +73,7 @@ impl TcpLayer {
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&isn_secret[4..12]);
         out.seed(u64::from_le_bytes(seed).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
+        out.offload = config.offload;
         TcpLayer {
             cfg: config,
             isn: IsnGenerator::new(isn_secret),
@@ -105,6 +106,13 @@ impl TcpLayer {
     /// The configuration.
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
+    }
+
+    /// Turns segmentation and checksum offload on or off (the device's
+    /// capability, [`TcpConfig::offload`]).
+    pub fn set_offload(&mut self, offload: bool) {
+        self.cfg.offload = offload;
+        self.out.offload = offload;
     }
 
     /// Counters.
@@ -177,8 +185,23 @@ impl TcpLayer {
     /// IPv4 packet from `src` to `dst`. The checksum is verified over the
     /// pseudo-header (MUST-2/3); bad segments are counted and dropped.
     pub fn on_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) {
+        self.on_segment_with(now, src, dst, tcp, false);
+    }
+
+    /// [`TcpLayer::on_segment`] for a segment whose checksum the device
+    /// vouches for (`checksum_trusted`, offload: built on this host or
+    /// verified by the kernel), which is then not verified again. A
+    /// super-segment (the kernel's TSO) is taken whole, as one segment.
+    pub fn on_segment_with(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        tcp: &[u8],
+        checksum_trusted: bool,
+    ) {
         self.now = self.now.max(now);
-        let seg = match TcpSegment::parse(src, dst, tcp) {
+        let seg = match TcpSegment::parse_with(src, dst, tcp, !checksum_trusted) {
             Ok(seg) => seg,
             Err(TcpParseError::BadChecksum) => {
                 self.out.stats.bad_checksum += 1;
