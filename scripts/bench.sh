@@ -10,7 +10,7 @@
 #   --runs N        runs per rival and MTU (default 3); medians, min and max
 #   --bytes N       bytes per transfer (default 1 GiB; K/M/G suffixes)
 #   --mtu LIST      MTUs, comma-separated (default 1500,65535)
-#   --rivals LIST   of tunstack,smoltcp,kernel (default: all three)
+#   --rivals LIST   of tunstack,tunstack-off,smoltcp,kernel (default: all four)
 #   --rr-count K    timed request/response exchanges (default 10000)
 #   --crr-secs S    duration of each connect/close test (default 2; it
 #                   also stops at 30,000 connections, see CRR_MAX)
@@ -21,7 +21,10 @@
 #
 # The rivals, each serving TCP discard (9), echo (7) and the bulk source
 # (5001: the client sends "N\n", gets N bytes of i % 251, then EOF):
-#   tunstack  target/release/tunstack run, on a TUN device
+#   tunstack  target/release/tunstack run --offload on, on a TUN device
+#             (TSO and checksum offload: super-segments both ways)
+#   tunstack-off  the same with --offload off (one read or write per
+#             segment, checksums in software)
 #   smoltcp   examples/bench_smoltcp.rs (smoltcp 0.14), on a TUN device
 #   kernel    examples/bench_kernel_server.rs (tokio, kernel sockets) in a
 #             server namespace, reached over a veth pair
@@ -63,7 +66,7 @@ QUICK=0
 RUNS=""
 BYTES=""
 MTUS="1500,65535"
-RIVALS="tunstack,smoltcp,kernel"
+RIVALS="tunstack,tunstack-off,smoltcp,kernel"
 RR_COUNT=""
 RR_SIZE=64
 CRR_SECS=""
@@ -140,7 +143,7 @@ for mtu in "${MTU_LIST[@]}"; do
     fi
 done
 for rival in "${RIVAL_LIST[@]}"; do
-    case $rival in tunstack | smoltcp | kernel) ;; *) die "--rivals: unknown rival $rival (tunstack, smoltcp, kernel)" ;; esac
+    case $rival in tunstack | tunstack-off | smoltcp | kernel) ;; *) die "--rivals: unknown rival $rival (tunstack, tunstack-off, smoltcp, kernel)" ;; esac
 done
 ((${#MTU_LIST[@]})) || die "--mtu: no MTU"
 ((${#RIVAL_LIST[@]})) || die "--rivals: no rival"
@@ -297,7 +300,7 @@ start_rival() {
     local rival=$1 mtu=$2 ns srv
     PEER_LOG="$WORK/peer-$rival-$mtu-$((NS_SEQ + 1)).log"
     case $rival in
-    tunstack | smoltcp)
+    tunstack | tunstack-off | smoltcp)
         new_ns || return 1
         ns=$NEW_NS
         CLIENT_NS=$ns
@@ -306,9 +309,11 @@ start_rival() {
             ip -n "$ns" addr add 10.0.0.1/24 dev tsb0 &&
             ip -n "$ns" link set dev tsb0 mtu "$mtu" up || return 1
         client_sysctls "$ns" || return 1
-        if [[ $rival == tunstack ]]; then
+        if [[ $rival == tunstack* ]]; then
+            local offload=on
+            [[ $rival == tunstack-off ]] && offload=off
             RUST_LOG=${TUNSTACK_LOG:-warn} ip netns exec "$ns" taskset -c "$CPU_PEER" \
-                "$BIN_TUNSTACK" run --tun tsb0 --addr 10.0.0.2 \
+                "$BIN_TUNSTACK" run --tun tsb0 --addr 10.0.0.2 --offload "$offload" \
                 --http-port 0 --udp-echo-port 0 --udp-time-port 0 \
                 </dev/null >"$PEER_LOG" 2>&1 &
         else
@@ -755,7 +760,7 @@ mkdir -p "$(dirname "$OUT_MD")"
         "connect/close tests: ${CRR_SECS} s or $CRR_MAX connections each (connect, shutdown(Write), read to EOF, close)"
     echo "- ↑ higher is better, ↓ lower is better; ratios are tunstack / rival of the medians" \
         "(above 1 is better for ↑, below 1 is better for ↓)"
-    echo "- tunstack and smoltcp run on a TUN device; kernel is kernel TCP over a veth pair between two namespaces" \
+    echo "- tunstack (TSO and checksum offload on), tunstack-off (offload off) and smoltcp run on a TUN device; kernel is kernel TCP over a veth pair between two namespaces" \
         "(servers: tunstack run; examples/bench_smoltcp.rs on smoltcp $(lock_version smoltcp);" \
         "examples/bench_kernel_server.rs on tokio $(lock_version tokio))"
     echo "- measuring took $((ELAPSED / 60)) min $((ELAPSED % 60)) s; load average $LOAD_BEFORE before, $LOAD_AFTER after" \

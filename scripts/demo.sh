@@ -111,7 +111,10 @@ section "Start tunstack on tun0 as $STACK_ADDR (log: $LOG)"
 # tunstack::tcp=debug logs every TCP state transition (shown at the end).
 mkdir -p "$(dirname "$PCAP")"
 # `ip netns exec` execs the program in place, so $! is the stack's own PID.
-RUST_LOG=info,tunstack::tcp=debug ip netns exec "$NS" "$BIN" run --tun tun0 --addr "$STACK_ADDR" --pcap "$PCAP" >"$LOG" 2>&1 &
+# Offload stays on (the default), and --pcap-segmented records the segments
+# a wire would carry, so the capture reads like the textbook.
+RUST_LOG=info,tunstack::tcp=debug ip netns exec "$NS" "$BIN" run --tun tun0 --addr "$STACK_ADDR" \
+    --pcap "$PCAP" --pcap-segmented >"$LOG" 2>&1 &
 STACK_PID=$!
 deadline=$((SECONDS + READY_TIMEOUT))
 until grep -q "^tunstack: .* up on " "$LOG"; do

@@ -168,8 +168,10 @@ start_stack() {
     shift
     : >"$LOG"
     # `ip netns exec` execs the program in place, so $! is the stack's own PID.
+    # Offload off: the teaching captures are wire-true, one segment per
+    # packet, and --drop-tx counts the segments a wire would carry.
     RUST_LOG=info,tunstack::tcp=debug ip netns exec "$NS" "$BIN" run --tun tun0 --addr "$STACK_ADDR" \
-        --pcap "$pcap" "$@" </dev/null >"$STACK_OUT" 2>"$LOG" &
+        --offload off --pcap "$pcap" "$@" </dev/null >"$STACK_OUT" 2>"$LOG" &
     STACK_PID=$!
     local deadline=$((SECONDS + READY_TIMEOUT))
     until grep -q "^tunstack: .* up on " "$STACK_OUT"; do
