@@ -245,7 +245,11 @@ impl TunDevice {
     /// Writes the pieces as one packet, dropping it (counted) when the
     /// queue is full or the link down.
     fn write(&mut self, parts: &[IoSlice<'_>]) -> io::Result<()> {
-        match self.dev.send_vectored(parts) {
+        let written = match parts {
+            [one] => self.dev.send(one),
+            _ => self.dev.send_vectored(parts),
+        };
+        match written {
             Ok(_) => {
                 if self.link_down {
                     log::info!("TUN device {} is up again", self.name);
