@@ -36,6 +36,10 @@ pub struct Config {
     /// super-segments of up to 64 KiB, one read or write each. Default
     /// [`Offload::Auto`]: on where the kernel accepts it.
     pub offload: Offload,
+    /// Queues of the TUN (used by [`crate::Stack::new`]): above 1, a
+    /// multi-queue interface (`IFF_MULTI_QUEUE`) with one shard per queue,
+    /// each a thread with its own connection table. Default 1.
+    pub queues: usize,
     /// Record every packet in and out to this pcap file.
     pub pcap: Option<PathBuf>,
     /// With offload, record each TCP super-segment as the segments the
@@ -81,6 +85,7 @@ impl Default for Config {
             host_addr: None,
             tx_queue_len: Some(DEFAULT_TX_QUEUE_LEN),
             offload: Offload::Auto,
+            queues: 1,
             pcap: None,
             pcap_segmented: false,
             ttl: 64,
@@ -142,6 +147,9 @@ impl Config {
         };
         if let Some(why) = why {
             return Err(format!("{a} cannot be the stack's address: it is {why}"));
+        }
+        if self.queues == 0 || self.queues > 64 {
+            return Err(format!("{} queues: between 1 and 64", self.queues));
         }
         if self.prefix_len > 32 {
             return Err(format!(

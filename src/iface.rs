@@ -135,6 +135,19 @@ impl Interface {
         }
     }
 
+    /// Whether a TCP listener takes connections on `port` (our address or
+    /// any).
+    pub fn tcp_listening_on(&self, port: u16) -> bool {
+        self.tcp
+            .listening_on(SocketAddrV4::new(self.ip.addr(), port))
+    }
+
+    /// Makes this core shard `k` of `n` (a multi-queue stack): TCP opens
+    /// connections from its share of the ephemeral ports only.
+    pub fn set_shard(&mut self, k: usize, n: usize) {
+        self.tcp.set_shard(k, n);
+    }
+
     /// Tells the core that the device takes segmentation and checksum
     /// offload ([`crate::device::Device::offload`]): TCP then builds
     /// super-segments and leaves checksums to the device.

@@ -68,6 +68,11 @@ struct DeviceArgs {
     /// TUNSTACK_OFFLOAD=on|off overrides auto).
     #[arg(long, default_value = "auto", value_name = "on|off|auto")]
     offload: tunstack::Offload,
+    /// Queues of the TUN, one shard (a thread with its own connection
+    /// table) each; above 1 the interface must be multi-queue (`ip tuntap
+    /// add ... multi_queue`, or let tunstack create it).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    queues: u16,
     /// Also address the kernel side of the TUN (e.g. 10.0.0.1/24) and bring it up.
     #[arg(long, value_name = "IPV4/PREFIX", value_parser = parse_cidr)]
     host_addr: Option<(Ipv4Addr, u8)>,
@@ -112,6 +117,7 @@ impl DeviceArgs {
             pcap: self.pcap.clone(),
             pcap_segmented: self.pcap_segmented,
             offload: self.offload,
+            queues: usize::from(self.queues),
             prefix_len: self.host_addr.map(|(_, p)| p).unwrap_or(24),
             ..Config::default()
         };
@@ -314,11 +320,16 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {} (mtu {}, offload {}); http :{}, tcp echo :{}, tcp discard :{}, tcp source :{}, udp echo :{}, udp time :{}{}",
+        "tunstack: {} up on {} (mtu {}, offload {}{}); http :{}, tcp echo :{}, tcp discard :{}, tcp source :{}, udp echo :{}, udp time :{}{}",
         stack.addr(),
         args.device.tun,
         stack.mtu(),
         if stack.offload() { "on" } else { "off" },
+        if stack.queues() > 1 {
+            format!(", {} queues", stack.queues())
+        } else {
+            String::new()
+        },
         args.http_port,
         args.tcp_echo_port,
         args.tcp_discard_port,

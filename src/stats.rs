@@ -188,6 +188,16 @@ pub struct TcpStats {
     pub timeouts: u64,
 }
 
+/// One shard's share of the traffic (filled in by the runtime).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Packets read from this shard's queue.
+    pub packets_read: u64,
+    /// Of those, packets that belonged to another shard and were handed
+    /// over to it.
+    pub handed_over: u64,
+}
+
 /// A snapshot of the stack's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -216,10 +226,68 @@ pub struct Stats {
     /// What the device and the kernel behind it dropped (filled in by the
     /// runtime; zero from [`crate::iface::Interface::stats`] alone).
     pub device: crate::device::DeviceCounters,
+    /// Per shard (queue) of a multi-queue stack, in order: what each read
+    /// from its queue and handed over to the shard that owns it.
+    pub shards: Vec<ShardStats>,
     drops: [u64; DropReason::ALL.len()],
 }
 
+impl TcpStats {
+    /// Adds `other`'s counts (another shard's) to these.
+    pub fn add(&mut self, other: &TcpStats) {
+        self.connections += other.connections;
+        self.segments_in += other.segments_in;
+        self.segments_out += other.segments_out;
+        self.super_segments_out += other.super_segments_out;
+        self.bad_checksum += other.bad_checksum;
+        self.malformed += other.malformed;
+        self.resets_sent += other.resets_sent;
+        self.retransmits += other.retransmits;
+        self.syn_dropped += other.syn_dropped;
+        self.listen_overflow += other.listen_overflow;
+        self.syn_cookies_sent += other.syn_cookies_sent;
+        self.syn_cookies_accepted += other.syn_cookies_accepted;
+        self.challenge_acks += other.challenge_acks;
+        self.challenge_acks_limited += other.challenge_acks_limited;
+        self.oow_acks_limited += other.oow_acks_limited;
+        self.icmp_errors += other.icmp_errors;
+        self.icmp_ignored += other.icmp_ignored;
+        self.pmtu_reductions += other.pmtu_reductions;
+        self.timeouts += other.timeouts;
+    }
+}
+
 impl Stats {
+    /// Adds `other`'s counts (another shard's) to these. The device's
+    /// counts of the kernel's drops are the interface's, shared by every
+    /// queue: they are taken once, not added.
+    pub fn add(&mut self, other: &Stats) {
+        self.ip_packets_in += other.ip_packets_in;
+        self.ip_packets_out += other.ip_packets_out;
+        self.ip_reassembled += other.ip_reassembled;
+        self.ip_fragmented += other.ip_fragmented;
+        self.icmp_echo_replies += other.icmp_echo_replies;
+        self.icmp_unreachables_sent += other.icmp_unreachables_sent;
+        self.icmp_time_exceeded_sent += other.icmp_time_exceeded_sent;
+        self.icmp_rate_limited += other.icmp_rate_limited;
+        self.udp_datagrams_in += other.udp_datagrams_in;
+        self.udp_datagrams_out += other.udp_datagrams_out;
+        self.tcp.add(&other.tcp);
+        self.shards.extend_from_slice(&other.shards);
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+        let (d, o) = (&mut self.device, &other.device);
+        d.send_dropped += o.send_dropped;
+        d.gso_received += o.gso_received;
+        d.gso_sent += o.gso_sent;
+        d.gso_unsupported += o.gso_unsupported;
+        d.kernel_to_stack_dropped = d.kernel_to_stack_dropped.or(o.kernel_to_stack_dropped);
+        d.stack_to_kernel_dropped = d.stack_to_kernel_dropped.or(o.stack_to_kernel_dropped);
+        d.queue_len = d.queue_len.or(o.queue_len);
+        d.offload &= o.offload;
+    }
+
     /// Counts one dropped packet.
     pub fn drop(&mut self, reason: DropReason) {
         let i = reason.index();
@@ -280,6 +348,25 @@ impl fmt::Display for Stats {
                 f,
                 "offload: on, {} super-segments in, {} out, {} unsupported dropped",
                 d.gso_received, d.gso_sent, d.gso_unsupported
+            )?;
+        }
+        if self.shards.len() > 1 {
+            let read: Vec<String> = self
+                .shards
+                .iter()
+                .map(|q| q.packets_read.to_string())
+                .collect();
+            let over: Vec<String> = self
+                .shards
+                .iter()
+                .map(|q| q.handed_over.to_string())
+                .collect();
+            writeln!(
+                f,
+                "queues: {}, packets read {}, handed over to their shard {}",
+                self.shards.len(),
+                read.join("/"),
+                over.join("/")
             )?;
         }
         write!(f, "drops: {}", self.dropped_total())?;

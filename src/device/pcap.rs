@@ -14,6 +14,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The classic pcap magic number, microsecond timestamps.
@@ -92,6 +93,63 @@ impl<W: Write> PcapWriter<W> {
     /// Gives back the underlying writer.
     pub fn into_inner(self) -> W {
         self.w
+    }
+}
+
+/// One pcap file that several captures write to (one per shard of a
+/// multi-queue stack): the header once, then each record whole under a
+/// lock, so records never interleave.
+#[derive(Debug, Clone)]
+pub struct SharedPcap {
+    file: Arc<Mutex<File>>,
+}
+
+impl SharedPcap {
+    /// Creates (or truncates) the file at `path` and writes the header.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<SharedPcap> {
+        let path = path.as_ref();
+        let described = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("creating pcap file {}: {e}", path.display()),
+            )
+        };
+        let file = PcapWriter::create(path).map_err(described)?.into_inner();
+        Ok(SharedPcap {
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    /// A writer of records into the file (its header is written already).
+    pub fn writer(&self) -> PcapWriter<SharedFile> {
+        PcapWriter {
+            w: SharedFile(self.file.clone()),
+            record: Vec::new(),
+        }
+    }
+}
+
+/// A file shared by several writers; each `write_all` is one locked write.
+#[derive(Debug, Clone)]
+pub struct SharedFile(Arc<Mutex<File>>);
+
+impl SharedFile {
+    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.lock().write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.lock().flush()
     }
 }
 

@@ -104,14 +104,27 @@ impl TunDevice {
     /// interface, being its owner). Errors name the interface and, for the
     /// common causes, say what to fix.
     pub fn open(name: &str, opts: &TunOptions) -> io::Result<TunDevice> {
+        let mut queues = TunDevice::open_queues(name, opts, 1)?;
+        queues
+            .pop()
+            .ok_or_else(|| open_error(name, io::Error::other("no queue opened")))
+    }
+
+    /// Attaches `queues` queues of the multi-queue TUN interface `name`
+    /// (`IFF_MULTI_QUEUE`), creating it if it does not exist, and applies
+    /// `opts`: one [`TunDevice`] per queue, for one shard each. The kernel
+    /// spreads the packets it sends over the queues by flow. With one
+    /// queue this is [`TunDevice::open`] (a single-queue interface).
+    pub fn open_queues(name: &str, opts: &TunOptions, queues: usize) -> io::Result<Vec<TunDevice>> {
         let context = |e: io::Error| open_error(name, e);
         let existed = interface_exists(name);
+        let multi_queue = queues > 1;
 
         let build = |offload: bool| {
             DeviceBuilder::new()
                 .name(name)
                 .packet_information(false)
-                .multi_queue(false)
+                .multi_queue(multi_queue)
                 .offload(offload)
                 .inherit_enable_state()
                 .build_sync()
@@ -190,28 +203,48 @@ impl TunDevice {
         let mtu = dev
             .mtu()
             .map_err(|e| context(io::Error::new(e.kind(), format!("reading the MTU: {e}"))))?;
-        dev.set_nonblocking(true).map_err(context)?;
-        let wake_event = Arc::new(InterruptEvent::new().map_err(context)?);
         let queue_len = dev.tx_queue_len().ok();
         log::info!(
-            "{} TUN device {name}, MTU {mtu}, txqueuelen {}, offload {}",
+            "{} TUN device {name}, MTU {mtu}, txqueuelen {}, offload {}{}",
             if existed { "attached to" } else { "created" },
             queue_len.map_or_else(|| "unknown".to_owned(), |q| q.to_string()),
-            if vnet { "on (TSO, checksum)" } else { "off" }
+            if vnet { "on (TSO, checksum)" } else { "off" },
+            if multi_queue {
+                format!(", {queues} queues")
+            } else {
+                String::new()
+            }
         );
-        Ok(TunDevice {
-            dev,
-            name: name.to_owned(),
-            mtu: usize::from(mtu),
-            wake_event,
-            dropped_on_send: 0,
-            link_down: false,
-            queue_len,
-            vnet,
-            gso_received: 0,
-            gso_sent: 0,
-            gso_unsupported: 0,
-        })
+        let mut fds = Vec::with_capacity(queues);
+        for _ in 1..queues {
+            // Each clone is another fd attached as one more queue.
+            let more = dev.try_clone().map_err(|e| {
+                context(io::Error::new(
+                    e.kind(),
+                    format!("attaching queue {} of {queues}: {e}", fds.len() + 2),
+                ))
+            })?;
+            fds.push(more);
+        }
+        fds.insert(0, dev);
+        fds.into_iter()
+            .map(|dev| {
+                dev.set_nonblocking(true).map_err(context)?;
+                Ok(TunDevice {
+                    dev,
+                    name: name.to_owned(),
+                    mtu: usize::from(mtu),
+                    wake_event: Arc::new(InterruptEvent::new().map_err(context)?),
+                    dropped_on_send: 0,
+                    link_down: false,
+                    queue_len,
+                    vnet,
+                    gso_received: 0,
+                    gso_sent: 0,
+                    gso_unsupported: 0,
+                })
+            })
+            .collect()
     }
 
     /// The IPv4 addresses the kernel side of the interface has.
@@ -552,7 +585,8 @@ fn open_error(name: &str, e: io::Error) -> io::Error {
         (_, Some(ENODEV)) => " (/dev/net/tun has no driver: is the tun module loaded?)",
         (io::ErrorKind::ResourceBusy, _) => " (another process is attached to it)",
         (_, Some(EINVAL)) => {
-            " (is it an existing interface that is not a single-queue TUN, e.g. a TAP?)"
+            " (is it an existing interface of another kind: a TAP, or a TUN created \
+             with(out) multi_queue? `--queues N` above 1 needs `ip tuntap add ... multi_queue`)"
         }
         _ => "",
     };

@@ -29,11 +29,11 @@ use log::{error, info, warn};
 use crate::config::{random_seed, Config};
 use crate::device::capture::Capture;
 use crate::device::fault::FaultInjector;
-use crate::device::pcap::PcapWriter;
+use crate::device::pcap::SharedPcap;
 use crate::device::tun::{TunDevice, TunOptions};
-use crate::device::{Device, Waker};
+use crate::device::{Device, RxMeta, Waker};
 use crate::iface::{Event, Interface};
-use crate::stats::{DropReason, Stats};
+use crate::stats::{DropReason, ShardStats, Stats};
 use crate::tcp::stream::Stream;
 use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, State, TcpError, TcpOption};
 use crate::time::{Clock, Instant};
@@ -41,6 +41,7 @@ use crate::udp::{SocketId, UdpError};
 
 mod executor;
 mod reply;
+mod shard;
 mod tcp;
 mod timer;
 mod udp;
@@ -91,10 +92,13 @@ pub(crate) enum Command {
     Stats {
         reply: Reply<Stats>,
     },
+    /// Listen on `local`, queueing accepted connections in `shared` (the
+    /// same queue on every shard).
     TcpListen {
         local: SocketAddrV4,
         backlog: usize,
-        reply: Reply<Result<(ListenerId, Arc<ListenerShared>), TcpError>>,
+        shared: Arc<ListenerShared>,
+        reply: Reply<Result<ListenerId, TcpError>>,
     },
     TcpAcceptMore {
         id: ListenerId,
@@ -155,6 +159,11 @@ pub(crate) enum Command {
     Spawn {
         task: BoxFuture,
     },
+    /// A packet another shard received that belongs to this one.
+    Packet {
+        bytes: Vec<u8>,
+        meta: RxMeta,
+    },
     Shutdown,
 }
 
@@ -196,13 +205,31 @@ impl RuntimeWaker {
     }
 }
 
+/// How to reach one shard's runtime: its command queue, its wake-up and
+/// its task timers.
+#[derive(Clone)]
+pub(crate) struct ShardLink {
+    commands: Sender<Command>,
+    waker: Arc<RuntimeWaker>,
+    timers: Arc<TimerQueue>,
+}
+
 /// A cloneable handle to a running [`Stack`]: what tasks and the async
-/// API ([`crate::aio`]) use to reach it from any thread.
+/// API ([`crate::aio`]) use to reach it from any thread. It speaks to one
+/// shard (a runtime thread with its own device queue and connection
+/// table; one unless [`Config::queues`] asks for more) and knows the
+/// others.
 #[derive(Clone)]
 pub struct StackHandle {
     commands: Sender<Command>,
     waker: Arc<RuntimeWaker>,
     pub(crate) timers: Arc<TimerQueue>,
+    /// Which shard this handle speaks to.
+    pub(crate) shard: usize,
+    /// Every shard, by index.
+    shards: Arc<[ShardLink]>,
+    /// Where the next connection the application opens goes (round robin).
+    next_shard: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) addr: Ipv4Addr,
     /// The subnet's directed broadcast address.
     pub(crate) broadcast: Ipv4Addr,
@@ -214,11 +241,69 @@ impl std::fmt::Debug for StackHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StackHandle")
             .field("addr", &self.addr)
+            .field("shard", &self.shard)
             .finish()
     }
 }
 
 impl StackHandle {
+    /// How many shards the stack runs.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// A handle to shard `k` (this handle's own if there is no such shard).
+    pub(crate) fn on_shard(&self, k: usize) -> StackHandle {
+        let Some(link) = self.shards.get(k) else {
+            return self.clone();
+        };
+        StackHandle {
+            commands: link.commands.clone(),
+            waker: link.waker.clone(),
+            timers: link.timers.clone(),
+            shard: k,
+            ..self.clone()
+        }
+    }
+
+    /// A handle to the shard the next connection the application opens
+    /// goes to: each in turn.
+    pub(crate) fn for_new_connection(&self) -> StackHandle {
+        let n = self.shards.len();
+        if n <= 1 {
+            return self.clone();
+        }
+        let k = self.next_shard.fetch_add(1, Ordering::Relaxed) % n;
+        self.on_shard(k)
+    }
+
+    /// Handles to every shard, in order.
+    pub(crate) fn all_shards(&self) -> impl Iterator<Item = StackHandle> + '_ {
+        (0..self.shards.len()).map(|k| self.on_shard(k))
+    }
+
+    /// Every shard's counters, added up (for tasks).
+    pub(crate) async fn stats_async(&self) -> io::Result<Stats> {
+        let mut total = Stats::default();
+        for shard in self.all_shards() {
+            total.add(&shard.call_async(|reply| Command::Stats { reply }).await?);
+        }
+        Ok(total)
+    }
+
+    /// Every shard's TCP connections (for tasks).
+    pub(crate) async fn tcp_connections_async(&self) -> io::Result<Vec<ConnInfo>> {
+        let mut all = Vec::new();
+        for shard in self.all_shards() {
+            all.extend(
+                shard
+                    .call_async(|reply| Command::TcpConnections { reply })
+                    .await?,
+            );
+        }
+        Ok(all)
+    }
+
     /// Queues a command and wakes the runtime if it sleeps.
     pub(crate) fn send(&self, cmd: Command) -> io::Result<()> {
         self.commands.send(cmd).map_err(|_| stack_gone())?;
@@ -293,7 +378,8 @@ pub(crate) fn stack_gone() -> io::Error {
 /// `NotConnected`.
 pub struct Stack {
     handle: StackHandle,
-    thread: Option<JoinHandle<()>>,
+    /// One runtime thread per shard.
+    threads: Vec<JoinHandle<()>>,
     mtu: usize,
     offload: bool,
 }
@@ -311,92 +397,153 @@ impl Stack {
             tx_queue_len: config.tx_queue_len,
             offload: config.offload,
         };
-        let tun = TunDevice::open(&config.tun_name, &opts)?;
-        if tun.kernel_addresses().contains(&config.addr) {
+        let queues = TunDevice::open_queues(&config.tun_name, &opts, config.queues.max(1))?;
+        if queues
+            .first()
+            .is_some_and(|q| q.kernel_addresses().contains(&config.addr))
+        {
             return Err(invalid_config(format!(
                 "{} cannot be the stack's address: the kernel side of {} has it",
                 config.addr, config.tun_name
             )));
         }
-        Stack::with_device(config, tun)
+        let devices = queues
+            .into_iter()
+            .map(|q| Box::new(q) as Box<dyn Device>)
+            .collect();
+        Stack::with_devices(config, devices)
     }
 
     /// Starts the stack on any device (an in-memory link in tests). When
     /// `config.pcap` is set, the device is wrapped in a capture.
     pub fn with_device<D: Device + 'static>(config: Config, device: D) -> io::Result<Stack> {
+        Stack::with_devices(config, vec![Box::new(device) as Box<dyn Device>])
+    }
+
+    /// Starts the stack with one shard per device (the queues of a
+    /// multi-queue TUN): each shard is a thread with its own connection
+    /// table that takes the packets its device receives, and hands a packet
+    /// that belongs to another shard over to it. One capture file
+    /// (`config.pcap`) records every shard's packets.
+    pub fn with_devices(config: Config, devices: Vec<Box<dyn Device>>) -> io::Result<Stack> {
         config.validate().map_err(invalid_config)?;
-        if device.mtu() < 68 {
+        let Some(first) = devices.first() else {
+            return Err(invalid_config("no device to run on".into()));
+        };
+        let mtu = first.mtu();
+        if let Some(d) = devices.iter().find(|d| d.mtu() < 68) {
             return Err(invalid_config(format!(
                 "the device's MTU {} is below IPv4's minimum of 68 bytes",
-                device.mtu()
+                d.mtu()
             )));
         }
-        // The capture sits between the stack and the fault injector, so it
-        // records what the stack saw and sent (a dropped outgoing packet is
-        // in the capture, followed by its retransmission).
-        let device: Box<dyn Device> = if config.faults.is_empty() {
-            Box::new(device)
-        } else {
-            Box::new(FaultInjector::new(device, config.faults.clone()))
+        let pcap = match &config.pcap {
+            Some(path) => Some(SharedPcap::create(path)?),
+            None => None,
         };
-        let device: Box<dyn Device> = match &config.pcap {
-            Some(path) => {
-                let writer = PcapWriter::create(path).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("creating pcap file {}: {e}", path.display()),
-                    )
-                })?;
-                Box::new(Capture::new(device, writer).segmented(config.pcap_segmented))
-            }
-            None => device,
-        };
-        let mtu = device.mtu();
-        // Unbounded: the runtime thread's own tasks send commands too, and
-        // must never block on a full queue. What can pile up is bounded
-        // elsewhere (one poke per stream at a time; UDP by bytes).
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let waker = Arc::new(RuntimeWaker {
-            device: device.waker(),
-            sleeping: AtomicBool::new(false),
-        });
-        let timers = Arc::new(TimerQueue::default());
+        let n = devices.len();
+        let mut shards = Vec::with_capacity(n);
+        for device in devices {
+            // The capture sits between the stack and the fault injector, so
+            // it records what the stack saw and sent (a dropped outgoing
+            // packet is in the capture, followed by its retransmission).
+            let device: Box<dyn Device> = if config.faults.is_empty() {
+                device
+            } else {
+                Box::new(FaultInjector::new(device, config.faults.clone()))
+            };
+            let device: Box<dyn Device> = match &pcap {
+                Some(p) => {
+                    Box::new(Capture::new(device, p.writer()).segmented(config.pcap_segmented))
+                }
+                None => device,
+            };
+            // Unbounded: the runtime thread's own tasks send commands too,
+            // and must never block on a full queue. What can pile up is
+            // bounded elsewhere (one poke per stream at a time; UDP by bytes).
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let link = ShardLink {
+                commands: tx,
+                waker: Arc::new(RuntimeWaker {
+                    device: device.waker(),
+                    sleeping: AtomicBool::new(false),
+                }),
+                timers: Arc::new(TimerQueue::default()),
+            };
+            shards.push((device, link, rx));
+        }
+        let links: Arc<[ShardLink]> = shards.iter().map(|(_, l, _)| l.clone()).collect();
         let handle = StackHandle {
-            commands: tx,
-            waker: waker.clone(),
-            timers: timers.clone(),
+            commands: links[0].commands.clone(),
+            waker: links[0].waker.clone(),
+            timers: links[0].timers.clone(),
+            shard: 0,
+            shards: links.clone(),
+            next_shard: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             addr: config.addr,
             broadcast: config.broadcast(),
             default_ttl: config.ttl.max(1),
         };
         let seed = config.seed.unwrap_or_else(random_seed);
-        let mut iface = Interface::new(&config, mtu, seed);
-        let offload = device.offload();
-        iface.set_offload(offload);
-        let runtime = Runtime {
-            device,
-            iface,
-            commands: rx,
-            executor: Executor::new(ReadyQueue::new(waker.clone())),
-            waker,
-            timers,
-            udp_sinks: HashMap::new(),
-            tcp: tcp::TcpGlue::new(config.keepalive_all),
-            rx_batch: config.rx_batch.max(1),
-            busy_poll: config.busy_poll,
-            udp_recv_buffer: config.udp_recv_buffer,
-        };
-        let thread = std::thread::Builder::new()
-            .name("tunstack-runtime".into())
-            .spawn(move || runtime.run())?;
+        let offload = shards.iter().all(|(d, _, _)| d.offload());
+        let mut threads = Vec::with_capacity(n);
+        for (k, (device, link, rx)) in shards.into_iter().enumerate() {
+            // Each shard its own generators (IP IDs, ports, ISN secret).
+            let shard_seed = seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut iface = Interface::new(&config, mtu, shard_seed);
+            iface.set_offload(device.offload());
+            iface.set_shard(k, n);
+            let runtime = Runtime {
+                device,
+                iface,
+                commands: rx,
+                executor: Executor::new(ReadyQueue::new(link.waker.clone())),
+                waker: link.waker,
+                timers: link.timers,
+                udp_sinks: HashMap::new(),
+                tcp: tcp::TcpGlue::new(config.keepalive_all),
+                rx_batch: config.rx_batch.max(1),
+                busy_poll: config.busy_poll,
+                udp_recv_buffer: config.udp_recv_buffer,
+                shard: k,
+                links: links.clone(),
+                shard_stats: ShardStats::default(),
+            };
+            let name = if n == 1 {
+                "tunstack-runtime".to_owned()
+            } else {
+                format!("tunstack-shard-{k}")
+            };
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || runtime.run());
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Stop the shards already running before failing.
+                    drop(Stack {
+                        handle,
+                        threads,
+                        mtu,
+                        offload,
+                    });
+                    return Err(e);
+                }
+            }
+        }
         info!(
-            "tunstack up: {} (mtu {mtu}, offload {})",
+            "tunstack up: {} (mtu {mtu}, offload {}{})",
             config.addr,
-            if offload { "on" } else { "off" }
+            if offload { "on" } else { "off" },
+            if n > 1 {
+                format!(", {n} queues")
+            } else {
+                String::new()
+            }
         );
         Ok(Stack {
             handle,
-            thread: Some(thread),
+            threads,
             mtu,
             offload,
         })
@@ -423,15 +570,32 @@ impl Stack {
         self.handle.default_ttl
     }
 
-    /// A snapshot of the counters.
+    /// How many shards (device queues, runtime threads) the stack runs.
+    pub fn queues(&self) -> usize {
+        self.handle.shard_count()
+    }
+
+    /// A snapshot of the counters (every shard's, added up).
     pub fn stats(&self) -> io::Result<Stats> {
-        self.handle.call(|reply| Command::Stats { reply })
+        let mut total: Option<Stats> = None;
+        for shard in self.handle.all_shards() {
+            let s = shard.call(|reply| Command::Stats { reply })?;
+            match &mut total {
+                Some(t) => t.add(&s),
+                None => total = Some(s),
+            }
+        }
+        total.ok_or_else(stack_gone)
     }
 
     /// A snapshot of every TCP connection (state, queues, RTT,
-    /// retransmits), like `ss -tni`.
+    /// retransmits), like `ss -tni`, on every shard.
     pub fn tcp_connections(&self) -> io::Result<Vec<ConnInfo>> {
-        self.handle.call(|reply| Command::TcpConnections { reply })
+        let mut all = Vec::new();
+        for shard in self.handle.all_shards() {
+            all.extend(shard.call(|reply| Command::TcpConnections { reply })?);
+        }
+        Ok(all)
     }
 
     /// Waits up to `timeout` for every TCP connection to finish closing
@@ -467,13 +631,15 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = self.handle.send(Command::Shutdown);
-        // Dropped by a task on the runtime thread itself: it stops after
+        for shard in self.handle.all_shards() {
+            let _ = shard.send(Command::Shutdown);
+        }
+        // Dropped by a task on a runtime thread itself: it stops after
         // this task; joining would wait for ourselves.
         if on_runtime() {
             return;
         }
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             if t.join().is_err() {
                 error!("tunstack runtime thread panicked");
             }
@@ -493,6 +659,10 @@ struct Runtime {
     rx_batch: usize,
     busy_poll: Duration,
     udp_recv_buffer: usize,
+    /// This runtime's shard, and how to reach every shard.
+    shard: usize,
+    links: Arc<[ShardLink]>,
+    shard_stats: ShardStats,
 }
 
 impl Runtime {
@@ -509,7 +679,18 @@ impl Runtime {
                 match self.device.recv_with(&mut buf) {
                     Ok(Some(r)) => {
                         busy = true;
+                        self.shard_stats.packets_read += 1;
                         let packet = &buf[r.start..r.start + r.len];
+                        if self.links.len() > 1 {
+                            let iface = &self.iface;
+                            let k = shard::owner(packet, self.shard, self.links.len(), |port| {
+                                iface.tcp_listening_on(port)
+                            });
+                            if k != self.shard {
+                                self.hand_over(k, packet, r.meta);
+                                continue;
+                            }
+                        }
                         self.iface.receive_with(clock.now(), packet, r.meta);
                     }
                     Ok(None) => break,
@@ -620,9 +801,11 @@ impl Runtime {
             Command::Stats { reply } => {
                 let mut stats = self.iface.stats();
                 stats.device = self.device.counters();
+                stats.shards = vec![self.shard_stats];
                 reply.send(stats);
             }
             Command::Spawn { task } => self.executor.spawn(task),
+            Command::Packet { bytes, meta } => self.iface.receive_with(now, &bytes, meta),
             Command::Shutdown => return false,
             tcp => self.tcp_command(now, tcp),
         }
@@ -663,6 +846,21 @@ impl Runtime {
             sink.stopped();
         }
         self.udp_sinks.clear();
+    }
+
+    /// Hands a packet this shard received over to shard `k`, which owns it.
+    fn hand_over(&mut self, k: usize, packet: &[u8], meta: RxMeta) {
+        let Some(link) = self.links.get(k) else {
+            return;
+        };
+        self.shard_stats.handed_over += 1;
+        let cmd = Command::Packet {
+            bytes: packet.to_vec(),
+            meta,
+        };
+        if link.commands.send(cmd).is_ok() {
+            link.waker.wake();
+        }
     }
 
     /// Writes every pending packet to the device.

@@ -18,6 +18,8 @@ use crate::time::Instant;
 /// A connection the runtime took from the core's accept queue, waiting
 /// for the application's `accept`.
 pub(crate) struct Accepted {
+    /// The shard that owns the connection.
+    pub(crate) shard: usize,
     pub(crate) id: ConnId,
     pub(crate) local: SocketAddrV4,
     pub(crate) peer: SocketAddrV4,
@@ -100,18 +102,13 @@ impl Runtime {
             Command::TcpListen {
                 local,
                 backlog,
+                shared,
                 reply,
             } => {
-                let result = self.iface.tcp_listen(local, backlog).map(|id| {
-                    let shared = Arc::new(ListenerShared::default());
-                    self.tcp.listeners.insert(
-                        id,
-                        ListenerSink {
-                            shared: shared.clone(),
-                            backlog,
-                        },
-                    );
-                    (id, shared)
+                let result = self.iface.tcp_listen(local, backlog).inspect(|&id| {
+                    self.tcp
+                        .listeners
+                        .insert(id, ListenerSink { shared, backlog });
                 });
                 reply.send(result);
             }
@@ -184,6 +181,7 @@ impl Runtime {
             | Command::UdpClose { .. }
             | Command::Stats { .. }
             | Command::Spawn { .. }
+            | Command::Packet { .. }
             | Command::Shutdown => {}
         }
     }
@@ -223,6 +221,7 @@ impl Runtime {
                     let _ = self.iface.tcp_set_keepalive(now, id, Some(ka));
                 }
                 q.ready.push_back(Accepted {
+                    shard: self.shard,
                     id,
                     local: info.local,
                     peer: info.remote,

@@ -200,7 +200,6 @@ where
 {
     let listener = aio::TcpListener::from(TcpListener::bind(stack, ("0.0.0.0", port))?);
     info!("service: {name} on port {port}");
-    let handle = stack.handle().clone();
     let (keepalive, user_timeout) = (opts.keepalive, opts.user_timeout);
     stack.spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
@@ -211,7 +210,9 @@ where
             if user_timeout.is_some() {
                 let _ = stream.set_tcp_user_timeout(user_timeout);
             }
-            if handle.spawn(serve(stream)).is_err() {
+            // The task runs on the shard that owns the connection.
+            let owner = stream.stack().clone();
+            if owner.spawn(serve(stream)).is_err() {
                 break;
             }
         }

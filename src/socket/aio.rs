@@ -99,21 +99,8 @@ impl TcpListener {
         backlog: usize,
     ) -> io::Result<TcpListener> {
         let local = resolve_v4(addr)?;
-        let (id, shared) = stack
-            .call_async(|reply| Command::TcpListen {
-                local,
-                backlog: backlog.max(1),
-                reply,
-            })
-            .await?
-            .map_err(|e| io::Error::new(e.kind(), format!("binding TCP {local}: {e}")))?;
         Ok(TcpListener {
-            handle: ListenerHandle {
-                stack: stack.clone(),
-                id,
-                local,
-                shared,
-            },
+            handle: ListenerHandle::bind_async(stack, local, backlog).await?,
         })
     }
 
@@ -166,14 +153,20 @@ impl From<TcpStream> for super::tcp::TcpStream {
 }
 
 impl TcpStream {
+    /// The handle of the shard that owns the connection.
+    pub(crate) fn stack(&self) -> &StackHandle {
+        &self.handle.stack
+    }
+
     /// Connects to `addr`.
     pub async fn connect<A: ToSocketAddrs>(stack: &StackHandle, addr: A) -> io::Result<TcpStream> {
         let remote = resolve_v4(addr)?;
+        let stack = stack.for_new_connection();
         let (id, local, shared) = stack
             .call_async(|reply| Command::TcpConnect { remote, reply })
             .await?
             .map_err(|e| io::Error::new(e.kind(), format!("connecting to {remote}: {e}")))?;
-        let handle = StreamHandle::new(stack.clone(), id, local, remote, shared);
+        let handle = StreamHandle::new(stack, id, local, remote, shared);
         poll_fn(|cx| {
             handle.stream.with(|st| match try_connected(st) {
                 Some(r) => Poll::Ready(r),

@@ -27,15 +27,83 @@ pub(crate) struct Pokes {
     window: bool,
 }
 
-/// A listener: its id and accept queue. Dropping it closes the listener.
+/// A listener: its id on each shard and the accept queue they share.
+/// Dropping it closes the listener on every shard.
 pub(crate) struct ListenerHandle {
     pub(crate) stack: StackHandle,
-    pub(crate) id: ListenerId,
+    /// The listener on each shard (a SYN may arrive on any of them).
+    pub(crate) ids: Vec<(StackHandle, ListenerId)>,
     pub(crate) local: SocketAddrV4,
     pub(crate) shared: Arc<ListenerShared>,
 }
 
 impl ListenerHandle {
+    /// Listens on `local` on every shard, blocking for the answers.
+    pub(crate) fn bind(
+        stack: &StackHandle,
+        local: SocketAddrV4,
+        backlog: usize,
+    ) -> io::Result<ListenerHandle> {
+        let mut l = ListenerHandle::empty(stack, local);
+        for shard in stack.all_shards() {
+            let shared = l.shared.clone();
+            let id = shard
+                .call(|reply| Command::TcpListen {
+                    local,
+                    backlog: backlog.max(1),
+                    shared,
+                    reply,
+                })?
+                .map_err(|e| bind_error(local, e))?;
+            l.ids.push((shard, id));
+        }
+        Ok(l)
+    }
+
+    /// [`ListenerHandle::bind`] for tasks.
+    pub(crate) async fn bind_async(
+        stack: &StackHandle,
+        local: SocketAddrV4,
+        backlog: usize,
+    ) -> io::Result<ListenerHandle> {
+        let mut l = ListenerHandle::empty(stack, local);
+        for shard in stack.all_shards() {
+            let shared = l.shared.clone();
+            let id = shard
+                .call_async(|reply| Command::TcpListen {
+                    local,
+                    backlog: backlog.max(1),
+                    shared,
+                    reply,
+                })
+                .await?
+                .map_err(|e| bind_error(local, e))?;
+            l.ids.push((shard, id));
+        }
+        Ok(l)
+    }
+
+    /// A handle listening nowhere yet (dropping it closes what was opened).
+    fn empty(stack: &StackHandle, local: SocketAddrV4) -> ListenerHandle {
+        ListenerHandle {
+            stack: stack.clone(),
+            ids: Vec::new(),
+            local,
+            shared: Arc::new(ListenerShared::default()),
+        }
+    }
+
+    /// Sets a listener option on every shard.
+    pub(crate) fn set_option(&self, opt: TcpOption) -> io::Result<()> {
+        for (shard, id) in &self.ids {
+            let id = *id;
+            shard
+                .call(|reply| Command::TcpSetListenerOption { id, opt, reply })?
+                .map_err(tcp_error)?;
+        }
+        Ok(())
+    }
+
     /// Takes one accepted connection if one is waiting; registers `waker`
     /// (if any) otherwise. `None`: wait.
     pub(crate) fn try_accept(
@@ -47,11 +115,14 @@ impl ListenerHandle {
             let ask = std::mem::take(&mut q.stalled);
             drop(q);
             if ask {
-                if let Err(e) = self.stack.send(Command::TcpAcceptMore { id: self.id }) {
-                    return Some(Err(e));
+                for (shard, id) in &self.ids {
+                    if let Err(e) = shard.send(Command::TcpAcceptMore { id: *id }) {
+                        return Some(Err(e));
+                    }
                 }
             }
-            let stream = StreamHandle::new(self.stack.clone(), a.id, a.local, a.peer, a.stream);
+            let owner = self.stack.on_shard(a.shard);
+            let stream = StreamHandle::new(owner, a.id, a.local, a.peer, a.stream);
             return Some(Ok((stream, a.peer)));
         }
         if q.gone {
@@ -69,8 +140,15 @@ impl ListenerHandle {
 
 impl Drop for ListenerHandle {
     fn drop(&mut self) {
-        let _ = self.stack.send(Command::TcpCloseListener { id: self.id });
+        for (shard, id) in &self.ids {
+            let _ = shard.send(Command::TcpCloseListener { id: *id });
+        }
     }
+}
+
+/// "binding TCP local: why".
+fn bind_error(local: SocketAddrV4, e: TcpError) -> io::Error {
+    io::Error::new(e.kind(), format!("binding TCP {local}: {e}"))
 }
 
 /// Options a stream handle remembers, to answer the getters and to act on

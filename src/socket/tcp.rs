@@ -86,21 +86,8 @@ impl TcpListener {
             ));
         }
         let stack_ttl = stack.default_ttl();
-        let stack = stack.handle().clone();
-        let (id, shared) = stack
-            .call(|reply| Command::TcpListen {
-                local,
-                backlog: backlog.max(1),
-                reply,
-            })?
-            .map_err(|e| io::Error::new(e.kind(), format!("binding TCP {local}: {e}")))?;
         Ok(TcpListener {
-            handle: ListenerHandle {
-                stack,
-                id,
-                local,
-                shared,
-            },
+            handle: ListenerHandle::bind(stack.handle(), local, backlog)?,
             accept_timeout: Mutex::new(None),
             nonblocking: AtomicBool::new(false),
             default_ttl: stack_ttl,
@@ -173,11 +160,7 @@ impl TcpListener {
     }
 
     fn set_listener_option(&self, opt: TcpOption) -> io::Result<()> {
-        let id = self.handle.id;
-        self.handle
-            .stack
-            .call(|reply| Command::TcpSetListenerOption { id, opt, reply })?
-            .map_err(tcp_error)
+        self.handle.set_option(opt)
     }
 
     /// `IP_TTL` of the connections this listener accepts from now on
@@ -322,7 +305,7 @@ impl TcpStream {
         remote: SocketAddrV4,
         deadline: Option<Instant>,
     ) -> io::Result<TcpStream> {
-        let stack = stack.handle().clone();
+        let stack = stack.handle().for_new_connection();
         let (id, local, shared) = stack
             .call(|reply| Command::TcpConnect { remote, reply })?
             .map_err(|e| io::Error::new(e.kind(), format!("connecting to {remote}: {e}")))?;

@@ -52,7 +52,7 @@ mod tests;
 
 pub use api::{ConnId, ConnInfo, ListenerId, OutSegment, TcpError, TcpEvent, TcpStats};
 pub use config::{KeepaliveConfig, TcpConfig};
-pub use layer::TcpLayer;
+pub use layer::{ephemeral_port_owner, TcpLayer};
 pub use options::TcpOption;
 pub use seq::SeqNum;
 pub use state::State;

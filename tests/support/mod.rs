@@ -239,6 +239,35 @@ impl TestNet {
         Some(net)
     }
 
+    /// Like [`TestNet::start_with`] on a multi-queue tun0 (`ip tuntap add
+    /// ... multi_queue`), for `tunstack run --queues N`.
+    pub fn start_multi_queue(tools: &[&str], extra_args: &[&str]) -> Option<TestNet> {
+        let mut net = TestNet::new(tools)?;
+        let t = Duration::from_secs(5);
+        net.exec(&["ip", "tuntap", "del", "dev", "tun0", "mode", "tun"], t)
+            .expect_success("ip tuntap del");
+        net.exec(
+            &[
+                "ip",
+                "tuntap",
+                "add",
+                "dev",
+                "tun0",
+                "mode",
+                "tun",
+                "multi_queue",
+            ],
+            t,
+        )
+        .expect_success("ip tuntap add multi_queue");
+        net.exec(&["ip", "addr", "add", HOST_CIDR, "dev", "tun0"], t)
+            .expect_success("ip addr add");
+        net.exec(&["ip", "link", "set", "tun0", "up"], t)
+            .expect_success("ip link set tun0 up");
+        net.spawn_stack(Path::new(TUNSTACK), &["run"], extra_args, run_is_ready);
+        Some(net)
+    }
+
     /// Like [`TestNet::start`], with another program as the stack: it is run
     /// as `program LEADING... --tun tun0 --addr 10.0.0.2 --pcap FILE EXTRA...`
     /// and is ready once a line of its standard output satisfies `ready`.

@@ -33,7 +33,7 @@ use std::time::Duration;
 use log::debug;
 
 use super::ServiceOptions;
-use crate::runtime::{Command, StackHandle};
+use crate::runtime::StackHandle;
 use crate::{aio, Stack};
 
 /// The largest `N` `GET /bytes/N` serves: 10 GiB.
@@ -630,10 +630,8 @@ impl Conn<'_> {
 
 /// The `GET /` page: what tunstack is, its connections, its counters.
 async fn status_page(stack: &StackHandle) -> String {
-    let conns = stack
-        .call_async(|reply| Command::TcpConnections { reply })
-        .await;
-    let stats = stack.call_async(|reply| Command::Stats { reply }).await;
+    let conns = stack.tcp_connections_async().await;
+    let stats = stack.stats_async().await;
     let mut page = String::with_capacity(8192);
     let addr = escape(&stack.addr.to_string());
     let version = env!("CARGO_PKG_VERSION");

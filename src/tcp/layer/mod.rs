@@ -31,6 +31,13 @@ mod listen;
 /// `ip_local_port_range` default).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
+/// With `shards` shards, the shard whose connections use the ephemeral
+/// port `port` (each takes the ports equal to its index modulo `shards`),
+/// or `None` for a port outside the range or a single shard.
+pub fn ephemeral_port_owner(port: u16, shards: usize) -> Option<usize> {
+    (shards > 1 && EPHEMERAL.contains(&port)).then(|| usize::from(port) % shards)
+}
+
 /// Spare buffer storage kept for reuse by the connections, bytes.
 const POOL_BYTES: usize = 16 << 20;
 
@@ -55,6 +62,10 @@ pub struct TcpLayer {
     listen_addrs: HashMap<SocketAddrV4, ListenerId>,
     next_id: u64,
     next_port: u16,
+    /// This layer's shard and the number of shards: with more than one,
+    /// it takes only the ephemeral ports that [`ephemeral_port_owner`]
+    /// gives it, so the other shards can tell where a segment belongs.
+    shard: (usize, usize),
     out: Outbox,
     /// Spare buffer storage shared by the connections.
     pool: Arc<BufferPool>,
@@ -97,6 +108,7 @@ impl TcpLayer {
                 EPHEMERAL.start() + (r % span) as u16
             },
             out,
+            shard: (0, 1),
             pool: BufferPool::new(POOL_BYTES),
             now: Instant::ZERO,
             timer_set: BTreeSet::new(),
@@ -106,6 +118,12 @@ impl TcpLayer {
     /// The configuration.
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
+    }
+
+    /// Makes this layer shard `k` of `n`: it opens connections only from
+    /// its share of the ephemeral ports ([`ephemeral_port_owner`]).
+    pub fn set_shard(&mut self, k: usize, n: usize) {
+        self.shard = (k, n.max(1));
     }
 
     /// Turns segmentation and checksum offload on or off (the device's
@@ -285,6 +303,11 @@ impl TcpLayer {
         }
         // RFC 9293 §3.10.7.1: no connection and no listener.
         self.out.reset_for(local, remote, &seg);
+    }
+
+    /// Whether a listener takes connections to `local`.
+    pub fn listening_on(&self, local: SocketAddrV4) -> bool {
+        self.find_listener(local).is_some()
     }
 
     fn find_listener(&self, local: SocketAddrV4) -> Option<ListenerId> {
@@ -560,6 +583,9 @@ impl TcpLayer {
             } else {
                 port + 1
             };
+            if ephemeral_port_owner(port, self.shard.1).is_some_and(|k| k != self.shard.0) {
+                continue;
+            }
             let candidate = SocketAddrV4::new(*local.ip(), port);
             if !self.tuples.contains_key(&(candidate, remote))
                 && self.find_listener(candidate).is_none()
