@@ -8,6 +8,7 @@
 //! ```text
 //! bench_client send 10.0.0.2:9 --bytes N           # Gbit/s, client -> peer
 //! bench_client recv 10.0.0.2:5001 --bytes N        # Gbit/s, peer -> client
+//! bench_client send 10.0.0.2:9 --bytes N --streams 4   # aggregate of 4 connections
 //! bench_client rr 10.0.0.2:7 --size 64 --count K   # request/response p50/p99 (µs)
 //! bench_client crr 10.0.0.2:9 --duration 2 --concurrency 50   # connections/s
 //! bench_client hold 10.0.0.2:7 --count 10000 --inflight 250   # idle connections
@@ -61,6 +62,10 @@ enum Command {
         addr: SocketAddr,
         #[arg(long)]
         bytes: u64,
+        /// Parallel connections, each sending --bytes / N; Gbit/s is the
+        /// aggregate, from the first connect to the last EOF.
+        #[arg(long, default_value_t = 1)]
+        streams: u64,
         #[command(flatten)]
         t: Timeouts,
     },
@@ -70,6 +75,10 @@ enum Command {
         addr: SocketAddr,
         #[arg(long)]
         bytes: u64,
+        /// Parallel connections, each receiving --bytes / N (aggregate
+        /// Gbit/s).
+        #[arg(long, default_value_t = 1)]
+        streams: u64,
         #[command(flatten)]
         t: Timeouts,
     },
@@ -132,8 +141,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Send { addr, bytes, t } => send(addr, bytes, t),
-        Command::Recv { addr, bytes, t } => recv(addr, bytes, t),
+        Command::Send {
+            addr,
+            bytes,
+            streams,
+            t,
+        } => parallel("send", addr, bytes, streams, t, send),
+        Command::Recv {
+            addr,
+            bytes,
+            streams,
+            t,
+        } => parallel("recv", addr, bytes, streams, t, recv),
         Command::Rr {
             addr,
             size,
@@ -228,6 +247,39 @@ fn read_to_eof(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Resu
 
 fn gbps(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 * 8.0 / elapsed.as_secs_f64() / 1e9
+}
+
+/// Runs `run` (send or recv) on `streams` connections at once, each with
+/// its share of `bytes`; one stream is `run` itself. The aggregate Gbit/s
+/// counts from the start to the last stream's end.
+fn parallel(
+    test: &str,
+    addr: SocketAddr,
+    bytes: u64,
+    streams: u64,
+    t: Timeouts,
+    run: fn(SocketAddr, u64, Timeouts) -> Result<String>,
+) -> Result<String> {
+    if streams <= 1 {
+        return run(addr, bytes, t);
+    }
+    let each = bytes / streams;
+    let start = Instant::now();
+    let workers: Vec<_> = (0..streams)
+        .map(|_| std::thread::spawn(move || run(addr, each, t)))
+        .collect();
+    for (i, w) in workers.into_iter().enumerate() {
+        w.join()
+            .map_err(|_| format!("{test} stream {i} panicked"))?
+            .map_err(|e| format!("{test} stream {i} of {streams}: {e}"))?;
+    }
+    let elapsed = start.elapsed();
+    let total = each * streams;
+    Ok(format!(
+        r#"{{"test":"{test}","addr":"{addr}","streams":{streams},"bytes":{total},"secs":{:.6},"gbps":{:.4}}}"#,
+        elapsed.as_secs_f64(),
+        gbps(total, elapsed)
+    ))
 }
 
 fn send(addr: SocketAddr, bytes: u64, t: Timeouts) -> Result<String> {

@@ -10,7 +10,8 @@
 #   --runs N        runs per rival and MTU (default 3); medians, min and max
 #   --bytes N       bytes per transfer (default 1 GiB; K/M/G suffixes)
 #   --mtu LIST      MTUs, comma-separated (default 1500,65535)
-#   --rivals LIST   of tunstack,tunstack-off,smoltcp,kernel (default: all four)
+#   --rivals LIST   of tunstack,tunstack-off,tunstack-2q,smoltcp,kernel
+#                   (default: all five)
 #   --rr-count K    timed request/response exchanges (default 10000)
 #   --crr-secs S    duration of each connect/close test (default 2; it
 #                   also stops at 30,000 connections, see CRR_MAX)
@@ -25,6 +26,8 @@
 #             (TSO and checksum offload: super-segments both ways)
 #   tunstack-off  the same with --offload off (one read or write per
 #             segment, checksums in software)
+#   tunstack-2q  the same as tunstack with --queues 2 on a multi-queue TUN
+#             (two shards, one per queue)
 #   smoltcp   examples/bench_smoltcp.rs (smoltcp 0.14), on a TUN device
 #   kernel    examples/bench_kernel_server.rs (tokio, kernel sockets) in a
 #             server namespace, reached over a veth pair
@@ -66,7 +69,7 @@ QUICK=0
 RUNS=""
 BYTES=""
 MTUS="1500,65535"
-RIVALS="tunstack,tunstack-off,smoltcp,kernel"
+RIVALS="tunstack,tunstack-off,tunstack-2q,smoltcp,kernel"
 RR_COUNT=""
 RR_SIZE=64
 CRR_SECS=""
@@ -143,7 +146,7 @@ for mtu in "${MTU_LIST[@]}"; do
     fi
 done
 for rival in "${RIVAL_LIST[@]}"; do
-    case $rival in tunstack | tunstack-off | smoltcp | kernel) ;; *) die "--rivals: unknown rival $rival (tunstack, tunstack-off, smoltcp, kernel)" ;; esac
+    case $rival in tunstack | tunstack-off | tunstack-2q | smoltcp | kernel) ;; *) die "--rivals: unknown rival $rival (tunstack, tunstack-off, tunstack-2q, smoltcp, kernel)" ;; esac
 done
 ((${#MTU_LIST[@]})) || die "--mtu: no MTU"
 ((${#RIVAL_LIST[@]})) || die "--rivals: no rival"
@@ -300,12 +303,14 @@ start_rival() {
     local rival=$1 mtu=$2 ns srv
     PEER_LOG="$WORK/peer-$rival-$mtu-$((NS_SEQ + 1)).log"
     case $rival in
-    tunstack | tunstack-off | smoltcp)
+    tunstack | tunstack-off | tunstack-2q | smoltcp)
         new_ns || return 1
         ns=$NEW_NS
         CLIENT_NS=$ns
         PEER_NS=$ns
-        ip -n "$ns" tuntap add dev tsb0 mode tun &&
+        local mq=() queues=1
+        [[ $rival == tunstack-2q ]] && mq=(multi_queue) queues=2
+        ip -n "$ns" tuntap add dev tsb0 mode tun "${mq[@]}" &&
             ip -n "$ns" addr add 10.0.0.1/24 dev tsb0 &&
             ip -n "$ns" link set dev tsb0 mtu "$mtu" up || return 1
         client_sysctls "$ns" || return 1
@@ -313,7 +318,7 @@ start_rival() {
             local offload=on
             [[ $rival == tunstack-off ]] && offload=off
             RUST_LOG=${TUNSTACK_LOG:-warn} ip netns exec "$ns" taskset -c "$CPU_PEER" \
-                "$BIN_TUNSTACK" run --tun tsb0 --addr 10.0.0.2 --offload "$offload" \
+                "$BIN_TUNSTACK" run --tun tsb0 --addr 10.0.0.2 --offload "$offload" --queues "$queues" \
                 --http-port 0 --udp-echo-port 0 --udp-time-port 0 \
                 </dev/null >"$PEER_LOG" 2>&1 &
         else
@@ -439,8 +444,8 @@ step() {
         json=$(head -n 1 "$out")
         record_json "$mtu" "$rival" "$run" "$name" "$cpu" "$json" ""
         case $name in
-        send | recv)
-            record "$mtu" "$rival" "${name}_gbps" "$run" "$(json_field "$json" gbps)"
+        send | recv | send-x* | recv-x*)
+            record "$mtu" "$rival" "${name//-/_}_gbps" "$run" "$(json_field "$json" gbps)"
             line="$(json_field "$json" gbps) Gbit/s"
             ;;
         rr-other | rr-same)
@@ -491,6 +496,13 @@ run_rival() {
             send 10.0.0.2:9 --bytes "$BYTES" --timeout $((TRANSFER_TIMEOUT - 5)) || true
         step "$mtu" "$rival" "$run" recv "$CPU_CLIENT" "$TRANSFER_TIMEOUT" \
             recv 10.0.0.2:5001 --bytes "$BYTES" --timeout $((TRANSFER_TIMEOUT - 5)) || true
+        # Parallel streams: the same bytes over 2 and 4 connections at once.
+        for n in 2 4; do
+            step "$mtu" "$rival" "$run" "send-x$n" "$CPU_CLIENT" "$TRANSFER_TIMEOUT" \
+                send 10.0.0.2:9 --bytes "$BYTES" --streams "$n" --timeout $((TRANSFER_TIMEOUT - 5)) || true
+            step "$mtu" "$rival" "$run" "recv-x$n" "$CPU_CLIENT" "$TRANSFER_TIMEOUT" \
+                recv 10.0.0.2:5001 --bytes "$BYTES" --streams "$n" --timeout $((TRANSFER_TIMEOUT - 5)) || true
+        done
         step "$mtu" "$rival" "$run" rr-other "$CPU_CLIENT" "$RR_TIMEOUT" \
             rr 10.0.0.2:7 --size "$RR_SIZE" --count "$RR_COUNT" --warmup "$RR_WARMUP" --timeout $((RR_TIMEOUT - 5)) || true
         step "$mtu" "$rival" "$run" rr-same "$CPU_PEER" "$RR_TIMEOUT" \
@@ -499,7 +511,7 @@ run_rival() {
             crr 10.0.0.2:9 --duration "$CRR_SECS" --concurrency 1 --max-connections "$CRR_MAX" \
             --timeout $((CRR_TIMEOUT - 5)) || true
     else
-        for name in send recv rr-other rr-same crr1; do
+        for name in send recv send-x2 recv-x2 send-x4 recv-x4 rr-other rr-same crr1; do
             STEP=$((STEP + 1))
             record_json "$mtu" "$rival" "$run" "$name" "$CPU_CLIENT" "" "the peer did not start"
         done
@@ -609,7 +621,7 @@ HOLD=0
 if ((HOLD_COUNT > 0)) && [[ " ${RIVAL_LIST[*]} " == *" tunstack "* ]]; then
     HOLD=1
 fi
-TOTAL_STEPS=$((${#MTU_LIST[@]} * ${#RIVAL_LIST[@]} * RUNS * 6 + HOLD))
+TOTAL_STEPS=$((${#MTU_LIST[@]} * ${#RIVAL_LIST[@]} * RUNS * 10 + HOLD))
 START_SECS=$SECONDS
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "rivals ${RIVAL_LIST[*]}; MTUs ${MTU_LIST[*]}; $RUNS run(s); transfers of $BYTES bytes;" \
@@ -676,7 +688,11 @@ make_table() {
         val[key, cnt[key]] = $5
     }
     END {
-        nf = split("send_gbps recv_gbps rr_p50_other rr_p99_other rr_p50_same rr_p99_same crr1_cps crr50_cps", figs, " ")
+        nf = split("send_gbps recv_gbps send_x2_gbps send_x4_gbps recv_x2_gbps recv_x4_gbps rr_p50_other rr_p99_other rr_p50_same rr_p99_same crr1_cps crr50_cps", figs, " ")
+        label["send_x2_gbps"] = "Send, 2 streams at once (Gbit/s, total) ↑"; unit["send_x2_gbps"] = "Gbit/s"
+        label["send_x4_gbps"] = "Send, 4 streams at once (Gbit/s, total) ↑"; unit["send_x4_gbps"] = "Gbit/s"
+        label["recv_x2_gbps"] = "Receive, 2 streams at once (Gbit/s, total) ↑"; unit["recv_x2_gbps"] = "Gbit/s"
+        label["recv_x4_gbps"] = "Receive, 4 streams at once (Gbit/s, total) ↑"; unit["recv_x4_gbps"] = "Gbit/s"
         label["send_gbps"] = "Send, client → peer (Gbit/s) ↑"; unit["send_gbps"] = "Gbit/s"
         label["recv_gbps"] = "Receive, peer → client (Gbit/s) ↑"; unit["recv_gbps"] = "Gbit/s"
         label["rr_p50_other"] = "Request/response p50, other CPU (µs) ↓"; unit["rr_p50_other"] = "µs"
@@ -724,7 +740,7 @@ missing_figures() {
     local mtu rival fig
     for mtu in "${MTU_LIST[@]}"; do
         for rival in "${RIVAL_LIST[@]}"; do
-            for fig in send_gbps recv_gbps rr_p50_other rr_p99_other rr_p50_same rr_p99_same crr1_cps crr50_cps; do
+            for fig in send_gbps recv_gbps send_x2_gbps send_x4_gbps recv_x2_gbps recv_x4_gbps rr_p50_other rr_p99_other rr_p50_same rr_p99_same crr1_cps crr50_cps; do
                 awk -F'\t' -v m="$mtu" -v r="$rival" -v f="$fig" \
                     '$1 == m && $2 == r && $3 == f && $5 != "" { found = 1 } END { exit !found }' \
                     "$RESULTS_TSV" || echo "mtu $mtu $rival $fig"
@@ -760,7 +776,7 @@ mkdir -p "$(dirname "$OUT_MD")"
         "connect/close tests: ${CRR_SECS} s or $CRR_MAX connections each (connect, shutdown(Write), read to EOF, close)"
     echo "- ↑ higher is better, ↓ lower is better; ratios are tunstack / rival of the medians" \
         "(above 1 is better for ↑, below 1 is better for ↓)"
-    echo "- tunstack (TSO and checksum offload on), tunstack-off (offload off) and smoltcp run on a TUN device; kernel is kernel TCP over a veth pair between two namespaces" \
+    echo "- tunstack (TSO and checksum offload on), tunstack-off (offload off), tunstack-2q (offload on, 2 queues) and smoltcp run on a TUN device; kernel is kernel TCP over a veth pair between two namespaces" \
         "(servers: tunstack run; examples/bench_smoltcp.rs on smoltcp $(lock_version smoltcp);" \
         "examples/bench_kernel_server.rs on tokio $(lock_version tokio))"
     echo "- measuring took $((ELAPSED / 60)) min $((ELAPSED % 60)) s; load average $LOAD_BEFORE before, $LOAD_AFTER after" \

@@ -107,6 +107,9 @@ pub(crate) struct AckState {
     pub pending: bool,
     /// In-order bytes received since we last sent an ACK.
     pub unacked_bytes: u32,
+    /// The largest segment the peer has sent so far (payload bytes): what
+    /// "full-sized" means for this peer, as Linux estimates `rcv_mss`.
+    pub largest_segment: u32,
     /// Queued for dispatch at the end of the batch (`TcpLayer::flush`).
     pub dispatch_pending: bool,
 }

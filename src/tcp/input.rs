@@ -477,6 +477,7 @@ impl Conn {
             // batch of segments read together; anything less waits for the
             // delayed-ACK timer or for data to ride on (MUST-58, MUST-40).
             self.ack.unacked_bytes = self.ack.unacked_bytes.saturating_add(advanced as u32);
+            self.ack.largest_segment = self.ack.largest_segment.max(data.len() as u32);
             if self.timers.delack.is_none() {
                 self.timers.delack = Some(now + cx.cfg.delayed_ack);
             }

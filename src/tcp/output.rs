@@ -37,7 +37,12 @@ impl Conn {
         // RFC 5681 §4.2, RFC 9293 §3.8.6.3 (MUST-58): acknowledge at least
         // every second full-sized segment. Segments taken in one wakeup are
         // acknowledged together, like a GRO-merged segment on Linux.
-        if self.ack.unacked_bytes >= 2 * self.rcv.mss {
+        // "Full-sized" is what this peer actually sends (Linux's rcv_mss
+        // estimate), not our MSS option: a sender whose segments are
+        // smaller (the kernel halves its first segments at MTU 65535) is
+        // not left waiting for the delayed-ACK timer with its window spent.
+        let full = self.rcv.mss.min(self.ack.largest_segment.max(536));
+        if self.ack.unacked_bytes >= 2 * full {
             self.ack.now = true;
         }
         self.send_data(now, cx);

@@ -35,6 +35,25 @@ fn every_second_full_sized_segment_is_acknowledged_at_once() {
     b.expect(|s| s.is("A") && s.ack_no == rcv);
 }
 
+/// SHLD-19, RFC 5681 §4.2: "full-sized" is what the peer sends. With a
+/// large MSS (MTU 65535) a sender that opens with smaller segments (Linux
+/// sends two of 32,767 bytes) gets its ACK after the second, not after the
+/// 200 ms delayed-ACK timer, with its window spent meanwhile.
+#[test]
+fn shld_19_full_sized_is_measured_on_the_peers_segments() {
+    let mut b = Bench::with(TcpConfig {
+        mtu: 65535,
+        recv_buffer: 256 * 1024,
+        ..cfg()
+    });
+    b.handshake_passive_with(seg!(SYN, mss = 65495), 0);
+    b.peer_data(&[1u8; 32767]);
+    b.expect_nothing();
+    b.peer_data(&[2u8; 32767]);
+    let rcv = b.peer_seq;
+    b.expect(|s| s.is("A") && s.ack_no == rcv);
+}
+
 /// MAY-13, RFC 5681 §4.2: a segment above a gap is acknowledged at once
 /// (a duplicate ACK of RCV.NXT), and so is the segment filling the gap.
 #[test]
