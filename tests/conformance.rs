@@ -46,5 +46,7 @@ mod options;
 mod reset;
 #[path = "conformance/retransmit.rs"]
 mod retransmit;
+#[path = "conformance/sack.rs"]
+mod sack;
 #[path = "conformance/window.rs"]
 mod window;

@@ -390,15 +390,28 @@ fn options() -> impl Strategy<Value = TcpOptionsRepr> {
         any::<Option<u8>>(),
         any::<bool>(),
         any::<Option<(u32, u32)>>(),
+        prop::collection::vec(any::<(u32, u32)>(), 0..=4),
     )
-        .prop_map(
-            |(mss, window_scale, sack_permitted, timestamp)| TcpOptionsRepr {
+        .prop_map(|(mss, window_scale, sack_permitted, timestamp, blocks)| {
+            let mut o = TcpOptionsRepr {
                 mss,
                 window_scale,
                 sack_permitted,
                 timestamp,
-            },
-        )
+                ..Default::default()
+            };
+            // SACK blocks take 2 NOPs and 2 + 8n bytes of what the other
+            // options leave of the 40.
+            let used = 4 * usize::from(mss.is_some())
+                + 4 * usize::from(window_scale.is_some())
+                + 4 * usize::from(sack_permitted)
+                + 12 * usize::from(timestamp.is_some());
+            let room = (40 - used).saturating_sub(4) / 8;
+            for (l, r) in blocks.into_iter().take(room) {
+                o.sack.push(l, r);
+            }
+            o
+        })
 }
 
 fn header() -> impl Strategy<Value = TcpHeaderRepr> {
@@ -444,6 +457,14 @@ fn option_encodings(o: &TcpOptionsRepr) -> Vec<Vec<u8>> {
     if let Some((val, ecr)) = o.timestamp {
         v.push([&[8, 10][..], &val.to_be_bytes(), &ecr.to_be_bytes()].concat());
     }
+    if !o.sack.is_empty() {
+        let mut e = vec![5, 2 + 8 * o.sack.as_slice().len() as u8];
+        for (l, r) in o.sack.as_slice() {
+            e.extend_from_slice(&l.to_be_bytes());
+            e.extend_from_slice(&r.to_be_bytes());
+        }
+        v.push(e);
+    }
     v
 }
 
@@ -474,9 +495,9 @@ proptest! {
     #[test]
     fn tcp_options_parse_in_any_order_and_padding(
         o in options(),
-        nops in prop::collection::vec(0usize..3, 4),
+        nops in prop::collection::vec(0usize..3, 5),
         tail in prop::collection::vec(any::<u8>(), 0..8),
-        order in Just(vec![0usize, 1, 2, 3]).prop_shuffle(),
+        order in Just(vec![0usize, 1, 2, 3, 4]).prop_shuffle(),
     ) {
         let enc = option_encodings(&o);
         let mut area = Vec::new();

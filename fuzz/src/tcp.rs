@@ -93,9 +93,9 @@ pub fn tcp_options(data: &[u8]) {
         seg.header.options.window_scale.is_some(),
         "RFC 7323 §1.3: window scale in SYN-ACK only if offered"
     );
-    assert!(
-        !synack.options.sack_permitted,
-        "SACK-permitted sent without SACK"
+    assert_eq!(
+        synack.options.sack_permitted, seg.header.options.sack_permitted,
+        "RFC 2018 §2: SACK-permitted in the SYN-ACK exactly when the SYN offered it"
     );
     // Complete the handshake, then watch the segment sizes.
     let ack = raw_tcp_segment(

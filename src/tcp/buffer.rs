@@ -260,6 +260,9 @@ pub struct RecvBuffer {
     ooo: Vec<(usize, usize)>,
     /// Bytes ever consumed: the stream offset of the first unread byte.
     consumed: u64,
+    /// Stream offsets of the latest out-of-order writes, newest first: the
+    /// order SACK blocks are reported in (RFC 2018 §4).
+    recent: [Option<u64>; 4],
 }
 
 impl RecvBuffer {
@@ -280,6 +283,7 @@ impl RecvBuffer {
             ready: 0,
             ooo: Vec::new(),
             consumed: 0,
+            recent: [None; 4],
         }
     }
 
@@ -371,6 +375,11 @@ impl RecvBuffer {
         if i == j && start != 0 && self.ooo.len() >= MAX_RANGES {
             return 0; // too fragmented; let the peer retransmit
         }
+        // Remember where this segment landed (as a stream offset), newest
+        // first, for the order of SACK blocks.
+        let at = self.consumed + self.ready as u64 + offset as u64;
+        self.recent.copy_within(0..3, 1);
+        self.recent[0] = Some(at);
         self.ooo.drain(i..j);
         self.ooo.insert(i, (start, end));
         self.copy_in(offset, &data[..n]);
@@ -385,6 +394,37 @@ impl RecvBuffer {
                 e
             }
             _ => 0,
+        }
+    }
+
+    /// The out-of-order extents to report in SACK blocks, as `[start,
+    /// end)` offsets from RCV.NXT, at most `max`: first the one holding the
+    /// most recently received segment, then the ones holding the segments
+    /// before it, then the rest from the highest down (RFC 2018 §4: the
+    /// first block reports the latest segment, and the others repeat the
+    /// most recently reported ones).
+    pub fn sack_extents(&self, max: usize, out: &mut Vec<(usize, usize)>) {
+        out.clear();
+        let base = self.consumed + self.ready as u64;
+        let add = |r: (usize, usize), out: &mut Vec<(usize, usize)>| {
+            if out.len() < max && !out.contains(&r) {
+                out.push(r);
+            }
+        };
+        for at in self.recent.iter().flatten() {
+            let Some(rel) = at.checked_sub(base) else {
+                continue;
+            };
+            if let Some(r) = self
+                .ooo
+                .iter()
+                .find(|r| (r.0 as u64) <= rel && rel < r.1 as u64)
+            {
+                add(*r, out);
+            }
+        }
+        for r in self.ooo.iter().rev() {
+            add(*r, out);
         }
     }
 

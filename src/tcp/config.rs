@@ -82,6 +82,10 @@ pub struct TcpConfig {
     /// and checksums are left for it to complete. Set from the device
     /// ([`crate::device::Device::offload`]); off by default.
     pub offload: bool,
+    /// Offer and accept selective acknowledgements (RFC 2018): with a peer
+    /// that agrees, ACKs report the out-of-order data held, so its sender
+    /// repairs every hole in one round trip. Default on, as in Linux.
+    pub sack: bool,
 }
 
 impl Default for TcpConfig {
@@ -106,6 +110,7 @@ impl Default for TcpConfig {
             oow_ack_interval: Duration::from_millis(500),
             max_connections: 262_144,
             offload: false,
+            sack: true,
         }
     }
 }

@@ -87,6 +87,9 @@ pub(crate) struct Rcv {
     /// Window scaling was negotiated (RFC 7323 §2.2): the peer's SYN
     /// carried the option, so our SYN-ACK carries ours.
     pub ws_ok: bool,
+    /// SACK was negotiated (RFC 2018 §2): both SYNs carried SACK-permitted,
+    /// so our ACKs report out-of-order data in SACK blocks.
+    pub sack_ok: bool,
     /// Right edge of the window last advertised (RCV.NXT + RCV.WND as sent).
     pub adv: SeqNum,
     /// Our MSS option (and the size of a "full-sized" incoming segment).
@@ -224,7 +227,8 @@ impl Conn {
         conn.rcv.nxt = conn.rcv.irs + 1;
         conn.rcv.adv = conn.rcv.nxt;
         let capacity = conn.io.lock().recv.capacity();
-        conn.apply_syn_options(syn.options.mss, syn.options.window_scale, cfg, capacity);
+        let o = &syn.options;
+        conn.apply_syn_options(o.mss, o.window_scale, o.sack_permitted, cfg, capacity);
         conn.snd.wnd = u32::from(syn.window); // RFC 7323 §2.2: SYN window unscaled
         conn.snd.max_wnd = conn.snd.wnd;
         conn.snd.wl1 = conn.rcv.irs;
@@ -257,7 +261,8 @@ impl Conn {
         conn.rcv.nxt = irs + 1;
         conn.rcv.adv = conn.rcv.nxt + cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
         let capacity = conn.io.lock().recv.capacity();
-        conn.apply_syn_options(Some(mss), None, cfg, capacity);
+        // A SYN cookie keeps no options but the MSS: no scaling, no SACK.
+        conn.apply_syn_options(Some(mss), None, false, cfg, capacity);
         conn.snd.nxt = iss + 1;
         conn.snd.max = iss + 1;
         conn.snd.wl1 = irs;
@@ -304,6 +309,7 @@ impl Conn {
                 nxt: SeqNum(0),
                 wscale: 0,
                 ws_ok: false,
+                sack_ok: false,
                 adv: SeqNum(0),
                 mss: u32::from(cfg.mss()),
                 fin_received: false,
@@ -460,9 +466,12 @@ impl Conn {
         &mut self,
         mss: Option<u16>,
         wscale: Option<u8>,
+        sack_permitted: bool,
         cfg: &TcpConfig,
         recv_capacity: usize,
     ) {
+        // RFC 2018 §2: SACK only if both SYNs carry SACK-permitted.
+        self.rcv.sack_ok = cfg.sack && sack_permitted;
         // MUST-15: 536 when no MSS option; never more than our own MTU allows.
         let peer = mss.map_or(DEFAULT_MSS, u32::from).max(64);
         self.snd.mss = peer.min(u32::from(cfg.mss()));

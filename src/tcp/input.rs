@@ -65,7 +65,8 @@ impl Conn {
         self.rcv.nxt = self.rcv.irs + 1;
         self.rcv.adv = self.rcv.nxt;
         let capacity = cx.io.recv.capacity();
-        self.apply_syn_options(h.options.mss, h.options.window_scale, cx.cfg, capacity);
+        let o = &h.options;
+        self.apply_syn_options(o.mss, o.window_scale, o.sack_permitted, cx.cfg, capacity);
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         self.snd.wnd = u32::from(h.window);
         self.snd.max_wnd = self.snd.wnd;

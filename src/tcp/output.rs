@@ -2,7 +2,7 @@
 //! avoidance, FIN, ACKs, RSTs and challenge ACKs.
 
 use crate::time::Instant;
-use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr};
+use crate::wire::tcp::{SackBlocks, TcpFlags, TcpHeaderRepr, TcpOptionsRepr};
 
 use super::config::window_shift_for;
 use super::conn::{Conn, Ctx};
@@ -70,6 +70,18 @@ impl Conn {
             self.urgent_pointer(seq)
         };
         flags.urg = urgent.is_some();
+        let mut options = TcpOptionsRepr::default();
+        if flags.ack && !flags.syn && !flags.rst && self.rcv.sack_ok && io.recv.has_gap() {
+            // RFC 2018 §4: report what is held beyond RCV.NXT, the block
+            // of the latest segment first.
+            let mut extents = Vec::with_capacity(SackBlocks::MAX);
+            io.recv.sack_extents(SackBlocks::MAX, &mut extents);
+            for (start, end) in extents {
+                let left = self.rcv.nxt + start as u32;
+                let right = self.rcv.nxt + end as u32;
+                options.sack.push(left.get(), right.get());
+            }
+        }
         TcpHeaderRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
@@ -78,7 +90,7 @@ impl Conn {
             flags,
             window,
             urgent: urgent.unwrap_or(0),
-            options: TcpOptionsRepr::default(),
+            options,
         }
     }
 
@@ -96,6 +108,11 @@ impl Conn {
             cx.io,
         );
         h.options.mss = Some(cx.cfg.mss());
+        // RFC 2018 §2: offer SACK in a SYN; a SYN-ACK carries it only if
+        // the SYN did.
+        if cx.cfg.sack && (!syn_ack || self.rcv.sack_ok) {
+            h.options.sack_permitted = true;
+        }
         // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
         if cx.cfg.window_scaling && (!syn_ack || self.rcv.ws_ok) {
             h.options.window_scale = Some(window_shift_for(cx.io.recv.capacity()));

@@ -19,6 +19,7 @@ mod kind {
     pub const MSS: u8 = 2;
     pub const WINDOW_SCALE: u8 = 3;
     pub const SACK_PERMITTED: u8 = 4;
+    pub const SACK: u8 = 5;
     pub const TIMESTAMP: u8 = 8;
 }
 
@@ -58,6 +59,39 @@ impl fmt::Display for TcpFlags {
     }
 }
 
+/// Up to four SACK blocks (RFC 2018 §3): `[left, right)` sequence ranges
+/// the receiver holds beyond its cumulative ACK.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SackBlocks {
+    blocks: [(u32, u32); 4],
+    len: u8,
+}
+
+impl SackBlocks {
+    /// Most blocks an option carries (40 bytes of option space, RFC 2018 §3).
+    pub const MAX: usize = 4;
+
+    /// Appends a block; false when four are there already.
+    pub fn push(&mut self, left: u32, right: u32) -> bool {
+        let Some(slot) = self.blocks.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *slot = (left, right);
+        self.len += 1;
+        true
+    }
+
+    /// The blocks, in the order they go on the wire.
+    pub fn as_slice(&self) -> &[(u32, u32)] {
+        &self.blocks[..usize::from(self.len)]
+    }
+
+    /// No block.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// The options this stack understands; others are skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpOptionsRepr {
@@ -65,8 +99,10 @@ pub struct TcpOptionsRepr {
     pub mss: Option<u16>,
     /// Window scale shift (RFC 7323 §2).
     pub window_scale: Option<u8>,
-    /// SACK permitted (RFC 2018); parsed, never used.
+    /// SACK permitted (RFC 2018 §2), on SYNs.
     pub sack_permitted: bool,
+    /// SACK blocks (RFC 2018 §3).
+    pub sack: SackBlocks,
     /// Timestamps value and echo reply (RFC 7323 §3); parsed, never used.
     pub timestamp: Option<(u32, u32)>,
 }
@@ -96,6 +132,14 @@ impl TcpOptionsRepr {
                 (kind::MSS, 2) => out.mss = Some(u16::from_be_bytes([body[0], body[1]])),
                 (kind::WINDOW_SCALE, 1) => out.window_scale = Some(body[0]),
                 (kind::SACK_PERMITTED, 0) => out.sack_permitted = true,
+                // RFC 2018 §3: 8 bytes per block, at most four.
+                (kind::SACK, n) if n > 0 && n % 8 == 0 && n <= 32 => {
+                    for b in body.chunks_exact(8) {
+                        let left = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                        let right = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                        out.sack.push(left, right);
+                    }
+                }
                 (kind::TIMESTAMP, 8) => {
                     let v = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
                     let e = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
@@ -126,6 +170,15 @@ impl TcpOptionsRepr {
             v.push(TcpOptionElement::Noop);
             v.push(TcpOptionElement::Noop);
             v.push(TcpOptionElement::Timestamp(a, b));
+        }
+        if let [first, rest @ ..] = self.sack.as_slice() {
+            let mut more = [None; 3];
+            for (slot, b) in more.iter_mut().zip(rest) {
+                *slot = Some(*b);
+            }
+            v.push(TcpOptionElement::Noop);
+            v.push(TcpOptionElement::Noop);
+            v.push(TcpOptionElement::SelectiveAcknowledgement(*first, more));
         }
         v
     }
@@ -328,7 +381,8 @@ impl TcpHeaderRepr {
         h.urg = self.flags.urg;
         h.urgent_pointer = self.urgent;
         if !self.options.is_empty() {
-            // At most 4 + 4 + 5 + 12 bytes: always fits in 40.
+            // A SYN's options take at most 4 + 4 + 4 + 12 bytes, an ACK's
+            // SACK blocks 36 (two NOPs, four blocks): both fit in 40.
             h.options = TcpOptions::try_from_elements(&self.options.elements()).unwrap_or_default();
         }
         h.checksum = 0;
@@ -360,8 +414,33 @@ mod tests {
                 window_scale: Some(7),
                 sack_permitted: true,
                 timestamp: Some((1, 0)),
+                ..Default::default()
             },
         }
+    }
+
+    #[test]
+    fn sack_blocks_round_trip_and_bad_lengths_are_ignored() {
+        let mut h = syn();
+        h.flags = TcpFlags {
+            ack: true,
+            ..Default::default()
+        };
+        h.options = TcpOptionsRepr::default();
+        for i in 0..4u32 {
+            assert!(h.options.sack.push(1000 * i + 10, 1000 * i + 500));
+        }
+        assert!(!h.options.sack.push(1, 2), "a fifth block does not fit");
+        let mut buf = Vec::new();
+        h.emit(A, B, [&[], &[]], &mut buf);
+        assert!(buf.len() <= 60, "header of {} bytes", buf.len());
+        let seg = TcpSegment::parse(A, B, &buf).expect("parses");
+        assert_eq!(seg.header.options.sack, h.options.sack);
+        // A SACK option whose length is not 2 + 8n is ignored (MUST-6/7).
+        let o = TcpOptionsRepr::parse(&[5, 6, 0, 0, 0, 1]);
+        assert!(o.sack.is_empty());
+        let o = TcpOptionsRepr::parse(&[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 9]);
+        assert_eq!(o.sack.as_slice(), &[(1, 9)]);
     }
 
     #[test]

@@ -136,6 +136,13 @@ impl In {
         self.opts.extend_from_slice(&[1, 3, 3, shift]);
         self
     }
+    /// Appends NOP, NOP, SACK-permitted (kind 4, length 2; RFC 2018 §2).
+    pub fn sack_perm(mut self, on: bool) -> In {
+        if on {
+            self.opts.extend_from_slice(&[1, 1, 4, 2]);
+        }
+        self
+    }
     /// Appends raw option bytes (padded with zeros to a word boundary).
     pub fn opts(mut self, raw: &[u8]) -> In {
         self.opts.extend_from_slice(raw);
@@ -255,6 +262,10 @@ pub struct Out {
     pub opts: Vec<u8>,
     pub mss: Option<u16>,
     pub wscale: Option<u8>,
+    /// SACK-permitted (RFC 2018 §2).
+    pub sack_perm: bool,
+    /// SACK blocks, as sent (RFC 2018 §3).
+    pub sack: Vec<(u32, u32)>,
     pub data: Vec<u8>,
     /// When the stack sent it.
     pub at: Instant,
@@ -280,7 +291,12 @@ impl Out {
         assert_eq!(bytes[12] & 0x0f, 0, "reserved bits set");
         let flags = bytes[13];
         let opts = bytes[20..doff].to_vec();
-        let (mss, wscale) = walk_options(&opts, flags & bits::SYN != 0);
+        let Options {
+            mss,
+            wscale,
+            sack_perm,
+            sack,
+        } = walk_options(&opts, flags & bits::SYN != 0);
         let be32 =
             |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let be16 = |i: usize| u16::from_be_bytes([bytes[i], bytes[i + 1]]);
@@ -301,6 +317,8 @@ impl Out {
             opts,
             mss,
             wscale,
+            sack_perm,
+            sack,
             data: bytes[doff..].to_vec(),
             at,
             raw: bytes.to_vec(),
@@ -370,8 +388,17 @@ impl fmt::Debug for Out {
 /// Walks an options area the stack generated: every option but EOL/NOP has
 /// a length of at least 2 that fits (MUST-68), everything after EOL is zero
 /// (MUST-69), and MSS only appears on SYNs (MUST-65).
-fn walk_options(opts: &[u8], syn: bool) -> (Option<u16>, Option<u8>) {
+/// The options the bench reads from a segment the stack sent.
+struct Options {
+    mss: Option<u16>,
+    wscale: Option<u8>,
+    sack_perm: bool,
+    sack: Vec<(u32, u32)>,
+}
+
+fn walk_options(opts: &[u8], syn: bool) -> Options {
     let (mut mss, mut ws) = (None, None);
+    let (mut sack_perm, mut sack) = (false, Vec::new());
     let mut i = 0;
     while i < opts.len() {
         match opts[i] {
@@ -395,11 +422,30 @@ fn walk_options(opts: &[u8], syn: bool) -> (Option<u16>, Option<u8>) {
                         mss = Some(u16::from_be_bytes([opts[i + 2], opts[i + 3]]));
                     }
                     (3, 3) => ws = Some(opts[i + 2]),
+                    (4, 2) => {
+                        assert!(syn, "RFC 2018 §2: SACK-permitted on a non-SYN segment");
+                        sack_perm = true;
+                    }
+                    (5, _) => {
+                        assert!(
+                            (len - 2) % 8 == 0 && (10..=34).contains(&len),
+                            "RFC 2018 §3: SACK option of length {len}"
+                        );
+                        for b in opts[i + 2..i + len].chunks_exact(8) {
+                            let be = |x: &[u8]| u32::from_be_bytes([x[0], x[1], x[2], x[3]]);
+                            sack.push((be(&b[..4]), be(&b[4..])));
+                        }
+                    }
                     _ => {}
                 }
                 i += len;
             }
         }
     }
-    (mss, ws)
+    Options {
+        mss,
+        wscale: ws,
+        sack_perm,
+        sack,
+    }
 }

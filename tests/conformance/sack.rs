@@ -1,0 +1,86 @@
+//! Selective acknowledgements, the receiver's side (RFC 2018): SACK is
+//! negotiated on the SYNs (§2) and, once agreed, every ACK sent while data
+//! is held out of order reports it, the block holding the latest segment
+//! first (§3, §4).
+
+use crate::bench::*;
+
+/// A passive open whose SYN offers SACK.
+fn sack_bench() -> Bench {
+    let mut b = Bench::new();
+    b.handshake_passive_with(seg!(SYN, mss = 1460, sack_perm = true), 0);
+    b
+}
+
+/// RFC 2018 §2: SACK-permitted goes in a SYN; a SYN-ACK carries it only
+/// when the SYN did; never on other segments (checked on every segment by
+/// the bench).
+#[test]
+fn rfc_2018_sack_permitted_is_answered_only_when_offered() {
+    let mut b = Bench::new();
+    b.listen(PORT);
+    b.send(seg!(SYN, seq = 100, mss = 1460, sack_perm = true));
+    assert!(b.expect(|s| s.is("SA")).sack_perm);
+    let mut b = Bench::new();
+    b.listen(PORT);
+    b.send(seg!(SYN, seq = 100, mss = 1460));
+    assert!(!b.expect(|s| s.is("SA")).sack_perm);
+    // An active open offers it.
+    let mut b = Bench::new();
+    b.connect(40_000);
+    assert!(b.expect(|s| s.is("S")).sack_perm);
+}
+
+/// RFC 2018 §3, §4: each ACK sent while data is held out of order carries
+/// SACK blocks for it, the block with the most recently received segment
+/// first, then the most recently reported ones; blocks go away as the
+/// holes fill.
+#[test]
+fn rfc_2018_out_of_order_data_is_reported_latest_block_first() {
+    let mut b = sack_bench();
+    let rcv = b.peer_seq;
+    b.send(seg!(ACK | PSH, seq = rcv + 100, data = [2u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
+    assert_eq!(a.sack, [(rcv + 100, rcv + 200)]);
+    b.send(seg!(ACK | PSH, seq = rcv + 300, data = [4u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
+    assert_eq!(a.sack, [(rcv + 300, rcv + 400), (rcv + 100, rcv + 200)]);
+    // A segment that extends the older block puts it first again.
+    b.send(seg!(ACK | PSH, seq = rcv + 200, data = [3u8; 50]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
+    assert_eq!(a.sack, [(rcv + 100, rcv + 250), (rcv + 300, rcv + 400)]);
+    // Filling the first hole: the cumulative ACK moves, one block is left.
+    b.send(seg!(ACK | PSH, seq = rcv, data = [1u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv + 250);
+    assert_eq!(a.sack, [(rcv + 300, rcv + 400)]);
+    b.send(seg!(ACK | PSH, seq = rcv + 250, data = [3u8; 50]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv + 400);
+    assert!(a.sack.is_empty(), "{:?}", a.sack);
+    assert_eq!(b.app_recv(1000).unwrap().len(), 400);
+}
+
+/// RFC 2018 §3: at most four blocks fit (no timestamps); with more holes
+/// the latest ones are reported.
+#[test]
+fn rfc_2018_at_most_four_blocks_the_latest_ones() {
+    let mut b = sack_bench();
+    let rcv = b.peer_seq;
+    for i in 1..=6u32 {
+        b.send(seg!(ACK | PSH, seq = rcv + 200 * i, data = [i as u8; 100]));
+        let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
+        assert_eq!(a.sack.len(), (i as usize).min(4));
+        assert_eq!(a.sack[0], (rcv + 200 * i, rcv + 200 * i + 100));
+    }
+}
+
+/// RFC 2018 §2: without SACK-permitted on the peer's SYN, no SACK blocks,
+/// only the duplicate ACK (RFC 5681 §4.2).
+#[test]
+fn rfc_2018_no_blocks_unless_negotiated() {
+    let mut b = Bench::new();
+    b.handshake_passive();
+    let rcv = b.peer_seq;
+    b.send(seg!(ACK | PSH, seq = rcv + 100, data = [2u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
+    assert!(a.sack.is_empty());
+}
