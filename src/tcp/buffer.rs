@@ -397,6 +397,11 @@ impl RecvBuffer {
         }
     }
 
+    /// How many out-of-order extents there are.
+    pub fn sack_extent_count(&self) -> usize {
+        self.ooo.len()
+    }
+
     /// The out-of-order extents to report in SACK blocks, as `[start,
     /// end)` offsets from RCV.NXT, at most `max`: first the one holding the
     /// most recently received segment, then the ones holding the segments

@@ -71,16 +71,10 @@ impl Conn {
         };
         flags.urg = urgent.is_some();
         let mut options = TcpOptionsRepr::default();
-        if flags.ack && !flags.syn && !flags.rst && self.rcv.sack_ok && io.recv.has_gap() {
+        if flags.ack && !flags.syn && !flags.rst {
             // RFC 2018 §4: report what is held beyond RCV.NXT, the block
             // of the latest segment first.
-            let mut extents = Vec::with_capacity(SackBlocks::MAX);
-            io.recv.sack_extents(SackBlocks::MAX, &mut extents);
-            for (start, end) in extents {
-                let left = self.rcv.nxt + start as u32;
-                let right = self.rcv.nxt + end as u32;
-                options.sack.push(left.get(), right.get());
-            }
+            options.sack = self.sack_blocks(io);
         }
         TcpHeaderRepr {
             src_port: self.local.port(),
@@ -92,6 +86,38 @@ impl Conn {
             urgent: urgent.unwrap_or(0),
             options,
         }
+    }
+
+    /// The SACK blocks to report now (RFC 2018 §4), as sequence ranges:
+    /// while SACK is on and data is held out of order.
+    fn sack_blocks(&self, io: &StreamState) -> SackBlocks {
+        let mut blocks = SackBlocks::default();
+        if self.rcv.sack_ok && io.recv.has_gap() {
+            let mut extents = Vec::with_capacity(SackBlocks::MAX);
+            io.recv.sack_extents(SackBlocks::MAX, &mut extents);
+            for (start, end) in extents {
+                let left = self.rcv.nxt + start as u32;
+                let right = self.rcv.nxt + end as u32;
+                blocks.push(left.get(), right.get());
+            }
+        }
+        blocks
+    }
+
+    /// Payload bytes a data segment can carry now: the MSS less the SACK
+    /// option it will carry (two NOPs, kind, length, 8 bytes a block).
+    pub(crate) fn data_mss(&self, io: &StreamState) -> u32 {
+        let blocks = if self.rcv.sack_ok && io.recv.has_gap() {
+            io.recv.sack_extent_count().min(SackBlocks::MAX)
+        } else {
+            0
+        };
+        let option = if blocks == 0 {
+            0
+        } else {
+            4 + 8 * blocks as u32
+        };
+        self.snd.mss.saturating_sub(option).max(1)
     }
 
     /// SYN (SYN-SENT) or SYN-ACK (SYN-RCVD), with our MSS option
@@ -146,7 +172,10 @@ impl Conn {
             let retransmitting = self.snd.nxt < self.snd.max;
             let win = self.snd.wnd.min(self.cc.cwnd());
             let usable = win.saturating_sub(self.flight()) as usize;
-            let mss = self.snd.mss as usize;
+            // Payload per segment: the MSS less the SACK option the
+            // segment will carry (RFC 2018 §3: the sender's data must fit
+            // beside it, as Linux's tcp_current_mss reckons).
+            let mss = self.data_mss(cx.io) as usize;
             // With offload, one super-segment of whole MSS-sized pieces;
             // a shorter tail goes on its own below, under the same Nagle
             // and SWS rules as without offload (Linux's
@@ -155,7 +184,7 @@ impl Conn {
             let max = if self.urgent_pointer(self.snd.nxt).is_some() {
                 mss
             } else {
-                cx.cfg.max_segment(self.snd.mss) as usize
+                cx.cfg.max_segment(mss as u32) as usize
             };
             let mut len = unsent.min(usable).min(max);
             if len > mss {
@@ -220,9 +249,10 @@ impl Conn {
             },
             cx.io,
         );
+        let mss = self.data_mss(cx.io);
         let [a, b] = cx.io.send.slices(off, len);
         cx.out
-            .emit_segments(self.local, self.remote, &h, [a, b], self.ip, self.snd.mss);
+            .emit_segments(self.local, self.remote, &h, [a, b], self.ip, mss);
         self.acked_now();
     }
 
@@ -233,9 +263,9 @@ impl Conn {
             .io
             .send
             .len()
-            .min(self.snd.mss as usize)
+            .min(self.data_mss(cx.io) as usize)
             .min(self.flight() as usize);
-        let fin = len < self.snd.mss as usize
+        let fin = len < self.data_mss(cx.io) as usize
             && self.fin_seq(cx.io.send.len()) == Some(self.snd.una + len as u32)
             && self.snd.max > self.snd.una + len as u32;
         if len == 0 && !fin {

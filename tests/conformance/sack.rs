@@ -84,3 +84,28 @@ fn rfc_2018_no_blocks_unless_negotiated() {
     let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
     assert!(a.sack.is_empty());
 }
+
+/// RFC 2018 §3 with RFC 9293 §3.7.1: a data segment that carries SACK
+/// blocks carries that much less data, so header, options and data still
+/// fit the MSS the peer announced (payload + options ≤ MSS).
+#[test]
+fn rfc_2018_data_segments_with_blocks_still_fit_the_mss() {
+    let mut b = sack_bench();
+    let rcv = b.peer_seq;
+    b.send(seg!(ACK | PSH, seq = rcv + 100, data = [2u8; 100]));
+    b.expect(|s| s.is("A") && s.sack.len() == 1);
+    b.app_nodelay(true);
+    b.app_send(&[7u8; 4000]);
+    let sent = b.take_all();
+    assert!(!sent.is_empty());
+    for s in &sent {
+        assert_eq!(s.sack, [(rcv + 100, rcv + 200)], "{s:?}");
+        assert!(
+            s.data.len() + s.opts.len() <= 1460,
+            "{} bytes of data and {} of options over MSS 1460",
+            s.data.len(),
+            s.opts.len()
+        );
+    }
+    assert_eq!(sent[0].data.len(), 1460 - 12);
+}
