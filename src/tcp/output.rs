@@ -207,6 +207,13 @@ impl Conn {
                     return;
                 }
             }
+            if retransmitting && len > 0 && !fin && len < mss && len < unsent && self.flight() > 0 {
+                // The congestion window counts bytes of the full MSS; what a
+                // SACK option takes from each segment must not turn its
+                // remainder into a sliver of a retransmission (Linux counts
+                // the window in whole segments).
+                return;
+            }
             if retransmitting {
                 self.total_retransmits += 1;
                 cx.out.stats.retransmits += 1;
