@@ -397,6 +397,14 @@ impl RecvBuffer {
         }
     }
 
+    /// Whether `len` bytes at `offset` past RCV.NXT are all held already
+    /// (in one out-of-order extent).
+    pub fn holds(&self, offset: usize, len: usize) -> bool {
+        self.ooo
+            .iter()
+            .any(|&(s, e)| s <= offset && offset + len <= e)
+    }
+
     /// How many out-of-order extents there are.
     pub fn sack_extent_count(&self) -> usize {
         self.ooo.len()

@@ -110,6 +110,9 @@ pub(crate) struct AckState {
     pub pending: bool,
     /// In-order bytes received since we last sent an ACK.
     pub unacked_bytes: u32,
+    /// A duplicate the peer sent, to report in the first SACK block of the
+    /// next ACK (D-SACK, RFC 2883 §4), once.
+    pub dsack: Option<(super::seq::SeqNum, super::seq::SeqNum)>,
     /// The largest segment the peer has sent so far (payload bytes): what
     /// "full-sized" means for this peer, as Linux estimates `rcv_mss`.
     pub largest_segment: u32,

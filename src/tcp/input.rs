@@ -192,6 +192,12 @@ impl Conn {
                 // always answered, and so is a keepalive probe (SEQ =
                 // RCV.NXT - 1, at most one byte, RFC 9293 §3.8.4): its answer
                 // is the point, and forging it takes knowing RCV.NXT.
+                // RFC 2883 §4: data wholly below RCV.NXT is a duplicate; the
+                // ACK reports it in a D-SACK block.
+                if self.rcv.sack_ok && !seg.payload.is_empty() && seq < self.rcv.nxt {
+                    let end = (seq + seg.payload.len() as u32).min(self.rcv.nxt);
+                    self.ack.dsack = Some((seq, end));
+                }
                 let keepalive_probe = seq == self.rcv.nxt - 1 && seg.payload.len() <= 1;
                 let limited =
                     ((seg.payload.is_empty() && !h.flags.fin) || h.flags.syn) && !keepalive_probe;
@@ -456,6 +462,21 @@ impl Conn {
             return;
         }
         let had_gap = cx.io.recv.has_gap();
+        if self.rcv.sack_ok {
+            // RFC 2883 §4: a segment partly below RCV.NXT, or wholly inside
+            // data held out of order, repeats what arrived; the next ACK
+            // reports the repeated part in a D-SACK block.
+            if seq < self.rcv.nxt {
+                self.ack.dsack = Some((seq, self.rcv.nxt));
+            } else if offset > 0 && cx.io.recv.holds(offset, data.len()) {
+                self.ack.dsack = Some((seq, seq + data.len() as u32));
+            }
+            // A repeat suggests a spurious retransmission: tell the sender
+            // now, not after the delayed-ACK timer.
+            if self.ack.dsack.is_some() {
+                self.ack.now = true;
+            }
+        }
         let advanced = cx.io.recv.write(offset, data);
         self.rcv.nxt += advanced as u32;
         if advanced > 0 {

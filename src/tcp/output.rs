@@ -90,9 +90,16 @@ impl Conn {
 
     /// The SACK blocks to report now (RFC 2018 §4), as sequence ranges:
     /// while SACK is on and data is held out of order.
-    fn sack_blocks(&self, io: &StreamState) -> SackBlocks {
+    fn sack_blocks(&mut self, io: &StreamState) -> SackBlocks {
         let mut blocks = SackBlocks::default();
-        if self.rcv.sack_ok && io.recv.has_gap() {
+        if !self.rcv.sack_ok {
+            return blocks;
+        }
+        // RFC 2883 §4: a duplicate goes first, in this ACK only.
+        if let Some((left, right)) = self.ack.dsack.take() {
+            blocks.push(left.get(), right.get());
+        }
+        if io.recv.has_gap() {
             let mut extents = Vec::with_capacity(SackBlocks::MAX);
             io.recv.sack_extents(SackBlocks::MAX, &mut extents);
             for (start, end) in extents {
@@ -107,8 +114,9 @@ impl Conn {
     /// Payload bytes a data segment can carry now: the MSS less the SACK
     /// option it will carry (two NOPs, kind, length, 8 bytes a block).
     pub(crate) fn data_mss(&self, io: &StreamState) -> u32 {
-        let blocks = if self.rcv.sack_ok && io.recv.has_gap() {
-            io.recv.sack_extent_count().min(SackBlocks::MAX)
+        let blocks = if self.rcv.sack_ok {
+            let dsack = usize::from(self.ack.dsack.is_some());
+            (io.recv.sack_extent_count() + dsack).min(SackBlocks::MAX)
         } else {
             0
         };

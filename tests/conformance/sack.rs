@@ -109,3 +109,54 @@ fn rfc_2018_data_segments_with_blocks_still_fit_the_mss() {
     }
     assert_eq!(sent[0].data.len(), 1460 - 12);
 }
+
+/// RFC 2883 §4 (D-SACK): a segment wholly below RCV.NXT is answered with
+/// an ACK whose first SACK block reports the duplicate, once.
+#[test]
+fn rfc_2883_an_old_duplicate_is_reported_in_a_dsack_block() {
+    let mut b = sack_bench();
+    let rcv = b.peer_seq;
+    b.send(seg!(ACK | PSH, seq = rcv, data = [1u8; 100]));
+    b.advance(200); // the delayed ACK
+    b.expect(|s| s.is("A") && s.ack_no == rcv + 100 && s.sack.is_empty());
+    b.send(seg!(ACK | PSH, seq = rcv, data = [1u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv + 100);
+    assert_eq!(a.sack, [(rcv, rcv + 100)]);
+    // Reported once: the next ACK has no block.
+    b.send(seg!(ACK | PSH, seq = rcv + 100, data = [2u8; 10]));
+    b.advance(200);
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv + 110);
+    assert!(a.sack.is_empty(), "{:?}", a.sack);
+}
+
+/// RFC 2883 §4: a segment partly below RCV.NXT: the repeated part is
+/// reported; a repeat of data held out of order: the D-SACK block, then
+/// the block that holds it (RFC 2883 §4.2).
+#[test]
+fn rfc_2883_partial_and_out_of_order_duplicates_are_reported() {
+    let mut b = sack_bench();
+    let rcv = b.peer_seq;
+    b.send(seg!(ACK | PSH, seq = rcv, data = [1u8; 100]));
+    b.send(seg!(ACK | PSH, seq = rcv + 50, data = [1u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv + 150);
+    assert_eq!(a.sack, [(rcv + 50, rcv + 100)]);
+    b.send(seg!(ACK | PSH, seq = rcv + 300, data = [3u8; 100]));
+    b.expect(|s| s.is("A") && s.sack == [(rcv + 300, rcv + 400)]);
+    b.send(seg!(ACK | PSH, seq = rcv + 300, data = [3u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv + 150);
+    assert_eq!(a.sack, [(rcv + 300, rcv + 400), (rcv + 300, rcv + 400)]);
+}
+
+/// RFC 2883 §4: no D-SACK without SACK.
+#[test]
+fn rfc_2883_no_dsack_unless_sack_was_negotiated() {
+    let mut b = Bench::new();
+    b.handshake_passive();
+    let rcv = b.peer_seq;
+    b.send(seg!(ACK | PSH, seq = rcv, data = [1u8; 100]));
+    b.advance(200);
+    b.expect(|s| s.is("A") && s.ack_no == rcv + 100);
+    b.send(seg!(ACK | PSH, seq = rcv, data = [1u8; 100]));
+    let a = b.expect(|s| s.is("A") && s.ack_no == rcv + 100);
+    assert!(a.sack.is_empty());
+}
