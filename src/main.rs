@@ -97,6 +97,17 @@ struct DeviceArgs {
     /// Fault injection: drop the Nth incoming packets (1-based).
     #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
     drop_rx: Option<BTreeSet<u64>>,
+    /// Fault injection: lose this percentage of the packets each way, at
+    /// random (seeded by --fault-seed), e.g. 1 or 0.5.
+    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
+    loss: f64,
+    /// Seed of --loss: the same seed loses the same packets.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    fault_seed: u64,
+    /// Turn selective acknowledgements (RFC 2018) off: neither offer nor
+    /// accept them.
+    #[arg(long)]
+    no_sack: bool,
     /// Fault injection: hold every incoming packet this many milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     rx_delay_ms: u64,
@@ -128,7 +139,11 @@ impl DeviceArgs {
             drop_tx: self.drop_tx.clone().unwrap_or_default(),
             drop_rx: self.drop_rx.clone().unwrap_or_default(),
             rx_delay: Duration::from_millis(self.rx_delay_ms),
+            rx_loss_ppm: (self.loss * 10_000.0).round() as u32,
+            tx_loss_ppm: (self.loss * 10_000.0).round() as u32,
+            seed: self.fault_seed,
         };
+        config.tcp.sack = !self.no_sack;
         config
     }
 }
@@ -210,6 +225,15 @@ fn parse_optional_keepalive(s: &str) -> Result<OptionalKeepalive, String> {
         return Ok(OptionalKeepalive(None));
     }
     parse_keepalive(s).map(|k| OptionalKeepalive(Some(k)))
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v}: a percentage from 0 to 100"))
+    }
 }
 
 fn parse_list(s: &str) -> Result<BTreeSet<u64>, String> {

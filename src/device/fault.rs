@@ -24,12 +24,25 @@ pub struct FaultConfig {
     pub drop_rx: BTreeSet<u64>,
     /// Hold every incoming packet this long before the stack sees it.
     pub rx_delay: Duration,
+    /// Lose each incoming packet at random with this probability, in
+    /// parts per million (10,000 = 1 %).
+    pub rx_loss_ppm: u32,
+    /// Lose each outgoing packet at random with this probability, in
+    /// parts per million.
+    pub tx_loss_ppm: u32,
+    /// Seed of the random losses: the same seed loses the same packets of
+    /// the same traffic.
+    pub seed: u64,
 }
 
 impl FaultConfig {
     /// True when no fault is configured.
     pub fn is_empty(&self) -> bool {
-        self.drop_tx.is_empty() && self.drop_rx.is_empty() && self.rx_delay.is_zero()
+        self.drop_tx.is_empty()
+            && self.drop_rx.is_empty()
+            && self.rx_delay.is_zero()
+            && self.rx_loss_ppm == 0
+            && self.tx_loss_ppm == 0
     }
 }
 
@@ -55,6 +68,8 @@ pub struct FaultInjector<D: Device> {
     rx_count: u64,
     delayed: VecDeque<(Instant, Vec<u8>, RxMeta)>,
     stats: FaultStats,
+    /// xorshift64* state for the random losses.
+    rng: u64,
 }
 
 impl<D: Device> FaultInjector<D> {
@@ -62,12 +77,26 @@ impl<D: Device> FaultInjector<D> {
     pub fn new(inner: D, config: FaultConfig) -> FaultInjector<D> {
         FaultInjector {
             inner,
-            config,
             tx_count: 0,
             rx_count: 0,
+            rng: (config.seed ^ 0x9e37_79b9_7f4a_7c15) | 1,
             delayed: VecDeque::new(),
             stats: FaultStats::default(),
+            config,
         }
+    }
+
+    /// True with probability `ppm` in a million.
+    fn lose(&mut self, ppm: u32) -> bool {
+        if ppm == 0 {
+            return false;
+        }
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % 1_000_000 < u64::from(ppm)
     }
 
     /// What was injected so far.
@@ -87,6 +116,11 @@ impl<D: Device> FaultInjector<D> {
             if self.config.drop_rx.contains(&self.rx_count) {
                 self.stats.rx_dropped += 1;
                 log::info!("fault: dropped incoming packet #{}", self.rx_count);
+                continue;
+            }
+            if self.lose(self.config.rx_loss_ppm) {
+                self.stats.rx_dropped += 1;
+                log::trace!("fault: lost incoming packet #{}", self.rx_count);
                 continue;
             }
             let due = Instant::now() + self.config.rx_delay;
@@ -145,6 +179,11 @@ impl<D: Device> Device for FaultInjector<D> {
             log::info!("fault: dropped outgoing packet #{}", self.tx_count);
             return Ok(());
         }
+        if self.lose(self.config.tx_loss_ppm) {
+            self.stats.tx_dropped += 1;
+            log::trace!("fault: lost outgoing packet #{}", self.tx_count);
+            return Ok(());
+        }
         self.inner.send_with(packet, meta)
     }
 
@@ -188,7 +227,7 @@ mod tests {
         let config = FaultConfig {
             drop_tx: [2, 4].into_iter().collect(),
             drop_rx: [1].into_iter().collect(),
-            rx_delay: Duration::ZERO,
+            ..FaultConfig::default()
         };
         let mut dev = FaultInjector::new(a, config);
         for i in 1..=5u8 {
@@ -212,6 +251,31 @@ mod tests {
                 rx_dropped: 1
             }
         );
+    }
+
+    #[test]
+    fn random_loss_is_seeded_and_near_its_rate() {
+        let run = |seed| {
+            let (a, peer) = memory::link_with_capacity(1500, 20_000);
+            let mut dev = FaultInjector::new(
+                a,
+                FaultConfig {
+                    tx_loss_ppm: 50_000, // 5 %
+                    seed,
+                    ..FaultConfig::default()
+                },
+            );
+            for i in 0..10_000u32 {
+                dev.send(&i.to_be_bytes()).unwrap();
+            }
+            let sent: Vec<Vec<u8>> = std::iter::from_fn(|| peer.try_recv_packet()).collect();
+            (sent, dev.stats().tx_dropped)
+        };
+        let (first, lost) = run(7);
+        assert!((400..=600).contains(&lost), "lost {lost} of 10,000 at 5 %");
+        assert_eq!(first.len() as u64 + lost, 10_000);
+        assert_eq!(run(7).0, first, "the same seed loses the same packets");
+        assert_ne!(run(8).0, first);
     }
 
     #[test]
