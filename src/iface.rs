@@ -206,13 +206,25 @@ impl Interface {
             udp::PROTOCOL => self.udp_input(now, &datagram),
             // RFC 1122 §4.2.3.10: TCP never answers broadcasts.
             PROTO_TCP if datagram.broadcast => self.drop(DropReason::TcpRejected, &datagram),
-            PROTO_TCP => self.tcp.on_segment_with(
-                now,
-                datagram.src,
-                datagram.dst,
-                &datagram.payload,
-                datagram.checksum_trusted,
-            ),
+            PROTO_TCP => {
+                self.tcp.on_segment_with(
+                    now,
+                    datagram.src,
+                    datagram.dst,
+                    &datagram.payload,
+                    datagram.checksum_trusted,
+                );
+                // A super-segment counts as the segments it stands for.
+                if meta.gso_size > 0 {
+                    let header = datagram
+                        .payload
+                        .get(12)
+                        .map_or(20, |b| usize::from(b >> 4) * 4);
+                    let data = datagram.payload.len().saturating_sub(header);
+                    let pieces = data.div_ceil(usize::from(meta.gso_size)).max(1);
+                    self.tcp.count_super_segment(pieces as u64);
+                }
+            }
             _ => {
                 self.drop(DropReason::UnknownProtocol, &datagram);
                 // RFC 1122 §3.2.2.1: a host SHOULD send Protocol Unreachable.

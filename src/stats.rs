@@ -152,6 +152,9 @@ pub struct TcpStats {
     pub segments_out: u64,
     /// TCP super-segments (offload) queued for output.
     pub super_segments_out: u64,
+    /// TCP super-segments (offload) received; `segments_in` counts the
+    /// segments each stands for.
+    pub super_segments_in: u64,
     /// Dropped: checksum did not verify.
     pub bad_checksum: u64,
     /// Dropped: too short or bad header.
@@ -239,6 +242,7 @@ impl TcpStats {
         self.segments_in += other.segments_in;
         self.segments_out += other.segments_out;
         self.super_segments_out += other.super_segments_out;
+        self.super_segments_in += other.super_segments_in;
         self.bad_checksum += other.bad_checksum;
         self.malformed += other.malformed;
         self.resets_sent += other.resets_sent;

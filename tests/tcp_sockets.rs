@@ -75,6 +75,10 @@ fn with_offload_data_crosses_in_super_segments_byte_exact() {
         let t = stack.stats().expect("stats").tcp;
         assert!(t.super_segments_out > 0, "no super-segments: {t:?}");
         assert!(
+            t.super_segments_in > 0 && t.segments_in > t.super_segments_in * 2,
+            "super-segments in, counted as the segments they stand for: {t:?}"
+        );
+        assert!(
             t.segments_out > t.super_segments_out * 2,
             "super-segments stand for several segments: {t:?}"
         );

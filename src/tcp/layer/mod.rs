@@ -120,6 +120,13 @@ impl TcpLayer {
         &self.cfg
     }
 
+    /// Counts a received TCP super-segment (offload) as the `segments` it
+    /// stands for (the one `on_segment` counted included).
+    pub fn count_super_segment(&mut self, segments: u64) {
+        self.out.stats.super_segments_in += 1;
+        self.out.stats.segments_in += segments.saturating_sub(1);
+    }
+
     /// Makes this layer shard `k` of `n`: it opens connections only from
     /// its share of the ephemeral ports ([`ephemeral_port_owner`]).
     pub fn set_shard(&mut self, k: usize, n: usize) {
