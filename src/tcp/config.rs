@@ -33,8 +33,14 @@ pub struct TcpConfig {
     /// Send buffer size per connection, bytes.
     pub send_buffer: usize,
     /// Receive buffer size per connection, bytes (bounds the window and the
-    /// out-of-order data held).
+    /// out-of-order data held): where it starts.
     pub recv_buffer: usize,
+    /// Receive-window autotuning: a connection whose application reads more
+    /// than half its buffer in a round trip gets a bigger one, up to this
+    /// many bytes (Linux's `tcp_rmem` maximum is 6 MiB). At or below
+    /// `recv_buffer`, or with `recv_buffer` under 64 KiB: no autotuning. A
+    /// socket's explicit receive buffer size turns it off for that socket.
+    pub recv_buffer_max: usize,
     /// Offer window scaling (RFC 7323) on SYNs.
     pub window_scaling: bool,
     /// RTO before any RTT sample (RFC 6298 §2.1: 1 s).
@@ -94,6 +100,7 @@ impl Default for TcpConfig {
             mtu: 1500,
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
+            recv_buffer_max: 4 * 1024 * 1024,
             window_scaling: true,
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),
@@ -145,8 +152,20 @@ impl TcpConfig {
     }
 
     /// Window scale shift we offer: the smallest that lets the whole
-    /// receive buffer be advertised (RFC 7323 §2.3, at most 14).
+    /// receive buffer be advertised, as far as autotuning may grow it
+    /// (RFC 7323 §2.3, at most 14).
     pub fn window_shift(&self) -> u8 {
-        window_shift_for(self.recv_buffer)
+        if self.autotune() {
+            window_shift_for(self.recv_buffer_max)
+        } else {
+            window_shift_for(self.recv_buffer)
+        }
+    }
+
+    /// Whether receive buffers grow with the transfer: when the maximum is
+    /// above the initial size, and that is at least 64 KiB (a buffer set
+    /// smaller is small on purpose, and keeps a window scale to match).
+    pub fn autotune(&self) -> bool {
+        self.recv_buffer_max > self.recv_buffer && self.recv_buffer >= 64 * 1024
     }
 }

@@ -90,6 +90,17 @@ pub(crate) struct Rcv {
     /// SACK was negotiated (RFC 2018 §2): both SYNs carried SACK-permitted,
     /// so our ACKs report out-of-order data in SACK blocks.
     pub sack_ok: bool,
+    /// The receive buffer grows with the transfer (autotuning; off once
+    /// the application sets a size).
+    pub autotune: bool,
+    /// The receiver's round-trip estimate (Linux's `tcp_rcv_rtt_measure`):
+    /// the time the peer takes to fill the window we offered. `mark` is the
+    /// window's right edge and when it was offered.
+    pub rtt_mark: Option<(SeqNum, Instant)>,
+    pub rtt: Option<Duration>,
+    /// Start of the current autotuning round: when, and how many bytes the
+    /// application had read by then.
+    pub space_start: Option<(Instant, u64)>,
     /// Right edge of the window last advertised (RCV.NXT + RCV.WND as sent).
     pub adv: SeqNum,
     /// Our MSS option (and the size of a "full-sized" incoming segment).
@@ -313,6 +324,10 @@ impl Conn {
                 wscale: 0,
                 ws_ok: false,
                 sack_ok: false,
+                autotune: cfg.autotune(),
+                rtt_mark: None,
+                rtt: None,
+                space_start: None,
                 adv: SeqNum(0),
                 mss: u32::from(cfg.mss()),
                 fin_received: false,
@@ -485,12 +500,15 @@ impl Conn {
             (true, Some(s)) => {
                 self.rcv.ws_ok = true;
                 self.snd.wscale = s.min(14); // RFC 7323 §2.3: cap at 14
-                self.rcv.wscale = window_shift_for(recv_capacity);
+                self.rcv.wscale = window_shift_for(self.scale_capacity(cfg, recv_capacity));
             }
             _ => {
                 self.rcv.ws_ok = false;
                 self.snd.wscale = 0;
                 self.rcv.wscale = 0;
+                // Without scaling the window stops at 64 KiB: a bigger
+                // buffer would hold nothing more.
+                self.rcv.autotune = false;
             }
         }
     }
@@ -499,6 +517,61 @@ impl Conn {
     /// SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only when
     /// it can move by min(RCV.BUFF/2, MSS); it never moves left (RFC 9293
     /// §3.8.6.2.2: "shrinking the window" is strongly discouraged).
+    /// The receive buffer size the window scale must cover: as far as
+    /// autotuning may grow it.
+    pub(crate) fn scale_capacity(&self, cfg: &TcpConfig, recv_capacity: usize) -> usize {
+        if self.rcv.autotune {
+            recv_capacity.max(cfg.recv_buffer_max)
+        } else {
+            recv_capacity
+        }
+    }
+
+    /// Receive-window autotuning, after in-order data arrived (as Linux's
+    /// `tcp_rcv_space_adjust`): once per receiver round trip, if the
+    /// application read more than half the buffer in it, the buffer grows
+    /// to twice what it read (plus room for a few segments), up to
+    /// `recv_buffer_max`, so the window can keep ahead of the sender's
+    /// congestion window. Memory follows data: an empty buffer holds none.
+    pub(crate) fn autotune(&mut self, now: Instant, cfg: &TcpConfig, io: &mut StreamState) {
+        if !self.rcv.autotune {
+            return;
+        }
+        // The receiver's RTT: time from offering a window to data reaching
+        // its right edge (an upper bound when the sender is not limited by
+        // our window, as Linux's receiver estimate is).
+        match self.rcv.rtt_mark {
+            Some((edge, at)) if self.rcv.nxt >= edge => {
+                let sample = now - at;
+                self.rcv.rtt = Some(match self.rcv.rtt {
+                    Some(r) => r.min(sample),
+                    None => sample,
+                });
+                self.rcv.rtt_mark = None;
+            }
+            Some(_) => {}
+            None => self.rcv.rtt_mark = Some((self.rcv.adv.max(self.rcv.nxt + 1), now)),
+        }
+        let Some(rtt) = self.rcv.rtt else {
+            return;
+        };
+        let read = io.recv.consumed();
+        let (start, read_then) = *self.rcv.space_start.get_or_insert((now, read));
+        if now - start < rtt.max(Duration::from_millis(1)) {
+            return;
+        }
+        self.rcv.space_start = Some((now, read));
+        let copied = (read - read_then) as usize;
+        let cap = io.recv.capacity();
+        if copied * 2 <= cap || cap >= cfg.recv_buffer_max {
+            return;
+        }
+        let want = (2 * copied + 16 * self.rcv.mss as usize).min(cfg.recv_buffer_max);
+        if want > cap {
+            io.recv.set_capacity(want);
+        }
+    }
+
     pub fn window_to_advertise(&mut self, syn: bool, io: &mut StreamState) -> u16 {
         let shift = if syn { 0 } else { self.rcv.wscale };
         let free = io.recv.window() as u32;

@@ -480,6 +480,7 @@ impl Conn {
         let advanced = cx.io.recv.write(offset, data);
         self.rcv.nxt += advanced as u32;
         if advanced > 0 {
+            self.autotune(now, cx.cfg, cx.io);
             if cx.io.read_shut {
                 // shutdown(Read): acknowledged, then thrown away.
                 let ready = cx.io.recv.ready();

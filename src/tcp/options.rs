@@ -35,6 +35,8 @@ impl Conn {
     pub fn set_option(&mut self, now: Instant, opt: TcpOption, cx: &mut Ctx<'_>) {
         match opt {
             TcpOption::RecvBuffer(n) => {
+                // An explicit size turns autotuning off (as SO_RCVBUF does).
+                self.rcv.autotune = false;
                 // A window already offered is never taken back (RFC 9293
                 // §3.8.6.2.2): the buffer keeps room for it, and a smaller
                 // size shows as a window that closes as data arrives.
@@ -59,6 +61,7 @@ impl Conn {
     pub(crate) fn preset_option(&mut self, opt: TcpOption) {
         match opt {
             TcpOption::RecvBuffer(n) => {
+                self.rcv.autotune = false;
                 self.io.lock().recv.set_capacity(n.max(MIN_BUFFER));
             }
             TcpOption::SendBuffer(n) => {

@@ -149,7 +149,8 @@ impl Conn {
         }
         // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
         if cx.cfg.window_scaling && (!syn_ack || self.rcv.ws_ok) {
-            h.options.window_scale = Some(window_shift_for(cx.io.recv.capacity()));
+            let cap = self.scale_capacity(cx.cfg, cx.io.recv.capacity());
+            h.options.window_scale = Some(window_shift_for(cap));
         }
         cx.out
             .emit(self.local, self.remote, &h, [&[], &[]], self.ip);

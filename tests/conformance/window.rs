@@ -4,7 +4,7 @@
 //! (MUST-66), and the acceptability test for segments outside the window
 //! (RFC 9293 §3.4 Table 5, §3.10.7.4).
 
-use tunstack::tcp::State;
+use tunstack::tcp::{State, TcpConfig};
 
 use crate::bench::*;
 
@@ -270,4 +270,71 @@ fn answers_to_out_of_window_pure_acks_are_rate_limited_but_data_is_always_answer
     b.advance(500);
     b.send(seg!(ACK, seq = rcv + 30_000));
     b.expect(|s| s.is("A") && s.ack_no == rcv);
+}
+
+/// A peer that fills whatever window it is offered, round trip after round
+/// trip (`rtt_ms` apart), while the application reads everything: the
+/// window offered at the end, in bytes.
+fn window_after_rounds(b: &mut Bench, rounds: usize, rtt_ms: u64) -> u32 {
+    for _ in 0..rounds {
+        let mut room = b.info().rcv_wnd as usize;
+        while room > 0 {
+            let n = room.min(1460);
+            b.peer_data(&vec![9u8; n]);
+            room -= n;
+        }
+        while b.app_recv(1 << 20).is_ok_and(|d| !d.is_empty()) {}
+        b.advance(rtt_ms);
+        b.take_all();
+    }
+    b.info().rcv_wnd
+}
+
+/// Receive-window autotuning (issue 12; Linux's `tcp_rcv_space_adjust`):
+/// while the application reads each round trip's data, the window grows
+/// past the initial buffer, up to `recv_buffer_max`; with window scaling
+/// the SYN-ACK's shift already covers the maximum (RFC 7323 §2.3).
+#[test]
+fn the_receive_window_grows_while_the_application_keeps_up() {
+    let config = TcpConfig {
+        window_scaling: true,
+        recv_buffer: 64 * 1024,
+        recv_buffer_max: 1 << 20,
+        ..cfg()
+    };
+    let mut b = Bench::with(config);
+    b.listen(PORT);
+    b.send(seg!(SYN, mss = 1460, ws = 7));
+    let sa = b.expect(|s| s.is("SA"));
+    assert_eq!(sa.wscale, Some(5), "the shift covers 1 MiB");
+    b.advance(10);
+    b.send(seg!(ACK));
+    let lid = b.listener.expect("listener");
+    b.conn = Some(b.tcp.accept(lid).expect("accept"));
+    let start = b.info().rcv_wnd;
+    assert!(start <= 64 * 1024, "starts at the initial buffer: {start}");
+    let end = window_after_rounds(&mut b, 20, 10);
+    assert!(
+        end > 256 * 1024 && end <= 1 << 20,
+        "grew from {start} to {end}, within 1 MiB"
+    );
+}
+
+/// An explicit receive buffer size (`SO_RCVBUF`) turns autotuning off.
+#[test]
+fn an_explicit_receive_buffer_is_not_autotuned() {
+    let config = TcpConfig {
+        window_scaling: true,
+        recv_buffer: 64 * 1024,
+        recv_buffer_max: 1 << 20,
+        ..cfg()
+    };
+    let mut b = Bench::with(config);
+    b.handshake_passive_with(seg!(SYN, mss = 1460, ws = 7), 10);
+    let id = b.id();
+    b.tcp
+        .set_option(b.now, id, tunstack::tcp::TcpOption::RecvBuffer(64 * 1024))
+        .expect("set");
+    let end = window_after_rounds(&mut b, 20, 10);
+    assert!(end <= 64 * 1024, "stayed at 64 KiB: {end}");
 }

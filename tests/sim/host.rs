@@ -107,7 +107,12 @@ impl TunHost {
             listener: None,
             keepalive,
             send_buffer: config.tcp.send_buffer,
-            recv_buffer: config.tcp.recv_buffer,
+            // Autotuning may grow a receive buffer up to its maximum.
+            recv_buffer: if config.tcp.autotune() {
+                config.tcp.recv_buffer_max
+            } else {
+                config.tcp.recv_buffer
+            },
             reassembly_max: config.reassembly.max_bytes,
         }
     }
