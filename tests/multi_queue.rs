@@ -237,8 +237,14 @@ fn connections_of_every_shard_are_listed_and_a_closed_listener_refuses_everywher
     // The accept helper's thread may still hold a clone for a moment.
     assert!(eventually(WAIT, || Arc::strong_count(&listener) == 1));
     drop(listener);
-    // No shard listens any more: every attempt is refused, whichever queue
+    // Closing reaches each shard as a command, a moment later; then no
+    // shard listens any more: every attempt is refused, whichever queue
     // its SYN lands on.
+    let refused = |c: &Stack| {
+        TcpStream::connect_timeout(c, &at(7), WAIT)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    };
+    assert!(eventually(WAIT, || refused(&client)));
     for _ in 0..4 {
         let err = TcpStream::connect_timeout(&client, &at(7), WAIT).expect_err("refused");
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
