@@ -429,17 +429,41 @@ fn stdin_lines() -> crossbeam_channel::Receiver<String> {
 fn connection_table(conns: &[ConnInfo]) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "{:<12} {:>7} {:>7} {:<21} {:<21} {:>14} {:>8} {:>8} {:>7}\n",
-        "State", "Recv-Q", "Send-Q", "Local", "Peer", "rtt/var(ms)", "rto(ms)", "cwnd", "retrans"
+        "{:<12} {:>7} {:>7} {:<21} {:<21} {:>14} {:>8} {:>8} {:>10} {:>7} {:>8} {}\n",
+        "State",
+        "Recv-Q",
+        "Send-Q",
+        "Local",
+        "Peer",
+        "rtt/var(ms)",
+        "rto(ms)",
+        "cwnd",
+        "ssthresh",
+        "retrans",
+        "rcvbuf",
+        "options"
     );
     for c in conns {
         let rtt = c
             .srtt
             .map(|s| format!("{:.1}/{:.1}", ms(s), ms(c.rttvar)))
             .unwrap_or_else(|| "-".into());
+        let ssthresh = if c.ssthresh == u32::MAX {
+            "-".to_string()
+        } else {
+            c.ssthresh.to_string()
+        };
+        // As `ss -ti` writes them.
+        let mut options = Vec::new();
+        if c.sack {
+            options.push("sack".to_string());
+        }
+        if let Some((snd, rcv)) = c.wscale {
+            options.push(format!("wscale:{snd},{rcv}"));
+        }
         let _ = writeln!(
             out,
-            "{:<12} {:>7} {:>7} {:<21} {:<21} {:>14} {:>8.0} {:>8} {:>7}",
+            "{:<12} {:>7} {:>7} {:<21} {:<21} {:>14} {:>8.0} {:>8} {:>10} {:>7} {:>8} {}",
             c.state.to_string(),
             c.recv_queue,
             c.send_queue,
@@ -448,7 +472,10 @@ fn connection_table(conns: &[ConnInfo]) -> String {
             rtt,
             ms(c.rto),
             c.cwnd,
-            c.retransmits
+            ssthresh,
+            c.retransmits,
+            c.recv_buffer,
+            options.join(" ")
         );
     }
     if conns.is_empty() {

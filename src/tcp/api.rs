@@ -155,6 +155,13 @@ pub struct ConnInfo {
     pub backoff: u32,
     /// The last soft error ICMP reported (MUST-47), if any.
     pub soft_error: Option<TcpError>,
+    /// SACK was negotiated (RFC 2018), as `ss -ti` shows `sack`.
+    pub sack: bool,
+    /// Window scale shifts (ours, the peer's) when negotiated (RFC 7323),
+    /// as `ss -ti` shows `wscale:snd,rcv`.
+    pub wscale: Option<(u8, u8)>,
+    /// The receive buffer's size now (it grows with autotuning).
+    pub recv_buffer: usize,
 }
 
 /// A segment to send: wrap `packet` (a complete TCP segment, checksum

@@ -785,6 +785,9 @@ impl Conn {
             retransmits: self.total_retransmits,
             backoff: self.retries,
             soft_error: self.soft_error,
+            sack: self.rcv.sack_ok,
+            wscale: self.rcv.ws_ok.then_some((self.snd.wscale, self.rcv.wscale)),
+            recv_buffer: io.recv.capacity(),
         }
     }
 

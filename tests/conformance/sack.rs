@@ -42,6 +42,7 @@ fn rfc_2018_out_of_order_data_is_reported_latest_block_first() {
     b.send(seg!(ACK | PSH, seq = rcv + 100, data = [2u8; 100]));
     let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
     assert_eq!(a.sack, [(rcv + 100, rcv + 200)]);
+    assert!(b.info().sack, "info() shows SACK, as ss -ti does");
     b.send(seg!(ACK | PSH, seq = rcv + 300, data = [4u8; 100]));
     let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
     assert_eq!(a.sack, [(rcv + 300, rcv + 400), (rcv + 100, rcv + 200)]);
@@ -83,6 +84,7 @@ fn rfc_2018_no_blocks_unless_negotiated() {
     b.send(seg!(ACK | PSH, seq = rcv + 100, data = [2u8; 100]));
     let a = b.expect(|s| s.is("A") && s.ack_no == rcv);
     assert!(a.sack.is_empty());
+    assert!(!b.info().sack);
 }
 
 /// RFC 2018 §3 with RFC 9293 §3.7.1: a data segment that carries SACK

@@ -318,6 +318,9 @@ fn the_receive_window_grows_while_the_application_keeps_up() {
         end > 256 * 1024 && end <= 1 << 20,
         "grew from {start} to {end}, within 1 MiB"
     );
+    let info = b.info();
+    assert!(info.recv_buffer > 256 * 1024, "{info:?}");
+    assert_eq!(info.wscale, Some((7, 5)));
 }
 
 /// An explicit receive buffer size (`SO_RCVBUF`) turns autotuning off.

@@ -656,7 +656,7 @@ async fn status_page(stack: &StackHandle) -> String {
             page.push_str(
                 "<table>\n<tr><th>local</th><th>remote</th><th>state</th><th>send-q</th>\
                  <th>recv-q</th><th>srtt ms</th><th>rto ms</th><th>cwnd</th>\
-                 <th>retransmits</th></tr>\n",
+                 <th>retransmits</th><th>rcvbuf</th><th>options</th></tr>\n",
             );
             for c in &conns {
                 let srtt = c
@@ -672,6 +672,15 @@ async fn status_page(stack: &StackHandle) -> String {
                     c.rto.as_millis().to_string(),
                     c.cwnd.to_string(),
                     c.retransmits.to_string(),
+                    c.recv_buffer.to_string(),
+                    [
+                        c.sack.then(|| "sack".to_string()),
+                        c.wscale.map(|(s, r)| format!("wscale:{s},{r}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 ];
                 page.push_str("<tr>");
                 for cell in &cells {
