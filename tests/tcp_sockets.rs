@@ -87,6 +87,19 @@ fn with_offload_data_crosses_in_super_segments_byte_exact() {
     }
 }
 
+/// Dropping a listener stops it before `drop` returns, as `close()` on a
+/// kernel listener does: the next attempt is refused, every time.
+#[test]
+fn a_dropped_listener_refuses_the_next_connection_at_once() {
+    let (server, client) = direct(TcpConfig::default());
+    for _ in 0..5 {
+        let listener = TcpListener::bind(&server, at(7)).expect("bind");
+        drop(listener);
+        let err = TcpStream::connect_timeout(&client, &at(7), WAIT).expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    }
+}
+
 #[test]
 fn transfer_over_a_lossy_path_is_byte_exact_and_retransmits() {
     // Every 20th data segment each way (5%) is dropped.

@@ -103,8 +103,10 @@ pub(crate) enum Command {
     TcpAcceptMore {
         id: ListenerId,
     },
+    /// Stop listening; `done` (when given) is answered once it has.
     TcpCloseListener {
         id: ListenerId,
+        done: Option<Reply<()>>,
     },
     TcpConnect {
         remote: SocketAddrV4,

@@ -113,7 +113,7 @@ impl Runtime {
                 reply.send(result);
             }
             Command::TcpAcceptMore { id } => self.tcp_accept(now, id),
-            Command::TcpCloseListener { id } => {
+            Command::TcpCloseListener { id, done } => {
                 if let Some(l) = self.tcp.listeners.remove(&id) {
                     let _ = self.iface.tcp_close_listener(id);
                     // Connections taken from the core but never accepted
@@ -122,6 +122,9 @@ impl Runtime {
                     for a in pending {
                         let _ = self.iface.tcp_abort(a.id);
                     }
+                }
+                if let Some(done) = done {
+                    done.send(());
                 }
             }
             Command::TcpConnect { remote, reply } => {

@@ -139,9 +139,22 @@ impl ListenerHandle {
 }
 
 impl Drop for ListenerHandle {
+    /// Stops listening on every shard. Off the stack's threads this waits
+    /// until each has, so a connection attempt that follows is refused, as
+    /// after `close()` of a kernel listener; a task on the stack's thread
+    /// cannot wait, and the close follows at once instead.
     fn drop(&mut self) {
+        let wait = !crate::runtime::on_runtime();
         for (shard, id) in &self.ids {
-            let _ = shard.send(Command::TcpCloseListener { id: *id });
+            let id = *id;
+            if wait {
+                let _ = shard.call(|reply| Command::TcpCloseListener {
+                    id,
+                    done: Some(reply),
+                });
+            } else {
+                let _ = shard.send(Command::TcpCloseListener { id, done: None });
+            }
         }
     }
 }
