@@ -272,6 +272,16 @@ fn answers_to_out_of_window_pure_acks_are_rate_limited_but_data_is_always_answer
     b.expect(|s| s.is("A") && s.ack_no == rcv);
 }
 
+/// Window scaling on, a 64 KiB receive buffer that may grow to 1 MiB.
+fn autotuned() -> TcpConfig {
+    TcpConfig {
+        window_scaling: true,
+        recv_buffer: 64 * 1024,
+        recv_buffer_max: 1 << 20,
+        ..cfg()
+    }
+}
+
 /// A peer that fills whatever window it is offered, round trip after round
 /// trip (`rtt_ms` apart), while the application reads everything: the
 /// window offered at the end, in bytes.
@@ -296,13 +306,7 @@ fn window_after_rounds(b: &mut Bench, rounds: usize, rtt_ms: u64) -> u32 {
 /// the SYN-ACK's shift already covers the maximum (RFC 7323 §2.3).
 #[test]
 fn the_receive_window_grows_while_the_application_keeps_up() {
-    let config = TcpConfig {
-        window_scaling: true,
-        recv_buffer: 64 * 1024,
-        recv_buffer_max: 1 << 20,
-        ..cfg()
-    };
-    let mut b = Bench::with(config);
+    let mut b = Bench::with(autotuned());
     b.listen(PORT);
     b.send(seg!(SYN, mss = 1460, ws = 7));
     let sa = b.expect(|s| s.is("SA"));
@@ -326,13 +330,7 @@ fn the_receive_window_grows_while_the_application_keeps_up() {
 /// An explicit receive buffer size (`SO_RCVBUF`) turns autotuning off.
 #[test]
 fn an_explicit_receive_buffer_is_not_autotuned() {
-    let config = TcpConfig {
-        window_scaling: true,
-        recv_buffer: 64 * 1024,
-        recv_buffer_max: 1 << 20,
-        ..cfg()
-    };
-    let mut b = Bench::with(config);
+    let mut b = Bench::with(autotuned());
     b.handshake_passive_with(seg!(SYN, mss = 1460, ws = 7), 10);
     let id = b.id();
     b.tcp

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::support::{example_path, TestNet, STACK_ADDR};
-use super::tcp::{assert_clean_tcp_capture, sha256_file, tcp_tool};
+use super::tcp::{assert_clean_tcp_capture, echo_clients, sha256_file};
 
 const AXUM_PORT: &str = "8080";
 /// Port 7 (RFC 862), so tshark dissects the payload as echo data.
@@ -84,25 +84,12 @@ fn a_tokio_echo_server_returns_a_megabyte_to_each_of_fifty_clients() {
     ) else {
         return;
     };
-    let out = tcp_tool(
+    echo_clients(
         &net,
-        &[
-            "echo",
-            STACK_ADDR,
-            TOKIO_ECHO_PORT,
-            "--size",
-            "1000000",
-            "--clients",
-            "50",
-        ],
+        TOKIO_ECHO_PORT,
+        1_000_000,
+        50,
         Duration::from_secs(120),
-    )
-    .expect_success("tcp_tool.py echo, 50 clients x 1 MB");
-    assert!(
-        out.stdout
-            .contains("50/50 clients got their 1000000 bytes back"),
-        "{}",
-        out.stdout
     );
     let _ = net.stop();
     assert_clean_tcp_capture(&net.pcap_path(), 50 * 2 * 685);

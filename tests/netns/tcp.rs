@@ -28,6 +28,35 @@ pub(super) fn tcp_tool(net: &TestNet, args: &[&str], timeout: Duration) -> Outpu
     net.exec(&argv, timeout)
 }
 
+/// Runs `tcp_tool.py echo` against the stack's `port` with `clients`
+/// concurrent clients of `size` bytes each, and checks that every client
+/// got its bytes back.
+pub(super) fn echo_clients(
+    net: &TestNet,
+    port: &str,
+    size: usize,
+    clients: usize,
+    timeout: Duration,
+) {
+    let (size_s, clients_s) = (size.to_string(), clients.to_string());
+    let out = tcp_tool(
+        net,
+        &[
+            "echo",
+            STACK_ADDR,
+            port,
+            "--size",
+            &size_s,
+            "--clients",
+            &clients_s,
+        ],
+        timeout,
+    )
+    .expect_success("tcp_tool.py echo");
+    let want = format!("{clients}/{clients} clients got their {size} bytes back");
+    assert!(out.stdout.contains(&want), "{}", out.stdout);
+}
+
 /// The port in a `local port N` line that tcp_tool.py prints.
 fn local_port(stdout: &str) -> u16 {
     stdout
@@ -301,28 +330,16 @@ fn curl_gets_the_status_page_and_10_mb_with_the_right_sha256() {
 
 /// Echoes 1 MB through the stack started with `stack_args` and returns
 /// the capture's frame lengths (each TCP frame's `tcp.len`) and the
-/// stack's super-segment counts (in, out) from its final counters.
-fn echo_1_mb_with(stack_args: &[&str]) -> (Vec<usize>, (u64, u64), std::path::PathBuf) {
-    let Some(mut net) = TestNet::start_with(&["python3", "tshark"], stack_args) else {
-        return (Vec::new(), (0, 0), std::path::PathBuf::new());
-    };
-    let out = tcp_tool(
+/// stack's super-segment counts (in, out) from its final counters; `None`
+/// when the test is skipped.
+fn echo_1_mb_with(stack_args: &[&str]) -> Option<(Vec<usize>, (u64, u64), std::path::PathBuf)> {
+    let mut net = TestNet::start_with(&["python3", "tshark"], stack_args)?;
+    echo_clients(
         &net,
-        &[
-            "echo",
-            STACK_ADDR,
-            &ECHO_PORT.to_string(),
-            "--size",
-            "1000000",
-        ],
+        &ECHO_PORT.to_string(),
+        1_000_000,
+        1,
         Duration::from_secs(30),
-    )
-    .expect_success("tcp_tool.py echo 1 MB");
-    assert!(
-        out.stdout
-            .contains("1/1 clients got their 1000000 bytes back"),
-        "{}",
-        out.stdout
     );
     let stopped = net.stop();
     assert_stopped_cleanly(&stopped);
@@ -344,7 +361,7 @@ fn echo_1_mb_with(stack_args: &[&str]) -> (Vec<usize>, (u64, u64), std::path::Pa
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect();
-    (lens, (numbers[0], numbers[1]), pcap)
+    Some((lens, (numbers[0], numbers[1]), pcap))
 }
 
 /// Offload (issue 11): with `--offload on`, the kernel hands the stack TCP
@@ -352,10 +369,9 @@ fn echo_1_mb_with(stack_args: &[&str]) -> (Vec<usize>, (u64, u64), std::path::Pa
 /// them whole (longer than the MSS), with checksums tshark verifies.
 #[test]
 fn with_offload_super_segments_cross_the_tun_both_ways() {
-    let (lens, (seg_in, seg_out), pcap) = echo_1_mb_with(&["--offload", "on"]);
-    if lens.is_empty() {
+    let Some((lens, (seg_in, seg_out), pcap)) = echo_1_mb_with(&["--offload", "on"]) else {
         return; // skipped
-    }
+    };
     assert!(
         seg_in > 0 && seg_out > 0,
         "super-segments in {seg_in}, out {seg_out}"
@@ -372,10 +388,10 @@ fn with_offload_super_segments_cross_the_tun_both_ways() {
 /// carry it: no segment longer than the MSS, every checksum good.
 #[test]
 fn with_offload_and_pcap_segmented_the_capture_shows_mss_sized_segments() {
-    let (lens, (_, seg_out), pcap) = echo_1_mb_with(&["--offload", "on", "--pcap-segmented"]);
-    if lens.is_empty() {
+    let Some((lens, (_, seg_out), pcap)) = echo_1_mb_with(&["--offload", "on", "--pcap-segmented"])
+    else {
         return; // skipped
-    }
+    };
     assert!(seg_out > 0, "the stack sent no super-segments");
     assert!(
         lens.iter().all(|&l| l <= 1460),
@@ -400,23 +416,12 @@ fn a_lost_segment_is_reported_to_the_kernel_in_sack_blocks() {
     ) else {
         return;
     };
-    let out = tcp_tool(
+    echo_clients(
         &net,
-        &[
-            "echo",
-            STACK_ADDR,
-            &ECHO_PORT.to_string(),
-            "--size",
-            "1000000",
-        ],
+        &ECHO_PORT.to_string(),
+        1_000_000,
+        1,
         Duration::from_secs(30),
-    )
-    .expect_success("tcp_tool.py echo 1 MB");
-    assert!(
-        out.stdout
-            .contains("1/1 clients got their 1000000 bytes back"),
-        "{}",
-        out.stdout
     );
     let stopped = net.stop();
     assert_stopped_cleanly(&stopped);
@@ -462,23 +467,12 @@ fn tcp_echo_of_1_mb_sent_and_received_at_once_is_byte_exact() {
     let Some(mut net) = TestNet::start(&["python3", "tshark"]) else {
         return;
     };
-    let out = tcp_tool(
+    echo_clients(
         &net,
-        &[
-            "echo",
-            STACK_ADDR,
-            &ECHO_PORT.to_string(),
-            "--size",
-            "1000000",
-        ],
+        &ECHO_PORT.to_string(),
+        1_000_000,
+        1,
         Duration::from_secs(30),
-    )
-    .expect_success("tcp_tool.py echo 1 MB");
-    assert!(
-        out.stdout
-            .contains("1/1 clients got their 1000000 bytes back"),
-        "{}",
-        out.stdout
     );
     let stopped = net.stop();
     assert_stopped_cleanly(&stopped);
@@ -490,25 +484,12 @@ fn fifty_concurrent_tcp_echo_clients_all_get_their_bytes_back() {
     let Some(mut net) = TestNet::start(&["python3", "tshark"]) else {
         return;
     };
-    let out = tcp_tool(
+    echo_clients(
         &net,
-        &[
-            "echo",
-            STACK_ADDR,
-            &ECHO_PORT.to_string(),
-            "--size",
-            "20000",
-            "--clients",
-            "50",
-        ],
+        &ECHO_PORT.to_string(),
+        20_000,
+        50,
         Duration::from_secs(30),
-    );
-    let out = out.expect_success("tcp_tool.py echo, 50 clients");
-    assert!(
-        out.stdout
-            .contains("50/50 clients got their 20000 bytes back"),
-        "{}",
-        out.stdout
     );
     let stopped = net.stop();
     assert_stopped_cleanly(&stopped);
@@ -534,25 +515,12 @@ fn with_two_queues_clients_are_served_on_both() {
     else {
         return;
     };
-    let out = tcp_tool(
+    echo_clients(
         &net,
-        &[
-            "echo",
-            STACK_ADDR,
-            &ECHO_PORT.to_string(),
-            "--size",
-            "20000",
-            "--clients",
-            "50",
-        ],
+        &ECHO_PORT.to_string(),
+        20_000,
+        50,
         Duration::from_secs(30),
-    )
-    .expect_success("tcp_tool.py echo, 50 clients");
-    assert!(
-        out.stdout
-            .contains("50/50 clients got their 20000 bytes back"),
-        "{}",
-        out.stdout
     );
     let (ping, out) = net.ping(3, 4000);
     assert_eq!(ping.received, 3, "ping -s 4000:\n{}", out.stdout);
