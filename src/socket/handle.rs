@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::runtime::{reply, stack_gone, Command, ListenerShared, StackHandle};
+use crate::runtime::{reply, stack_gone, Command, ListenerShared, Reply, StackHandle};
 use crate::tcp::stream::{Stream, StreamState};
 use crate::tcp::{ConnId, ListenerId, TcpError, TcpOption};
 
@@ -46,14 +46,8 @@ impl ListenerHandle {
     ) -> io::Result<ListenerHandle> {
         let mut l = ListenerHandle::empty(stack, local);
         for shard in stack.all_shards() {
-            let shared = l.shared.clone();
             let id = shard
-                .call(|reply| Command::TcpListen {
-                    local,
-                    backlog: backlog.max(1),
-                    shared,
-                    reply,
-                })?
+                .call(l.listen_command(backlog))?
                 .map_err(|e| bind_error(local, e))?;
             l.ids.push((shard, id));
         }
@@ -68,19 +62,28 @@ impl ListenerHandle {
     ) -> io::Result<ListenerHandle> {
         let mut l = ListenerHandle::empty(stack, local);
         for shard in stack.all_shards() {
-            let shared = l.shared.clone();
             let id = shard
-                .call_async(|reply| Command::TcpListen {
-                    local,
-                    backlog: backlog.max(1),
-                    shared,
-                    reply,
-                })
+                .call_async(l.listen_command(backlog))
                 .await?
                 .map_err(|e| bind_error(local, e))?;
             l.ids.push((shard, id));
         }
         Ok(l)
+    }
+
+    /// The command that opens this listener on one shard, all shards
+    /// queueing into the one accept queue.
+    fn listen_command(
+        &self,
+        backlog: usize,
+    ) -> impl FnOnce(Reply<Result<ListenerId, TcpError>>) -> Command {
+        let (local, shared) = (self.local, self.shared.clone());
+        move |reply| Command::TcpListen {
+            local,
+            backlog: backlog.max(1),
+            shared,
+            reply,
+        }
     }
 
     /// A handle listening nowhere yet (dropping it closes what was opened).
