@@ -223,10 +223,7 @@ pub(crate) struct ShardLink {
 /// others.
 #[derive(Clone)]
 pub struct StackHandle {
-    commands: Sender<Command>,
-    waker: Arc<RuntimeWaker>,
-    pub(crate) timers: Arc<TimerQueue>,
-    /// Which shard this handle speaks to.
+    /// Which shard this handle speaks to (an index into `shards`).
     pub(crate) shard: usize,
     /// Every shard, by index.
     shards: Arc<[ShardLink]>,
@@ -256,16 +253,23 @@ impl StackHandle {
 
     /// A handle to shard `k` (this handle's own if there is no such shard).
     pub(crate) fn on_shard(&self, k: usize) -> StackHandle {
-        let Some(link) = self.shards.get(k) else {
+        if k >= self.shards.len() {
             return self.clone();
-        };
+        }
         StackHandle {
-            commands: link.commands.clone(),
-            waker: link.waker.clone(),
-            timers: link.timers.clone(),
             shard: k,
             ..self.clone()
         }
+    }
+
+    /// The shard this handle speaks to.
+    fn link(&self) -> &ShardLink {
+        &self.shards[self.shard]
+    }
+
+    /// That shard's task timers.
+    pub(crate) fn timers(&self) -> &TimerQueue {
+        &self.link().timers
     }
 
     /// A handle to the shard the next connection the application opens
@@ -308,8 +312,9 @@ impl StackHandle {
 
     /// Queues a command and wakes the runtime if it sleeps.
     pub(crate) fn send(&self, cmd: Command) -> io::Result<()> {
-        self.commands.send(cmd).map_err(|_| stack_gone())?;
-        self.waker.wake();
+        let link = self.link();
+        link.commands.send(cmd).map_err(|_| stack_gone())?;
+        link.waker.wake();
         Ok(())
     }
 
@@ -357,8 +362,8 @@ impl StackHandle {
     /// Wakes `waker` at `at` (see [`TimerQueue`]); the runtime is woken to
     /// look at the new deadline.
     pub(crate) fn timer(&self, at: std::time::Instant, waker: std::task::Waker) -> TimerKey {
-        let key = self.timers.insert(at, waker);
-        self.waker.wake();
+        let key = self.link().timers.insert(at, waker);
+        self.link().waker.wake();
         key
     }
 }
@@ -476,9 +481,6 @@ impl Stack {
         }
         let links: Arc<[ShardLink]> = shards.iter().map(|(_, l, _)| l.clone()).collect();
         let handle = StackHandle {
-            commands: links[0].commands.clone(),
-            waker: links[0].waker.clone(),
-            timers: links[0].timers.clone(),
             shard: 0,
             shards: links.clone(),
             next_shard: Arc::new(std::sync::atomic::AtomicUsize::new(0)),

@@ -450,12 +450,12 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
             if let Some(key) = self.key.take() {
-                self.stack.timers.remove(key);
+                self.stack.timers().remove(key);
             }
             return Poll::Ready(());
         }
         match self.key {
-            Some(key) if self.stack.timers.update(key, cx.waker()) => {}
+            Some(key) if self.stack.timers().update(key, cx.waker()) => {}
             _ => {
                 let key = self.stack.timer(self.deadline, cx.waker().clone());
                 self.key = Some(key);
@@ -468,7 +468,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.stack.timers.remove(key);
+            self.stack.timers().remove(key);
         }
     }
 }
