@@ -207,23 +207,14 @@ impl Interface {
             // RFC 1122 §4.2.3.10: TCP never answers broadcasts.
             PROTO_TCP if datagram.broadcast => self.drop(DropReason::TcpRejected, &datagram),
             PROTO_TCP => {
-                self.tcp.on_segment_with(
-                    now,
-                    datagram.src,
-                    datagram.dst,
-                    &datagram.payload,
-                    datagram.checksum_trusted,
-                );
-                // A super-segment counts as the segments it stands for.
-                if meta.gso_size > 0 {
-                    let header = datagram
-                        .payload
-                        .get(12)
-                        .map_or(20, |b| usize::from(b >> 4) * 4);
-                    let data = datagram.payload.len().saturating_sub(header);
-                    let pieces = data.div_ceil(usize::from(meta.gso_size)).max(1);
-                    self.tcp.count_super_segment(pieces as u64);
-                }
+                // The device's word on the checksum holds for the whole
+                // datagram, never for a reassembled one.
+                let meta = RxMeta {
+                    checksum_trusted: datagram.checksum_trusted,
+                    ..meta
+                };
+                self.tcp
+                    .on_segment_with(now, datagram.src, datagram.dst, &datagram.payload, meta)
             }
             _ => {
                 self.drop(DropReason::UnknownProtocol, &datagram);

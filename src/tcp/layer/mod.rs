@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crate::time::Instant;
+use crate::wire::gso::RxMeta;
 use crate::wire::packet::PacketBuf;
 use crate::wire::tcp::{TcpParseError, TcpSegment};
 
@@ -120,13 +121,6 @@ impl TcpLayer {
         &self.cfg
     }
 
-    /// Counts a received TCP super-segment (offload) as the `segments` it
-    /// stands for (the one `on_segment` counted included).
-    pub fn count_super_segment(&mut self, segments: u64) {
-        self.out.stats.super_segments_in += 1;
-        self.out.stats.segments_in += segments.saturating_sub(1);
-    }
-
     /// Makes this layer shard `k` of `n`: it opens connections only from
     /// its share of the ephemeral ports ([`ephemeral_port_owner`]).
     pub fn set_shard(&mut self, k: usize, n: usize) {
@@ -210,23 +204,24 @@ impl TcpLayer {
     /// IPv4 packet from `src` to `dst`. The checksum is verified over the
     /// pseudo-header (MUST-2/3); bad segments are counted and dropped.
     pub fn on_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) {
-        self.on_segment_with(now, src, dst, tcp, false);
+        self.on_segment_with(now, src, dst, tcp, RxMeta::default());
     }
 
-    /// [`TcpLayer::on_segment`] for a segment whose checksum the device
-    /// vouches for (`checksum_trusted`, offload: built on this host or
-    /// verified by the kernel), which is then not verified again. A
-    /// super-segment (the kernel's TSO) is taken whole, as one segment.
+    /// [`TcpLayer::on_segment`] with what the device says of the segment
+    /// (offload): a checksum it vouches for (built on this host or verified
+    /// by the kernel) is not verified again, and a super-segment (the
+    /// kernel's TSO, `gso_size` > 0) is taken whole, as one segment, but
+    /// counted as the segments it stands for.
     pub fn on_segment_with(
         &mut self,
         now: Instant,
         src: Ipv4Addr,
         dst: Ipv4Addr,
         tcp: &[u8],
-        checksum_trusted: bool,
+        meta: RxMeta,
     ) {
         self.now = self.now.max(now);
-        let seg = match TcpSegment::parse_with(src, dst, tcp, !checksum_trusted) {
+        let seg = match TcpSegment::parse_with(src, dst, tcp, !meta.checksum_trusted) {
             Ok(seg) => seg,
             Err(TcpParseError::BadChecksum) => {
                 self.out.stats.bad_checksum += 1;
@@ -238,6 +233,11 @@ impl TcpLayer {
             }
         };
         self.out.stats.segments_in += 1;
+        if meta.gso_size > 0 {
+            let pieces = seg.payload.len().div_ceil(usize::from(meta.gso_size));
+            self.out.stats.super_segments_in += 1;
+            self.out.stats.segments_in += pieces.saturating_sub(1) as u64;
+        }
         let h = seg.header;
         let local = SocketAddrV4::new(dst, h.dst_port);
         let remote = SocketAddrV4::new(src, h.src_port);
