@@ -6,7 +6,7 @@
 //! §3.1, MUST-6) and survive illegal option lengths (MUST-7), while
 //! `etherparse`'s iterator stops at the first unknown kind.
 
-use etherparse::{TcpHeader, TcpHeaderSlice, TcpOptionElement, TcpOptions};
+use etherparse::TcpHeaderSlice;
 
 use super::checksum::pseudo_header_sum;
 use std::fmt;
@@ -103,7 +103,7 @@ pub struct TcpOptionsRepr {
     pub sack_permitted: bool,
     /// SACK blocks (RFC 2018 §3).
     pub sack: SackBlocks,
-    /// Timestamps value and echo reply (RFC 7323 §3); parsed, never used.
+    /// Timestamps option (RFC 7323 §3): TSval and TSecr.
     pub timestamp: Option<(u32, u32)>,
 }
 
@@ -152,35 +152,48 @@ impl TcpOptionsRepr {
         out
     }
 
-    fn elements(&self) -> Vec<TcpOptionElement> {
-        let mut v = Vec::new();
+    /// Writes the options into `buf`, padded with NOPs to whole words as
+    /// Linux lays them out (MSS; NOP, window scale; NOP, NOP, SACK-permitted;
+    /// NOP, NOP, timestamps; NOP, NOP, SACK blocks), and returns their
+    /// length. Blocks that would not fit in the 40 bytes are left out
+    /// (RFC 2018 §3: with timestamps, three fit).
+    pub fn write(&self, buf: &mut [u8; 40]) -> usize {
+        let mut n = 0;
+        let mut put = |bytes: &[u8], n: &mut usize| {
+            if let Some(dst) = buf.get_mut(*n..*n + bytes.len()) {
+                dst.copy_from_slice(bytes);
+                *n += bytes.len();
+            }
+        };
         if let Some(mss) = self.mss {
-            v.push(TcpOptionElement::MaximumSegmentSize(mss));
+            let [a, b] = mss.to_be_bytes();
+            put(&[kind::MSS, 4, a, b], &mut n);
         }
         if let Some(ws) = self.window_scale {
-            v.push(TcpOptionElement::Noop);
-            v.push(TcpOptionElement::WindowScale(ws));
+            put(&[kind::NOP, kind::WINDOW_SCALE, 3, ws], &mut n);
         }
         if self.sack_permitted {
-            v.push(TcpOptionElement::Noop);
-            v.push(TcpOptionElement::Noop);
-            v.push(TcpOptionElement::SelectiveAcknowledgementPermitted);
+            put(&[kind::NOP, kind::NOP, kind::SACK_PERMITTED, 2], &mut n);
         }
-        if let Some((a, b)) = self.timestamp {
-            v.push(TcpOptionElement::Noop);
-            v.push(TcpOptionElement::Noop);
-            v.push(TcpOptionElement::Timestamp(a, b));
+        if let Some((val, ecr)) = self.timestamp {
+            put(&[kind::NOP, kind::NOP, kind::TIMESTAMP, 10], &mut n);
+            put(&val.to_be_bytes(), &mut n);
+            put(&ecr.to_be_bytes(), &mut n);
         }
-        if let [first, rest @ ..] = self.sack.as_slice() {
-            let mut more = [None; 3];
-            for (slot, b) in more.iter_mut().zip(rest) {
-                *slot = Some(*b);
+        let room = (40 - n).saturating_sub(4) / 8;
+        let blocks = self.sack.as_slice();
+        let blocks = &blocks[..blocks.len().min(room)];
+        if !blocks.is_empty() {
+            put(
+                &[kind::NOP, kind::NOP, kind::SACK, 2 + 8 * blocks.len() as u8],
+                &mut n,
+            );
+            for (left, right) in blocks {
+                put(&left.to_be_bytes(), &mut n);
+                put(&right.to_be_bytes(), &mut n);
             }
-            v.push(TcpOptionElement::Noop);
-            v.push(TcpOptionElement::Noop);
-            v.push(TcpOptionElement::SelectiveAcknowledgement(*first, more));
         }
-        v
+        n
     }
 
     fn is_empty(&self) -> bool {
@@ -369,24 +382,14 @@ impl TcpHeaderRepr {
         out.extend_from_slice(&h);
     }
 
-    /// The header with its options, through etherparse (checksum zero).
+    /// The header with its options (checksum zero).
     fn write_header_with_options(&self, out: &mut Vec<u8>) {
-        let mut h = TcpHeader::new(self.src_port, self.dst_port, self.seq, self.window);
-        h.acknowledgment_number = self.ack;
-        h.syn = self.flags.syn;
-        h.ack = self.flags.ack;
-        h.fin = self.flags.fin;
-        h.rst = self.flags.rst;
-        h.psh = self.flags.psh;
-        h.urg = self.flags.urg;
-        h.urgent_pointer = self.urgent;
-        if !self.options.is_empty() {
-            // A SYN's options take at most 4 + 4 + 4 + 12 bytes, an ACK's
-            // SACK blocks 36 (two NOPs, four blocks): both fit in 40.
-            h.options = TcpOptions::try_from_elements(&self.options.elements()).unwrap_or_default();
-        }
-        h.checksum = 0;
-        out.extend_from_slice(&h.to_bytes());
+        let mut opts = [0u8; 40];
+        let len = self.options.write(&mut opts);
+        let start = out.len();
+        self.write_plain_header(out);
+        out[start + 12] = ((5 + len / 4) as u8) << 4;
+        out.extend_from_slice(&opts[..len]);
     }
 }
 
@@ -508,10 +511,50 @@ mod tests {
         }
     }
 
+    /// The header as etherparse writes it, options in the same order.
+    fn etherparse_bytes(h: &TcpHeaderRepr) -> Vec<u8> {
+        use etherparse::{TcpHeader, TcpOptionElement as E, TcpOptions};
+        let mut t = TcpHeader::new(h.src_port, h.dst_port, h.seq, h.window);
+        t.acknowledgment_number = h.ack;
+        (t.syn, t.ack, t.fin, t.rst, t.psh, t.urg) = (
+            h.flags.syn,
+            h.flags.ack,
+            h.flags.fin,
+            h.flags.rst,
+            h.flags.psh,
+            h.flags.urg,
+        );
+        t.urgent_pointer = h.urgent;
+        let o = &h.options;
+        let mut v = Vec::new();
+        if let Some(mss) = o.mss {
+            v.push(E::MaximumSegmentSize(mss));
+        }
+        if let Some(ws) = o.window_scale {
+            v.extend([E::Noop, E::WindowScale(ws)]);
+        }
+        if o.sack_permitted {
+            v.extend([E::Noop, E::Noop, E::SelectiveAcknowledgementPermitted]);
+        }
+        if let Some((a, b)) = o.timestamp {
+            v.extend([E::Noop, E::Noop, E::Timestamp(a, b)]);
+        }
+        if let [first, rest @ ..] = o.sack.as_slice() {
+            let mut more = [None; 3];
+            for (slot, b) in more.iter_mut().zip(rest) {
+                *slot = Some(*b);
+            }
+            v.extend([E::Noop, E::Noop, E::SelectiveAcknowledgement(*first, more)]);
+        }
+        t.options = TcpOptions::try_from_elements(&v).expect("fits");
+        t.checksum = 0;
+        t.to_bytes().to_vec()
+    }
+
     #[test]
     fn the_hand_written_header_matches_etherparse_for_every_flag_combination() {
         for bits in 0..64u8 {
-            let h = TcpHeaderRepr {
+            let mut h = TcpHeaderRepr {
                 src_port: 40000,
                 dst_port: 80,
                 seq: 0x0102_0304,
@@ -530,10 +573,55 @@ mod tests {
             };
             let mut ours = Vec::new();
             h.write_plain_header(&mut ours);
-            let mut theirs = Vec::new();
-            h.write_header_with_options(&mut theirs);
-            assert_eq!(ours, theirs, "flags {bits:#b}");
+            assert_eq!(ours, etherparse_bytes(&h), "flags {bits:#b}");
+            h.options.timestamp = Some((0xdead_beef, bits.into()));
+            let mut ours = Vec::new();
+            h.write_header_with_options(&mut ours);
+            assert_eq!(
+                ours,
+                etherparse_bytes(&h),
+                "flags {bits:#b} with timestamps"
+            );
         }
+    }
+
+    /// The options writer lays options out as etherparse does, for a SYN's
+    /// full set and for an ACK's timestamps with SACK blocks; with
+    /// timestamps only three blocks fit (RFC 2018 §3), without, four.
+    #[test]
+    fn options_are_written_as_etherparse_writes_them() {
+        let s = syn();
+        let mut ours = Vec::new();
+        s.write_header_with_options(&mut ours);
+        assert_eq!(ours, etherparse_bytes(&s));
+        let mut a = syn();
+        a.flags = TcpFlags {
+            ack: true,
+            ..Default::default()
+        };
+        a.options = TcpOptionsRepr {
+            timestamp: Some((7, 9)),
+            ..Default::default()
+        };
+        for i in 0..3u32 {
+            a.options.sack.push(100 * i, 100 * i + 50);
+        }
+        let mut ours = Vec::new();
+        a.write_header_with_options(&mut ours);
+        assert_eq!(ours, etherparse_bytes(&a));
+        assert_eq!(ours.len(), 60);
+        a.options.sack.push(900, 950);
+        let mut four = Vec::new();
+        a.write_header_with_options(&mut four);
+        assert_eq!(four, ours, "the fourth block is left out beside timestamps");
+        let parsed = TcpOptionsRepr::parse(&four[20..]);
+        assert_eq!(parsed.sack.as_slice().len(), 3);
+        assert_eq!(parsed.timestamp, Some((7, 9)));
+        a.options.timestamp = None;
+        let mut no_ts = Vec::new();
+        a.write_header_with_options(&mut no_ts);
+        assert_eq!(no_ts, etherparse_bytes(&a));
+        assert_eq!(TcpOptionsRepr::parse(&no_ts[20..]).sack.as_slice().len(), 4);
     }
 
     #[test]
