@@ -108,6 +108,10 @@ struct DeviceArgs {
     /// accept them.
     #[arg(long)]
     no_sack: bool,
+    /// Turn the timestamps option (RFC 7323: RTT measurement on every ACK,
+    /// PAWS) off: neither offer nor accept it.
+    #[arg(long)]
+    no_timestamps: bool,
     /// Fault injection: hold every incoming packet this many milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     rx_delay_ms: u64,
@@ -144,6 +148,7 @@ impl DeviceArgs {
             seed: self.fault_seed,
         };
         config.tcp.sack = !self.no_sack;
+        config.tcp.timestamps = !self.no_timestamps;
         config
     }
 }
@@ -453,14 +458,6 @@ fn connection_table(conns: &[ConnInfo]) -> String {
         } else {
             c.ssthresh.to_string()
         };
-        // As `ss -ti` writes them.
-        let mut options = Vec::new();
-        if c.sack {
-            options.push("sack".to_string());
-        }
-        if let Some((snd, rcv)) = c.wscale {
-            options.push(format!("wscale:{snd},{rcv}"));
-        }
         let _ = writeln!(
             out,
             "{:<12} {:>7} {:>7} {:<21} {:<21} {:>14} {:>8.0} {:>8} {:>10} {:>7} {:>8} {}",
@@ -475,7 +472,7 @@ fn connection_table(conns: &[ConnInfo]) -> String {
             ssthresh,
             c.retransmits,
             c.recv_buffer,
-            options.join(" ")
+            c.ss_options()
         );
     }
     if conns.is_empty() {

@@ -48,5 +48,7 @@ mod reset;
 mod retransmit;
 #[path = "conformance/sack.rs"]
 mod sack;
+#[path = "conformance/timestamps.rs"]
+mod timestamps;
 #[path = "conformance/window.rs"]
 mod window;

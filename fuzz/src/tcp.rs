@@ -97,7 +97,21 @@ pub fn tcp_options(data: &[u8]) {
         synack.options.sack_permitted, seg.header.options.sack_permitted,
         "RFC 2018 §2: SACK-permitted in the SYN-ACK exactly when the SYN offered it"
     );
-    // Complete the handshake, then watch the segment sizes.
+    assert_eq!(
+        synack.options.timestamp.is_some(),
+        seg.header.options.timestamp.is_some(),
+        "RFC 7323 §3.2: timestamps in the SYN-ACK exactly when the SYN offered them"
+    );
+    // Complete the handshake (with timestamps once agreed: RFC 7323 §3.2,
+    // a segment without them is dropped), then watch the segment sizes.
+    let mut ts = Vec::new();
+    if let (Some((ecr, _)), Some((val, _))) =
+        (synack.options.timestamp, seg.header.options.timestamp)
+    {
+        ts.extend_from_slice(&[1, 1, 8, 10]);
+        ts.extend_from_slice(&val.to_be_bytes());
+        ts.extend_from_slice(&ecr.to_be_bytes());
+    }
     let ack = raw_tcp_segment(
         PEER_PORT,
         TCP_PORT,
@@ -105,7 +119,7 @@ pub fn tcp_options(data: &[u8]) {
         synack.seq.wrapping_add(1),
         flag::ACK,
         65535,
-        &[],
+        &ts,
         &[],
     );
     l.on_segment(t0, PEER, US, &ack);

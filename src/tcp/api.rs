@@ -157,11 +157,28 @@ pub struct ConnInfo {
     pub soft_error: Option<TcpError>,
     /// SACK was negotiated (RFC 2018), as `ss -ti` shows `sack`.
     pub sack: bool,
+    /// Timestamps were negotiated (RFC 7323), as `ss -ti` shows `ts`.
+    pub timestamps: bool,
     /// Window scale shifts (ours, the peer's) when negotiated (RFC 7323),
     /// as `ss -ti` shows `wscale:snd,rcv`.
     pub wscale: Option<(u8, u8)>,
     /// The receive buffer's size now (it grows with autotuning).
     pub recv_buffer: usize,
+}
+
+impl ConnInfo {
+    /// The negotiated options as `ss -ti` lists them: `ts sack wscale:S,R`.
+    pub fn ss_options(&self) -> String {
+        [
+            self.timestamps.then(|| "ts".to_string()),
+            self.sack.then(|| "sack".to_string()),
+            self.wscale.map(|(s, r)| format!("wscale:{s},{r}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
 }
 
 /// A segment to send: wrap `packet` (a complete TCP segment, checksum

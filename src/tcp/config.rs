@@ -92,6 +92,10 @@ pub struct TcpConfig {
     /// that agrees, ACKs report the out-of-order data held, so its sender
     /// repairs every hole in one round trip. Default on, as in Linux.
     pub sack: bool,
+    /// Offer and accept the timestamps option (RFC 7323): an RTT sample on
+    /// every ACK, also for retransmitted data (RTTM), and protection
+    /// against wrapped sequence numbers (PAWS). Default on, as in Linux.
+    pub timestamps: bool,
 }
 
 impl Default for TcpConfig {
@@ -118,6 +122,7 @@ impl Default for TcpConfig {
             max_connections: 262_144,
             offload: false,
             sack: true,
+            timestamps: true,
         }
     }
 }

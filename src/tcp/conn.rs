@@ -22,7 +22,7 @@ use super::seq::SeqNum;
 use super::state::State;
 use super::stream::{Stream, StreamState};
 use crate::ip::IpOptions;
-use crate::wire::tcp::TcpHeaderRepr;
+use crate::wire::tcp::{TcpHeaderRepr, TcpOptionsRepr};
 
 /// What a connection needs from its surroundings while it runs: the
 /// configuration, the output queue, and its own shared stream state,
@@ -131,6 +131,27 @@ pub(crate) struct AckState {
     pub dispatch_pending: bool,
 }
 
+/// The timestamps option of one connection (RFC 7323 §3, §4, §5).
+#[derive(Debug, Default)]
+pub(crate) struct Timestamps {
+    /// Negotiated: both SYNs carried the option (RFC 7323 §3.2); every
+    /// segment but a RST then carries it.
+    pub ok: bool,
+    /// TS.Recent (§4.3): the peer's timestamp our segments echo.
+    pub recent: u32,
+    /// When TS.Recent was last updated, for PAWS's idle rule (§5.5); none
+    /// while it is the SYN's.
+    pub recent_at: Option<Instant>,
+    /// Last.ACK.sent (§4.3): the acknowledgment number we last sent.
+    pub last_ack_sent: SeqNum,
+    /// Added to our millisecond clock, per connection, so a TSval neither
+    /// reveals uptime nor links connections (§5.4, §7.1).
+    pub offset: u32,
+}
+
+/// RFC 7323 §5.5: a TS.Recent unchanged for 24 days is too old for PAWS.
+pub(crate) const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
 /// Where the application's handle on this connection stands.
 #[derive(Debug, Default)]
 pub(crate) struct Handle {
@@ -165,6 +186,7 @@ pub(crate) struct Conn {
     pub io: Arc<Stream>,
 
     pub rtt: RttEstimator,
+    pub ts: Timestamps,
     pub cc: NewReno,
     /// Karn's algorithm (RFC 6298 §3): one timed segment, ending at this
     /// sequence number, sent at this instant; cleared on retransmission.
@@ -241,8 +263,7 @@ impl Conn {
         conn.rcv.nxt = conn.rcv.irs + 1;
         conn.rcv.adv = conn.rcv.nxt;
         let capacity = conn.io.lock().recv.capacity();
-        let o = &syn.options;
-        conn.apply_syn_options(o.mss, o.window_scale, o.sack_permitted, cfg, capacity);
+        conn.apply_syn_options(&syn.options, cfg, capacity);
         conn.snd.wnd = u32::from(syn.window); // RFC 7323 §2.2: SYN window unscaled
         conn.snd.max_wnd = conn.snd.wnd;
         conn.snd.wl1 = conn.rcv.irs;
@@ -275,8 +296,13 @@ impl Conn {
         conn.rcv.nxt = irs + 1;
         conn.rcv.adv = conn.rcv.nxt + cfg.recv_buffer.min(usize::from(u16::MAX)) as u32;
         let capacity = conn.io.lock().recv.capacity();
-        // A SYN cookie keeps no options but the MSS: no scaling, no SACK.
-        conn.apply_syn_options(Some(mss), None, false, cfg, capacity);
+        // A SYN cookie keeps no options but the MSS: no scaling, no SACK,
+        // no timestamps.
+        let options = TcpOptionsRepr {
+            mss: Some(mss),
+            ..TcpOptionsRepr::default()
+        };
+        conn.apply_syn_options(&options, cfg, capacity);
         conn.snd.nxt = iss + 1;
         conn.snd.max = iss + 1;
         conn.snd.wl1 = irs;
@@ -338,6 +364,12 @@ impl Conn {
                 RecvBuffer::with_pool(cfg.recv_buffer, Some(pool.clone())),
             )),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            ts: Timestamps {
+                // The ISS is secret-keyed (RFC 6528): a mix of it is a
+                // per-connection offset nobody else can predict.
+                offset: iss.get().wrapping_mul(0x9e37_79b9).rotate_left(16),
+                ..Timestamps::default()
+            },
             cc: NewReno::new(DEFAULT_MSS),
             rtt_probe: None,
             dup_acks: 0,
@@ -477,19 +509,19 @@ impl Conn {
         self.snd.nxt - self.snd.una
     }
 
-    /// Applies the MSS and window scale options of the peer's SYN.
-    /// `recv_capacity` is the receive buffer's size, which the window scale
-    /// we offer must cover.
-    pub fn apply_syn_options(
-        &mut self,
-        mss: Option<u16>,
-        wscale: Option<u8>,
-        sack_permitted: bool,
-        cfg: &TcpConfig,
-        recv_capacity: usize,
-    ) {
+    /// Applies the options of the peer's SYN: MSS, window scale, SACK
+    /// permitted, timestamps. `recv_capacity` is the receive buffer's
+    /// size, which the window scale we offer must cover.
+    pub fn apply_syn_options(&mut self, o: &TcpOptionsRepr, cfg: &TcpConfig, recv_capacity: usize) {
+        let (mss, wscale) = (o.mss, o.window_scale);
         // RFC 2018 §2: SACK only if both SYNs carry SACK-permitted.
-        self.rcv.sack_ok = cfg.sack && sack_permitted;
+        self.rcv.sack_ok = cfg.sack && o.sack_permitted;
+        // RFC 7323 §3.2: timestamps only if both SYNs carry the option (we
+        // offer it whenever configured); TS.Recent starts at the SYN's.
+        self.ts.ok = cfg.timestamps && o.timestamp.is_some();
+        if let Some((val, _)) = o.timestamp.filter(|_| self.ts.ok) {
+            self.ts.recent = val;
+        }
         // MUST-15: 536 when no MSS option; never more than our own MTU allows.
         let peer = mss.map_or(DEFAULT_MSS, u32::from).max(64);
         self.snd.mss = peer.min(u32::from(cfg.mss()));
@@ -513,10 +545,21 @@ impl Conn {
         }
     }
 
-    /// The window field to put in an outgoing segment, applying receiver
-    /// SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only when
-    /// it can move by min(RCV.BUFF/2, MSS); it never moves left (RFC 9293
-    /// §3.8.6.2.2: "shrinking the window" is strongly discouraged).
+    /// Our timestamp clock at `now` (RFC 7323 §5.4: one tick a millisecond,
+    /// so the sign bit takes 24.8 days to wrap), with this connection's
+    /// offset.
+    pub(crate) fn ts_val(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts.offset)
+    }
+
+    /// The round trip an echoed timestamp measures (RFC 7323 §4.1), at
+    /// least one tick (as Linux counts a same-tick echo), or none for an
+    /// echo from the future or more than a minute old.
+    pub(crate) fn ts_rtt(&self, now: Instant, ecr: u32) -> Option<Duration> {
+        let ticks = self.ts_val(now).wrapping_sub(ecr);
+        (ticks < 60_000).then(|| Duration::from_millis(u64::from(ticks.max(1))))
+    }
+
     /// The receive buffer size the window scale must cover: as far as
     /// autotuning may grow it.
     pub(crate) fn scale_capacity(&self, cfg: &TcpConfig, recv_capacity: usize) -> usize {
@@ -533,24 +576,30 @@ impl Conn {
     /// to twice what it read (plus room for a few segments), up to
     /// `recv_buffer_max`, so the window can keep ahead of the sender's
     /// congestion window. Memory follows data: an empty buffer holds none.
-    pub(crate) fn autotune(&mut self, now: Instant, cfg: &TcpConfig, io: &mut StreamState) {
+    /// `echo` is the round trip the segment's timestamp echo measures, if
+    /// timestamps are on.
+    pub(crate) fn autotune(
+        &mut self,
+        now: Instant,
+        echo: Option<Duration>,
+        cfg: &TcpConfig,
+        io: &mut StreamState,
+    ) {
         if !self.rcv.autotune {
             return;
         }
-        // The receiver's RTT: time from offering a window to data reaching
-        // its right edge (an upper bound when the sender is not limited by
-        // our window, as Linux's receiver estimate is).
-        match self.rcv.rtt_mark {
-            Some((edge, at)) if self.rcv.nxt >= edge => {
-                let sample = now - at;
-                self.rcv.rtt = Some(match self.rcv.rtt {
-                    Some(r) => r.min(sample),
-                    None => sample,
-                });
-                self.rcv.rtt_mark = None;
-            }
-            Some(_) => {}
-            None => self.rcv.rtt_mark = Some((self.rcv.adv.max(self.rcv.nxt + 1), now)),
+        // The receiver's RTT. With timestamps, the echo of each in-order
+        // segment, smoothed by 1/8 (Linux's tcp_rcv_rtt_measure_ts);
+        // without, the time from offering a window to data reaching its
+        // right edge (an upper bound when the sender is not limited by
+        // our window, as Linux's tcp_rcv_rtt_measure is).
+        if let Some(sample) = echo {
+            self.rcv.rtt = Some(match self.rcv.rtt {
+                Some(r) => (r * 7 + sample) / 8,
+                None => sample,
+            });
+        } else {
+            self.rtt_mark_sample(now);
         }
         let Some(rtt) = self.rcv.rtt else {
             return;
@@ -572,6 +621,27 @@ impl Conn {
         }
     }
 
+    /// The receiver's RTT without timestamps: from offering a window to
+    /// data reaching its right edge; the smallest such time is kept.
+    fn rtt_mark_sample(&mut self, now: Instant) {
+        match self.rcv.rtt_mark {
+            Some((edge, at)) if self.rcv.nxt >= edge => {
+                let sample = now - at;
+                self.rcv.rtt = Some(match self.rcv.rtt {
+                    Some(r) => r.min(sample),
+                    None => sample,
+                });
+                self.rcv.rtt_mark = None;
+            }
+            Some(_) => {}
+            None => self.rcv.rtt_mark = Some((self.rcv.adv.max(self.rcv.nxt + 1), now)),
+        }
+    }
+
+    /// The window field to put in an outgoing segment, applying receiver
+    /// SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only when
+    /// it can move by min(RCV.BUFF/2, MSS); it never moves left (RFC 9293
+    /// §3.8.6.2.2: "shrinking the window" is strongly discouraged).
     pub fn window_to_advertise(&mut self, syn: bool, io: &mut StreamState) -> u16 {
         let shift = if syn { 0 } else { self.rcv.wscale };
         let free = io.recv.window() as u32;
@@ -786,6 +856,7 @@ impl Conn {
             backoff: self.retries,
             soft_error: self.soft_error,
             sack: self.rcv.sack_ok,
+            timestamps: self.ts.ok,
             wscale: self.rcv.ws_ok.then_some((self.snd.wscale, self.rcv.wscale)),
             recv_buffer: io.recv.capacity(),
         }

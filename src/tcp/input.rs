@@ -5,7 +5,7 @@ use crate::time::Instant;
 use crate::wire::tcp::TcpSegment;
 
 use super::api::{TcpError, TcpEvent};
-use super::conn::{Conn, Ctx};
+use super::conn::{Conn, Ctx, PAWS_IDLE};
 use super::seq::SeqNum;
 use super::state::State;
 use super::stream::StreamState;
@@ -65,8 +65,10 @@ impl Conn {
         self.rcv.nxt = self.rcv.irs + 1;
         self.rcv.adv = self.rcv.nxt;
         let capacity = cx.io.recv.capacity();
-        let o = &h.options;
-        self.apply_syn_options(o.mss, o.window_scale, o.sack_permitted, cx.cfg, capacity);
+        self.apply_syn_options(&h.options, cx.cfg, capacity);
+        if self.ts.ok {
+            self.ts.recent_at = Some(now);
+        }
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         self.snd.wnd = u32::from(h.window);
         self.snd.max_wnd = self.snd.wnd;
@@ -165,6 +167,11 @@ impl Conn {
             return;
         }
 
+        // RFC 7323 §5.3 R1, PAWS: before the sequence number check.
+        if self.ts.ok && !h.flags.rst && !self.paws_ok(now, seg, cx) {
+            return;
+        }
+
         // First: sequence number check. Unacceptable segments get an ACK
         // (not silence) unless they carry RST (RFC 9293 §3.10.7.4).
         if !self.acceptable(seq, seg_len, cx.io) {
@@ -206,6 +213,15 @@ impl Conn {
                 }
             }
             return;
+        }
+
+        // RFC 7323 §4.3, §5.3 R3: the timestamp of a segment that covers
+        // Last.ACK.sent becomes TS.Recent (PAWS made sure it is not older).
+        if let Some((val, _)) = h.options.timestamp.filter(|_| self.ts.ok) {
+            if seq <= self.ts.last_ack_sent {
+                self.ts.recent = val;
+                self.ts.recent_at = Some(now);
+            }
         }
 
         // Second: RST, RFC 5961 §3.2. Exact match resets; anything else in
@@ -275,7 +291,11 @@ impl Conn {
                 self.reset(None, cx);
                 return;
             }
-            self.receive_data(now, seq, seg.payload, cx);
+            let echo = match h.options.timestamp {
+                Some((_, ecr)) if self.ts.ok && ecr != 0 => self.ts_rtt(now, ecr),
+                _ => None,
+            };
+            self.receive_data(now, seq, seg.payload, echo, cx);
         }
 
         // Eighth: FIN, only once everything before it has arrived.
@@ -304,6 +324,34 @@ impl Conn {
                 self.ack.now = true; // out-of-order FIN: ask for the gap
             }
         }
+    }
+
+    /// RFC 7323 §5.3 R1 (PAWS) on a non-RST segment once timestamps are
+    /// agreed: one whose TSval is older than TS.Recent is a duplicate from
+    /// an earlier wrap of the sequence space, dropped and answered with an
+    /// ACK like any unacceptable segment (rate-limited as those are), unless
+    /// TS.Recent is over 24 days old (§5.5), when the segment is let
+    /// through and its TSval becomes TS.Recent. A segment without the
+    /// option is dropped silently (§3.2). Returns true to go on.
+    fn paws_ok(&mut self, now: Instant, seg: &TcpSegment<'_>, cx: &mut Ctx<'_>) -> bool {
+        let Some((val, _)) = seg.header.options.timestamp else {
+            cx.out.stats.ts_missing += 1;
+            return false;
+        };
+        if (val.wrapping_sub(self.ts.recent) as i32) >= 0 {
+            return true;
+        }
+        if self.ts.recent_at.is_some_and(|at| now - at > PAWS_IDLE) {
+            self.ts.recent = val;
+            self.ts.recent_at = Some(now);
+            return true;
+        }
+        cx.out.stats.paws_rejected += 1;
+        let limited = seg.payload.is_empty() && !seg.header.flags.fin;
+        if !limited || self.oow_ack_allowed(now, cx) {
+            self.ack.now = true;
+        }
+        false
     }
 
     /// SYN-RCVD → ESTABLISHED (or straight on to FIN-WAIT-1 if the
@@ -336,7 +384,8 @@ impl Conn {
         }
         let wnd = u32::from(h.window) << self.snd.wscale;
         if ack > self.snd.una {
-            self.new_ack(now, ack, cx);
+            let ecr = h.options.timestamp.map(|(_, ecr)| ecr);
+            self.new_ack(now, ack, ecr, cx);
         } else if ack == self.snd.una
             && seg.payload.is_empty()
             && !h.flags.fin
@@ -394,8 +443,9 @@ impl Conn {
     }
 
     /// SND.UNA < SEG.ACK <= SND.MAX: drop acknowledged data, sample the RTT,
-    /// grow the congestion window, manage the retransmission timer.
-    fn new_ack(&mut self, now: Instant, ack: SeqNum, cx: &mut Ctx<'_>) {
+    /// grow the congestion window, manage the retransmission timer. `ecr`
+    /// is the segment's timestamp echo, if it carried one.
+    fn new_ack(&mut self, now: Instant, ack: SeqNum, ecr: Option<u32>, cx: &mut Ctx<'_>) {
         let acked = ack - self.snd.una;
         let base = self.data_base();
         let data_acked = if ack > base {
@@ -418,11 +468,21 @@ impl Conn {
         }
         self.snd.una = ack;
         self.snd.nxt = self.snd.nxt.max(ack);
-        // RFC 6298 §3 / Karn: sample only segments never retransmitted.
-        if let Some((end, sent)) = self.rtt_probe {
-            if ack >= end {
+        // RFC 6298 §3 / Karn: sample only segments never retransmitted,
+        // timed to the microsecond. Otherwise, with timestamps, the echo
+        // of an ACK that advances SND.UNA is a sample too, retransmitted
+        // data included (RFC 7323 §4.1, RTTM); as Linux, the timed segment
+        // is preferred, its clock being finer.
+        match self.rtt_probe {
+            Some((end, sent)) if ack >= end => {
                 self.rtt.sample(now - sent);
                 self.rtt_probe = None;
+            }
+            _ => {
+                let echo = ecr.filter(|&e| self.ts.ok && e != 0);
+                if let Some(r) = echo.and_then(|e| self.ts_rtt(now, e)) {
+                    self.rtt.sample(r);
+                }
             }
         }
         self.retries = 0;
@@ -451,7 +511,14 @@ impl Conn {
     /// Places in-window data, acknowledging per RFC 9293 §3.8.6.3 / RFC 5681
     /// §4.2: at once for out-of-order data and gap fills, otherwise after
     /// every second full-sized segment or the delayed-ACK timeout (MUST-40).
-    fn receive_data(&mut self, now: Instant, seq: SeqNum, payload: &[u8], cx: &mut Ctx<'_>) {
+    fn receive_data(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        payload: &[u8],
+        echo: Option<std::time::Duration>,
+        cx: &mut Ctx<'_>,
+    ) {
         let (offset, data) = if seq < self.rcv.nxt {
             let skip = (self.rcv.nxt - seq) as usize;
             (0, payload.get(skip..).unwrap_or(&[]))
@@ -480,7 +547,7 @@ impl Conn {
         let advanced = cx.io.recv.write(offset, data);
         self.rcv.nxt += advanced as u32;
         if advanced > 0 {
-            self.autotune(now, cx.cfg, cx.io);
+            self.autotune(now, echo, cx.cfg, cx.io);
             if cx.io.read_shut {
                 // shutdown(Read): acknowledged, then thrown away.
                 let ready = cx.io.recv.ready();

@@ -28,7 +28,7 @@ impl Conn {
             }
             State::TimeWait => {
                 if self.ack.now {
-                    self.send_ack(cx);
+                    self.send_ack(now, cx);
                 }
                 return;
             }
@@ -47,7 +47,7 @@ impl Conn {
         }
         self.send_data(now, cx);
         if self.ack.now {
-            self.send_ack(cx);
+            self.send_ack(now, cx);
         }
         self.arm_persist(now, cx);
     }
@@ -61,7 +61,16 @@ impl Conn {
         }
     }
 
-    fn header(&mut self, seq: SeqNum, mut flags: TcpFlags, io: &mut StreamState) -> TcpHeaderRepr {
+    /// The header of a segment from `seq`. Once timestamps are agreed,
+    /// every segment sent at `now` carries TSval and TS.Recent (RFC 7323
+    /// §3.2); a RST goes without (`now` none; the RFC makes it a MAY).
+    fn header(
+        &mut self,
+        now: Option<Instant>,
+        seq: SeqNum,
+        mut flags: TcpFlags,
+        io: &mut StreamState,
+    ) -> TcpHeaderRepr {
         let window = self.window_to_advertise(flags.syn, io);
         // In urgent mode every segment carries the pointer (RFC 9293 §3.8.5).
         let urgent = if flags.syn || flags.rst {
@@ -75,6 +84,13 @@ impl Conn {
             // RFC 2018 §4: report what is held beyond RCV.NXT, the block
             // of the latest segment first.
             options.sack = self.sack_blocks(io);
+        }
+        if let Some(now) = now.filter(|_| self.ts.ok && !flags.syn) {
+            options.timestamp = Some((self.ts_val(now), self.ts.recent));
+        }
+        if flags.ack {
+            // RFC 7323 §4.3: Last.ACK.sent.
+            self.ts.last_ack_sent = self.rcv.nxt;
         }
         TcpHeaderRepr {
             src_port: self.local.port(),
@@ -100,8 +116,9 @@ impl Conn {
             blocks.push(left.get(), right.get());
         }
         if io.recv.has_gap() {
+            let room = self.sack_block_limit() - blocks.as_slice().len();
             let mut extents = Vec::with_capacity(SackBlocks::MAX);
-            io.recv.sack_extents(SackBlocks::MAX, &mut extents);
+            io.recv.sack_extents(room, &mut extents);
             for (start, end) in extents {
                 let left = self.rcv.nxt + start as u32;
                 let right = self.rcv.nxt + end as u32;
@@ -111,20 +128,35 @@ impl Conn {
         blocks
     }
 
-    /// Payload bytes a data segment can carry now: the MSS less the SACK
-    /// option it will carry (two NOPs, kind, length, 8 bytes a block).
+    /// SACK blocks that fit in an ACK: four, or three beside timestamps
+    /// (RFC 2018 §3).
+    fn sack_block_limit(&self) -> usize {
+        if self.ts.ok {
+            3
+        } else {
+            SackBlocks::MAX
+        }
+    }
+
+    /// Payload bytes a data segment can carry now: the MSS less the
+    /// options it will carry (RFC 9293 §3.7.1: the MSS counts data only
+    /// when options are absent): timestamps, 12 bytes with their NOPs, and
+    /// SACK blocks (two NOPs, kind, length, 8 bytes a block).
     pub(crate) fn data_mss(&self, io: &StreamState) -> u32 {
         let blocks = if self.rcv.sack_ok {
             let dsack = usize::from(self.ack.dsack.is_some());
-            (io.recv.sack_extent_count() + dsack).min(SackBlocks::MAX)
+            (io.recv.sack_extent_count() + dsack).min(self.sack_block_limit())
         } else {
             0
         };
-        let option = if blocks == 0 {
+        let mut option = if blocks == 0 {
             0
         } else {
             4 + 8 * blocks as u32
         };
+        if self.ts.ok {
+            option += 12;
+        }
         self.snd.mss.saturating_sub(option).max(1)
     }
 
@@ -133,6 +165,7 @@ impl Conn {
     fn send_syn(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let syn_ack = self.state == State::SynReceived;
         let mut h = self.header(
+            Some(now),
             self.snd.iss,
             TcpFlags {
                 syn: true,
@@ -146,6 +179,12 @@ impl Conn {
         // the SYN did.
         if cx.cfg.sack && (!syn_ack || self.rcv.sack_ok) {
             h.options.sack_permitted = true;
+        }
+        // RFC 7323 §3.2: a SYN offers timestamps (TSecr zero); a SYN-ACK
+        // carries them, echoing the SYN's, only if the SYN did.
+        if cx.cfg.timestamps && (!syn_ack || self.ts.ok) {
+            let ecr = if syn_ack { self.ts.recent } else { 0 };
+            h.options.timestamp = Some((self.ts_val(now), ecr));
         }
         // RFC 7323 §2.2: a SYN-ACK carries the option only if the SYN did.
         if cx.cfg.window_scaling && (!syn_ack || self.rcv.ws_ok) {
@@ -247,7 +286,7 @@ impl Conn {
     /// Emits one segment carrying `len` buffered bytes from `seq` (and FIN).
     pub(crate) fn emit_data(
         &mut self,
-        _now: Instant,
+        now: Instant,
         seq: SeqNum,
         len: usize,
         fin: bool,
@@ -256,6 +295,7 @@ impl Conn {
         let off = (seq - self.data_base()) as usize;
         let psh = len > 0 && off + len >= cx.io.send.len();
         let h = self.header(
+            Some(now),
             seq,
             TcpFlags {
                 ack: true,
@@ -300,20 +340,27 @@ impl Conn {
     /// highest sequence number sent (capped at the peer's window edge), as
     /// Linux's `tcp_acceptable_seq` does, or the peer would find it
     /// unacceptable (RFC 9293 §3.10.7.4) and ignore its ACK field.
-    pub(crate) fn send_ack(&mut self, cx: &mut Ctx<'_>) {
+    pub(crate) fn send_ack(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         let window_end = self.snd.una + self.snd.wnd;
         let seq = if self.snd.max <= window_end {
             self.snd.max
         } else {
             window_end.max(self.snd.nxt)
         };
-        self.send_segment(seq, false, cx);
+        self.send_segment(Some(now), seq, false, cx);
     }
 
     /// A bare ACK-flagged segment with sequence number `seq` (keepalive
     /// probes use SND.UNA-1), or `<SEQ=seq><ACK=RCV.NXT><CTL=RST,ACK>`.
-    pub(crate) fn send_segment(&mut self, seq: SeqNum, rst: bool, cx: &mut Ctx<'_>) {
+    pub(crate) fn send_segment(
+        &mut self,
+        now: Option<Instant>,
+        seq: SeqNum,
+        rst: bool,
+        cx: &mut Ctx<'_>,
+    ) {
         let h = self.header(
+            now,
             seq,
             TcpFlags {
                 ack: true,
@@ -330,7 +377,7 @@ impl Conn {
     /// RST for an abort (RFC 9293 §3.10.5: `<SEQ=SND.NXT><CTL=RST>`; the ACK
     /// bit is added, as Linux does, so any peer state accepts it).
     pub(crate) fn send_rst(&mut self, seq: SeqNum, cx: &mut Ctx<'_>) {
-        self.send_segment(seq, true, cx);
+        self.send_segment(None, seq, true, cx);
     }
 
     /// RFC 5961 challenge ACK, subject to the per-connection limit first (as
@@ -339,7 +386,7 @@ impl Conn {
     /// a reflector, then to the layer-wide rate limit (RFC 5961 §7).
     pub(crate) fn challenge_ack(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         if self.oow_ack_allowed(now, cx) && cx.out.challenge_allowed(now, cx.cfg) {
-            self.send_ack(cx);
+            self.send_ack(now, cx);
         }
     }
 

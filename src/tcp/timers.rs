@@ -191,7 +191,7 @@ impl Conn {
             self.reset(Some(TcpError::TimedOut), cx);
             return;
         }
-        self.send_segment(self.snd.una - 1, false, cx);
+        self.send_segment(Some(now), self.snd.una - 1, false, cx);
         self.keepalive_probes += 1;
         self.timers.keepalive = Some(now + k.interval);
     }

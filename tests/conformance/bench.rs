@@ -108,6 +108,13 @@ pub struct Bench {
     pub stack_iss: u32,
     /// The default window of what the peer sends.
     pub peer_win: u16,
+    /// The peer's timestamps clock, when it uses timestamps (RFC 7323):
+    /// every segment it sends then carries TSval (this plus the bench's
+    /// milliseconds) and echoes the stack's latest TSval, unless the
+    /// segment says otherwise.
+    pub peer_ts: Option<u32>,
+    /// The latest TSval the stack sent.
+    pub stack_tsval: u32,
     queue: VecDeque<Out>,
 }
 
@@ -144,6 +151,8 @@ impl Bench {
             stack_seq: 0,
             stack_iss: 0,
             peer_win: 65535,
+            peer_ts: None,
+            stack_tsval: 0,
             queue: VecDeque::new(),
         }
     }
@@ -165,8 +174,21 @@ impl Bench {
         if seg.win.is_none() {
             seg.win = Some(self.peer_win);
         }
+        if let (Some(base), None) = (self.peer_ts, seg.ts) {
+            let ecr = if seg.flags & bits::ACK != 0 {
+                self.stack_tsval
+            } else {
+                0
+            };
+            seg.ts = Some((self.peer_tsval(base), ecr));
+        }
         let bytes = seg.encode(src, dst);
         self.send_raw(*src.ip(), *dst.ip(), &bytes);
+    }
+
+    /// The peer's TSval now, on a clock starting at `base`.
+    pub fn peer_tsval(&self, base: u32) -> u32 {
+        base.wrapping_add(self.now.total_millis() as u32)
     }
 
     /// Feeds raw TCP bytes carried in an IPv4 packet from `src` to `dst`.
@@ -184,6 +206,9 @@ impl Bench {
                 let out = Out::parse(o.src, o.dst, &bytes, self.now);
                 if out.dst == PEER && !out.rst && (out.syn || seq_lt(self.stack_seq, out.end())) {
                     self.stack_seq = out.end();
+                }
+                if let Some((val, _)) = out.ts {
+                    self.stack_tsval = val;
                 }
                 self.queue.push_back(out);
             }

@@ -87,6 +87,12 @@ pub struct In {
     pub checksum_dst: Option<Ipv4Addr>,
     /// Override the data offset (in 32-bit words).
     pub doff: Option<u8>,
+    /// Timestamps (TSval, TSecr), added to the options when sent; on a
+    /// bench with [`crate::bench::Bench::peer_ts`] on, filled in unless
+    /// `no_ts`.
+    pub ts: Option<(u32, u32)>,
+    /// Send without timestamps even on a bench that adds them.
+    pub no_ts: bool,
 }
 
 impl In {
@@ -141,6 +147,17 @@ impl In {
         if on {
             self.opts.extend_from_slice(&[1, 1, 4, 2]);
         }
+        self
+    }
+    /// NOP, NOP, timestamps (kind 8, length 10; RFC 7323 §3): `(TSval,
+    /// TSecr)`.
+    pub fn ts(mut self, v: (u32, u32)) -> In {
+        self.ts = Some(v);
+        self
+    }
+    /// No timestamps, even on a bench that adds them.
+    pub fn no_ts(mut self, on: bool) -> In {
+        self.no_ts = on;
         self
     }
     /// Appends raw option bytes (padded with zeros to a word boundary).
@@ -199,6 +216,11 @@ impl In {
     /// Serialises the segment (every `None` must have been filled in).
     pub fn encode(&self, src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
         let mut opts = self.opts.clone();
+        if let Some((val, ecr)) = self.ts.filter(|_| !self.no_ts) {
+            opts.extend_from_slice(&[1, 1, 8, 10]);
+            opts.extend_from_slice(&val.to_be_bytes());
+            opts.extend_from_slice(&ecr.to_be_bytes());
+        }
         while opts.len() % 4 != 0 {
             opts.push(0); // MUST-69: padding is zeros
         }
@@ -266,6 +288,8 @@ pub struct Out {
     pub sack_perm: bool,
     /// SACK blocks, as sent (RFC 2018 §3).
     pub sack: Vec<(u32, u32)>,
+    /// Timestamps (TSval, TSecr), RFC 7323 §3.
+    pub ts: Option<(u32, u32)>,
     pub data: Vec<u8>,
     /// When the stack sent it.
     pub at: Instant,
@@ -296,6 +320,7 @@ impl Out {
             wscale,
             sack_perm,
             sack,
+            ts,
         } = walk_options(&opts, flags & bits::SYN != 0);
         let be32 =
             |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
@@ -319,6 +344,7 @@ impl Out {
             wscale,
             sack_perm,
             sack,
+            ts,
             data: bytes[doff..].to_vec(),
             at,
             raw: bytes.to_vec(),
@@ -394,11 +420,12 @@ struct Options {
     wscale: Option<u8>,
     sack_perm: bool,
     sack: Vec<(u32, u32)>,
+    ts: Option<(u32, u32)>,
 }
 
 fn walk_options(opts: &[u8], syn: bool) -> Options {
     let (mut mss, mut ws) = (None, None);
-    let (mut sack_perm, mut sack) = (false, Vec::new());
+    let (mut sack_perm, mut sack, mut ts) = (false, Vec::new(), None);
     let mut i = 0;
     while i < opts.len() {
         match opts[i] {
@@ -426,6 +453,10 @@ fn walk_options(opts: &[u8], syn: bool) -> Options {
                         assert!(syn, "RFC 2018 §2: SACK-permitted on a non-SYN segment");
                         sack_perm = true;
                     }
+                    (8, 10) => {
+                        let be = |x: &[u8]| u32::from_be_bytes([x[0], x[1], x[2], x[3]]);
+                        ts = Some((be(&opts[i + 2..]), be(&opts[i + 6..])));
+                    }
                     (5, _) => {
                         assert!(
                             (len - 2) % 8 == 0 && (10..=34).contains(&len),
@@ -447,5 +478,6 @@ fn walk_options(opts: &[u8], syn: bool) -> Options {
         wscale: ws,
         sack_perm,
         sack,
+        ts,
     }
 }

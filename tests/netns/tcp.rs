@@ -462,6 +462,65 @@ fn a_lost_segment_is_reported_to_the_kernel_in_sack_blocks() {
     );
 }
 
+/// RFC 7323 with the kernel: both SYNs offer timestamps, and every segment
+/// the stack sends after carries them (tshark reads `tsval` and `tsecr`),
+/// its echoes being TSvals the kernel sent.
+#[test]
+fn timestamps_are_agreed_with_the_kernel_and_carried_by_every_segment() {
+    let Some(mut net) = TestNet::start(&["python3", "tshark"]) else {
+        return;
+    };
+    echo_clients(
+        &net,
+        &ECHO_PORT.to_string(),
+        200_000,
+        1,
+        Duration::from_secs(30),
+    );
+    let stopped = net.stop();
+    assert_stopped_cleanly(&stopped);
+    let pcap = net.pcap_path();
+    let fields = |filter: &str| {
+        let out = tshark(
+            &pcap,
+            &[
+                "-Y",
+                filter,
+                "-T",
+                "fields",
+                "-e",
+                "tcp.options.timestamp.tsval",
+                "-e",
+                "tcp.options.timestamp.tsecr",
+            ],
+        );
+        out.stdout
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let syns = fields("tcp.flags.syn == 1 && tcp.options.timestamp.tsval");
+    assert_eq!(syns.len(), 2, "timestamps on both SYNs: {syns:?}");
+    let ours = fields("ip.src == 10.0.0.2 && tcp.flags.reset == 0");
+    assert!(ours.len() > 10, "{} segments from the stack", ours.len());
+    let kernel_tsvals: std::collections::HashSet<String> = fields("ip.src == 10.0.0.1")
+        .into_iter()
+        .filter_map(|f| f.first().cloned())
+        .collect();
+    for f in &ours {
+        assert!(
+            f.len() == 2 && !f[0].is_empty(),
+            "a segment from the stack without timestamps: {f:?} in {}",
+            pcap.display()
+        );
+        assert!(
+            kernel_tsvals.contains(&f[1]),
+            "TSecr {} is no TSval the kernel sent",
+            f[1]
+        );
+    }
+}
+
 #[test]
 fn tcp_echo_of_1_mb_sent_and_received_at_once_is_byte_exact() {
     let Some(mut net) = TestNet::start(&["python3", "tshark"]) else {

@@ -673,14 +673,7 @@ async fn status_page(stack: &StackHandle) -> String {
                     c.cwnd.to_string(),
                     c.retransmits.to_string(),
                     c.recv_buffer.to_string(),
-                    [
-                        c.sack.then(|| "sack".to_string()),
-                        c.wscale.map(|(s, r)| format!("wscale:{s},{r}")),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                    c.ss_options(),
                 ];
                 page.push_str("<tr>");
                 for cell in &cells {
