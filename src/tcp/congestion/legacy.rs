@@ -1,7 +1,12 @@
-//! Congestion control: NewReno-style slow start, congestion avoidance, and
-//! fast retransmit / fast recovery (RFC 5681, RFC 6582).
+//! The connection's current congestion control: NewReno-style slow start,
+//! congestion avoidance, and fast retransmit / fast recovery with window
+//! inflation (RFC 5681, RFC 6582), all in one struct.
+//!
+//! It stays only until the connection uses [`super::Congestion`], which
+//! leaves loss recovery (the recovery point, duplicate ACK counting, window
+//! inflation) to the connection; then this file goes.
 
-use super::seq::SeqNum;
+use crate::tcp::seq::SeqNum;
 
 /// Congestion window state of one connection, in bytes.
 #[derive(Clone, Debug)]

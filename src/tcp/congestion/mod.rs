@@ -1,0 +1,512 @@
+//! Congestion control: how large the congestion window (cwnd) is, and how
+//! ACKs, losses, timeouts and idle periods change it.
+//!
+//! [`Congestion`] holds cwnd and ssthresh for one connection and runs the
+//! [`Algorithm`] chosen for it: [`Algorithm::NewReno`] (RFC 5681) or
+//! [`Algorithm::Cubic`] (RFC 9438, with HyStart++ from RFC 9406 in the first
+//! slow start). Both share slow start with appropriate byte counting
+//! (RFC 3465) and the initial window of RFC 6928.
+//!
+//! Loss recovery is the connection's business, not this module's: the
+//! recovery point, duplicate ACK counting, window inflation or the SACK
+//! pipe live there. The connection only reports events:
+//! [`Congestion::on_ack`] for each ACK that advances SND.UNA outside loss
+//! recovery, [`Congestion::on_loss`] once per recovery episode,
+//! [`Congestion::on_recovery_end`], [`Congestion::on_rto`] and
+//! [`Congestion::on_idle_restart`].
+//!
+//! Pure: time is passed in as [`Instant`], no clock is read.
+//!
+//! Until the connection uses [`Congestion`] it keeps the older [`NewReno`]
+//! struct, which still does fast recovery itself.
+
+mod cubic;
+mod legacy;
+mod newreno;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::tcp::seq::SeqNum;
+use crate::time::Instant;
+
+pub use legacy::NewReno;
+
+/// A congestion control algorithm, named as Linux's `TCP_CONGESTION` names
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// NewReno (RFC 5681 window rules; the connection does RFC 6582
+    /// recovery). Linux calls it "reno".
+    NewReno,
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), the Linux default.
+    #[default]
+    Cubic,
+}
+
+impl Algorithm {
+    /// Every algorithm, in the order of its declaration.
+    pub const ALL: [Algorithm; 2] = [Algorithm::NewReno, Algorithm::Cubic];
+
+    /// The names [`Algorithm::from_str`] accepts (case-insensitively).
+    const ACCEPTED: [&'static str; 3] = ["reno", "newreno", "cubic"];
+
+    /// The algorithm's name: `"reno"` or `"cubic"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::NewReno => "reno",
+            Algorithm::Cubic => "cubic",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error [`Algorithm::from_str`] returns for a name it does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseAlgorithmError {
+    name: String,
+}
+
+impl fmt::Display for ParseAlgorithmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown congestion control algorithm {:?} (expected one of: {})",
+            self.name,
+            Algorithm::ACCEPTED.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for ParseAlgorithmError {}
+
+impl FromStr for Algorithm {
+    type Err = ParseAlgorithmError;
+
+    /// Parses `"reno"`, `"newreno"` or `"cubic"`, in any case.
+    fn from_str(s: &str) -> Result<Algorithm, ParseAlgorithmError> {
+        if s.eq_ignore_ascii_case("reno") || s.eq_ignore_ascii_case("newreno") {
+            Ok(Algorithm::NewReno)
+        } else if s.eq_ignore_ascii_case("cubic") {
+            Ok(Algorithm::Cubic)
+        } else {
+            Err(ParseAlgorithmError { name: s.to_owned() })
+        }
+    }
+}
+
+/// What one ACK that advanced SND.UNA (outside loss recovery) tells the
+/// algorithm.
+#[derive(Clone, Copy, Debug)]
+pub struct AckSample {
+    /// When the ACK arrived.
+    pub now: Instant,
+    /// Bytes newly acknowledged (cumulatively).
+    pub acked: u32,
+    /// SEG.ACK. HyStart++ rounds end when it reaches the SND.NXT recorded
+    /// at the round's start (RFC 9406 §4.2).
+    pub ack: SeqNum,
+    /// SND.NXT when the ACK arrived (before anything it lets us send).
+    pub snd_nxt: SeqNum,
+    /// The RTT sample this ACK gave, if any (HyStart++ takes the minimum
+    /// per round).
+    pub rtt: Option<Duration>,
+    /// The smoothed RTT so far, if known (CUBIC's `t + RTT`, and its bound
+    /// on how much of a gap between ACKs counts as sending time).
+    pub srtt: Option<Duration>,
+    /// The sender was limited by cwnd (it had more to send than cwnd
+    /// allowed) at some point since the previous ACK. When false the flow
+    /// is application-limited and cwnd does not grow (RFC 7661, RFC 9438
+    /// §5.8).
+    pub cwnd_limited: bool,
+}
+
+/// RFC 3465 §2.2: L, the most one ACK may grow cwnd by in slow start, in
+/// segments ("L = 2*SMSS bytes").
+const ABC_LIMIT_SEGMENTS: u32 = 2;
+
+/// RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)).
+fn initial_window(mss: u32) -> u32 {
+    mss.saturating_mul(10)
+        .min(mss.saturating_mul(2).max(14_600))
+}
+
+/// The window state both algorithms act on, in bytes.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    cwnd: u32,
+    ssthresh: u32,
+    /// SMSS.
+    mss: u32,
+}
+
+impl Window {
+    /// IW10 (RFC 6928 §2) and ssthresh "arbitrarily high" (RFC 5681 §3.1).
+    fn new(mss: u32) -> Window {
+        let mss = mss.max(1);
+        Window {
+            cwnd: initial_window(mss),
+            ssthresh: u32::MAX,
+            mss,
+        }
+    }
+
+    /// RFC 5681 §3.1: slow start while cwnd < ssthresh.
+    fn in_slow_start(&self) -> bool {
+        self.cwnd < self.ssthresh
+    }
+
+    /// Slow start growth for an ACK of `acked` bytes, divided by `divisor`
+    /// (HyStart++'s conservative slow start divides by 4). cwnd stops at
+    /// ssthresh, where congestion avoidance takes over (as Linux does).
+    fn slow_start(&mut self, acked: u32, divisor: u32) {
+        // RFC 3465 §2.2 (ABC): cwnd += min(N, L*SMSS).
+        let grow = acked.min(ABC_LIMIT_SEGMENTS.saturating_mul(self.mss)) / divisor.max(1);
+        self.cwnd = self.cwnd.saturating_add(grow).min(self.ssthresh);
+    }
+
+    /// cwnd in segments, for the algorithms that compute in segments.
+    fn cwnd_segments(&self) -> f64 {
+        f64::from(self.cwnd) / f64::from(self.mss)
+    }
+}
+
+/// The algorithm-specific state, one variant per [`Algorithm`].
+#[derive(Clone, Debug)]
+enum State {
+    NewReno(newreno::NewReno),
+    Cubic(cubic::Cubic),
+}
+
+/// The congestion window of one connection and the algorithm that moves it.
+///
+/// Holds no loss recovery state: the connection decides when recovery
+/// starts and ends and reports it here.
+#[derive(Clone, Debug)]
+pub struct Congestion {
+    window: Window,
+    state: State,
+    /// A retransmission timeout fired and nothing has been acknowledged
+    /// since: a further timeout keeps ssthresh (RFC 5681 §3.1).
+    timed_out: bool,
+}
+
+impl Congestion {
+    /// A fresh window for `algorithm`: IW10 (RFC 6928 §2:
+    /// min(10*MSS, max(2*MSS, 14600))) and ssthresh "arbitrarily high"
+    /// (`u32::MAX`, RFC 5681 §3.1).
+    pub fn new(algorithm: Algorithm, mss: u32) -> Congestion {
+        let window = Window::new(mss);
+        let state = match algorithm {
+            Algorithm::NewReno => State::NewReno(newreno::NewReno::new()),
+            Algorithm::Cubic => State::Cubic(cubic::Cubic::new()),
+        };
+        Congestion {
+            window,
+            state,
+            timed_out: false,
+        }
+    }
+
+    /// The algorithm this window runs.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.state {
+            State::NewReno(_) => Algorithm::NewReno,
+            State::Cubic(_) => Algorithm::Cubic,
+        }
+    }
+
+    /// Sets the MSS once options are known, before data flows:
+    /// re-initialises everything with the same algorithm.
+    pub fn set_mss(&mut self, mss: u32) {
+        *self = Congestion::new(self.algorithm(), mss);
+    }
+
+    /// The congestion window, in bytes.
+    pub fn cwnd(&self) -> u32 {
+        self.window.cwnd
+    }
+
+    /// The slow start threshold, in bytes (`u32::MAX` until the first
+    /// congestion event or HyStart++ exit).
+    pub fn ssthresh(&self) -> u32 {
+        self.window.ssthresh
+    }
+
+    /// True while cwnd < ssthresh (RFC 5681 §3.1), including HyStart++'s
+    /// conservative slow start.
+    pub fn in_slow_start(&self) -> bool {
+        self.window.in_slow_start()
+    }
+
+    /// An ACK advanced SND.UNA outside loss recovery: slow start (with
+    /// ABC, RFC 3465: at most 2*SMSS per ACK) or the algorithm's congestion
+    /// avoidance. cwnd does not grow when `!s.cwnd_limited`.
+    pub fn on_ack(&mut self, s: &AckSample) {
+        self.timed_out = false;
+        match &mut self.state {
+            State::NewReno(r) => r.on_ack(&mut self.window, s),
+            State::Cubic(c) => c.on_ack(&mut self.window, s),
+        }
+    }
+
+    /// The connection enters loss recovery (fast retransmit, or loss that
+    /// SACK revealed); called once per recovery episode. `flight` is
+    /// FlightSize, the bytes outstanding. Sets ssthresh and cwnd = ssthresh
+    /// without inflation: the connection accounts for what has left the
+    /// network (RFC 5681 §3.2 step 2, RFC 6675 §5).
+    pub fn on_loss(&mut self, now: Instant, flight: u32) {
+        self.timed_out = false;
+        match &mut self.state {
+            State::NewReno(r) => r.on_loss(&mut self.window, flight),
+            State::Cubic(c) => c.on_loss(&mut self.window, now),
+        }
+    }
+
+    /// The recovery point was cumulatively acknowledged: cwnd = ssthresh
+    /// (RFC 6582 §3.2 step 3, "deflate"); CUBIC starts its congestion
+    /// avoidance epoch now.
+    pub fn on_recovery_end(&mut self, now: Instant) {
+        self.timed_out = false;
+        // RFC 6582 §3.2 step 3, option (2): set cwnd to ssthresh.
+        self.window.cwnd = self.window.ssthresh;
+        match &mut self.state {
+            State::NewReno(r) => r.on_recovery_end(),
+            State::Cubic(c) => c.on_recovery_end(&self.window, now),
+        }
+    }
+
+    /// The retransmission timer expired. `flight` is FlightSize before the
+    /// timeout. Sets ssthresh (NewReno: RFC 5681 §3.1 eq. 4,
+    /// max(flight/2, 2*SMSS); CUBIC: RFC 9438 §4.8, its multiplicative
+    /// decrease) and cwnd = 1 SMSS, the loss window.
+    ///
+    /// A timeout with no ACK reported ([`Congestion::on_ack`]) since the
+    /// previous one retransmits data the timer already retransmitted: it
+    /// keeps ssthresh (RFC 5681 §3.1) and only sets cwnd.
+    pub fn on_rto(&mut self, now: Instant, flight: u32) {
+        let first = !self.timed_out;
+        match &mut self.state {
+            State::NewReno(r) => r.on_rto(&mut self.window, flight, first),
+            State::Cubic(c) => c.on_rto(&mut self.window, now, first),
+        }
+        // RFC 5681 §3.1: cwnd = LW, the loss window, one segment.
+        self.window.cwnd = self.window.mss;
+        self.timed_out = true;
+    }
+
+    /// The sender starts sending after an idle period longer than the RTO:
+    /// cwnd = min(cwnd, IW), the restart window (RFC 5681 §4.1; RFC 7661
+    /// simplified). CUBIC starts a new epoch at its next ACK.
+    pub fn on_idle_restart(&mut self, now: Instant) {
+        // RFC 5681 §4.1: RW = min(IW, cwnd).
+        self.window.cwnd = self.window.cwnd.min(initial_window(self.window.mss));
+        match &mut self.state {
+            State::NewReno(r) => r.on_idle_restart(),
+            State::Cubic(c) => c.on_idle_restart(now),
+        }
+    }
+}
+
+/// A test flow: a sender that keeps its window full, one flight per round
+/// trip.
+#[cfg(test)]
+mod sim {
+    use std::time::Duration;
+
+    use super::{AckSample, Congestion};
+    use crate::tcp::seq::SeqNum;
+    use crate::time::Instant;
+
+    /// The MSS of the tests.
+    pub const MSS: u32 = 1460;
+
+    /// An ACK sample carrying only time, bytes and whether cwnd was the
+    /// limit (what NewReno looks at).
+    pub fn ack(now: Instant, acked: u32, cwnd_limited: bool) -> AckSample {
+        AckSample {
+            now,
+            acked,
+            ack: SeqNum(0),
+            snd_nxt: SeqNum(0),
+            rtt: None,
+            srtt: None,
+            cwnd_limited,
+        }
+    }
+
+    /// Sequence space and time of a sender with unlimited data.
+    pub struct Flow {
+        pub now: Instant,
+        pub una: SeqNum,
+        pub nxt: SeqNum,
+        /// When false the sender only ever fills half of cwnd.
+        pub cwnd_limited: bool,
+    }
+
+    impl Flow {
+        /// A flow with nothing in flight yet, starting near the wrap of the
+        /// sequence space.
+        pub fn new(now: Instant) -> Flow {
+            let isn = SeqNum(u32::MAX - 20_000);
+            Flow {
+                now,
+                una: isn,
+                nxt: isn,
+                cwnd_limited: true,
+            }
+        }
+
+        /// Sends what the window allows.
+        fn fill(&mut self, c: &Congestion) {
+            let allowed = if self.cwnd_limited {
+                c.cwnd()
+            } else {
+                c.cwnd() / 2
+            };
+            let limit = self.una + allowed.max(1);
+            self.nxt = self.nxt.max(limit);
+        }
+
+        /// One round trip: the flight in flight at its start is acknowledged
+        /// `per_ack` bytes at a time, the ACKs spread evenly over `rtt`, each
+        /// with `rtt` as its sample and as SRTT; each ACK's freed window is
+        /// refilled at once.
+        pub fn round(&mut self, c: &mut Congestion, rtt: Duration, per_ack: u32) {
+            self.fill(c);
+            let start = self.now;
+            let end = self.nxt;
+            let flight = end - self.una;
+            let mut done = 0u32;
+            while self.una < end {
+                let acked = per_ack.min(end - self.una);
+                done += acked;
+                self.now = start + rtt.mul_f64(f64::from(done) / f64::from(flight));
+                self.una += acked;
+                c.on_ack(&AckSample {
+                    now: self.now,
+                    acked,
+                    ack: self.una,
+                    snd_nxt: self.nxt,
+                    rtt: Some(rtt),
+                    srtt: Some(rtt),
+                    cwnd_limited: self.cwnd_limited,
+                });
+                self.fill(c);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sim::{ack, MSS};
+    use super::*;
+
+    #[test]
+    fn initial_window_is_iw10() {
+        for algorithm in Algorithm::ALL {
+            for (mss, iw) in [(1460, 14_600), (536, 5_360), (9000, 18_000)] {
+                let c = Congestion::new(algorithm, mss);
+                assert_eq!(c.cwnd(), iw, "{algorithm} MSS {mss}");
+                assert_eq!(c.ssthresh(), u32::MAX);
+                assert!(c.in_slow_start());
+                assert_eq!(c.algorithm(), algorithm);
+            }
+        }
+    }
+
+    #[test]
+    fn set_mss_starts_over_with_the_same_algorithm() {
+        let mut c = Congestion::new(Algorithm::NewReno, 536);
+        c.on_rto(Instant::ZERO, 10_000);
+        c.set_mss(1460);
+        assert_eq!((c.cwnd(), c.ssthresh()), (14_600, u32::MAX));
+        assert_eq!(c.algorithm(), Algorithm::NewReno);
+    }
+
+    #[test]
+    fn a_stretch_ack_in_slow_start_grows_cwnd_by_two_segments() {
+        for algorithm in Algorithm::ALL {
+            let mut c = Congestion::new(algorithm, MSS);
+            c.on_ack(&ack(Instant::ZERO, 10 * MSS, true));
+            assert_eq!(c.cwnd(), 12 * MSS, "{algorithm}: ABC, L = 2");
+            c.on_ack(&ack(Instant::ZERO, MSS / 2, true));
+            assert_eq!(
+                c.cwnd(),
+                12 * MSS + MSS / 2,
+                "{algorithm}: smaller ACKs count bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_timeout_keeps_ssthresh() {
+        for algorithm in Algorithm::ALL {
+            let mut c = Congestion::new(algorithm, MSS);
+            c.window.cwnd = 40 * MSS;
+            c.on_rto(Instant::ZERO, 40 * MSS);
+            let ssthresh = c.ssthresh();
+            assert!(ssthresh >= 20 * MSS, "{algorithm}: {ssthresh}");
+            // The retransmission times out too: one segment was in flight.
+            c.on_rto(Instant::from_secs(1), MSS);
+            assert_eq!((c.cwnd(), c.ssthresh()), (MSS, ssthresh), "{algorithm}");
+            // After an ACK, a new timeout is a new congestion event.
+            c.on_ack(&ack(Instant::from_secs(2), MSS, true));
+            c.on_rto(Instant::from_secs(3), 2 * MSS);
+            assert_eq!(c.ssthresh(), 2 * MSS, "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn idle_restart_cuts_cwnd_to_the_initial_window() {
+        for algorithm in Algorithm::ALL {
+            let mut c = Congestion::new(algorithm, MSS);
+            c.window.cwnd = 50 * MSS;
+            c.window.ssthresh = 30 * MSS;
+            c.on_idle_restart(Instant::from_secs(5));
+            assert_eq!(c.cwnd(), 10 * MSS, "{algorithm}");
+            assert_eq!(c.ssthresh(), 30 * MSS, "{algorithm}");
+            // A window already below IW stays.
+            c.window.cwnd = 4 * MSS;
+            c.on_idle_restart(Instant::from_secs(9));
+            assert_eq!(c.cwnd(), 4 * MSS, "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn recovery_end_deflates_to_ssthresh() {
+        for algorithm in Algorithm::ALL {
+            let mut c = Congestion::new(algorithm, MSS);
+            c.window.cwnd = 40 * MSS;
+            c.on_loss(Instant::ZERO, 40 * MSS);
+            let ssthresh = c.ssthresh();
+            assert_eq!(c.cwnd(), ssthresh, "{algorithm}: no inflation");
+            c.on_recovery_end(Instant::from_millis(30));
+            assert_eq!(c.cwnd(), ssthresh, "{algorithm}");
+            assert!(!c.in_slow_start(), "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for algorithm in Algorithm::ALL {
+            assert_eq!(algorithm.name().parse::<Algorithm>(), Ok(algorithm));
+            assert_eq!(algorithm.to_string(), algorithm.name());
+        }
+        assert_eq!("NewReno".parse::<Algorithm>(), Ok(Algorithm::NewReno));
+        assert_eq!("CUBIC".parse::<Algorithm>(), Ok(Algorithm::Cubic));
+        assert_eq!(Algorithm::default(), Algorithm::Cubic);
+        let err = "bbr".parse::<Algorithm>().unwrap_err().to_string();
+        assert!(err.contains("\"bbr\""), "{err}");
+        for name in ["reno", "newreno", "cubic"] {
+            assert!(err.contains(name), "{err}");
+        }
+    }
+}
