@@ -14,7 +14,8 @@
 //!
 //! One module per concern: [`seq`] (wrapping sequence numbers), [`state`]
 //! (the 11 states), [`isn`] (RFC 6528), [`rtt`] (RFC 6298), [`congestion`]
-//! (NewReno), [`buffer`] (send ring, receive ring with reassembly), and,
+//! (NewReno, and CUBIC with HyStart++, RFC 9438 / RFC 9406), [`buffer`]
+//! (send ring, receive ring with reassembly), and,
 //! private, the per-connection state machine split into `conn` (TCB and
 //! application calls), `input` (segment arrival), `output` (segment
 //! generation) and `timers` (over the plain deadlines of `deadlines`),

@@ -3,12 +3,16 @@
 //! loss happened (W_max) and convex beyond it, but never slower than an
 //! estimate of what Reno would have (the Reno-friendly region).
 //!
+//! The first slow start runs HyStart++ ([`super::hystart`], RFC 9406),
+//! which may end it before any loss; later slow starts are standard ones.
+//!
 //! The curve is computed in segments and seconds with `f64`, as the RFC
 //! writes it; cwnd stays in bytes, with the fraction of a byte that per-ACK
 //! growth leaves carried over.
 
 use std::time::Duration;
 
+use super::hystart::HyStart;
 use super::{AckSample, Window};
 use crate::time::Instant;
 
@@ -27,6 +31,8 @@ const ALPHA: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
 /// CUBIC's own state.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Cubic {
+    /// HyStart++ in the first slow start (RFC 9438 §4.10, RFC 9406).
+    hystart: HyStart,
     /// W_max in segments: cwnd just before the last window reduction, as
     /// fast convergence left it (RFC 9438 §4.7). `None` until the first
     /// congestion event, and after a timeout (§4.8).
@@ -118,10 +124,19 @@ impl Cubic {
     /// An ACK advanced SND.UNA outside recovery.
     pub(super) fn on_ack(&mut self, w: &mut Window, s: &AckSample) {
         if w.in_slow_start() {
-            // RFC 9438 §4.10: CUBIC's slow start is standard slow start;
-            // §5.8: no growth while application-limited.
+            // RFC 9438 §4.10: slow start, with HyStart++ (RFC 9406 §4.2)
+            // watching the RTT; §5.8: no growth while application-limited.
+            let step = self.hystart.on_ack(s.ack, s.snd_nxt, s.rtt);
             if s.cwnd_limited {
-                w.slow_start(s.acked, 1);
+                w.slow_start(s.acked, step.growth_divisor);
+            }
+            if step.enter_ca {
+                // RFC 9406 §4.2: after CSS, ssthresh = cwnd. RFC 9438 §4.10:
+                // cwnd_prior = cwnd, and with no W_max the curve starts at
+                // cwnd with K = 0.
+                w.ssthresh = w.cwnd;
+                self.cwnd_prior = w.cwnd_segments();
+                self.w_max = None;
             }
             return;
         }
@@ -187,6 +202,9 @@ impl Cubic {
         // 2 segments). The RFC allows cwnd in place of FlightSize when cwnd
         // cannot grow while application-limited, which holds here.
         self.cwnd_prior = cwnd;
+        // RFC 9406 §4.2: a loss in slow start or CSS ends it; §4.3: later
+        // slow starts are standard ones.
+        self.hystart.stop();
         let reduced = u64::from(w.cwnd) * BETA_NUM / BETA_DEN;
         w.ssthresh = (reduced as u32).max(w.mss.saturating_mul(2));
         self.epoch = None;
@@ -232,6 +250,7 @@ impl Cubic {
 mod tests {
     use std::time::Duration;
 
+    use super::super::hystart::Phase;
     use super::super::sim::{Flow, MSS};
     use super::super::{Algorithm, Congestion, State};
     use super::{Cubic, BETA, C};
@@ -494,5 +513,112 @@ mod tests {
         let e = cubic(&c).epoch.clone().expect("in congestion avoidance");
         assert_eq!(e.k, 0.0);
         assert_eq!(e.w_max, 70.0);
+    }
+
+    fn phase(c: &Congestion) -> Phase {
+        cubic(c).hystart.phase()
+    }
+
+    const BASE_RTT: Duration = Duration::from_millis(50);
+    /// 20 ms more: past RttThresh (50 ms / 8 = 6.25 ms).
+    const QUEUED_RTT: Duration = Duration::from_millis(70);
+
+    /// A CUBIC flow after `rounds` rounds of slow start at [`BASE_RTT`].
+    fn slow_started(rounds: u32) -> (Congestion, Flow) {
+        let mut c = Congestion::new(Algorithm::Cubic, MSS);
+        let mut flow = Flow::new(Instant::ZERO);
+        for round in 1..=rounds {
+            flow.round(&mut c, BASE_RTT, MSS);
+            assert_eq!(c.cwnd(), (10 << round) * MSS, "round {round} doubles");
+        }
+        (c, flow)
+    }
+
+    #[test]
+    fn slow_start_keeps_doubling_while_the_rtt_is_flat() {
+        let (c, _) = slow_started(7);
+        assert!(c.in_slow_start());
+        assert_eq!(c.ssthresh(), u32::MAX);
+        assert_eq!(phase(&c), Phase::SlowStart);
+    }
+
+    #[test]
+    fn a_rising_rtt_slows_growth_to_a_quarter_then_ends_slow_start() {
+        let (mut c, mut flow) = slow_started(4);
+        // Rounds of a HyStart++ round trip lag the test's by an ACK or two,
+        // so CSS begins in the first or second round of the higher RTT.
+        let mut rounds = 0;
+        while !matches!(phase(&c), Phase::Css { .. }) {
+            flow.round(&mut c, QUEUED_RTT, MSS);
+            rounds += 1;
+            assert!(rounds <= 2, "no CSS after {rounds} rounds");
+        }
+        // Whole rounds in CSS grow by a quarter, not double.
+        let mut css_rounds = 0;
+        for round in 1.. {
+            assert!(round <= 6, "slow start never ended");
+            if !c.in_slow_start() {
+                break;
+            }
+            let before = c.cwnd();
+            let was_css = matches!(phase(&c), Phase::Css { .. });
+            flow.round(&mut c, QUEUED_RTT, MSS);
+            if was_css && matches!(phase(&c), Phase::Css { .. }) {
+                css_rounds += 1;
+                let growth = f64::from(c.cwnd()) / f64::from(before);
+                assert!(
+                    (1.2..=1.26).contains(&growth),
+                    "CSS round grew x{growth:.3}"
+                );
+            }
+        }
+        assert!(css_rounds >= 3, "{css_rounds} whole CSS rounds");
+        // RFC 9406 §4.2: ssthresh = cwnd, into congestion avoidance (which
+        // the round's remaining ACKs grew a little).
+        assert_eq!(phase(&c), Phase::Done);
+        assert!(!c.in_slow_start());
+        assert!(c.cwnd() - c.ssthresh() < c.ssthresh() / 100);
+        let before = c.cwnd();
+        flow.round(&mut c, QUEUED_RTT, MSS);
+        let growth = f64::from(c.cwnd()) / f64::from(before);
+        assert!(growth < 1.05, "congestion avoidance grew x{growth:.3}");
+    }
+
+    #[test]
+    fn an_rtt_back_below_the_css_baseline_resumes_slow_start() {
+        let (mut c, mut flow) = slow_started(4);
+        while !matches!(phase(&c), Phase::Css { .. }) {
+            flow.round(&mut c, QUEUED_RTT, MSS);
+        }
+        flow.round(&mut c, BASE_RTT, MSS);
+        assert_eq!(phase(&c), Phase::SlowStart);
+        let before = c.cwnd();
+        flow.round(&mut c, BASE_RTT, MSS);
+        assert_eq!(c.cwnd(), 2 * before, "doubling again");
+        assert_eq!(c.ssthresh(), u32::MAX);
+    }
+
+    #[test]
+    fn a_loss_ends_hystart_for_good() {
+        let (mut c, mut flow) = slow_started(4);
+        c.on_loss(flow.now, c.cwnd());
+        assert_eq!(phase(&c), Phase::Done);
+        c.on_recovery_end(flow.now);
+        // A timeout later: slow start up to ssthresh is standard, even with
+        // the RTT rising.
+        c.on_rto(flow.now, c.cwnd());
+        flow.nxt = flow.una; // go back N, as the connection does
+        let ssthresh = c.ssthresh();
+        let mut rtt = BASE_RTT;
+        while c.in_slow_start() {
+            let before = c.cwnd();
+            flow.round(&mut c, rtt, MSS);
+            assert!(
+                c.cwnd() == 2 * before || (c.cwnd() < 2 * before && c.cwnd() >= ssthresh),
+                "{before} to {}",
+                c.cwnd()
+            );
+            rtt += Duration::from_millis(30);
+        }
     }
 }

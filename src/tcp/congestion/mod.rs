@@ -21,6 +21,7 @@
 //! struct, which still does fast recovery itself.
 
 mod cubic;
+mod hystart;
 mod legacy;
 mod newreno;
 
