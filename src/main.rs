@@ -112,6 +112,10 @@ struct DeviceArgs {
     /// PAWS) off: neither offer nor accept it.
     #[arg(long)]
     no_timestamps: bool,
+    /// Congestion control of new connections: cubic (the default, RFC
+    /// 9438 with HyStart++) or reno (NewReno, RFC 5681 and RFC 6582).
+    #[arg(long, default_value = "cubic", value_name = "ALG")]
+    congestion: tunstack::tcp::congestion::Algorithm,
     /// Fault injection: hold every incoming packet this many milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     rx_delay_ms: u64,
@@ -149,6 +153,7 @@ impl DeviceArgs {
         };
         config.tcp.sack = !self.no_sack;
         config.tcp.timestamps = !self.no_timestamps;
+        config.tcp.congestion = self.congestion;
         config
     }
 }

@@ -42,6 +42,8 @@ mod keepalive;
 mod open;
 #[path = "conformance/options.rs"]
 mod options;
+#[path = "conformance/recovery.rs"]
+mod recovery;
 #[path = "conformance/reset.rs"]
 mod reset;
 #[path = "conformance/retransmit.rs"]

@@ -526,6 +526,37 @@ impl TcpStream {
         Ok(self.handle.local_options().user_timeout)
     }
 
+    /// `TCP_CONGESTION`: the congestion control algorithm of this
+    /// connection, by its Linux name (`"cubic"`, `"reno"`); an unknown name
+    /// fails with `InvalidInput`. The window reached so far is kept.
+    ///
+    /// ```
+    /// use tunstack::device::memory;
+    /// use tunstack::{Config, Stack, TcpListener, TcpStream};
+    ///
+    /// let (a, b) = memory::link(1500);
+    /// let server = Stack::with_device(Config::default(), a)?; // 10.0.0.2
+    /// let client = Stack::with_device(Config { addr: [10, 0, 0, 1].into(), ..Config::default() }, b)?;
+    /// let _listener = TcpListener::bind(&server, "0.0.0.0:7")?;
+    /// let stream = TcpStream::connect(&client, "10.0.0.2:7")?;
+    /// assert_eq!(stream.congestion_control()?, "cubic");
+    /// stream.set_congestion_control("reno")?;
+    /// assert_eq!(stream.congestion_control()?, "reno");
+    /// assert!(stream.set_congestion_control("vegas").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_congestion_control(&self, name: &str) -> io::Result<()> {
+        let algorithm: crate::tcp::congestion::Algorithm = name
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.handle.set_option(TcpOption::Congestion(algorithm))
+    }
+
+    /// The congestion control algorithm's name.
+    pub fn congestion_control(&self) -> io::Result<&'static str> {
+        Ok(self.info()?.congestion.name())
+    }
+
     /// `SO_LINGER`: with `Some(Duration::ZERO)`, dropping the stream resets
     /// the connection (RST) instead of closing it; with `Some(t)`, dropping
     /// waits up to `t` for what was written to arrive (the close then goes

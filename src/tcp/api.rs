@@ -144,6 +144,13 @@ pub struct ConnInfo {
     pub cwnd: u32,
     /// Slow start threshold, bytes (`u32::MAX` until the first loss).
     pub ssthresh: u32,
+    /// The congestion control algorithm (`TCP_CONGESTION`).
+    pub congestion: crate::tcp::congestion::Algorithm,
+    /// Bytes the peer reported holding out of order (SACKed), as `ss -ti`
+    /// counts `sacked` segments.
+    pub sacked: u32,
+    /// In loss recovery (fast recovery, RFC 6675 or RFC 6582).
+    pub recovering: bool,
     /// Peer's advertised window, bytes.
     pub snd_wnd: u32,
     /// Window we advertise, bytes.
@@ -167,11 +174,13 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    /// The negotiated options as `ss -ti` lists them: `ts sack wscale:S,R`.
+    /// The negotiated options and the congestion control as `ss -ti` lists
+    /// them: `ts sack cubic wscale:S,R`.
     pub fn ss_options(&self) -> String {
         [
             self.timestamps.then(|| "ts".to_string()),
             self.sack.then(|| "sack".to_string()),
+            Some(self.congestion.to_string()),
             self.wscale.map(|(s, r)| format!("wscale:{s},{r}")),
         ]
         .into_iter()

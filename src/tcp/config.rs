@@ -96,6 +96,9 @@ pub struct TcpConfig {
     /// every ACK, also for retransmitted data (RTTM), and protection
     /// against wrapped sequence numbers (PAWS). Default on, as in Linux.
     pub timestamps: bool,
+    /// The congestion control of new connections (`TCP_CONGESTION` sets
+    /// it per socket): CUBIC by default, as in Linux.
+    pub congestion: super::congestion::Algorithm,
 }
 
 impl Default for TcpConfig {
@@ -123,6 +126,7 @@ impl Default for TcpConfig {
             offload: false,
             sack: true,
             timestamps: true,
+            congestion: super::congestion::Algorithm::default(),
         }
     }
 }

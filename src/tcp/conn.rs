@@ -13,11 +13,12 @@ use super::api::{ConnId, ConnInfo, ListenerId, TcpError, TcpEvent};
 use super::buffer::{BufferPool, RecvBuffer, SendBuffer};
 use super::config::window_shift_for;
 use super::config::{KeepaliveConfig, TcpConfig};
-use super::congestion::NewReno;
+use super::congestion::Congestion;
 use super::deadlines::Timers;
 use super::options::TcpOption;
 use super::outbox::Outbox;
 use super::rtt::RttEstimator;
+use super::scoreboard::Scoreboard;
 use super::seq::SeqNum;
 use super::state::State;
 use super::stream::{Stream, StreamState};
@@ -152,6 +153,20 @@ pub(crate) struct Timestamps {
 /// RFC 7323 §5.5: a TS.Recent unchanged for 24 days is too old for PAWS.
 pub(crate) const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
+/// Loss recovery in progress: RFC 6675 §5 when SACK was agreed, RFC 6582
+/// (NewReno) without.
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    /// RecoveryPoint (RFC 6675 §2), RFC 6582's "recover": SND.MAX when
+    /// recovery began; it ends when the cumulative ACK reaches it.
+    pub point: SeqNum,
+    /// HighRxt (RFC 6675 §2): the highest sequence number retransmitted.
+    pub high_rxt: SeqNum,
+    /// Without SACK, RFC 6582 §3.2's window inflation: one SMSS per
+    /// duplicate ACK, deflated by partial ACKs.
+    pub inflation: u32,
+}
+
 /// Where the application's handle on this connection stands.
 #[derive(Debug, Default)]
 pub(crate) struct Handle {
@@ -187,7 +202,22 @@ pub(crate) struct Conn {
 
     pub rtt: RttEstimator,
     pub ts: Timestamps,
-    pub cc: NewReno,
+    pub cc: Congestion,
+    /// What the peer reported holding above SND.UNA (RFC 2018 §3).
+    pub sb: Scoreboard,
+    /// Loss recovery, while it lasts.
+    pub recovery: Option<Recovery>,
+    /// SND.MAX at the last retransmission timeout, until the cumulative
+    /// ACK passes it: duplicate ACKs meanwhile start no recovery (RFC 6582
+    /// §4.1, RFC 6675 §5.1).
+    pub rto_recover: Option<SeqNum>,
+    /// The last dispatch left data unsent because of the congestion window
+    /// (not the peer's): only then may the window grow (RFC 7661 §4.3,
+    /// RFC 9438 §4.8).
+    pub cwnd_limited: bool,
+    /// When new data last went out: sending again after an idle RTO
+    /// restarts from the initial window (RFC 5681 §4.1).
+    pub last_data_sent: Option<Instant>,
     /// Karn's algorithm (RFC 6298 §3): one timed segment, ending at this
     /// sequence number, sent at this instant; cleared on retransmission.
     pub rtt_probe: Option<(SeqNum, Instant)>,
@@ -370,7 +400,12 @@ impl Conn {
                 offset: iss.get().wrapping_mul(0x9e37_79b9).rotate_left(16),
                 ..Timestamps::default()
             },
-            cc: NewReno::new(DEFAULT_MSS),
+            cc: Congestion::new(cfg.congestion, DEFAULT_MSS),
+            sb: Scoreboard::default(),
+            recovery: None,
+            rto_recover: None,
+            cwnd_limited: false,
+            last_data_sent: None,
             rtt_probe: None,
             dup_acks: 0,
             retries: 0,
@@ -507,6 +542,29 @@ impl Conn {
     /// Bytes sent and not yet acknowledged (including SYN/FIN).
     pub fn flight(&self) -> u32 {
         self.snd.nxt - self.snd.una
+    }
+
+    /// The bytes the sender counts as in the network against its
+    /// congestion window: in SACK recovery, RFC 6675 §4's pipe; otherwise
+    /// what was sent up to SND.NXT less what the peer SACKed (after a
+    /// retransmission timeout SACKed data is not sent again; before
+    /// recovery, each SACKed segment lets one new one go, as RFC 3042's
+    /// limited transmit does).
+    pub fn in_flight(&self) -> u32 {
+        match &self.recovery {
+            Some(r) if self.rcv.sack_ok => {
+                self.sb
+                    .pipe(self.snd.una, self.snd.max, r.high_rxt, self.snd.mss)
+            }
+            _ => self.flight() - self.sb.sacked_below(self.snd.nxt),
+        }
+    }
+
+    /// The congestion window, with RFC 6582's inflation during NewReno
+    /// recovery.
+    pub fn congestion_window(&self) -> u32 {
+        let inflation = self.recovery.as_ref().map_or(0, |r| r.inflation);
+        self.cc.cwnd().saturating_add(inflation)
     }
 
     /// Applies the options of the peer's SYN: MSS, window scale, SACK
@@ -850,6 +908,9 @@ impl Conn {
             mss: self.snd.mss,
             cwnd: self.cc.cwnd(),
             ssthresh: self.cc.ssthresh(),
+            congestion: self.cc.algorithm(),
+            sacked: self.sb.sacked_bytes(),
+            recovering: self.recovery.is_some(),
             snd_wnd: self.snd.wnd,
             rcv_wnd: self.rcv_wnd(&io),
             retransmits: self.total_retransmits,

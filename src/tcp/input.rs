@@ -5,7 +5,9 @@ use crate::time::Instant;
 use crate::wire::tcp::TcpSegment;
 
 use super::api::{TcpError, TcpEvent};
-use super::conn::{Conn, Ctx, PAWS_IDLE};
+use super::congestion::AckSample;
+use super::conn::{Conn, Ctx, Recovery, PAWS_IDLE};
+use super::scoreboard::DUP_THRESH;
 use super::seq::SeqNum;
 use super::state::State;
 use super::stream::StreamState;
@@ -354,6 +356,45 @@ impl Conn {
         false
     }
 
+    /// Enters loss recovery after an ACK when DupThresh duplicate ACKs
+    /// have arrived (RFC 5681 §3.2) or, with SACK, the scoreboard says the
+    /// segment at SND.UNA is lost (RFC 6675 §5): RecoveryPoint = SND.MAX,
+    /// the congestion control reduces its window once, and the first
+    /// segment presumed lost is retransmitted at once (RFC 6675 §5 step
+    /// 4.3). Not again before a recovery or an RTO's retransmissions are
+    /// acknowledged (RFC 6582 §4.1, RFC 6675 §5.1).
+    fn detect_loss(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if self.recovery.is_some() || self.rto_recover.is_some() || self.flight() == 0 {
+            return;
+        }
+        let lost = self.rcv.sack_ok && self.sb.is_lost(self.snd.una, self.snd.mss);
+        if self.dup_acks < DUP_THRESH && !lost {
+            return;
+        }
+        log::trace!(
+            "{} -> {} fast retransmit at {} ({} dup ACKs, {} SACKed)",
+            self.remote,
+            self.local,
+            self.snd.una,
+            self.dup_acks,
+            self.sb.sacked_bytes()
+        );
+        self.cc.on_loss(now, self.flight());
+        self.recovery = Some(Recovery {
+            point: self.snd.max,
+            high_rxt: self.snd.una,
+            inflation: if self.rcv.sack_ok {
+                0
+            } else {
+                DUP_THRESH * self.snd.mss
+            },
+        });
+        let sent_to = self.retransmit_head(now, cx);
+        if let Some(r) = self.recovery.as_mut() {
+            r.high_rxt = sent_to;
+        }
+    }
+
     /// SYN-RCVD → ESTABLISHED (or straight on to FIN-WAIT-1 if the
     /// application already closed, RFC 9293 §3.10.4).
     fn establish(&mut self, cx: &mut Ctx<'_>) {
@@ -383,31 +424,41 @@ impl Conn {
             return false;
         }
         let wnd = u32::from(h.window) << self.snd.wscale;
-        if ack > self.snd.una {
+        let advanced = ack > self.snd.una;
+        if advanced {
             let ecr = h.options.timestamp.map(|(_, ecr)| ecr);
             self.new_ack(now, ack, ecr, cx);
-        } else if ack == self.snd.una
+        }
+        // RFC 2018 §3: the blocks go on the scoreboard (once SACK was
+        // agreed: RFC 2018 §2).
+        let newly_sacked = if self.rcv.sack_ok {
+            let blocks = h.options.sack;
+            self.sb
+                .on_ack(self.snd.una, self.snd.max, blocks.as_slice())
+        } else {
+            0
+        };
+        if !advanced
+            && ack == self.snd.una
             && seg.payload.is_empty()
             && !h.flags.fin
-            && wnd == self.snd.wnd
             && self.flight() > 0
         {
-            // RFC 5681 §2 duplicate ACK.
-            self.dup_acks += 1;
-            if self.dup_acks == 3 {
-                if self.cc.on_triple_dup_ack(self.flight(), self.snd.max) {
-                    log::trace!(
-                        "{} -> {} fast retransmit at {}",
-                        self.remote,
-                        self.local,
-                        self.snd.una
-                    );
-                    self.retransmit_head(now, cx); // RFC 5681 §3.2 step 2
+            // RFC 5681 §2 duplicate ACK (the same window too); with SACK,
+            // one that SACKs new data (RFC 6675 §2).
+            let dup = if self.rcv.sack_ok {
+                newly_sacked > 0
+            } else {
+                wnd == self.snd.wnd
+            };
+            if dup {
+                self.dup_acks += 1;
+                if let Some(r) = self.recovery.as_mut().filter(|_| !self.rcv.sack_ok) {
+                    r.inflation += self.snd.mss; // RFC 5681 §3.2 step 4
                 }
-            } else if self.dup_acks > 3 {
-                self.cc.on_extra_dup_ack();
             }
         }
+        self.detect_loss(now, cx);
         // Window update, guarded by SND.WL1/SND.WL2 against old segments.
         if ack >= self.snd.una - self.snd.max_wnd.max(1)
             && (self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack))
@@ -473,22 +524,58 @@ impl Conn {
         // of an ACK that advances SND.UNA is a sample too, retransmitted
         // data included (RFC 7323 §4.1, RTTM); as Linux, the timed segment
         // is preferred, its clock being finer.
-        match self.rtt_probe {
+        let rtt = match self.rtt_probe {
             Some((end, sent)) if ack >= end => {
-                self.rtt.sample(now - sent);
                 self.rtt_probe = None;
+                Some(now - sent)
             }
-            _ => {
-                let echo = ecr.filter(|&e| self.ts.ok && e != 0);
-                if let Some(r) = echo.and_then(|e| self.ts_rtt(now, e)) {
-                    self.rtt.sample(r);
-                }
-            }
+            _ => ecr
+                .filter(|&e| self.ts.ok && e != 0)
+                .and_then(|e| self.ts_rtt(now, e)),
+        };
+        if let Some(r) = rtt {
+            self.rtt.sample(r);
         }
         self.retries = 0;
-        let was_recovering = self.cc.in_recovery();
-        let partial = self.cc.on_ack(acked, ack);
         self.dup_acks = 0;
+        if self.rto_recover.is_some_and(|p| ack >= p) {
+            self.rto_recover = None;
+        }
+        let partial = match self.recovery.as_mut() {
+            // RFC 6675 §5 / RFC 6582 §3.2 step 3: the recovery point is
+            // acknowledged, recovery is over.
+            Some(r) if ack >= r.point => {
+                self.recovery = None;
+                self.cc.on_recovery_end(now);
+                false
+            }
+            // RFC 6582 §3.2 step 5 (without SACK): a partial ACK deflates
+            // the window by what it acknowledged, adds back one SMSS if
+            // that was a full segment, and has the next hole resent.
+            Some(r) if !self.rcv.sack_ok => {
+                let back = if acked >= self.snd.mss {
+                    self.snd.mss
+                } else {
+                    0
+                };
+                r.inflation = r.inflation.saturating_sub(acked) + back;
+                true
+            }
+            Some(_) => false,
+            None => {
+                let sample = AckSample {
+                    now,
+                    acked,
+                    ack,
+                    snd_nxt: self.snd.max,
+                    rtt,
+                    srtt: self.rtt.srtt(),
+                    cwnd_limited: self.cwnd_limited,
+                };
+                self.cc.on_ack(&sample);
+                false
+            }
+        };
         // RFC 6298 §5.2 / §5.3: stop or restart the timer.
         self.timers.rtx = if self.flight() == 0 {
             None
@@ -499,8 +586,11 @@ impl Conn {
         // timeout counts from it).
         self.unacked_since = (self.flight() > 0).then_some(now);
         self.clamp_rtx_to_user_timeout(now);
-        if was_recovering && partial {
-            self.retransmit_head(now, cx); // RFC 6582 §3.2 step 5
+        if partial {
+            let sent_to = self.retransmit_head(now, cx);
+            if let Some(r) = self.recovery.as_mut() {
+                r.high_rxt = r.high_rxt.max(sent_to);
+            }
         }
         if self.handle.write_blocked && cx.io.send.free() > 0 && self.visible() {
             self.handle.write_blocked = false;

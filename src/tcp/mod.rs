@@ -42,6 +42,7 @@ pub mod options;
 mod outbox;
 mod output;
 pub mod rtt;
+mod scoreboard;
 pub mod seq;
 pub mod state;
 pub mod stream;

@@ -24,6 +24,9 @@ pub enum TcpOption {
     /// unacknowledged before the connection is aborted with `TimedOut`,
     /// whatever the retransmission count (`None`: the R2 count decides).
     UserTimeout(Option<Duration>),
+    /// `TCP_CONGESTION`: the congestion control algorithm. Switching keeps
+    /// the window and threshold reached so far, as Linux does.
+    Congestion(super::congestion::Algorithm),
 }
 
 /// The smallest buffer a socket may set: one full segment of the largest
@@ -77,6 +80,7 @@ impl Conn {
             TcpOption::Ttl(ttl) => self.ip.ttl = ttl.map(|t| t.max(1)),
             TcpOption::Tos(tos) => self.ip.tos = tos,
             TcpOption::UserTimeout(t) => self.user_timeout = t.filter(|t| !t.is_zero()),
+            TcpOption::Congestion(algorithm) => self.cc.set_algorithm(algorithm),
             TcpOption::RecvBuffer(_) | TcpOption::SendBuffer(_) => {}
         }
     }

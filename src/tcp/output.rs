@@ -209,78 +209,213 @@ impl Conn {
     }
 
     /// Sends new (or, after an RTO, resent) data and the FIN, as windows and
-    /// Nagle allow.
+    /// Nagle allow; in SACK recovery, what RFC 6675 §5 says goes next.
     fn send_data(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        loop {
-            let off = (self.snd.nxt - self.data_base()) as usize;
-            let unsent = cx.io.send.len().saturating_sub(off);
-            // The core is out of data: the application must say when it
-            // queues more.
-            cx.io.push_wanted = unsent == 0 && !self.snd.fin_queued;
-            let retransmitting = self.snd.nxt < self.snd.max;
-            let win = self.snd.wnd.min(self.cc.cwnd());
-            let usable = win.saturating_sub(self.flight()) as usize;
-            // Payload per segment: the MSS less the SACK option the
-            // segment will carry (RFC 2018 §3: the sender's data must fit
-            // beside it, as Linux's tcp_current_mss reckons).
-            let mss = self.data_mss(cx.io) as usize;
-            // With offload, one super-segment of whole MSS-sized pieces;
-            // a shorter tail goes on its own below, under the same Nagle
-            // and SWS rules as without offload (Linux's
-            // tcp_mss_split_point). In urgent mode each segment needs its
-            // own urgent pointer, so no super-segments then.
-            let max = if self.urgent_pointer(self.snd.nxt).is_some() {
-                mss
-            } else {
-                cx.cfg.max_segment(mss as u32) as usize
-            };
-            let mut len = unsent.min(usable).min(max);
-            if len > mss {
-                len -= len % mss;
+        self.cwnd_limited = false;
+        if self.rcv.sack_ok && self.recovery.is_some() {
+            self.send_recovery(now, cx);
+            return;
+        }
+        while self.send_next(now, cx) {}
+    }
+
+    /// Sends one segment (or super-segment) from SND.NXT: new data, or
+    /// after a retransmission timeout data again, skipping what the peer
+    /// SACKed (RFC 6675 §5.1 keeps the scoreboard through an RTO).
+    /// Returns whether it sent something and more may follow.
+    fn send_next(&mut self, now: Instant, cx: &mut Ctx<'_>) -> bool {
+        let mut hole_end = None;
+        if self.snd.nxt < self.snd.max {
+            if let Some(end) = self.sb.sacked_at(self.snd.nxt) {
+                self.snd.nxt = end.min(self.snd.max);
             }
-            // The FIN needs no window (it goes after the last byte).
-            let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd.nxt + len as u32);
-            if len == 0 && !fin {
-                return;
-            }
-            if len > 0 && !fin && !retransmitting {
-                // Nagle (RFC 9293 §3.7.4, SHLD-7) and sender SWS avoidance
-                // (§3.8.6.2.1): send a full segment, or everything queued when
-                // nothing is in flight (or Nagle is off), or half the
-                // largest window the peer ever offered.
-                let full = len >= mss;
-                let all = len == unsent && (self.nodelay || self.flight() == 0);
-                let half_window = self.snd.max_wnd > 0 && len >= (self.snd.max_wnd / 2) as usize;
-                if !(full || all || half_window) {
-                    return;
-                }
-            }
-            if retransmitting && len > 0 && !fin && len < mss && len < unsent && self.flight() > 0 {
-                // The congestion window counts bytes of the full MSS; what a
-                // SACK option takes from each segment must not turn its
-                // remainder into a sliver of a retransmission (Linux counts
-                // the window in whole segments).
-                return;
-            }
-            if retransmitting {
-                self.total_retransmits += 1;
-                cx.out.stats.retransmits += 1;
-            } else if self.rtt_probe.is_none() && self.retries == 0 {
-                self.rtt_probe = Some((self.snd.nxt + len as u32 + u32::from(fin), now));
-            }
-            self.emit_data(now, self.snd.nxt, len, fin, cx);
-            self.snd.nxt += len as u32 + u32::from(fin);
-            self.snd.max = self.snd.max.max(self.snd.nxt);
-            self.unacked_since.get_or_insert(now);
-            if self.timers.rtx.is_none() {
-                self.timers.rtx = Some(now + self.rto());
-                self.clamp_rtx_to_user_timeout(now);
-            }
-            self.timers.persist = None;
-            if fin {
-                return;
+            hole_end = self.sb.next_sacked(self.snd.nxt);
+        }
+        let off = (self.snd.nxt - self.data_base()) as usize;
+        let unsent = cx.io.send.len().saturating_sub(off);
+        // The core is out of data: the application must say when it
+        // queues more.
+        cx.io.push_wanted = unsent == 0 && !self.snd.fin_queued;
+        let retransmitting = self.snd.nxt < self.snd.max;
+        if !retransmitting && unsent > 0 && self.flight() == 0 {
+            // RFC 5681 §4.1: after an idle period longer than the RTO,
+            // start again from the initial window.
+            if self.last_data_sent.is_some_and(|t| now - t > self.rto()) {
+                self.cc.on_idle_restart(now);
             }
         }
+        let cwnd_room = self.congestion_window().saturating_sub(self.in_flight());
+        let window_edge = self.snd.una + self.snd.wnd;
+        let rwnd_room = if window_edge > self.snd.nxt {
+            window_edge - self.snd.nxt
+        } else {
+            0
+        };
+        let usable = cwnd_room.min(rwnd_room) as usize;
+        // Payload per segment: the MSS less the options the segment will
+        // carry (RFC 2018 §3: the sender's data must fit beside them, as
+        // Linux's tcp_current_mss reckons).
+        let mss = self.data_mss(cx.io) as usize;
+        // With offload, one super-segment of whole MSS-sized pieces; a
+        // shorter tail goes on its own below, under the same Nagle and SWS
+        // rules as without offload (Linux's tcp_mss_split_point). In
+        // urgent mode each segment needs its own urgent pointer, so no
+        // super-segments then.
+        let max = if self.urgent_pointer(self.snd.nxt).is_some() {
+            mss
+        } else {
+            cx.cfg.max_segment(mss as u32) as usize
+        };
+        let mut len = unsent.min(usable).min(max);
+        if let Some(end) = hole_end {
+            len = len.min((end - self.snd.nxt) as usize);
+        }
+        if len > mss {
+            len -= len % mss;
+        }
+        if unsent > len && cwnd_room < rwnd_room {
+            self.cwnd_limited = true;
+        }
+        // The FIN needs no window (it goes after the last byte).
+        let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd.nxt + len as u32);
+        if len == 0 && !fin {
+            return false;
+        }
+        if len > 0 && !fin && !retransmitting {
+            // Nagle (RFC 9293 §3.7.4, SHLD-7) and sender SWS avoidance
+            // (§3.8.6.2.1): send a full segment, or everything queued when
+            // nothing is in flight (or Nagle is off), or half the largest
+            // window the peer ever offered.
+            let full = len >= mss;
+            let all = len == unsent && (self.nodelay || self.flight() == 0);
+            let half_window = self.snd.max_wnd > 0 && len >= (self.snd.max_wnd / 2) as usize;
+            if !(full || all || half_window) {
+                return false;
+            }
+        }
+        let whole_hole = hole_end.is_some_and(|end| self.snd.nxt + len as u32 == end);
+        if retransmitting
+            && len > 0
+            && !fin
+            && len < mss
+            && len < unsent
+            && !whole_hole
+            && self.flight() > 0
+        {
+            // The congestion window counts bytes of the full MSS; what an
+            // option takes from each segment must not turn its remainder
+            // into a sliver of a retransmission (Linux counts the window in
+            // whole segments).
+            return false;
+        }
+        if retransmitting {
+            self.total_retransmits += 1;
+            cx.out.stats.retransmits += 1;
+        } else {
+            self.last_data_sent = Some(now);
+            if self.rtt_probe.is_none() && self.retries == 0 {
+                self.rtt_probe = Some((self.snd.nxt + len as u32 + u32::from(fin), now));
+            }
+        }
+        self.emit_data(now, self.snd.nxt, len, fin, cx);
+        self.snd.nxt += len as u32 + u32::from(fin);
+        self.snd.max = self.snd.max.max(self.snd.nxt);
+        self.unacked_since.get_or_insert(now);
+        if self.timers.rtx.is_none() {
+            self.timers.rtx = Some(now + self.rto());
+            self.clamp_rtx_to_user_timeout(now);
+        }
+        self.timers.persist = None;
+        !fin
+    }
+
+    /// RFC 6675 §5 (C): while the congestion window has room for a
+    /// segment beside the pipe, send what NextSeg (§4) names: (1) the
+    /// first lost hole above HighRxt, (2) new data, (3) the first unSACKed
+    /// hole above HighRxt. Rule (4), the rescue retransmission (a SHOULD),
+    /// is left out: once (3) has run out, the highest unSACKed data has
+    /// been resent in this very recovery, and sending it again in the same
+    /// round trip is what Linux does not do either.
+    fn send_recovery(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let mss = self.snd.mss;
+        loop {
+            let Some(r) = self.recovery.as_ref() else {
+                return;
+            };
+            let (una, max, high_rxt) = (self.snd.una, self.snd.max, r.high_rxt);
+            if self.cc.cwnd() < self.in_flight().saturating_add(mss) {
+                self.cwnd_limited = true;
+                return;
+            }
+            let hole = self.sb.holes_from(high_rxt.max(una), max).next();
+            // (1) A lost hole.
+            if let Some((start, end)) = hole.filter(|h| self.sb.is_lost(h.0, mss)) {
+                if !self.retransmit_in_recovery(now, start, end, cx) {
+                    return;
+                }
+                continue;
+            }
+            // (2) New data.
+            if self.snd.nxt == self.snd.max && self.send_next(now, cx) {
+                continue;
+            }
+            // (3) Any unSACKed hole.
+            if let Some((start, end)) = hole {
+                if !self.retransmit_in_recovery(now, start, end, cx) {
+                    return;
+                }
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// Retransmits from `start` within the hole `[start, end)` and moves
+    /// HighRxt past it; false if nothing could be sent.
+    fn retransmit_in_recovery(
+        &mut self,
+        now: Instant,
+        start: SeqNum,
+        end: SeqNum,
+        cx: &mut Ctx<'_>,
+    ) -> bool {
+        let sent_to = self.retransmit_range(now, start, end, cx);
+        if let Some(r) = self.recovery.as_mut() {
+            r.high_rxt = r.high_rxt.max(sent_to);
+        }
+        sent_to > start
+    }
+
+    /// Retransmits one segment of at most the MSS from `seq`, not past
+    /// `end` (with the FIN if it lies there); returns where it ended
+    /// (`seq` when there was nothing to send).
+    pub(crate) fn retransmit_range(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        end: SeqNum,
+        cx: &mut Ctx<'_>,
+    ) -> SeqNum {
+        let fin_seq = self.fin_seq(cx.io.send.len());
+        let data_end = fin_seq.map_or(end, |f| end.min(f)).min(self.snd.max);
+        let mss = self.data_mss(cx.io);
+        let len = if data_end > seq {
+            (data_end - seq).min(mss)
+        } else {
+            0
+        };
+        let after = seq + len;
+        let fin = fin_seq == Some(after) && end > after && self.snd.max > after;
+        if len == 0 && !fin {
+            return seq;
+        }
+        self.total_retransmits += 1;
+        cx.out.stats.retransmits += 1;
+        self.rtt_probe = None; // Karn (RFC 6298 §3)
+        self.emit_data(now, seq, len as usize, fin, cx);
+        self.timers.rtx = Some(now + self.rto());
+        self.clamp_rtx_to_user_timeout(now);
+        after + u32::from(fin)
     }
 
     /// Emits one segment carrying `len` buffered bytes from `seq` (and FIN).
@@ -313,25 +448,10 @@ impl Conn {
     }
 
     /// Retransmits the segment at SND.UNA (fast retransmit, RFC 5681 §3.2,
-    /// or a NewReno partial ACK).
-    pub(crate) fn retransmit_head(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        let len = cx
-            .io
-            .send
-            .len()
-            .min(self.data_mss(cx.io) as usize)
-            .min(self.flight() as usize);
-        let fin = len < self.data_mss(cx.io) as usize
-            && self.fin_seq(cx.io.send.len()) == Some(self.snd.una + len as u32)
-            && self.snd.max > self.snd.una + len as u32;
-        if len == 0 && !fin {
-            return;
-        }
-        self.total_retransmits += 1;
-        cx.out.stats.retransmits += 1;
-        self.rtt_probe = None; // Karn
-        self.emit_data(now, self.snd.una, len, fin, cx);
-        self.timers.rtx = Some(now + self.rto());
+    /// a NewReno partial ACK, or a zero-window probe of the head).
+    pub(crate) fn retransmit_head(&mut self, now: Instant, cx: &mut Ctx<'_>) -> SeqNum {
+        let (una, max) = (self.snd.una, self.snd.max.max(self.snd.nxt));
+        self.retransmit_range(now, una, max, cx)
     }
 
     /// A bare `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`. After a retransmission

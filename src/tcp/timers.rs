@@ -124,9 +124,18 @@ impl Conn {
         self.rtt.back_off(); // RFC 6298 §5.5
         self.rtt_probe = None; // Karn: never time a retransmitted segment
         if self.state.is_synchronized() {
-            self.cc.on_rto(self.flight()); // RFC 5681 §3.1 eq. (4)
+            self.cc.on_rto(now, self.flight()); // RFC 5681 §3.1 eq. (4)
         }
         self.dup_acks = 0;
+        // RFC 6675 §5.1: an RTO ends any recovery, and none starts again
+        // until what was outstanding is acknowledged. The scoreboard is
+        // kept, so SACKed data is not sent again; a second timeout in a
+        // row suggests the peer reneged, and it is cleared (RFC 2018 §8).
+        self.recovery = None;
+        self.rto_recover = Some(self.snd.max);
+        if self.retries > 1 {
+            self.sb.clear();
+        }
         // RFC 6298 §5.4: retransmit the earliest unacknowledged segment; we
         // go back to SND.UNA and resend within the (now one-MSS) window.
         self.snd.nxt = self.snd.una;

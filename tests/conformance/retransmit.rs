@@ -5,6 +5,8 @@
 
 use tunstack::tcp::{State, TcpConfig, TcpError, TcpEvent};
 
+use tunstack::tcp::congestion::Algorithm;
+
 use crate::bench::*;
 
 /// MUST-18, MUST-22 (RFC 6298 §2.1, §5.5): a SYN is first retransmitted
@@ -135,17 +137,22 @@ fn must_19_rto_backs_off_exponentially_up_to_the_maximum() {
 }
 
 /// MUST-19 (RFC 5681 §3.1): slow start — the initial window is
-/// min(4·MSS, max(2·MSS, 4380)), each ACK of a full segment opens the window
-/// by one MSS (two new segments out per ACK); a timeout collapses the window
-/// to one segment (ssthresh = max(FlightSize/2, 2·MSS)).
+/// min(10·MSS, max(2·MSS, 14600)) (RFC 6928 §2), each ACK of a full
+/// segment opens the window by one MSS (two new segments out per ACK); a
+/// timeout collapses the window to one segment (NewReno: ssthresh =
+/// max(FlightSize/2, 2·MSS)).
 #[test]
 fn must_19_slow_start_and_the_loss_window() {
-    let mut b = Bench::new();
+    let mut b = Bench::with(TcpConfig {
+        congestion: Algorithm::NewReno,
+        send_buffer: 64 * 1024,
+        ..cfg()
+    });
     b.handshake_passive_with(seg!(SYN, mss = 1000), 0);
     b.app_send(&[1u8; 30_000]);
     let first = b.take_all();
-    assert_eq!(first.len(), 4, "initial window: 4 segments of 1000");
-    assert_eq!(b.info().cwnd, 4000);
+    assert_eq!(first.len(), 10, "initial window: 10 segments of 1000");
+    assert_eq!(b.info().cwnd, 10_000);
     b.send(seg!(ACK, ack = first[0].end()));
     let burst = b.take_all();
     assert_eq!(
@@ -153,9 +160,9 @@ fn must_19_slow_start_and_the_loss_window() {
         2,
         "one ACK in slow start lets two segments out"
     );
-    assert_eq!(b.info().cwnd, 5000);
+    assert_eq!(b.info().cwnd, 11_000);
     // Nothing more is acknowledged: the RTO fires.
-    let flight = 5000;
+    let flight = 11_000;
     let r = b.wait_for_segment(10_000);
     assert_eq!((r.seq, r.data.len()), (first[1].seq, 1000));
     b.expect_nothing();

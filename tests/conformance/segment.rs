@@ -155,6 +155,16 @@ impl In {
         self.ts = Some(v);
         self
     }
+    /// Appends NOP, NOP and a SACK option with `blocks` (RFC 2018 §3).
+    pub fn sack(mut self, blocks: &[(u32, u32)]) -> In {
+        self.opts
+            .extend_from_slice(&[1, 1, 5, 2 + 8 * blocks.len() as u8]);
+        for (left, right) in blocks {
+            self.opts.extend_from_slice(&left.to_be_bytes());
+            self.opts.extend_from_slice(&right.to_be_bytes());
+        }
+        self
+    }
     /// No timestamps, even on a bench that adds them.
     pub fn no_ts(mut self, on: bool) -> In {
         self.no_ts = on;

@@ -69,6 +69,10 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     // LAST-ACK with data queued, or its keep-alive byte delivered). A
     // 20,000-seed sweep (seeds 2000..22000) of all three pairings after the
     // tunstack fixes found no tunstack failure.
+    // Seed 1873: met once tunstack opened with IW10 and CUBIC (a
+    // different path through the same seed); smoltcp ends in LAST-ACK with
+    // 3,807 bytes queued, probing past a 104-byte hole it never resends.
+    ("smoltcp-client", 1873, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 3384, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 11860, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 31578, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),

@@ -16,13 +16,9 @@
 //! [`Congestion::on_idle_restart`].
 //!
 //! Pure: time is passed in as [`Instant`], no clock is read.
-//!
-//! Until the connection uses [`Congestion`] it keeps the older [`NewReno`]
-//! struct, which still does fast recovery itself.
 
 mod cubic;
 mod hystart;
-mod legacy;
 mod newreno;
 
 use std::fmt;
@@ -31,8 +27,6 @@ use std::time::Duration;
 
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
-
-pub use legacy::NewReno;
 
 /// A congestion control algorithm, named as Linux's `TCP_CONGESTION` names
 /// them.
@@ -227,6 +221,17 @@ impl Congestion {
     /// re-initialises everything with the same algorithm.
     pub fn set_mss(&mut self, mss: u32) {
         *self = Congestion::new(self.algorithm(), mss);
+    }
+
+    /// Switches to `algorithm` (`TCP_CONGESTION` on a running
+    /// connection): cwnd and ssthresh are kept, the new algorithm starts
+    /// from its initial state, as Linux's `tcp_set_congestion_control`.
+    pub fn set_algorithm(&mut self, algorithm: Algorithm) {
+        if algorithm != self.algorithm() {
+            let window = self.window;
+            *self = Congestion::new(algorithm, window.mss);
+            self.window = window;
+        }
     }
 
     /// The congestion window, in bytes.

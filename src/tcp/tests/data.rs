@@ -125,6 +125,39 @@ fn nodelay_sends_small_writes_immediately() {
 
 #[test]
 fn large_writes_are_cut_into_mss_segments_within_cwnd() {
+    let (mut l, _, id, snd) = server_with(TcpConfig {
+        send_buffer: 64 * 1024,
+        ..cfg()
+    });
+    // The peer's window is no limit here.
+    let mut wide = hdr("A", P, snd);
+    wide.window = 65_535;
+    inject(&mut l, ms(0), wide, b"");
+    assert_eq!(l.send(ms(0), id, &[9; 30_000]), Ok(30_000));
+    let v = drain(&mut l);
+    // RFC 6928 §2 initial window: min(10*MSS, max(2*MSS, 14600)) = 14600,
+    // ten segments.
+    assert_eq!(
+        v.iter().map(|o| o.data.len()).collect::<Vec<_>>(),
+        [1460; 10]
+    );
+    assert_eq!(v[9].h.seq, snd + 9 * 1460);
+    // An ACK of two segments in slow start opens cwnd by two (RFC 3465
+    // §2.2, L = 2*SMSS): four segments go out.
+    let mut ack = hdr("A", P, snd + 2920);
+    ack.window = 65_535;
+    inject(&mut l, ms(10), ack, b"");
+    let v = drain(&mut l);
+    assert_eq!(
+        v.iter().map(|o| o.data.len()).collect::<Vec<_>>(),
+        [1460; 4]
+    );
+    assert_eq!(v[0].h.seq, snd + 14_600);
+    assert_eq!(l.info(id).unwrap().cwnd, 14_600 + 2920);
+}
+
+#[test]
+fn a_full_send_buffer_takes_part_of_a_write_and_nagle_holds_the_tail() {
     let (mut l, id, snd) = server();
     assert_eq!(
         l.send(ms(0), id, &[9; 10_000]),
@@ -132,24 +165,19 @@ fn large_writes_are_cut_into_mss_segments_within_cwnd() {
         "partial when the buffer is full"
     );
     let v = drain(&mut l);
-    // Initial window: min(4*MSS, max(2*MSS, 4380)) = 4380 = 3 segments.
     assert_eq!(
         v.iter().map(|o| o.data.len()).collect::<Vec<_>>(),
-        vec![1460, 1460, 1460]
+        [1460; 5]
     );
-    assert_eq!(v[2].h.seq, snd + 2920);
     assert_eq!(l.send(ms(0), id, b"x"), Ok(0));
     inject(&mut l, ms(10), hdr("A", P, snd + 2920), b"");
     assert_eq!(events(&mut l), vec![TcpEvent::Writable(id)]);
-    // Slow start opened cwnd; the 892-byte tail waits (Nagle) while data
-    // is in flight.
-    let v = drain(&mut l);
-    assert_eq!(
-        v.iter().map(|o| o.data.len()).collect::<Vec<_>>(),
-        vec![1460, 1460],
-        "{v:?}"
-    );
-    assert_eq!(v[0].h.seq, snd + 4380);
+    // The 892-byte tail waits (Nagle) while data is in flight, then goes
+    // once everything is acknowledged.
+    assert!(drain(&mut l).is_empty());
+    inject(&mut l, ms(20), hdr("A", P, snd + 5 * 1460), b"");
+    let o = one(&mut l);
+    assert_eq!((o.h.seq, o.data.len()), (snd + 5 * 1460, 892));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Retransmission (RFC 6298), fast retransmit (RFC 5681), keepalive.
 
 use super::*;
+use crate::tcp::congestion::Algorithm;
 use crate::tcp::{KeepaliveConfig, TcpError};
 
 const P: u32 = PEER_ISS + 1;
@@ -71,7 +72,10 @@ fn r2_exceeded_aborts_with_timed_out() {
 
 #[test]
 fn three_duplicate_acks_trigger_fast_retransmit() {
-    let (mut l, id, snd) = server();
+    let (mut l, _, id, snd) = server_with(TcpConfig {
+        congestion: Algorithm::NewReno,
+        ..cfg()
+    });
     l.send(ms(0), id, &[5; 4380]).unwrap();
     assert_eq!(drain(&mut l).len(), 3);
     // The first segment is lost; the other two produce duplicate ACKs.
@@ -85,11 +89,16 @@ fn three_duplicate_acks_trigger_fast_retransmit() {
     assert_eq!(r.data.len(), 1460);
     let info = l.info(id).unwrap();
     assert_eq!(info.ssthresh, 2920, "max(flight/2, 2*MSS)");
-    assert_eq!(info.cwnd, 2920 + 3 * 1460);
+    assert_eq!(
+        info.cwnd, 2920,
+        "cwnd = ssthresh; the inflation is kept apart"
+    );
+    assert!(info.recovering);
     assert_eq!(info.retransmits, 1);
     // The full ACK ends recovery: cwnd deflates to ssthresh.
     inject(&mut l, ms(10), hdr("A", P, snd + 4380), b"");
     assert_eq!(l.info(id).unwrap().cwnd, 2920);
+    assert!(!l.info(id).unwrap().recovering);
 }
 
 #[test]

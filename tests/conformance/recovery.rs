@@ -1,0 +1,150 @@
+//! Loss recovery with SACK, the sender's side (RFC 6675, RFC 2018 §3):
+//! the scoreboard, IsLost, the pipe, NextSeg's order, and no
+//! retransmission of SACKed data after a timeout.
+
+use tunstack::tcp::congestion::Algorithm;
+use tunstack::tcp::TcpConfig;
+
+use crate::bench::*;
+
+/// A connection with SACK agreed, MSS 1000, NewReno (so the numbers are
+/// RFC 5681's), and ten segments in flight (the initial window).
+fn ten_in_flight(total: usize) -> (Bench, Vec<Out>) {
+    let mut b = Bench::with(TcpConfig {
+        congestion: Algorithm::NewReno,
+        ..cfg()
+    });
+    b.handshake_passive_with(seg!(SYN, mss = 1000, sack_perm = true), 10);
+    b.app_send(&vec![7u8; total]);
+    let segs = b.take_all();
+    assert_eq!(segs.len(), 10, "IW10");
+    assert!(segs.iter().all(|s| s.data.len() == 1000));
+    (b, segs)
+}
+
+/// The ACK the receiver sends while missing `hole`, holding `blocks`.
+fn sack_ack(hole: &Out, blocks: &[(u32, u32)]) -> In {
+    seg!(ACK, ack = hole.seq, sack = blocks)
+}
+
+/// RFC 6675 §5: a single ACK whose SACK blocks cover three segments past
+/// the cumulative point makes that segment lost (IsLost, §4): it is
+/// retransmitted at once, without waiting for three duplicate ACKs, and
+/// nothing the peer SACKed is sent again. ssthresh is halved once; the
+/// full ACK ends recovery with cwnd = ssthresh.
+#[test]
+fn rfc_6675_three_sacked_segments_make_the_hole_lost() {
+    let (mut b, s) = ten_in_flight(10_000);
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[3].end())]));
+    let r = b.expect(|o| o.seq == s[0].seq && o.data.len() == 1000);
+    assert_eq!(r.data, s[0].data);
+    let i = b.info();
+    assert!(i.recovering);
+    assert_eq!((i.ssthresh, i.cwnd), (5000, 5000));
+    assert_eq!(i.sacked, 3000);
+    // Pipe: the retransmission (1000) and the six segments past the block
+    // (6000) fill cwnd: nothing more goes.
+    b.expect_nothing();
+    b.send(seg!(ACK, ack = s[9].end()));
+    let i = b.info();
+    assert!(!i.recovering);
+    assert_eq!((i.cwnd, i.sacked), (5000, 0));
+}
+
+/// RFC 6675 §5 (C) and NextSeg (1), (2): two holes are repaired in the
+/// same round trip, as the blocks above each make it lost, and new data
+/// follows while the pipe allows; SACKed data is never resent.
+#[test]
+fn rfc_6675_two_holes_are_repaired_in_one_round_trip() {
+    let (mut b, s) = ten_in_flight(20_000);
+    let mut sent = Vec::new();
+    // Segments 1-3 arrive: the third ACK makes segment 0 lost.
+    for k in 1..=3 {
+        b.send(sack_ack(&s[0], &[(s[1].seq, s[k].end())]));
+        sent.extend(b.take_all());
+    }
+    // Segments 5-9 arrive (4 is lost too).
+    for k in 5..=9 {
+        let blocks = [(s[5].seq, s[k].end()), (s[1].seq, s[3].end())];
+        b.send(sack_ack(&s[0], &blocks));
+        sent.extend(b.take_all());
+    }
+    let resent: Vec<u32> = sent
+        .iter()
+        .filter(|o| seq_lt(o.seq, s[9].end()))
+        .map(|o| o.seq)
+        .collect();
+    assert_eq!(
+        resent,
+        [s[0].seq, s[4].seq],
+        "holes resent, SACKed data not: {sent:?}"
+    );
+    let new: Vec<&Out> = sent.iter().filter(|o| !seq_lt(o.seq, s[9].end())).collect();
+    assert!(!new.is_empty(), "new data follows while the pipe allows");
+    assert_eq!(new[0].seq, s[9].end());
+}
+
+/// RFC 6675 NextSeg (3): with no new data to send, an unSACKed segment
+/// that is not yet deemed lost (here the last one) is retransmitted in
+/// recovery, rather than left to the retransmission timer.
+#[test]
+fn rfc_6675_with_nothing_new_the_tail_is_resent_in_recovery() {
+    let (mut b, s) = ten_in_flight(10_000);
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[8].end())]));
+    let first = b.expect(|o| o.seq == s[0].seq);
+    assert_eq!(first.data.len(), 1000);
+    let tail = b.expect(|o| o.seq == s[9].seq);
+    assert_eq!(tail.data, s[9].data);
+    b.expect_nothing();
+}
+
+/// RFC 6675 §5.1 / RFC 2018 §3: after a retransmission timeout the
+/// sender goes back to SND.UNA but does not resend what the peer SACKed.
+#[test]
+fn rfc_6675_after_a_timeout_sacked_data_is_not_resent() {
+    let (mut b, s) = ten_in_flight(10_000);
+    // 0 and 1 are lost; 2-3 arrive: not enough to deem anything lost.
+    b.send(sack_ack(&s[0], &[(s[2].seq, s[3].end())]));
+    b.expect_nothing();
+    let r = b.wait_for_segment(2000);
+    assert_eq!(
+        (r.seq, r.data.len()),
+        (s[0].seq, 1000),
+        "the RTO resends the head"
+    );
+    b.send(seg!(ACK, ack = s[1].seq, sack = &[(s[2].seq, s[3].end())]));
+    let again: Vec<u32> = b.take_all().iter().map(|o| o.seq).collect();
+    assert_eq!(again, [s[1].seq, s[4].seq], "2 and 3 are skipped");
+}
+
+/// RFC 2883 / RFC 6675: a D-SACK block (below the cumulative ACK) is not
+/// taken as SACKed data and starts no recovery.
+#[test]
+fn rfc_6675_a_dsack_block_is_not_on_the_scoreboard() {
+    let (mut b, s) = ten_in_flight(10_000);
+    for _ in 0..3 {
+        b.send(seg!(ACK, ack = s[5].seq, sack = &[(s[1].seq, s[2].end())]));
+    }
+    let i = b.info();
+    assert_eq!((i.sacked, i.recovering), (0, false));
+}
+
+/// RFC 2018 §2: without SACK agreed, blocks in ACKs are ignored (three
+/// duplicate ACKs still start NewReno recovery, RFC 6582).
+#[test]
+fn rfc_2018_blocks_are_ignored_unless_sack_was_agreed() {
+    let mut b = Bench::with(TcpConfig {
+        congestion: Algorithm::NewReno,
+        ..cfg()
+    });
+    b.handshake_passive_with(seg!(SYN, mss = 1000), 10);
+    b.app_send(&[7u8; 10_000]);
+    let s = b.take_all();
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[3].end())]));
+    b.expect_nothing();
+    assert_eq!(b.info().sacked, 0);
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[4].end())]));
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[5].end())]));
+    b.expect(|o| o.seq == s[0].seq);
+    assert!(b.info().recovering);
+}
