@@ -90,7 +90,23 @@ struct DeviceArgs {
     /// milliseconds, and the probe count, e.g. 2000,1000,3 (default: off).
     #[arg(long, value_name = "IDLE_MS,INTERVAL_MS,COUNT", value_parser = parse_keepalive)]
     keepalive: Option<KeepaliveConfig>,
-    /// Fault injection: drop the stack's Nth outgoing packets (1-based,
+    #[command(flatten)]
+    faults: FaultArgs,
+    /// Turn selective acknowledgements (RFC 2018) off: neither offer nor
+    /// accept them.
+    #[arg(long)]
+    no_sack: bool,
+    /// After work, keep polling this many microseconds before sleeping
+    /// (like SO_BUSY_POLL: lower latency, some CPU while busy; 0: off).
+    #[arg(long, default_value_t = 50, value_name = "US")]
+    busy_poll_us: u64,
+}
+
+/// Fault injection, a seeded netem-like path each way ("in": toward the
+/// stack, or from --a to --b in a relay; "out": the other way).
+#[derive(clap::Args, Debug)]
+struct FaultArgs {
+    /// Fault injection: drop the Nth outgoing packets (1-based,
     /// comma-separated), e.g. to capture a retransmission.
     #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
     drop_tx: Option<BTreeSet<u64>>,
@@ -101,20 +117,59 @@ struct DeviceArgs {
     /// random (seeded by --fault-seed), e.g. 1 or 0.5.
     #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
     loss: f64,
-    /// Seed of --loss: the same seed loses the same packets.
+    /// Fault injection: lose this percentage of the incoming packets
+    /// (instead of --loss).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    rx_loss: Option<f64>,
+    /// Fault injection: lose this percentage of the outgoing packets
+    /// (instead of --loss).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    tx_loss: Option<f64>,
+    /// Fault injection: hold every packet this many milliseconds, each way.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    delay_ms: u64,
+    /// Fault injection: hold every incoming packet this many milliseconds
+    /// (instead of --delay-ms).
+    #[arg(long, value_name = "MS")]
+    rx_delay_ms: Option<u64>,
+    /// Fault injection: hold every outgoing packet this many milliseconds
+    /// (instead of --delay-ms).
+    #[arg(long, value_name = "MS")]
+    tx_delay_ms: Option<u64>,
+    /// Fault injection: vary each packet's delay uniformly by up to this
+    /// many milliseconds either way; packets keep their order.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    jitter_ms: u64,
+    /// Fault injection: send this percentage of the packets at once,
+    /// ahead of those held for their delay, each way.
+    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
+    reorder: f64,
+    /// Fault injection: send this percentage of the packets twice, each way.
+    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
+    duplicate: f64,
+    /// Seed of the random faults: the same seed makes the same decisions
+    /// for the same packets.
     #[arg(long, default_value_t = 1, value_name = "N")]
     fault_seed: u64,
-    /// Turn selective acknowledgements (RFC 2018) off: neither offer nor
-    /// accept them.
-    #[arg(long)]
-    no_sack: bool,
-    /// Fault injection: hold every incoming packet this many milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    rx_delay_ms: u64,
-    /// After work, keep polling this many microseconds before sleeping
-    /// (like SO_BUSY_POLL: lower latency, some CPU while busy; 0: off).
-    #[arg(long, default_value_t = 50, value_name = "US")]
-    busy_poll_us: u64,
+}
+
+impl FaultArgs {
+    fn config(&self) -> FaultConfig {
+        let ppm = |pct: f64| (pct * 10_000.0).round() as u32;
+        let ms = Duration::from_millis;
+        FaultConfig {
+            drop_tx: self.drop_tx.clone().unwrap_or_default(),
+            drop_rx: self.drop_rx.clone().unwrap_or_default(),
+            rx_delay: ms(self.rx_delay_ms.unwrap_or(self.delay_ms)),
+            tx_delay: ms(self.tx_delay_ms.unwrap_or(self.delay_ms)),
+            jitter: ms(self.jitter_ms),
+            rx_loss_ppm: ppm(self.rx_loss.unwrap_or(self.loss)),
+            tx_loss_ppm: ppm(self.tx_loss.unwrap_or(self.loss)),
+            reorder_ppm: ppm(self.reorder),
+            duplicate_ppm: ppm(self.duplicate),
+            seed: self.fault_seed,
+        }
+    }
 }
 
 impl DeviceArgs {
@@ -135,14 +190,7 @@ impl DeviceArgs {
         config.tcp.msl = Duration::from_millis(self.msl_ms);
         config.busy_poll = Duration::from_micros(self.busy_poll_us);
         config.keepalive_all = self.keepalive;
-        config.faults = FaultConfig {
-            drop_tx: self.drop_tx.clone().unwrap_or_default(),
-            drop_rx: self.drop_rx.clone().unwrap_or_default(),
-            rx_delay: Duration::from_millis(self.rx_delay_ms),
-            rx_loss_ppm: (self.loss * 10_000.0).round() as u32,
-            tx_loss_ppm: (self.loss * 10_000.0).round() as u32,
-            seed: self.fault_seed,
-        };
+        config.faults = self.faults.config();
         config.tcp.sack = !self.no_sack;
         config
     }

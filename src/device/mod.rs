@@ -8,7 +8,8 @@
 //! Implementations: [`tun::TunDevice`] (a Linux TUN interface),
 //! [`memory::MemoryDevice`] (an in-memory link for tests), and middleware
 //! that wraps any device: [`capture::Capture`] (pcap of every packet) and
-//! [`fault::FaultInjector`] (drops and delays on purpose).
+//! [`fault::FaultInjector`] (drops, delays, duplicates and reorders on
+//! purpose).
 
 use std::fmt;
 use std::io;
@@ -69,6 +70,8 @@ pub struct DeviceCounters {
     pub gso_sent: u64,
     /// Offloaded packets of a kind the stack does not take, dropped.
     pub gso_unsupported: u64,
+    /// What fault injection did, when it is on.
+    pub faults: Option<fault::FaultStats>,
 }
 
 /// Whether a TUN device takes segmentation and checksum offload.

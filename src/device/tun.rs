@@ -501,6 +501,7 @@ impl Device for TunDevice {
             gso_received: self.gso_received,
             gso_sent: self.gso_sent,
             gso_unsupported: self.gso_unsupported,
+            faults: None,
         }
     }
 
