@@ -42,6 +42,14 @@ enum Commands {
     /// Connect from the stack to a TCP server, like `nc`: standard input goes
     /// to the server, its replies to standard output.
     Connect(ConnectArgs),
+    /// Forward IP packets between two TUN devices through the same fault
+    /// injection as `run` (same flags, same seed, same decisions): --a
+    /// takes the kernel's place, --b the stack's, so packets from --a to
+    /// --b meet the "incoming" faults. Both devices are opened with offload
+    /// off (created if missing) and may then be moved to other namespaces
+    /// (`ip link set NAME netns NS`); prints "ready" once both are open,
+    /// runs until interrupted.
+    Relay(RelayArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -247,6 +255,21 @@ struct ConnectArgs {
     timeout: u64,
 }
 
+#[derive(clap::Args, Debug)]
+struct RelayArgs {
+    /// The TUN device on the kernel's side.
+    #[arg(long, value_name = "NAME")]
+    a: String,
+    /// The TUN device in the stack's place.
+    #[arg(long, value_name = "NAME")]
+    b: String,
+    /// Each device's queue toward the relay, in packets (0: the device's own).
+    #[arg(long, default_value_t = tunstack::config::DEFAULT_TX_QUEUE_LEN, value_name = "PACKETS")]
+    txqueuelen: u32,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
 fn parse_keepalive(s: &str) -> Result<KeepaliveConfig, String> {
     let parts: Vec<&str> = s.split(',').collect();
     let [idle, interval, count] = parts[..] else {
@@ -342,6 +365,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Run(args) => run(args),
         Commands::Connect(args) => connect(args),
+        Commands::Relay(args) => relay(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -573,5 +597,50 @@ fn connect(args: ConnectArgs) -> std::io::Result<()> {
     drop(stream);
     // Let the close finish before the stack goes away with the process.
     stack.linger(Duration::from_secs(2));
+    Ok(())
+}
+
+/// Longest the relay sleeps before it looks at the stop flag again.
+const RELAY_TICK: Duration = Duration::from_millis(100);
+
+fn relay(args: RelayArgs) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tunstack::device::relay::Relay;
+    use tunstack::device::tun::{self, TunDevice, TunOptions};
+
+    let opts = TunOptions {
+        tx_queue_len: (args.txqueuelen > 0).then_some(args.txqueuelen),
+        offload: tunstack::Offload::Off,
+        ..TunOptions::default()
+    };
+    let a = TunDevice::open(&args.a, &opts)?;
+    let b = TunDevice::open(&args.b, &opts)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .map_err(std::io::Error::other)?;
+    let faults = args.faults.config();
+    println!(
+        "tunstack relay: {} <-> {} ready; {faults:?}",
+        args.a, args.b
+    );
+    let mut relay = Relay::new(a, b, faults);
+    while !stop.load(Ordering::Relaxed) {
+        if relay.forward(256)? > 0 {
+            continue;
+        }
+        let now = std::time::Instant::now();
+        let timeout = relay.next_due().map_or(RELAY_TICK, |t| {
+            t.saturating_duration_since(now).min(RELAY_TICK)
+        });
+        let (a, b) = relay.devices();
+        tun::wait_either(a, b, Some(timeout))?;
+    }
+    let s = relay.stats();
+    println!(
+        "tunstack relay: stopped; {} packets {} -> {}, {} back; send errors {}\nfaults ({} -> {} is \"in\"): {}",
+        s.a_to_b, args.a, args.b, s.b_to_a, s.send_errors, args.a, args.b, s.faults
+    );
     Ok(())
 }

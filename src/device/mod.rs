@@ -9,7 +9,7 @@
 //! [`memory::MemoryDevice`] (an in-memory link for tests), and middleware
 //! that wraps any device: [`capture::Capture`] (pcap of every packet) and
 //! [`fault::FaultInjector`] (drops, delays, duplicates and reorders on
-//! purpose).
+//! purpose). [`relay::Relay`] joins two devices through a fault injector.
 
 use std::fmt;
 use std::io;
@@ -20,6 +20,7 @@ pub mod capture;
 pub mod fault;
 pub mod memory;
 pub mod pcap;
+pub mod relay;
 pub mod tun;
 
 pub use crate::wire::gso::{RxMeta, TxMeta};
