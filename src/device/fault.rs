@@ -23,14 +23,13 @@
 //! `wait`, so a delayed packet leaves on time even when nothing else
 //! happens.
 
-mod path;
+pub mod path;
 
 use std::collections::BTreeSet;
 use std::io;
 use std::time::{Duration, Instant};
 
-use path::FaultyPath;
-pub use path::{PathCounters, PathFaults, MAX_HELD, MAX_HELD_BYTES};
+use path::{FaultyPath, PathFaults};
 
 use super::{Device, Received, RxMeta, TxMeta, Waker};
 
@@ -347,6 +346,7 @@ impl<D: Device> Device for FaultInjector<D> {
 }
 #[cfg(test)]
 mod tests {
+    use super::path::MAX_HELD;
     use super::*;
     use crate::device::memory;
 
