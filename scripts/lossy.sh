@@ -273,10 +273,12 @@ for cc in "${CC_LIST[@]}"; do
     done
 done
 
-# ratio A B: A / B to two places, or "-" when either is not a number.
+# ratio A B: A / B (two places, three below 0.1), or "-" when either is
+# not a number.
 ratio() {
     local a=${1%% *} b=${2%% *}
-    [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] && awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }' || echo "-"
+    [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || { echo "-"; return; }
+    awk -v a="$a" -v b="$b" 'BEGIN { if (b <= 0) print "-"; else printf (a / b < 0.1 ? "%.3f" : "%.2f"), a / b }'
 }
 
 echo
