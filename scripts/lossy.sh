@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# Goodput over a lossy, delayed path: the kernel's TCP sends to tunstack's
-# discard service through tunstack's own fault injection (seeded random loss
-# each way, delay on incoming packets), with tunstack's SACK on and off and
-# the kernel's sender on BBR and on CUBIC (set per socket with
-# TCP_CONGESTION). Everything runs in a private namespace it creates and
-# deletes.
+# Goodput over a lossy, delayed path, tunstack against the kernel over the
+# same faults. Every transfer runs in fresh private namespaces that the
+# script creates and deletes:
 #
-#   sudo scripts/lossy.sh [--bytes N] [--delay-ms MS] [--loss LIST] [--cc LIST] [--no-build]
+#   tunstack:        kernel 10.0.0.1 --tun-- tunstack 10.0.0.2 (its own fault
+#                    injection: --delay-ms, --loss, --fault-seed)
+#   kernel<->kernel: kernel 10.0.0.1 (nsA) --tunA-- tunstack relay --tunB--
+#                    kernel 10.0.0.2 (nsB), the relay applying the same faults
+#                    with the same seed (the relay sits where tunstack sits)
 #
-#   --bytes N      bytes per transfer (default 20 MiB)
-#   --delay-ms MS  delay added to every packet reaching tunstack (default 20:
-#                  a 20 ms round trip)
-#   --loss LIST    loss percentages, each way (default 0,1,5)
-#   --cc LIST      the kernel sender's congestion control (default bbr,cubic)
+# Directions: "kernel -> tunstack" (the kernel client sends to the discard
+# service, port 9) and "tunstack -> kernel" (the kernel client asks the bulk
+# source, port 5001, for the bytes); over the relay the same with a python3
+# server at 10.0.0.2. The kernel sockets' congestion control is set per
+# socket with TCP_CONGESTION (as root, any algorithm the kernel has, even
+# one missing from the namespace's tcp_allowed_congestion_control).
 #
-# Prints one line per transfer and a table of Mbit/s. Each transfer has a
-# 120 s limit; one that does not finish is reported as failed. The kernel ↔
-# kernel reference over the same path (a relay between two TUN devices) is
-# still to come (issue 12).
+#   sudo scripts/lossy.sh [--bytes N] [--delay-ms MS] [--loss LIST] [--cc LIST]
+#                         [--sack LIST] [--seed N] [--tunstack-args "ARGS"] [--no-build]
+#
+#   --bytes N        bytes per transfer (default 20 MiB)
+#   --delay-ms MS    delay each way (default 10: a 20 ms round trip)
+#   --loss LIST      loss percentages, each way (default 0,1,5)
+#   --cc LIST        the kernel sockets' congestion control (default bbr,cubic)
+#   --sack LIST      tunstack with SACK on and/or off (default on)
+#   --seed N         the faults' seed (default 3)
+#   --tunstack-args  more arguments for `tunstack run`, e.g. "--busy-poll-us 0"
+#
+# Progress on stderr, a markdown table of Mbit/s on stdout. A transfer that
+# has not finished after 120 s is stopped and shown as "N (timeout)": its
+# goodput over those 120 s.
 
 set -euo pipefail
 
@@ -28,110 +40,268 @@ SCRIPT_NAME=lossy
 source "$REPO/scripts/common.sh"
 
 BYTES=$((20 << 20))
-DELAY=20
+DELAY=10
 LOSSES="0,1,5"
 CCS="bbr,cubic"
+SACKS="on"
+SEED=3
+EXTRA=""
 BUILD=1
+LIMIT=120
 while (($#)); do
     case $1 in
     --bytes) BYTES=$2; shift ;;
     --delay-ms) DELAY=$2; shift ;;
     --loss) LOSSES=$2; shift ;;
     --cc) CCS=$2; shift ;;
+    --sack) SACKS=$2; shift ;;
+    --seed) SEED=$2; shift ;;
+    --tunstack-args) EXTRA=$2; shift ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) say "unknown argument $1"; exit 2 ;;
     esac
     shift
 done
 
-is_root || { say "must run as root (it creates a network namespace and a TUN device): sudo $0"; exit 1; }
-ensure_tools ip python3 || exit 1
+is_root || { say "must run as root (it creates network namespaces and TUN devices): sudo $0"; exit 1; }
+ensure_tools ip python3 timeout || exit 1
 if ((BUILD)); then
     find_cargo || exit 1
     cargo build --release --bin tunstack >&2
 fi
-BIN="$REPO/target/release/tunstack"
+BIN="${TUNSTACK_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/tunstack}"
 [[ -x $BIN ]] || { say "no $BIN (build it, or drop --no-build)"; exit 1; }
+read -r -a EXTRA_ARGS <<<"$EXTRA"
 
-NS="tunstack-lossy-$$"
-PEER_PID=""
-cleanup() {
-    [[ -n $PEER_PID ]] && kill -INT "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
+TMP=$(mktemp -d)
+NS_T="tunstack-lossy-$$" NS_R="tunstack-lossy-r-$$" NS_A="tunstack-lossy-a-$$" NS_B="tunstack-lossy-b-$$"
+PIDS=()
+OUT=""
+stop_all() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -INT "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+    for ns in "$NS_T" "$NS_R" "$NS_A" "$NS_B"; do
+        ip netns del "$ns" 2>/dev/null || true
+    done
 }
-trap cleanup EXIT
+trap 'stop_all; rm -rf "$TMP"' EXIT
 
-# transfer CC LOSS SACK_FLAG: prints Mbit/s, or "failed".
-transfer() {
-    local cc=$1 loss=$2 sack=$3 out
-    ip netns add "$NS"
-    ip -n "$NS" link set lo up
-    ip -n "$NS" tuntap add dev tsl0 mode tun
-    ip -n "$NS" addr add 10.0.0.1/24 dev tsl0
-    ip -n "$NS" link set dev tsl0 up
-    local args=(run --tun tsl0 --addr 10.0.0.2 --http-port 0 --udp-echo-port 0 --udp-time-port 0
-        --offload off --rx-delay-ms "$DELAY" --loss "$loss" --fault-seed 3)
-    [[ $sack == off ]] && args+=(--no-sack)
-    RUST_LOG=warn ip netns exec "$NS" "$BIN" "${args[@]}" </dev/null >/dev/null 2>&1 &
-    PEER_PID=$!
-    out=$(ip netns exec "$NS" timeout 120 python3 - "$cc" "$BYTES" <<'PY' || echo failed
-import socket, sys, time
-cc, total = sys.argv[1].encode(), int(sys.argv[2])
+# The kernel's end of a transfer. `send`/`fetch` connect (retrying for
+# 10 s), move the bytes and print Mbit/s, or "N (timeout)" after the limit;
+# `discard`/`source` serve one connection at 10.0.0.2.
+cat >"$TMP/peer.py" <<'PY'
+import socket, struct, sys, time
+mode, cc, total, limit = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4])
+port = {"send": 9, "discard": 9, "fetch": 5001, "source": 5001}[mode]
+
+def set_cc(s):
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc)
+    got = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0")
+    assert got == cc, (got, cc)
+
+if mode in ("discard", "source"):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("10.0.0.2", port))
+    ls.listen(1)
+    s, _ = ls.accept()
+    set_cc(s)
+    if mode == "source":
+        line = b""
+        while not line.endswith(b"\n"):
+            more = s.recv(32)
+            if not more:
+                sys.exit(1)
+            line += more
+        left, buf = int(line), b"x" * 65536
+        while left > 0:
+            left -= s.send(buf[:min(left, len(buf))])
+    else:
+        while s.recv(1 << 20):
+            pass
+    s.close()
+    sys.exit(0)
+
 deadline = time.time() + 10
 while True:
     try:
         s = socket.socket()
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc)
-        s.connect(("10.0.0.2", 9))
+        set_cc(s)
+        s.connect(("10.0.0.2", port))
         break
-    except OSError:
+    except ConnectionRefusedError:
+        s.close()
         if time.time() > deadline:
             raise
         time.sleep(0.05)
-buf = b"x" * 65536
-sent, start = 0, time.time()
-while sent < total:
-    n = min(len(buf), total - sent)
-    s.sendall(buf[:n])
-    sent += n
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-print("%.1f" % (sent * 8 / (time.time() - start) / 1e6))
+start = time.time()
+s.settimeout(1.0)
+done = 0
+def report(moved, finished):
+    rate = moved * 8 / (time.time() - start) / 1e6
+    print("%.1f" % rate if finished else "%.1f (timeout)" % rate)
+    sys.exit(0)
+try:
+    if mode == "send":
+        buf = b"x" * 65536
+        while done < total:
+            if time.time() > start + limit:
+                # Bytes the receiver acknowledged: tcp_info's tcpi_bytes_acked.
+                info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+                report(struct.unpack_from("Q", info, 120)[0], False)
+            try:
+                done += s.send(buf[:min(len(buf), total - done)])
+            except socket.timeout:
+                pass
+        s.shutdown(socket.SHUT_WR)
+        while time.time() < start + limit:
+            try:
+                if not s.recv(1):  # the receiver read it all and closed
+                    report(done, True)
+            except socket.timeout:
+                pass
+        report(done, False)
+    else:
+        s.sendall(b"%d\n" % total)
+        while time.time() < start + limit:
+            try:
+                n = len(s.recv(1 << 20))
+            except socket.timeout:
+                continue
+            if n == 0:
+                break
+            done += n
+        report(done, done == total)
+except OSError as e:
+    print("failed (%s)" % e.strerror)
 PY
-    )
-    kill -INT "$PEER_PID" 2>/dev/null || true
-    wait "$PEER_PID" 2>/dev/null || true
-    PEER_PID=""
-    ip netns del "$NS"
-    echo "$out"
+
+# tunstack_transfer DIR CC LOSS SACK: one transfer with tunstack; sets OUT
+# to its Mbit/s.
+tunstack_transfer() {
+    local dir=$1 cc=$2 loss=$3 sack=$4
+    ip netns add "$NS_T"
+    ip -n "$NS_T" link set lo up
+    ip -n "$NS_T" tuntap add dev tsl0 mode tun
+    ip -n "$NS_T" addr add 10.0.0.1/24 dev tsl0
+    ip -n "$NS_T" link set dev tsl0 up
+    local args=(run --tun tsl0 --addr 10.0.0.2 --http-port 0 --udp-echo-port 0 --udp-time-port 0
+        --offload off --delay-ms "$DELAY" --loss "$loss" --fault-seed "$SEED" "${EXTRA_ARGS[@]}")
+    [[ $sack == off ]] && args+=(--no-sack)
+    RUST_LOG=warn ip netns exec "$NS_T" "$BIN" "${args[@]}" </dev/null >"$TMP/stack.log" 2>&1 &
+    PIDS+=($!)
+    OUT=$(peer "$NS_T" "$dir" "$cc")
+    stop_all
+}
+
+# kernel_transfer DIR CC LOSS: one transfer between two kernels through the
+# relay; sets OUT to its Mbit/s.
+kernel_transfer() {
+    local dir=$1 cc=$2 loss=$3 ns
+    for ns in "$NS_R" "$NS_A" "$NS_B"; do
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+    done
+    # The relay opens both devices in its own namespace, then each moves
+    # to its kernel's namespace; the relay's fds stay attached.
+    RUST_LOG=warn ip netns exec "$NS_R" "$BIN" relay --a tunA --b tunB \
+        --delay-ms "$DELAY" --loss "$loss" --fault-seed "$SEED" </dev/null >"$TMP/relay.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        grep -q ready "$TMP/relay.log" && break
+        sleep 0.05
+    done
+    if ! grep -q ready "$TMP/relay.log"; then
+        say "the relay did not start: $(cat "$TMP/relay.log")"
+        OUT=failed
+        stop_all
+        return
+    fi
+    ip -n "$NS_R" link set tunA netns "$NS_A"
+    ip -n "$NS_R" link set tunB netns "$NS_B"
+    ip -n "$NS_A" addr add 10.0.0.1/24 dev tunA
+    ip -n "$NS_A" link set tunA up
+    ip -n "$NS_B" addr add 10.0.0.2/24 dev tunB
+    ip -n "$NS_B" link set tunB up
+    local server=discard
+    [[ $dir == down ]] && server=source
+    ip netns exec "$NS_B" timeout $((LIMIT + 10)) python3 "$TMP/peer.py" "$server" "$cc" 0 0 >/dev/null 2>&1 &
+    PIDS+=($!)
+    OUT=$(peer "$NS_A" "$dir" "$cc")
+    stop_all
+}
+
+# peer NS DIR CC: runs the kernel's client in NS; prints its result.
+peer() {
+    local mode=send
+    [[ $2 == down ]] && mode=fetch
+    ip netns exec "$1" timeout $((LIMIT + 10)) python3 "$TMP/peer.py" "$mode" "$3" "$BYTES" "$LIMIT" 2>"$TMP/peer.err" ||
+        echo "failed ($(tail -n1 "$TMP/peer.err"))"
 }
 
 IFS=',' read -r -a LOSS_LIST <<<"$LOSSES"
 IFS=',' read -r -a CC_LIST <<<"$CCS"
+IFS=',' read -r -a SACK_LIST <<<"$SACKS"
+declare -A NAME=([up]="kernel -> tunstack" [down]="tunstack -> kernel")
+declare -A REF=([up]="kernel -> kernel" [down]="kernel <- kernel")
 declare -A RESULT
-total=$((${#LOSS_LIST[@]} * ${#CC_LIST[@]} * 2))
+total=$((${#CC_LIST[@]} * ${#LOSS_LIST[@]} * 2 * (1 + ${#SACK_LIST[@]})))
 n=0
+progress() {
+    n=$((n + 1))
+    printf '%s: [%d/%d] %s ... ' "$SCRIPT_NAME" "$n" "$total" "$*" >&2
+}
 for cc in "${CC_LIST[@]}"; do
     for loss in "${LOSS_LIST[@]}"; do
-        for sack in on off; do
-            n=$((n + 1))
-            printf '%s: [%d/%d] kernel %s -> tunstack, %s %% loss, SACK %s ... ' \
-                "$SCRIPT_NAME" "$n" "$total" "$cc" "$loss" "$sack" >&2
-            r=$(transfer "$cc" "$loss" "$sack")
-            RESULT[$cc,$loss,$sack]=$r
-            echo "$r" >&2
+        for dir in up down; do
+            progress "$cc, $loss % loss, ${REF[$dir]} (relay)"
+            kernel_transfer "$dir" "$cc" "$loss"
+            RESULT[$cc,$loss,$dir,kernel]=$OUT
+            echo "$OUT" >&2
+            for sack in "${SACK_LIST[@]}"; do
+                progress "$cc, $loss % loss, ${NAME[$dir]}, SACK $sack"
+                tunstack_transfer "$dir" "$cc" "$loss" "$sack"
+                RESULT[$cc,$loss,$dir,$sack]=$OUT
+                echo "$OUT" >&2
+            done
         done
     done
 done
 
+# ratio A B: A / B (two places, three below 0.1), or "-" when either is
+# not a number.
+ratio() {
+    local a=${1%% *} b=${2%% *}
+    [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || { echo "-"; return; }
+    awk -v a="$a" -v b="$b" 'BEGIN { if (b <= 0) print "-"; else printf (a / b < 0.1 ? "%.3f" : "%.2f"), a / b }'
+}
+
 echo
-echo "Kernel sender -> tunstack, $((BYTES >> 20)) MiB, ${DELAY} ms added delay, loss each way; Mbit/s"
+echo "$((BYTES >> 20)) MiB per transfer, ${DELAY} ms each way, loss each way, seed $SEED; Mbit/s; kernel sockets on the given congestion control${EXTRA:+; tunstack run $EXTRA}"
 echo
-echo "| kernel sender | loss | tunstack, SACK on | SACK off |"
-echo "|---|---|---|---|"
+head="| kernel cc | loss | direction | kernel <-> kernel (relay) |"
+rule="|---|---|---|---|"
+for sack in "${SACK_LIST[@]}"; do
+    head+=" tunstack, SACK $sack | ratio |"
+    rule+="---|---|"
+done
+echo "$head"
+echo "$rule"
 for cc in "${CC_LIST[@]}"; do
     for loss in "${LOSS_LIST[@]}"; do
-        echo "| $cc | $loss % | ${RESULT[$cc,$loss,on]} | ${RESULT[$cc,$loss,off]} |"
+        for dir in up down; do
+            ref=${RESULT[$cc,$loss,$dir,kernel]}
+            row="| $cc | $loss % | ${NAME[$dir]} | $ref |"
+            for sack in "${SACK_LIST[@]}"; do
+                r=${RESULT[$cc,$loss,$dir,$sack]}
+                row+=" $r | $(ratio "$r" "$ref") |"
+            done
+            echo "$row"
+        done
     done
 done

@@ -42,6 +42,14 @@ enum Commands {
     /// Connect from the stack to a TCP server, like `nc`: standard input goes
     /// to the server, its replies to standard output.
     Connect(ConnectArgs),
+    /// Forward IP packets between two TUN devices through the same fault
+    /// injection as `run` (same flags, same seed, same decisions): --a
+    /// takes the kernel's place, --b the stack's, so packets from --a to
+    /// --b meet the "incoming" faults. Both devices are opened with offload
+    /// off (created if missing) and may then be moved to other namespaces
+    /// (`ip link set NAME netns NS`); prints "ready" once both are open,
+    /// runs until interrupted.
+    Relay(RelayArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,20 +98,8 @@ struct DeviceArgs {
     /// milliseconds, and the probe count, e.g. 2000,1000,3 (default: off).
     #[arg(long, value_name = "IDLE_MS,INTERVAL_MS,COUNT", value_parser = parse_keepalive)]
     keepalive: Option<KeepaliveConfig>,
-    /// Fault injection: drop the stack's Nth outgoing packets (1-based,
-    /// comma-separated), e.g. to capture a retransmission.
-    #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
-    drop_tx: Option<BTreeSet<u64>>,
-    /// Fault injection: drop the Nth incoming packets (1-based).
-    #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
-    drop_rx: Option<BTreeSet<u64>>,
-    /// Fault injection: lose this percentage of the packets each way, at
-    /// random (seeded by --fault-seed), e.g. 1 or 0.5.
-    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
-    loss: f64,
-    /// Seed of --loss: the same seed loses the same packets.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    fault_seed: u64,
+    #[command(flatten)]
+    faults: FaultArgs,
     /// Turn selective acknowledgements (RFC 2018) off: neither offer nor
     /// accept them.
     #[arg(long)]
@@ -116,13 +112,80 @@ struct DeviceArgs {
     /// 9438 with HyStart++) or reno (NewReno, RFC 5681 and RFC 6582).
     #[arg(long, default_value = "cubic", value_name = "ALG")]
     congestion: tunstack::tcp::congestion::Algorithm,
-    /// Fault injection: hold every incoming packet this many milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    rx_delay_ms: u64,
     /// After work, keep polling this many microseconds before sleeping
     /// (like SO_BUSY_POLL: lower latency, some CPU while busy; 0: off).
     #[arg(long, default_value_t = 50, value_name = "US")]
     busy_poll_us: u64,
+}
+
+/// Fault injection, a seeded netem-like path each way ("in": toward the
+/// stack, or from --a to --b in a relay; "out": the other way).
+#[derive(clap::Args, Debug)]
+struct FaultArgs {
+    /// Fault injection: drop the Nth outgoing packets (1-based,
+    /// comma-separated), e.g. to capture a retransmission.
+    #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
+    drop_tx: Option<BTreeSet<u64>>,
+    /// Fault injection: drop the Nth incoming packets (1-based).
+    #[arg(long, value_name = "N,N,...", value_parser = parse_list)]
+    drop_rx: Option<BTreeSet<u64>>,
+    /// Fault injection: lose this percentage of the packets each way, at
+    /// random (seeded by --fault-seed), e.g. 1 or 0.5.
+    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
+    loss: f64,
+    /// Fault injection: lose this percentage of the incoming packets
+    /// (instead of --loss).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    rx_loss: Option<f64>,
+    /// Fault injection: lose this percentage of the outgoing packets
+    /// (instead of --loss).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    tx_loss: Option<f64>,
+    /// Fault injection: hold every packet this many milliseconds, each way.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    delay_ms: u64,
+    /// Fault injection: hold every incoming packet this many milliseconds
+    /// (instead of --delay-ms).
+    #[arg(long, value_name = "MS")]
+    rx_delay_ms: Option<u64>,
+    /// Fault injection: hold every outgoing packet this many milliseconds
+    /// (instead of --delay-ms).
+    #[arg(long, value_name = "MS")]
+    tx_delay_ms: Option<u64>,
+    /// Fault injection: vary each packet's delay uniformly by up to this
+    /// many milliseconds either way; packets keep their order.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    jitter_ms: u64,
+    /// Fault injection: send this percentage of the packets at once,
+    /// ahead of those held for their delay, each way.
+    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
+    reorder: f64,
+    /// Fault injection: send this percentage of the packets twice, each way.
+    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
+    duplicate: f64,
+    /// Seed of the random faults: the same seed makes the same decisions
+    /// for the same packets.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    fault_seed: u64,
+}
+
+impl FaultArgs {
+    fn config(&self) -> FaultConfig {
+        let ppm = |pct: f64| (pct * 10_000.0).round() as u32;
+        let ms = Duration::from_millis;
+        FaultConfig {
+            drop_tx: self.drop_tx.clone().unwrap_or_default(),
+            drop_rx: self.drop_rx.clone().unwrap_or_default(),
+            rx_delay: ms(self.rx_delay_ms.unwrap_or(self.delay_ms)),
+            tx_delay: ms(self.tx_delay_ms.unwrap_or(self.delay_ms)),
+            jitter: ms(self.jitter_ms),
+            rx_loss_ppm: ppm(self.rx_loss.unwrap_or(self.loss)),
+            tx_loss_ppm: ppm(self.tx_loss.unwrap_or(self.loss)),
+            reorder_ppm: ppm(self.reorder),
+            duplicate_ppm: ppm(self.duplicate),
+            seed: self.fault_seed,
+        }
+    }
 }
 
 impl DeviceArgs {
@@ -143,14 +206,7 @@ impl DeviceArgs {
         config.tcp.msl = Duration::from_millis(self.msl_ms);
         config.busy_poll = Duration::from_micros(self.busy_poll_us);
         config.keepalive_all = self.keepalive;
-        config.faults = FaultConfig {
-            drop_tx: self.drop_tx.clone().unwrap_or_default(),
-            drop_rx: self.drop_rx.clone().unwrap_or_default(),
-            rx_delay: Duration::from_millis(self.rx_delay_ms),
-            rx_loss_ppm: (self.loss * 10_000.0).round() as u32,
-            tx_loss_ppm: (self.loss * 10_000.0).round() as u32,
-            seed: self.fault_seed,
-        };
+        config.faults = self.faults.config();
         config.tcp.sack = !self.no_sack;
         config.tcp.timestamps = !self.no_timestamps;
         config.tcp.congestion = self.congestion;
@@ -207,6 +263,21 @@ struct ConnectArgs {
     /// Give up connecting after SECS seconds.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     timeout: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct RelayArgs {
+    /// The TUN device on the kernel's side.
+    #[arg(long, value_name = "NAME")]
+    a: String,
+    /// The TUN device in the stack's place.
+    #[arg(long, value_name = "NAME")]
+    b: String,
+    /// Each device's queue toward the relay, in packets (0: the device's own).
+    #[arg(long, default_value_t = tunstack::config::DEFAULT_TX_QUEUE_LEN, value_name = "PACKETS")]
+    txqueuelen: u32,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 fn parse_keepalive(s: &str) -> Result<KeepaliveConfig, String> {
@@ -304,6 +375,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Run(args) => run(args),
         Commands::Connect(args) => connect(args),
+        Commands::Relay(args) => relay(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -527,5 +599,50 @@ fn connect(args: ConnectArgs) -> std::io::Result<()> {
     drop(stream);
     // Let the close finish before the stack goes away with the process.
     stack.linger(Duration::from_secs(2));
+    Ok(())
+}
+
+/// Longest the relay sleeps before it looks at the stop flag again.
+const RELAY_TICK: Duration = Duration::from_millis(100);
+
+fn relay(args: RelayArgs) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tunstack::device::relay::Relay;
+    use tunstack::device::tun::{self, TunDevice, TunOptions};
+
+    let opts = TunOptions {
+        tx_queue_len: (args.txqueuelen > 0).then_some(args.txqueuelen),
+        offload: tunstack::Offload::Off,
+        ..TunOptions::default()
+    };
+    let a = TunDevice::open(&args.a, &opts)?;
+    let b = TunDevice::open(&args.b, &opts)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .map_err(std::io::Error::other)?;
+    let faults = args.faults.config();
+    println!(
+        "tunstack relay: {} <-> {} ready; {faults:?}",
+        args.a, args.b
+    );
+    let mut relay = Relay::new(a, b, faults);
+    while !stop.load(Ordering::Relaxed) {
+        if relay.forward(256)? > 0 {
+            continue;
+        }
+        let now = std::time::Instant::now();
+        let timeout = relay.next_due().map_or(RELAY_TICK, |t| {
+            t.saturating_duration_since(now).min(RELAY_TICK)
+        });
+        let (a, b) = relay.devices();
+        tun::wait_either(a, b, Some(timeout))?;
+    }
+    let s = relay.stats();
+    println!(
+        "tunstack relay: stopped; {} packets {} -> {}, {} back; send errors {}\nfaults ({} -> {} is \"in\"): {}",
+        s.a_to_b, args.a, args.b, s.b_to_a, s.send_errors, args.a, args.b, s.faults
+    );
     Ok(())
 }

@@ -297,6 +297,9 @@ impl Stats {
         d.stack_to_kernel_dropped = d.stack_to_kernel_dropped.or(o.stack_to_kernel_dropped);
         d.queue_len = d.queue_len.or(o.queue_len);
         d.offload &= o.offload;
+        if let Some(o) = &o.faults {
+            d.faults.get_or_insert_with(Default::default).add(o);
+        }
     }
 
     /// Counts one dropped packet.
@@ -360,6 +363,9 @@ impl fmt::Display for Stats {
                 "offload: on, {} super-segments in, {} out, {} unsupported dropped",
                 d.gso_received, d.gso_sent, d.gso_unsupported
             )?;
+        }
+        if let Some(faults) = &d.faults {
+            writeln!(f, "faults: {faults}")?;
         }
         if self.shards.len() > 1 {
             let read: Vec<String> = self

@@ -1,20 +1,40 @@
-//! Fault injection: a middleware device that drops chosen packets and
-//! delays the rest, wrapping any [`Device`].
+//! Fault injection: a middleware device that drops, delays, duplicates and
+//! reorders the packets of any [`Device`], each way.
 //!
-//! Faults are deterministic so a capture can be made on purpose: "drop the
-//! 5th packet the stack sends" produces exactly one retransmission, and a
-//! delay on received packets makes both ends' FINs cross for a
-//! simultaneous close. Dropped packets are never seen by the stack (inbound)
-//! or the link (outbound), and a capture wrapped *inside* the injector
-//! records what the stack actually sent.
+//! Two kinds of faults:
+//! - **Chosen** ones, so a capture can be made on purpose: "drop the 5th
+//!   packet the stack sends" produces exactly one retransmission, and a
+//!   delay on received packets makes both ends' FINs cross for a
+//!   simultaneous close.
+//! - A **seeded, netem-like path** per direction ([`path`]): random loss,
+//!   delay with jitter, reordering and duplication, the same for the same
+//!   seed and the same packets. `tunstack relay` puts the same model
+//!   between two kernels, so they talk over exactly the path the stack gets.
+//!
+//! Dropped packets are never seen by the stack (inbound) or the link
+//! (outbound), and a capture wrapped *inside* the injector records what the
+//! stack actually sent.
+//!
+//! The injector reads the clock itself (`Instant::now()`) and passes it to
+//! the model. Outgoing packets held for their delay go out from whichever
+//! call comes first once they are due: `send_with`, `recv_with`, or `wait`,
+//! which sleeps no longer than the next due packet (either way) and sends
+//! what is due when it wakes. The runtime calls `recv_with` after every
+//! `wait`, so a delayed packet leaves on time even when nothing else
+//! happens.
 
-use std::collections::{BTreeSet, VecDeque};
+pub mod path;
+
+use std::collections::BTreeSet;
 use std::io;
 use std::time::{Duration, Instant};
 
+use path::{FaultyPath, PathFaults};
+
 use super::{Device, Received, RxMeta, TxMeta, Waker};
 
-/// Which faults to inject.
+/// Which faults to inject. "rx" is toward the stack (what it receives),
+/// "tx" away from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaultConfig {
     /// Outgoing packets to drop, by 1-based position (1 = the first packet
@@ -24,14 +44,25 @@ pub struct FaultConfig {
     pub drop_rx: BTreeSet<u64>,
     /// Hold every incoming packet this long before the stack sees it.
     pub rx_delay: Duration,
+    /// Hold every outgoing packet this long before the link gets it.
+    pub tx_delay: Duration,
+    /// Vary each packet's delay uniformly within `delay ± jitter`, each way,
+    /// keeping the order (see [`path`]).
+    pub jitter: Duration,
     /// Lose each incoming packet at random with this probability, in
     /// parts per million (10,000 = 1 %).
     pub rx_loss_ppm: u32,
     /// Lose each outgoing packet at random with this probability, in
     /// parts per million.
     pub tx_loss_ppm: u32,
-    /// Seed of the random losses: the same seed loses the same packets of
-    /// the same traffic.
+    /// Send a packet ahead of the ones held for their delay with this
+    /// probability, each way, in parts per million.
+    pub reorder_ppm: u32,
+    /// Send a packet twice with this probability, each way, in parts per
+    /// million.
+    pub duplicate_ppm: u32,
+    /// Seed of the random faults: the same seed makes the same decisions
+    /// for the same traffic.
     pub seed: u64,
 }
 
@@ -40,36 +71,98 @@ impl FaultConfig {
     pub fn is_empty(&self) -> bool {
         self.drop_tx.is_empty()
             && self.drop_rx.is_empty()
-            && self.rx_delay.is_zero()
-            && self.rx_loss_ppm == 0
-            && self.tx_loss_ppm == 0
+            && self.rx_path() == PathFaults::default()
+            && self.tx_path() == PathFaults::default()
+    }
+
+    /// The faults of the incoming direction.
+    pub fn rx_path(&self) -> PathFaults {
+        PathFaults {
+            delay: self.rx_delay,
+            jitter: self.jitter,
+            loss_ppm: self.rx_loss_ppm,
+            duplicate_ppm: self.duplicate_ppm,
+            reorder_ppm: self.reorder_ppm,
+        }
+    }
+
+    /// The faults of the outgoing direction.
+    pub fn tx_path(&self) -> PathFaults {
+        PathFaults {
+            delay: self.tx_delay,
+            loss_ppm: self.tx_loss_ppm,
+            ..self.rx_path()
+        }
     }
 }
 
 /// Counters of what the injector did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaultStats {
-    /// Outgoing packets dropped.
+    /// Outgoing packets dropped (chosen, or lost at random).
     pub tx_dropped: u64,
-    /// Incoming packets dropped.
+    /// Incoming packets dropped (chosen, or lost at random).
     pub rx_dropped: u64,
+    /// Outgoing packets sent twice.
+    pub tx_duplicated: u64,
+    /// Incoming packets delivered twice.
+    pub rx_duplicated: u64,
+    /// Outgoing packets sent ahead of earlier ones.
+    pub tx_reordered: u64,
+    /// Incoming packets delivered ahead of earlier ones.
+    pub rx_reordered: u64,
+    /// Outgoing packets dropped because the delay queue was full.
+    pub tx_overflowed: u64,
+    /// Incoming packets dropped because the delay queue was full (the
+    /// injector stops reading before that, so the kernel's queue fills
+    /// instead; only duplicates can overflow).
+    pub rx_overflowed: u64,
 }
 
-/// Most packets held for delay at once; beyond this, packets are dropped
-/// (a real queue overflows too) so memory stays bounded.
-const MAX_DELAYED: usize = 4096;
+impl FaultStats {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &FaultStats) {
+        self.tx_dropped += other.tx_dropped;
+        self.rx_dropped += other.rx_dropped;
+        self.tx_duplicated += other.tx_duplicated;
+        self.rx_duplicated += other.rx_duplicated;
+        self.tx_reordered += other.tx_reordered;
+        self.rx_reordered += other.rx_reordered;
+        self.tx_overflowed += other.tx_overflowed;
+        self.rx_overflowed += other.rx_overflowed;
+    }
+}
+
+impl std::fmt::Display for FaultStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "dropped {} in / {} out, duplicated {} / {}, reordered {} / {}, queue overflows {} / {}",
+            self.rx_dropped,
+            self.tx_dropped,
+            self.rx_duplicated,
+            self.tx_duplicated,
+            self.rx_reordered,
+            self.tx_reordered,
+            self.rx_overflowed,
+            self.tx_overflowed
+        )
+    }
+}
 
 /// A device that injects faults into another device's traffic.
 #[derive(Debug)]
 pub struct FaultInjector<D: Device> {
     inner: D,
-    config: FaultConfig,
+    drop_tx: BTreeSet<u64>,
+    drop_rx: BTreeSet<u64>,
     tx_count: u64,
     rx_count: u64,
-    delayed: VecDeque<(Instant, Vec<u8>, RxMeta)>,
-    stats: FaultStats,
-    /// xorshift64* state for the random losses.
-    rng: u64,
+    /// Chosen drops, beside the paths' own counters.
+    tx_chosen: u64,
+    rx_chosen: u64,
+    rx: FaultyPath<RxMeta>,
+    tx: FaultyPath<TxMeta>,
 }
 
 impl<D: Device> FaultInjector<D> {
@@ -79,53 +172,49 @@ impl<D: Device> FaultInjector<D> {
             inner,
             tx_count: 0,
             rx_count: 0,
-            rng: (config.seed ^ 0x9e37_79b9_7f4a_7c15) | 1,
-            delayed: VecDeque::new(),
-            stats: FaultStats::default(),
-            config,
+            tx_chosen: 0,
+            rx_chosen: 0,
+            // One generator per direction, so one direction's decisions do
+            // not depend on how its packets interleave with the other's.
+            rx: FaultyPath::new(config.rx_path(), config.seed),
+            tx: FaultyPath::new(config.tx_path(), config.seed ^ 0x5851_f42d_4c95_7f2d),
+            drop_tx: config.drop_tx,
+            drop_rx: config.drop_rx,
         }
-    }
-
-    /// True with probability `ppm` in a million.
-    fn lose(&mut self, ppm: u32) -> bool {
-        if ppm == 0 {
-            return false;
-        }
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % 1_000_000 < u64::from(ppm)
     }
 
     /// What was injected so far.
     pub fn stats(&self) -> FaultStats {
-        self.stats
+        let (rx, tx) = (self.rx.counters(), self.tx.counters());
+        FaultStats {
+            tx_dropped: self.tx_chosen + tx.lost,
+            rx_dropped: self.rx_chosen + rx.lost,
+            tx_duplicated: tx.duplicated,
+            rx_duplicated: rx.duplicated,
+            tx_reordered: tx.reordered,
+            rx_reordered: rx.reordered,
+            tx_overflowed: tx.overflowed,
+            rx_overflowed: rx.overflowed,
+        }
     }
 
-    /// Pulls packets from the inner device into the delay queue (or drops
-    /// them); returns whether anything arrived.
-    fn fill(&mut self) -> io::Result<()> {
-        let mut buf = vec![0u8; 65_536 + crate::wire::gso::VNET_HDR_LEN];
-        while self.delayed.len() < MAX_DELAYED {
-            let Some(r) = self.inner.recv_with(&mut buf)? else {
-                break;
-            };
-            self.rx_count += 1;
-            if self.config.drop_rx.contains(&self.rx_count) {
-                self.stats.rx_dropped += 1;
-                log::info!("fault: dropped incoming packet #{}", self.rx_count);
-                continue;
-            }
-            if self.lose(self.config.rx_loss_ppm) {
-                self.stats.rx_dropped += 1;
-                log::trace!("fault: lost incoming packet #{}", self.rx_count);
-                continue;
-            }
-            let due = Instant::now() + self.config.rx_delay;
-            let packet = buf[r.start..r.start + r.len].to_vec();
-            self.delayed.push_back((due, packet, r.meta));
+    /// The wrapped device.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// When the next held packet (either way) is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        match (self.rx.next_due(), self.tx.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends the outgoing packets due at `now`.
+    fn flush_tx(&mut self, now: Instant) -> io::Result<()> {
+        while let Some((packet, meta)) = self.tx.pop_due(now) {
+            self.inner.send_with(&packet, meta)?;
         }
         Ok(())
     }
@@ -140,6 +229,7 @@ impl<D: Device> Device for FaultInjector<D> {
         let Some(r) = self.recv_with(buf)? else {
             return Ok(None);
         };
+        buf.copy_within(r.start..r.start + r.len, 0);
         if r.meta.checksum_trusted {
             crate::wire::gso::complete_checksum(&mut buf[..r.len]);
         }
@@ -147,56 +237,92 @@ impl<D: Device> Device for FaultInjector<D> {
     }
 
     /// The next packet whose delay is over, with what the inner device
-    /// said about it.
+    /// said about it. Reads everything the inner device has ready (until
+    /// the delay queue is full), so each packet's delay starts when it
+    /// arrives.
     fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        self.fill()?;
-        match self.delayed.front() {
-            Some((due, _, _)) if *due <= Instant::now() => {}
-            _ => return Ok(None),
+        let now = Instant::now();
+        self.flush_tx(now)?;
+        loop {
+            if let Some((packet, meta)) = self.rx.pop_due(now) {
+                let n = packet.len().min(buf.len());
+                buf[..n].copy_from_slice(&packet[..n]);
+                return Ok(Some(Received {
+                    start: 0,
+                    len: n,
+                    meta,
+                }));
+            }
+            if self.rx.is_full() {
+                // The rest waits in the inner device's queue.
+                return Ok(None);
+            }
+            let Some(r) = self.inner.recv_with(buf)? else {
+                return Ok(None);
+            };
+            self.rx_count += 1;
+            if self.drop_rx.contains(&self.rx_count) {
+                self.rx_chosen += 1;
+                log::info!("fault: dropped incoming packet #{}", self.rx_count);
+                continue;
+            }
+            let fate = self.rx.decide(now);
+            if fate.copies == 0 {
+                log::trace!("fault: lost incoming packet #{}", self.rx_count);
+                continue;
+            }
+            let packet = &buf[r.start..r.start + r.len];
+            if fate.due <= now && self.rx.is_empty() {
+                // Due now with nothing ahead of it: straight through.
+                self.rx.hold(fate.due, fate.copies - 1, packet, r.meta);
+                return Ok(Some(r));
+            }
+            self.rx.hold(fate.due, fate.copies, packet, r.meta);
         }
-        let Some((_, packet, meta)) = self.delayed.pop_front() else {
-            return Ok(None);
-        };
-        let n = packet.len().min(buf.len());
-        buf[..n].copy_from_slice(&packet[..n]);
-        Ok(Some(Received {
-            start: 0,
-            len: n,
-            meta,
-        }))
     }
 
     fn send(&mut self, packet: &[u8]) -> io::Result<()> {
         self.send_with(packet, TxMeta::default())
     }
 
-    /// Counts (a super-segment is one packet here) and drops as
-    /// configured, else passes the packet on with its metadata.
+    /// Counts (a super-segment is one packet here), drops, duplicates or
+    /// holds as configured, else passes the packet on with its metadata.
     fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
+        let now = Instant::now();
+        self.flush_tx(now)?;
         self.tx_count += 1;
-        if self.config.drop_tx.contains(&self.tx_count) {
-            self.stats.tx_dropped += 1;
+        if self.drop_tx.contains(&self.tx_count) {
+            self.tx_chosen += 1;
             log::info!("fault: dropped outgoing packet #{}", self.tx_count);
             return Ok(());
         }
-        if self.lose(self.config.tx_loss_ppm) {
-            self.stats.tx_dropped += 1;
+        let fate = self.tx.decide(now);
+        if fate.copies == 0 {
             log::trace!("fault: lost outgoing packet #{}", self.tx_count);
             return Ok(());
         }
-        self.inner.send_with(packet, meta)
+        if fate.due <= now && self.tx.is_empty() {
+            for _ in 0..fate.copies {
+                self.inner.send_with(packet, meta)?;
+            }
+            return Ok(());
+        }
+        self.tx.hold(fate.due, fate.copies, packet, meta);
+        Ok(())
     }
 
     fn offload(&self) -> bool {
         self.inner.offload()
     }
 
+    /// Sleeps no longer than the next held packet (either way) needs, and
+    /// sends the outgoing ones due by then.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fill()?;
-        // Wake for the next delayed packet, if it is due before the timeout.
-        let timeout = match self.delayed.front() {
-            Some((due, _, _)) => {
-                let left = due.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        self.flush_tx(now)?;
+        let timeout = match self.next_due() {
+            Some(due) => {
+                let left = due.saturating_duration_since(now);
                 if left.is_zero() {
                     return Ok(());
                 }
@@ -204,7 +330,8 @@ impl<D: Device> Device for FaultInjector<D> {
             }
             None => timeout,
         };
-        self.inner.wait(timeout)
+        self.inner.wait(timeout)?;
+        self.flush_tx(Instant::now())
     }
 
     fn waker(&self) -> Waker {
@@ -212,12 +339,14 @@ impl<D: Device> Device for FaultInjector<D> {
     }
 
     fn counters(&self) -> super::DeviceCounters {
-        self.inner.counters()
+        let mut counters = self.inner.counters();
+        counters.faults = Some(self.stats());
+        counters
     }
 }
-
 #[cfg(test)]
 mod tests {
+    use super::path::MAX_HELD;
     use super::*;
     use crate::device::memory;
 
@@ -248,7 +377,8 @@ mod tests {
             dev.stats(),
             FaultStats {
                 tx_dropped: 2,
-                rx_dropped: 1
+                rx_dropped: 1,
+                ..FaultStats::default()
             }
         );
     }
@@ -307,5 +437,144 @@ mod tests {
         }
         assert!(start.elapsed() >= delay);
         assert_eq!(got, vec![1, 2]);
+    }
+
+    #[test]
+    fn random_loss_of_incoming_packets_is_seeded_too() {
+        let run = |seed| {
+            let (a, peer) = memory::link_with_capacity(1500, 20_000);
+            let mut dev = FaultInjector::new(
+                a,
+                FaultConfig {
+                    rx_loss_ppm: 50_000,
+                    seed,
+                    ..FaultConfig::default()
+                },
+            );
+            for i in 0..10_000u32 {
+                peer.send_packet(i.to_be_bytes().to_vec());
+            }
+            let mut buf = vec![0u8; 65_536];
+            let mut got = Vec::new();
+            while let Some(n) = dev.recv(&mut buf).unwrap() {
+                got.push(buf[..n].to_vec());
+            }
+            (got, dev.stats().rx_dropped)
+        };
+        let (first, lost) = run(7);
+        assert!((400..=600).contains(&lost), "lost {lost} of 10,000 at 5 %");
+        assert_eq!(first.len() as u64 + lost, 10_000);
+        assert_eq!(run(7).0, first);
+        assert_ne!(run(8).0, first);
+    }
+
+    /// Sends 1, 2 through a 50 ms outgoing delay; checks nothing leaves
+    /// early, and that one `wait` (nothing else happening) lets them out
+    /// on time.
+    #[test]
+    fn a_delayed_outgoing_packet_leaves_at_its_time_even_if_nothing_else_happens() {
+        let (a, peer) = memory::link(1500);
+        let delay = Duration::from_millis(50);
+        let mut dev = FaultInjector::new(
+            a,
+            FaultConfig {
+                tx_delay: delay,
+                ..FaultConfig::default()
+            },
+        );
+        let start = Instant::now();
+        dev.send(&[1]).unwrap();
+        dev.send(&[2]).unwrap();
+        assert_eq!(peer.try_recv_packet(), None, "held back at first");
+        assert!(dev.next_due().is_some_and(|t| t >= start + delay));
+        // The caller's own timeout is longer: the injector wakes itself.
+        dev.wait(Some(Duration::from_secs(5))).unwrap();
+        while start.elapsed() < delay {
+            // A spurious early return is allowed; the packets are not.
+            assert_eq!(peer.try_recv_packet(), None, "sent before its time");
+            dev.wait(Some(Duration::from_secs(5))).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "woke on time");
+        let sent: Vec<Vec<u8>> = std::iter::from_fn(|| peer.try_recv_packet()).collect();
+        assert_eq!(sent, vec![vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn duplication_delivers_copies_each_way() {
+        let (a, peer) = memory::link(1500);
+        let mut dev = FaultInjector::new(
+            a,
+            FaultConfig {
+                duplicate_ppm: 1_000_000,
+                ..FaultConfig::default()
+            },
+        );
+        dev.send(&[1]).unwrap();
+        dev.send(&[2]).unwrap();
+        let sent: Vec<Vec<u8>> = std::iter::from_fn(|| peer.try_recv_packet()).collect();
+        assert_eq!(sent, vec![vec![1], vec![1], vec![2], vec![2]]);
+        peer.send_packet(vec![3]);
+        peer.send_packet(vec![4]);
+        let mut buf = [0u8; 16];
+        let mut got = Vec::new();
+        while let Some(n) = dev.recv(&mut buf).unwrap() {
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(got, vec![vec![3], vec![3], vec![4], vec![4]]);
+        let s = dev.stats();
+        assert_eq!((s.tx_duplicated, s.rx_duplicated), (2, 2));
+    }
+
+    #[test]
+    fn reordering_lets_some_outgoing_packets_overtake() {
+        let (a, peer) = memory::link(1500);
+        let mut dev = FaultInjector::new(
+            a,
+            FaultConfig {
+                tx_delay: Duration::from_millis(20),
+                reorder_ppm: 300_000,
+                seed: 2,
+                ..FaultConfig::default()
+            },
+        );
+        for i in 0..40u8 {
+            dev.send(&[i]).unwrap();
+        }
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        while sent.len() < 40 && start.elapsed() < Duration::from_secs(5) {
+            dev.wait(Some(Duration::from_secs(1))).unwrap();
+            sent.extend(std::iter::from_fn(|| peer.try_recv_packet()).map(|p| p[0]));
+        }
+        let mut sorted = sent.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..40).collect::<Vec<u8>>(), "all sent once");
+        assert_ne!(sent, sorted, "not in order");
+        assert!(dev.stats().tx_reordered > 0);
+    }
+
+    #[test]
+    fn a_full_delay_queue_bounds_memory_each_way() {
+        let n = MAX_HELD + 10;
+        let (a, peer) = memory::link_with_capacity(1500, n);
+        let mut dev = FaultInjector::new(
+            a,
+            FaultConfig {
+                rx_delay: Duration::from_secs(60),
+                tx_delay: Duration::from_secs(60),
+                ..FaultConfig::default()
+            },
+        );
+        for _ in 0..n {
+            dev.send(&[0; 64]).unwrap();
+            peer.send_packet(vec![0; 64]);
+        }
+        let mut buf = [0u8; 128];
+        assert_eq!(dev.recv(&mut buf).unwrap(), None);
+        assert_eq!((dev.tx.len(), dev.rx.len()), (MAX_HELD, MAX_HELD));
+        assert_eq!(dev.stats().tx_overflowed, 10, "dropped beyond the bound");
+        assert_eq!(dev.stats().rx_overflowed, 0, "left in the link's queue");
+        assert_eq!(dev.rx_count, MAX_HELD as u64, "the rest left in the link");
+        assert_eq!(peer.try_recv_packet(), None);
     }
 }

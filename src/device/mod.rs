@@ -8,7 +8,8 @@
 //! Implementations: [`tun::TunDevice`] (a Linux TUN interface),
 //! [`memory::MemoryDevice`] (an in-memory link for tests), and middleware
 //! that wraps any device: [`capture::Capture`] (pcap of every packet) and
-//! [`fault::FaultInjector`] (drops and delays on purpose).
+//! [`fault::FaultInjector`] (drops, delays, duplicates and reorders on
+//! purpose). [`relay::Relay`] joins two devices through a fault injector.
 
 use std::fmt;
 use std::io;
@@ -19,6 +20,7 @@ pub mod capture;
 pub mod fault;
 pub mod memory;
 pub mod pcap;
+pub mod relay;
 pub mod tun;
 
 pub use crate::wire::gso::{RxMeta, TxMeta};
@@ -69,6 +71,8 @@ pub struct DeviceCounters {
     pub gso_sent: u64,
     /// Offloaded packets of a kind the stack does not take, dropped.
     pub gso_unsupported: u64,
+    /// What fault injection did, when it is on.
+    pub faults: Option<fault::FaultStats>,
 }
 
 /// Whether a TUN device takes segmentation and checksum offload.

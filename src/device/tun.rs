@@ -351,6 +351,37 @@ impl TunDevice {
     }
 }
 
+/// Sleeps until `a` or `b` has a packet to read, or `timeout` passes
+/// (`None`: no limit); spurious returns are allowed, and the devices'
+/// [`Waker`]s are not watched. For a program that moves packets between two
+/// interfaces on one thread (`tunstack relay`).
+#[allow(unsafe_code)]
+pub fn wait_either(a: &TunDevice, b: &TunDevice, timeout: Option<Duration>) -> io::Result<()> {
+    let mut fds = [a, b].map(|d| libc::pollfd {
+        fd: d.dev.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `fds` is an array of two initialised pollfds that lives across
+    // the call, `ts_ptr` is null or points at `ts`, alive for the call, and
+    // a null signal mask leaves the thread's mask as it is.
+    let rc = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Offers the kernel checksum and TCP segmentation offload only: tun-rs
 /// also turns on UDP segmentation (`TUN_F_USO4/6`) where the kernel has it,
 /// and tunstack does not take UDP super-datagrams.
@@ -501,6 +532,7 @@ impl Device for TunDevice {
             gso_received: self.gso_received,
             gso_sent: self.gso_sent,
             gso_unsupported: self.gso_unsupported,
+            faults: None,
         }
     }
 
