@@ -171,6 +171,8 @@ pub struct ConnInfo {
     pub wscale: Option<(u8, u8)>,
     /// The receive buffer's size now (it grows with autotuning).
     pub recv_buffer: usize,
+    /// The send buffer's size now (it grows with the congestion window).
+    pub send_buffer: usize,
 }
 
 impl ConnInfo {

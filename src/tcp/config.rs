@@ -32,6 +32,11 @@ pub struct TcpConfig {
     pub mtu: usize,
     /// Send buffer size per connection, bytes.
     pub send_buffer: usize,
+    /// How far the send buffer grows with the congestion window (send
+    /// buffer autotuning, as Linux's `tcp_wmem` maximum): it holds twice
+    /// cwnd, so a window's worth can wait behind the one in flight. An
+    /// explicit `SO_SNDBUF` turns it off for that socket; 0 turns it off.
+    pub send_buffer_max: usize,
     /// Receive buffer size per connection, bytes (bounds the window and the
     /// out-of-order data held): where it starts.
     pub recv_buffer: usize,
@@ -106,6 +111,7 @@ impl Default for TcpConfig {
         TcpConfig {
             mtu: 1500,
             send_buffer: 256 * 1024,
+            send_buffer_max: 4 * 1024 * 1024,
             recv_buffer: 256 * 1024,
             recv_buffer_max: 4 * 1024 * 1024,
             window_scaling: true,

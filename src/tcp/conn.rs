@@ -218,6 +218,9 @@ pub(crate) struct Conn {
     /// When new data last went out: sending again after an idle RTO
     /// restarts from the initial window (RFC 5681 §4.1).
     pub last_data_sent: Option<Instant>,
+    /// The send buffer grows with cwnd (off once the application sets a
+    /// size).
+    pub snd_autotune: bool,
     /// Karn's algorithm (RFC 6298 §3): one timed segment, ending at this
     /// sequence number, sent at this instant; cleared on retransmission.
     pub rtt_probe: Option<(SeqNum, Instant)>,
@@ -406,6 +409,7 @@ impl Conn {
             rto_recover: None,
             cwnd_limited: false,
             last_data_sent: None,
+            snd_autotune: cfg.send_buffer_max > cfg.send_buffer,
             rtt_probe: None,
             dup_acks: 0,
             retries: 0,
@@ -679,6 +683,24 @@ impl Conn {
         }
     }
 
+    /// Send buffer autotuning (Linux's `tcp_sndbuf_expand`): after an ACK,
+    /// the buffer is made to hold twice the congestion window, doubling at
+    /// most at a time, up to `send_buffer_max`, so the application can keep
+    /// the growing window full. A writer waiting for room is woken.
+    pub(crate) fn grow_send_buffer(&mut self, cfg: &TcpConfig, io: &mut StreamState) {
+        if !self.snd_autotune {
+            return;
+        }
+        let cap = io.send.capacity();
+        let want = 2 * self.cc.cwnd() as usize;
+        if want <= cap || cap >= cfg.send_buffer_max {
+            return;
+        }
+        io.send
+            .set_capacity(want.min(2 * cap).min(cfg.send_buffer_max));
+        io.wake_writers();
+    }
+
     /// The receiver's RTT without timestamps: from offering a window to
     /// data reaching its right edge; the smallest such time is kept.
     fn rtt_mark_sample(&mut self, now: Instant) {
@@ -920,6 +942,7 @@ impl Conn {
             timestamps: self.ts.ok,
             wscale: self.rcv.ws_ok.then_some((self.snd.wscale, self.rcv.wscale)),
             recv_buffer: io.recv.capacity(),
+            send_buffer: io.send.capacity(),
         }
     }
 

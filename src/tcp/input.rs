@@ -573,6 +573,7 @@ impl Conn {
                     cwnd_limited: self.cwnd_limited,
                 };
                 self.cc.on_ack(&sample);
+                self.grow_send_buffer(cx.cfg, cx.io);
                 false
             }
         };

@@ -47,6 +47,7 @@ impl Conn {
                 cx.io.recv.set_capacity(n.max(MIN_BUFFER).max(promised));
             }
             TcpOption::SendBuffer(n) => {
+                self.snd_autotune = false;
                 cx.io.send.set_capacity(n.max(MIN_BUFFER));
                 if cx.io.send.free() > 0 {
                     cx.io.wake_writers();
@@ -68,6 +69,7 @@ impl Conn {
                 self.io.lock().recv.set_capacity(n.max(MIN_BUFFER));
             }
             TcpOption::SendBuffer(n) => {
+                self.snd_autotune = false;
                 self.io.lock().send.set_capacity(n.max(MIN_BUFFER));
             }
             other => self.apply_option(other),

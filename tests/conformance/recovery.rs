@@ -148,3 +148,44 @@ fn rfc_2018_blocks_are_ignored_unless_sack_was_agreed() {
     b.expect(|o| o.seq == s[0].seq);
     assert!(b.info().recovering);
 }
+
+/// Send buffer autotuning (as Linux's `tcp_sndbuf_expand`): the buffer
+/// grows to twice the congestion window as slow start opens it, up to
+/// `send_buffer_max`; an explicit size (`SO_SNDBUF`) stops it.
+#[test]
+fn the_send_buffer_grows_with_the_congestion_window() {
+    for explicit in [false, true] {
+        let mut b = Bench::with(TcpConfig {
+            send_buffer: 16 * 1024,
+            send_buffer_max: 256 * 1024,
+            window_scaling: true,
+            ..cfg()
+        });
+        // The peer's window (65535 << 7) is no limit.
+        b.handshake_passive_with(seg!(SYN, mss = 1000, ws = 7), 10);
+        if explicit {
+            b.tcp
+                .set_option(
+                    b.now,
+                    b.id(),
+                    tunstack::tcp::TcpOption::SendBuffer(16 * 1024),
+                )
+                .expect("option");
+        }
+        for _ in 0..16 {
+            b.app_send(&[1u8; 256 * 1024]);
+            let flight = b.take_all();
+            b.advance(10);
+            for s in flight {
+                b.send(seg!(ACK, ack = s.end())); // one ACK a segment
+            }
+        }
+        let i = b.info();
+        if explicit {
+            assert_eq!(i.send_buffer, 16 * 1024);
+        } else {
+            assert!(i.cwnd > 128 * 1024, "cwnd {}", i.cwnd);
+            assert_eq!(i.send_buffer, 256 * 1024, "2 x cwnd, capped");
+        }
+    }
+}
