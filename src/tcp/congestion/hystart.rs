@@ -8,8 +8,8 @@
 //! RTT falls back during CSS the rise was noise and slow start resumes.
 //!
 //! Used for CUBIC's first slow start only (RFC 9406 §4.3); the growth
-//! itself is the caller's, with its ABC limit L (RFC 3465, L = 2 segments;
-//! RFC 9406 §4.3 would allow 8 for an unpaced sender).
+//! itself is the caller's (byte counting without RFC 3465's limit L, as
+//! Linux; RFC 9406 §4.3 would allow L = 8 for an unpaced sender).
 
 use std::time::Duration;
 
