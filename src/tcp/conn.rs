@@ -102,6 +102,9 @@ pub(crate) struct Rcv {
     /// Start of the current autotuning round: when, and how many bytes the
     /// application had read by then.
     pub space_start: Option<(Instant, u64)>,
+    /// What the application read in the last autotuning round that grew
+    /// the buffer (Linux's `rcvq_space.space`), initially ten segments.
+    pub space: usize,
     /// Right edge of the window last advertised (RCV.NXT + RCV.WND as sent).
     pub adv: SeqNum,
     /// Our MSS option (and the size of a "full-sized" incoming segment).
@@ -387,6 +390,7 @@ impl Conn {
                 rtt_mark: None,
                 rtt: None,
                 space_start: None,
+                space: 10 * usize::from(cfg.mss()),
                 adv: SeqNum(0),
                 mss: u32::from(cfg.mss()),
                 fin_received: false,
@@ -634,9 +638,11 @@ impl Conn {
 
     /// Receive-window autotuning, after in-order data arrived (as Linux's
     /// `tcp_rcv_space_adjust`): once per receiver round trip, if the
-    /// application read more than half the buffer in it, the buffer grows
-    /// to twice what it read (plus room for a few segments), up to
-    /// `recv_buffer_max`, so the window can keep ahead of the sender's
+    /// application read more than in the last round that grew the buffer,
+    /// the buffer grows to twice what it read (plus room for sixteen
+    /// segments), and by twice as much again as the reading grew since
+    /// (a sender in slow start doubles each round), up to
+    /// `recv_buffer_max`, so the window keeps ahead of the sender's
     /// congestion window. Memory follows data: an empty buffer holds none.
     /// `echo` is the round trip the segment's timestamp echo measures, if
     /// timestamps are on.
@@ -673,11 +679,18 @@ impl Conn {
         }
         self.rcv.space_start = Some((now, read));
         let copied = (read - read_then) as usize;
-        let cap = io.recv.capacity();
-        if copied * 2 <= cap || cap >= cfg.recv_buffer_max {
+        let space = self.rcv.space.max(1);
+        if copied <= space {
             return;
         }
-        let want = (2 * copied + 16 * self.rcv.mss as usize).min(cfg.recv_buffer_max);
+        self.rcv.space = copied;
+        let cap = io.recv.capacity();
+        if cap >= cfg.recv_buffer_max {
+            return;
+        }
+        let base = 2 * copied as u64 + 16 * u64::from(self.rcv.mss);
+        let growth = 2 * base * (copied - space) as u64 / space as u64;
+        let want = (base + growth).min(cfg.recv_buffer_max as u64) as usize;
         if want > cap {
             io.recv.set_capacity(want);
         }
