@@ -179,6 +179,10 @@ pub struct TcpStats {
     /// ACKs not sent in answer to out-of-window pure ACKs and SYNs (the
     /// per-connection limit against reflection).
     pub oow_acks_limited: u64,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub tlp_probes: u64,
+    /// Segments RACK found lost by time (RFC 8985 §6).
+    pub rack_lost: u64,
     /// Dropped by PAWS (RFC 7323 §5): a timestamp older than the last one.
     pub paws_rejected: u64,
     /// Dropped: no timestamps option on a connection that agreed to them
@@ -260,6 +264,8 @@ impl TcpStats {
         self.challenge_acks_limited += other.challenge_acks_limited;
         self.oow_acks_limited += other.oow_acks_limited;
         self.paws_rejected += other.paws_rejected;
+        self.tlp_probes += other.tlp_probes;
+        self.rack_lost += other.rack_lost;
         self.ts_missing += other.ts_missing;
         self.icmp_errors += other.icmp_errors;
         self.icmp_ignored += other.icmp_ignored;
@@ -344,8 +350,8 @@ impl fmt::Display for Stats {
         let t = &self.tcp;
         writeln!(
             f,
-            "tcp:  {} connections, {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} PAWS drops, {} without timestamps, {} timeouts",
-            t.connections, t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.paws_rejected, t.ts_missing, t.timeouts
+            "tcp:  {} connections, {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} tail loss probes, {} found lost by RACK, {} PAWS drops, {} without timestamps, {} timeouts",
+            t.connections, t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.tlp_probes, t.rack_lost, t.paws_rejected, t.ts_missing, t.timeouts
         )?;
         let d = &self.device;
         let or_unknown = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());

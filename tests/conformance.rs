@@ -42,6 +42,8 @@ mod keepalive;
 mod open;
 #[path = "conformance/options.rs"]
 mod options;
+#[path = "conformance/rack.rs"]
+mod rack;
 #[path = "conformance/recovery.rs"]
 mod recovery;
 #[path = "conformance/reset.rs"]

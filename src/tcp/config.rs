@@ -104,6 +104,10 @@ pub struct TcpConfig {
     /// The congestion control of new connections (`TCP_CONGESTION` sets
     /// it per socket): CUBIC by default, as in Linux.
     pub congestion: super::congestion::Algorithm,
+    /// RACK-TLP (RFC 8985) with SACK: losses found by time (one delivery
+    /// past a hole is enough) and a probe for a lost tail instead of the
+    /// RTO. Default on, as in Linux.
+    pub rack: bool,
 }
 
 impl Default for TcpConfig {
@@ -133,6 +137,7 @@ impl Default for TcpConfig {
             sack: true,
             timestamps: true,
             congestion: super::congestion::Algorithm::default(),
+            rack: true,
         }
     }
 }

@@ -17,6 +17,7 @@ use super::congestion::Congestion;
 use super::deadlines::Timers;
 use super::options::TcpOption;
 use super::outbox::Outbox;
+use super::rack::Rack;
 use super::rtt::RttEstimator;
 use super::scoreboard::Scoreboard;
 use super::seq::SeqNum;
@@ -210,6 +211,8 @@ pub(crate) struct Conn {
     pub sb: Scoreboard,
     /// Loss recovery, while it lasts.
     pub recovery: Option<Recovery>,
+    /// RACK-TLP (RFC 8985), with SACK.
+    pub rack: Rack,
     /// SND.MAX at the last retransmission timeout, until the cumulative
     /// ACK passes it: duplicate ACKs meanwhile start no recovery (RFC 6582
     /// §4.1, RFC 6675 §5.1).
@@ -410,6 +413,7 @@ impl Conn {
             cc: Congestion::new(cfg.congestion, DEFAULT_MSS),
             sb: Scoreboard::default(),
             recovery: None,
+            rack: Rack::default(),
             rto_recover: None,
             cwnd_limited: false,
             last_data_sent: None,
@@ -561,8 +565,8 @@ impl Conn {
     pub fn in_flight(&self) -> u32 {
         match &self.recovery {
             Some(r) if self.rcv.sack_ok => {
-                self.sb
-                    .pipe(self.snd.una, self.snd.max, r.high_rxt, self.snd.mss)
+                let span = (self.snd.una, self.snd.max, r.high_rxt);
+                self.sb.pipe(span, self.snd.mss, |s| self.rack.lost_at(s))
             }
             _ => self.flight() - self.sb.sacked_below(self.snd.nxt),
         }

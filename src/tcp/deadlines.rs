@@ -17,6 +17,10 @@ pub(crate) struct Timers {
     pub keepalive: Option<Instant>,
     /// End of TIME-WAIT (2×MSL) or of an orphaned FIN-WAIT-2.
     pub linger: Option<Instant>,
+    /// RACK's reordering timer (RFC 8985 §6.3).
+    pub reorder: Option<Instant>,
+    /// The tail loss probe timeout (RFC 8985 §7.2).
+    pub tlp: Option<Instant>,
 }
 
 impl Timers {
@@ -33,6 +37,8 @@ impl Timers {
             self.delack,
             self.keepalive,
             self.linger,
+            self.reorder,
+            self.tlp,
         ]
         .into_iter()
         .flatten()

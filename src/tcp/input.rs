@@ -356,6 +356,43 @@ impl Conn {
         false
     }
 
+    /// RFC 8985 §6.2 step 5 and §6.3: RACK marks what time says is lost,
+    /// and the reordering timer waits for the next candidate.
+    pub(crate) fn rack_detect(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if !self.rack_on(cx.cfg) {
+            return;
+        }
+        let before = self.rack.sent.iter().filter(|s| s.lost).count();
+        let (_, timer) = self.rack.detect(now, self.rtt.srtt());
+        let after = self.rack.sent.iter().filter(|s| s.lost).count();
+        cx.out.stats.rack_lost += after.saturating_sub(before) as u64;
+        self.timers.reorder = timer;
+    }
+
+    /// RFC 8985 §7.4: the ACK of a tail loss probe. A probe that resent
+    /// data and is acknowledged without a D-SACK for it repaired a loss:
+    /// the congestion control reacts as to fast recovery (a reduction,
+    /// recovery done at once).
+    fn tlp_acked(&mut self, now: Instant, blocks: &crate::wire::tcp::SackBlocks) {
+        let Some(end) = self.rack.tlp_end else {
+            return;
+        };
+        if self.snd.una < end {
+            return;
+        }
+        self.rack.tlp_end = None;
+        // RFC 2883: a first block below SND.UNA reports a duplicate.
+        let dsack = blocks
+            .as_slice()
+            .first()
+            .is_some_and(|&(_, right)| SeqNum(right) <= self.snd.una);
+        if self.rack.tlp_rexmit && !dsack {
+            // FlightSize when the loss happened: the window in use then.
+            self.cc.on_loss(now, self.cc.cwnd());
+            self.cc.on_recovery_end(now);
+        }
+    }
+
     /// Enters loss recovery after an ACK when DupThresh duplicate ACKs
     /// have arrived (RFC 5681 §3.2) or, with SACK, the scoreboard says the
     /// segment at SND.UNA is lost (RFC 6675 §5): RecoveryPoint = SND.MAX,
@@ -363,11 +400,12 @@ impl Conn {
     /// segment presumed lost is retransmitted at once (RFC 6675 §5 step
     /// 4.3). Not again before a recovery or an RTO's retransmissions are
     /// acknowledged (RFC 6582 §4.1, RFC 6675 §5.1).
-    fn detect_loss(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+    pub(crate) fn detect_loss(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         if self.recovery.is_some() || self.rto_recover.is_some() || self.flight() == 0 {
             return;
         }
-        let lost = self.rcv.sack_ok && self.sb.is_lost(self.snd.una, self.snd.mss);
+        let lost = self.rcv.sack_ok
+            && (self.sb.is_lost(self.snd.una, self.snd.mss) || self.rack.first_lost().is_some());
         if self.dup_acks < DUP_THRESH && !lost {
             return;
         }
@@ -380,6 +418,7 @@ impl Conn {
             self.sb.sacked_bytes()
         );
         self.cc.on_loss(now, self.flight());
+        self.timers.tlp = None;
         self.recovery = Some(Recovery {
             point: self.snd.max,
             high_rxt: self.snd.una,
@@ -425,9 +464,10 @@ impl Conn {
         }
         let wnd = u32::from(h.window) << self.snd.wscale;
         let advanced = ack > self.snd.una;
+        let mut rtt = None;
         if advanced {
             let ecr = h.options.timestamp.map(|(_, ecr)| ecr);
-            self.new_ack(now, ack, ecr, cx);
+            rtt = self.new_ack(now, ack, ecr, cx);
         }
         // RFC 2018 §3: the blocks go on the scoreboard (once SACK was
         // agreed: RFC 2018 §2).
@@ -438,6 +478,11 @@ impl Conn {
         } else {
             0
         };
+        if self.rack_on(cx.cfg) {
+            self.rack.on_ack(now, self.snd.una, &self.sb, rtt);
+            self.tlp_acked(now, &h.options.sack);
+            self.rack_detect(now, cx);
+        }
         if !advanced
             && ack == self.snd.una
             && seg.payload.is_empty()
@@ -496,7 +541,13 @@ impl Conn {
     /// SND.UNA < SEG.ACK <= SND.MAX: drop acknowledged data, sample the RTT,
     /// grow the congestion window, manage the retransmission timer. `ecr`
     /// is the segment's timestamp echo, if it carried one.
-    fn new_ack(&mut self, now: Instant, ack: SeqNum, ecr: Option<u32>, cx: &mut Ctx<'_>) {
+    fn new_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        ecr: Option<u32>,
+        cx: &mut Ctx<'_>,
+    ) -> Option<std::time::Duration> {
         let acked = ack - self.snd.una;
         let base = self.data_base();
         let data_acked = if ack > base {
@@ -597,6 +648,8 @@ impl Conn {
             self.handle.write_blocked = false;
             cx.out.event(TcpEvent::Writable(self.id));
         }
+        self.arm_tlp(now, cx); // RFC 8985 §7.2: after new data is acknowledged
+        rtt
     }
 
     /// Places in-window data, acknowledging per RFC 9293 §3.8.6.3 / RFC 5681

@@ -41,6 +41,7 @@ mod listener;
 pub mod options;
 mod outbox;
 mod output;
+mod rack;
 pub mod rtt;
 mod scoreboard;
 pub mod seq;

@@ -326,6 +326,9 @@ impl Conn {
             self.clamp_rtx_to_user_timeout(now);
         }
         self.timers.persist = None;
+        if !retransmitting {
+            self.arm_tlp(now, cx); // RFC 8985 §7.2: after new data
+        }
         !fin
     }
 
@@ -349,7 +352,8 @@ impl Conn {
             }
             let hole = self.sb.holes_from(high_rxt.max(una), max).next();
             // (1) A lost hole.
-            if let Some((start, end)) = hole.filter(|h| self.sb.is_lost(h.0, mss)) {
+            let lost = |h: &(SeqNum, SeqNum)| self.sb.is_lost(h.0, mss) || self.rack.lost_at(h.0);
+            if let Some((start, end)) = hole.filter(lost) {
                 if !self.retransmit_in_recovery(now, start, end, cx) {
                     return;
                 }
@@ -427,6 +431,10 @@ impl Conn {
         fin: bool,
         cx: &mut Ctx<'_>,
     ) {
+        if self.rack_on(cx.cfg) {
+            let end = seq + len as u32 + u32::from(fin);
+            self.rack.on_sent(now, seq, end, seq < self.snd.max);
+        }
         let off = (seq - self.data_base()) as usize;
         let psh = len > 0 && off + len >= cx.io.send.len();
         let h = self.header(
@@ -452,6 +460,76 @@ impl Conn {
     pub(crate) fn retransmit_head(&mut self, now: Instant, cx: &mut Ctx<'_>) -> SeqNum {
         let (una, max) = (self.snd.una, self.snd.max.max(self.snd.nxt));
         self.retransmit_range(now, una, max, cx)
+    }
+
+    /// RACK-TLP runs on this connection: configured, and SACK agreed
+    /// (RFC 8985 §2).
+    pub(crate) fn rack_on(&self, cfg: &super::config::TcpConfig) -> bool {
+        cfg.rack && self.rcv.sack_ok
+    }
+
+    /// RFC 8985 §7.2: (re)arms the probe timeout after new data went out
+    /// or new data was acknowledged, while no recovery, timeout recovery or
+    /// probe is under way. When the RTO would come first the probe takes
+    /// its place (as Linux's `tcp_schedule_loss_probe`): one segment, and
+    /// the RTO rearmed after it.
+    pub(crate) fn arm_tlp(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        self.timers.tlp = None;
+        let idle = self.recovery.is_some()
+            || self.rto_recover.is_some()
+            || self.rack.tlp_end.is_some()
+            || self.flight() == 0
+            || !self.state.is_synchronized()
+            || !self.rack_on(cx.cfg);
+        if idle {
+            return;
+        }
+        let one = self.flight() <= self.snd.mss;
+        let Some(pto) = super::rack::Rack::pto(self.rtt.srtt(), one, cx.cfg.delayed_ack) else {
+            return;
+        };
+        let at = now + pto;
+        self.timers.tlp = Some(self.timers.rtx.map_or(at, |rtx| at.min(rtx)));
+    }
+
+    /// RFC 8985 §7.3: the probe. One segment of new data if there is some
+    /// and the peer's window takes it, else the last segment sent again;
+    /// then the RTO is rearmed. Its ACK (with SACK blocks) gives RACK what
+    /// it needs to find the lost tail.
+    pub(crate) fn on_tlp(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if self.flight() == 0 || self.recovery.is_some() || self.snd.nxt != self.snd.max {
+            return;
+        }
+        let mss = self.data_mss(cx.io);
+        let off = (self.snd.nxt - self.data_base()) as usize;
+        let unsent = cx.io.send.len().saturating_sub(off) as u32;
+        let edge = self.snd.una + self.snd.wnd;
+        let room = if edge > self.snd.nxt {
+            edge - self.snd.nxt
+        } else {
+            0
+        };
+        let len = unsent.min(mss).min(room);
+        if len > 0 {
+            let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd.nxt + len);
+            self.emit_data(now, self.snd.nxt, len as usize, fin, cx);
+            self.snd.nxt += len + u32::from(fin);
+            self.snd.max = self.snd.nxt;
+            self.rack.tlp_rexmit = false;
+        } else {
+            let start = if self.flight() > mss {
+                self.snd.max - mss
+            } else {
+                self.snd.una
+            };
+            self.retransmit_range(now, start, self.snd.max, cx);
+            self.rack.tlp_rexmit = true;
+        }
+        log::trace!("{} -> {} tail loss probe", self.remote, self.local);
+        cx.out.stats.tlp_probes += 1;
+        self.rack.tlp_end = Some(self.snd.max);
+        self.timers.rtx = Some(now + self.rto());
+        self.clamp_rtx_to_user_timeout(now);
     }
 
     /// A bare `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`. After a retransmission

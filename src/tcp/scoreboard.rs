@@ -26,7 +26,6 @@ pub(crate) struct Scoreboard {
 
 impl Scoreboard {
     /// Nothing SACKed.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -129,16 +128,22 @@ impl Scoreboard {
     }
 
     /// RFC 6675 §4 SetPipe: the bytes between `una` and `max` still in the
-    /// network. An unSACKed byte counts once unless it is lost, and once
-    /// more if it was retransmitted (below `high_rxt`).
-    pub fn pipe(&self, una: SeqNum, max: SeqNum, high_rxt: SeqNum, mss: u32) -> u32 {
+    /// network. An unSACKed byte counts once unless it is lost (IsLost, or
+    /// `lost` says so of its hole: RACK's verdict), and once more if it was
+    /// retransmitted (below `high_rxt`).
+    pub fn pipe(
+        &self,
+        (una, max, high_rxt): (SeqNum, SeqNum, SeqNum),
+        mss: u32,
+        lost: impl Fn(SeqNum) -> bool,
+    ) -> u32 {
         let mut pipe = 0;
         let mut cursor = una;
         for hole in self.holes_from(una, max) {
             let (start, end) = hole;
             debug_assert!(start >= cursor);
             cursor = end;
-            if !self.is_lost(start, mss) {
+            if !self.is_lost(start, mss) && !lost(start) {
                 pipe += end - start;
             }
             if high_rxt > start {
@@ -266,12 +271,16 @@ mod tests {
         assert_eq!(from[0], (SeqNum(1450), SeqNum(1600)));
         // Hole 1000-1100 is lost (400 bytes SACKed above): not in the pipe;
         // 1400-1600 is not (100 above): 200; 1700-2000: 300.
-        assert_eq!(b.pipe(SeqNum(1000), SeqNum(2000), SeqNum(1000), MSS), 500);
+        let none = |_| false;
+        let span = |rxt| (SeqNum(1000), SeqNum(2000), SeqNum(rxt));
+        assert_eq!(b.pipe(span(1000), MSS, none), 500);
         // Once 1000-1100 is retransmitted it counts again.
-        assert_eq!(b.pipe(SeqNum(1000), SeqNum(2000), SeqNum(1100), MSS), 600);
+        assert_eq!(b.pipe(span(1100), MSS, none), 600);
+        // RACK deems 1400-1600 lost: out of the pipe.
+        assert_eq!(b.pipe(span(1100), MSS, |s| s == SeqNum(1400)), 400);
         // Nothing SACKed: the pipe is the flight.
         let e = Scoreboard::default();
-        assert_eq!(e.pipe(SeqNum(1000), SeqNum(2000), SeqNum(1000), MSS), 1000);
+        assert_eq!(e.pipe(span(1000), MSS, none), 1000);
         assert_eq!(b.sacked_below(SeqNum(1650)), 350);
         assert_eq!(b.next_sacked(SeqNum(1000)), Some(SeqNum(1100)));
         assert_eq!(b.next_sacked(SeqNum(1100)), Some(SeqNum(1600)));

@@ -25,12 +25,23 @@ impl Conn {
                 return;
             }
         }
+        // The tail loss probe first: when it was due with the RTO, it takes
+        // the RTO's place and rearms it (RFC 8985 §7.3).
+        if due(self.timers.tlp, now) {
+            self.timers.tlp = None;
+            self.on_tlp(now, cx);
+        }
         if due(self.timers.rtx, now) {
             self.timers.rtx = None;
             self.on_rto(now, cx);
             if self.state == State::Closed {
                 return;
             }
+        }
+        if due(self.timers.reorder, now) {
+            self.timers.reorder = None;
+            self.rack_detect(now, cx);
+            self.detect_loss(now, cx);
         }
         if due(self.timers.persist, now) {
             self.timers.persist = None;
@@ -133,6 +144,11 @@ impl Conn {
         // row suggests the peer reneged, and it is cleared (RFC 2018 §8).
         self.recovery = None;
         self.rto_recover = Some(self.snd.max);
+        // RFC 8985 §6.3: after a timeout everything outstanding is resent
+        // (the go-back-N above); the probe and reordering timers stop.
+        self.rack.clear_marks();
+        self.timers.tlp = None;
+        self.timers.reorder = None;
         if self.retries > 1 {
             self.sb.clear();
         }

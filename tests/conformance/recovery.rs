@@ -10,9 +10,14 @@ use crate::bench::*;
 /// A connection with SACK agreed, MSS 1000, NewReno (so the numbers are
 /// RFC 5681's), and ten segments in flight (the initial window).
 fn ten_in_flight(total: usize) -> (Bench, Vec<Out>) {
+    ten_in_flight_with(cfg(), total)
+}
+
+/// [`ten_in_flight`] on `config` (NewReno set).
+pub fn ten_in_flight_with(config: TcpConfig, total: usize) -> (Bench, Vec<Out>) {
     let mut b = Bench::with(TcpConfig {
         congestion: Algorithm::NewReno,
-        ..cfg()
+        ..config
     });
     b.handshake_passive_with(seg!(SYN, mss = 1000, sack_perm = true), 10);
     b.app_send(&vec![7u8; total]);
@@ -23,7 +28,7 @@ fn ten_in_flight(total: usize) -> (Bench, Vec<Out>) {
 }
 
 /// The ACK the receiver sends while missing `hole`, holding `blocks`.
-fn sack_ack(hole: &Out, blocks: &[(u32, u32)]) -> In {
+pub fn sack_ack(hole: &Out, blocks: &[(u32, u32)]) -> In {
     seg!(ACK, ack = hole.seq, sack = blocks)
 }
 
@@ -100,9 +105,17 @@ fn rfc_6675_with_nothing_new_the_tail_is_resent_in_recovery() {
 
 /// RFC 6675 §5.1 / RFC 2018 §3: after a retransmission timeout the
 /// sender goes back to SND.UNA but does not resend what the peer SACKed.
+/// (RACK off: it would resend the hole after a quarter RTT, see
+/// `rack::rfc_8985_one_sacked_segment_past_a_hole_makes_it_lost_in_time`.)
 #[test]
 fn rfc_6675_after_a_timeout_sacked_data_is_not_resent() {
-    let (mut b, s) = ten_in_flight(10_000);
+    let (mut b, s) = ten_in_flight_with(
+        TcpConfig {
+            rack: false,
+            ..cfg()
+        },
+        10_000,
+    );
     // 0 and 1 are lost; 2-3 arrive: not enough to deem anything lost.
     b.send(sack_ack(&s[0], &[(s[2].seq, s[3].end())]));
     b.expect_nothing();

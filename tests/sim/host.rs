@@ -106,7 +106,8 @@ impl TunHost {
             addr: config.addr,
             listener: None,
             keepalive,
-            send_buffer: config.tcp.send_buffer,
+            // Send buffer autotuning may grow it with cwnd up to its maximum.
+            send_buffer: config.tcp.send_buffer.max(config.tcp.send_buffer_max),
             // Autotuning may grow a receive buffer up to its maximum.
             recv_buffer: if config.tcp.autotune() {
                 config.tcp.recv_buffer_max

@@ -1,0 +1,306 @@
+//! RACK-TLP (RFC 8985): loss detection by time, and the tail loss probe.
+//!
+//! RACK keeps when each range of sequence space was last sent. Once the
+//! peer reports (cumulatively or in a SACK block) a segment sent at time
+//! T delivered, any segment still unacknowledged that was sent before T
+//! is lost when it has been out longer than RACK.rtt plus a reordering
+//! window (§6.2): one delivery after a hole is enough, where RFC 6675's
+//! DupThresh needs three, and a lost retransmission is found again the
+//! same way. The tail loss probe (§7) covers the case with nothing after
+//! the hole: two round trips after the last transmission, one segment goes
+//! out (new data, or the last one again) to draw an ACK whose SACK
+//! information lets RACK find the losses, instead of waiting for the RTO.
+//!
+//! Pure data and rules; the connection calls them (`input.rs`, `output.rs`,
+//! `timers.rs`). Used only with SACK (RFC 8985 §2: RACK-TLP needs it).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::time::Instant;
+
+use super::scoreboard::Scoreboard;
+use super::seq::SeqNum;
+
+/// One transmission of `[start, end)` (RFC 8985 §5.2's per-segment state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub start: SeqNum,
+    pub end: SeqNum,
+    /// When it was (last) sent: Segment.xmit_ts.
+    pub at: Instant,
+    /// It was sent more than once.
+    pub rexmit: bool,
+    /// The peer SACKed all of it.
+    pub sacked: bool,
+    /// RACK deemed it lost, and it has not been sent again since.
+    pub lost: bool,
+}
+
+/// RACK-TLP state of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Rack {
+    /// Transmissions not yet cumulatively acknowledged, in sequence order.
+    /// Bounded by what is in flight (the send buffer, at most
+    /// `send_buffer_max`), one entry per segment or super-segment sent.
+    pub sent: VecDeque<Sent>,
+    /// RACK.xmit_ts and RACK.end_seq (§5.2): the latest-sent segment known
+    /// delivered.
+    pub xmit_ts: Option<Instant>,
+    pub end_seq: SeqNum,
+    /// RACK.rtt: that segment's round trip.
+    pub rtt: Duration,
+    /// RACK.min_RTT: the smallest round trip seen.
+    pub min_rtt: Option<Duration>,
+    /// TLP.end_seq (§7.3): a probe is out; no other until it is acknowledged.
+    pub tlp_end: Option<SeqNum>,
+    /// The probe was a retransmission (so its ACK may show a repaired loss,
+    /// §7.4).
+    pub tlp_rexmit: bool,
+}
+
+impl Rack {
+    /// Records a transmission of `[start, end)` at `now` (RFC 8985 §6.1).
+    /// New data is appended; a retransmission updates the time of the
+    /// ranges it covers (split at its edges) and clears their lost mark.
+    pub fn on_sent(&mut self, now: Instant, start: SeqNum, end: SeqNum, rexmit: bool) {
+        if end <= start {
+            return;
+        }
+        if !rexmit || self.sent.back().is_none_or(|b| b.end <= start) {
+            self.sent.push_back(Sent {
+                start,
+                end,
+                at: now,
+                rexmit,
+                sacked: false,
+                lost: false,
+            });
+            return;
+        }
+        // Split the entries holding `start` and `end`, then restamp the
+        // ones between.
+        self.split_at(start);
+        self.split_at(end);
+        for s in self.sent.iter_mut() {
+            if s.start >= start && s.end <= end {
+                s.at = now;
+                s.rexmit = true;
+                s.lost = false;
+            }
+        }
+    }
+
+    fn split_at(&mut self, at: SeqNum) {
+        let Some(i) = self.sent.iter().position(|s| s.start < at && at < s.end) else {
+            return;
+        };
+        let mut right = self.sent[i];
+        right.start = at;
+        self.sent[i].end = at;
+        self.sent.insert(i + 1, right);
+    }
+
+    /// Takes in an ACK (RFC 8985 §6.2 steps 1-2): drops what `una` covers,
+    /// marks what `sb` shows SACKed, and advances RACK.xmit_ts/end_seq/rtt
+    /// to the latest-sent segment among those newly delivered. A
+    /// retransmitted segment delivered sooner than min_RTT after its last
+    /// transmission was the original's delivery and says nothing (§6.2
+    /// step 2).
+    pub fn on_ack(&mut self, now: Instant, una: SeqNum, sb: &Scoreboard, rtt: Option<Duration>) {
+        if let Some(r) = rtt {
+            self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
+        }
+        let mut delivered = Vec::new();
+        while let Some(front) = self.sent.front_mut() {
+            if front.end <= una {
+                let s = self.sent.pop_front();
+                if let Some(s) = s.filter(|s| !s.sacked) {
+                    delivered.push(s);
+                }
+            } else {
+                if front.start < una {
+                    front.start = una;
+                }
+                break;
+            }
+        }
+        if !sb.is_empty() {
+            for s in self.sent.iter_mut().filter(|s| !s.sacked) {
+                if sb.sacked_at(s.start).is_some_and(|e| e >= s.end) {
+                    s.sacked = true;
+                    s.lost = false;
+                    delivered.push(*s);
+                }
+            }
+        }
+        let min_rtt = self.min_rtt.unwrap_or_default();
+        for s in delivered {
+            let rtt = now - s.at;
+            if s.rexmit && rtt < min_rtt {
+                continue;
+            }
+            let newer = match self.xmit_ts {
+                None => true,
+                Some(t) => s.at > t || (s.at == t && s.end > self.end_seq),
+            };
+            if newer {
+                self.xmit_ts = Some(s.at);
+                self.end_seq = s.end;
+                self.rtt = rtt;
+            }
+        }
+    }
+
+    /// RFC 8985 §6.2 step 4: the reordering window, min_RTT / 4 (the
+    /// RFC's initial value; it is not adapted to D-SACKs here), no larger
+    /// than SRTT; before any sample of its own, from SRTT (the handshake's).
+    fn reo_wnd(&self, srtt: Option<Duration>) -> Duration {
+        let w = self.min_rtt.or(srtt).unwrap_or_default() / 4;
+        srtt.map_or(w, |s| w.min(s))
+    }
+
+    /// RFC 8985 §6.2 step 5: marks lost every unacknowledged, unSACKed
+    /// segment sent before RACK.xmit_ts that has been out longer than
+    /// RACK.rtt + reo_wnd. Returns whether any was newly marked, and when
+    /// the next one would be (the reordering timer, §6.3).
+    pub fn detect(&mut self, now: Instant, srtt: Option<Duration>) -> (bool, Option<Instant>) {
+        let Some(xmit_ts) = self.xmit_ts else {
+            return (false, None);
+        };
+        let wait = self.rtt + self.reo_wnd(srtt);
+        let (mut lost, mut timer) = (false, None::<Instant>);
+        for s in self.sent.iter_mut() {
+            if s.sacked || s.lost {
+                continue;
+            }
+            let before = s.at < xmit_ts || (s.at == xmit_ts && s.end <= self.end_seq);
+            if !before {
+                continue;
+            }
+            let due = s.at + wait;
+            if due <= now {
+                s.lost = true;
+                lost = true;
+            } else {
+                timer = Some(timer.map_or(due, |t| t.min(due)));
+            }
+        }
+        (lost, timer)
+    }
+
+    /// Whether RACK marks the byte at `seq` lost.
+    pub fn lost_at(&self, seq: SeqNum) -> bool {
+        self.sent
+            .iter()
+            .find(|s| s.start <= seq && seq < s.end)
+            .is_some_and(|s| s.lost)
+    }
+
+    /// The first byte RACK marks lost, if any.
+    pub fn first_lost(&self) -> Option<SeqNum> {
+        self.sent.iter().find(|s| s.lost).map(|s| s.start)
+    }
+
+    /// Forgets the transmission record (after a timeout the sender starts
+    /// over from SND.UNA; RFC 8985 §6.3 marks everything lost, which the
+    /// go-back-N does).
+    pub fn clear_marks(&mut self) {
+        for s in self.sent.iter_mut() {
+            s.lost = false;
+        }
+        self.tlp_end = None;
+    }
+
+    /// RFC 8985 §7.2: the probe timeout, two SRTTs, plus the worst-case
+    /// delayed-ACK time when only one segment is in flight; none without
+    /// an RTT sample.
+    pub fn pto(
+        srtt: Option<Duration>,
+        one_segment: bool,
+        delayed_ack: Duration,
+    ) -> Option<Duration> {
+        let srtt = srtt?;
+        let mut pto = srtt * 2;
+        if one_segment {
+            pto += delayed_ack;
+        }
+        Some(pto.max(Duration::from_millis(10)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    fn rack_with(sends: &[(u32, u32, u64)]) -> Rack {
+        let mut r = Rack::default();
+        for &(s, e, t) in sends {
+            r.on_sent(ms(t), SeqNum(s), SeqNum(e), false);
+        }
+        r
+    }
+
+    #[test]
+    fn one_delivery_after_a_hole_makes_it_lost_after_rtt_and_reo_wnd() {
+        // Segments at t = 0, 1, 2 ms; the third is SACKed at 20 ms.
+        let mut r = rack_with(&[(0, 100, 0), (100, 200, 1), (200, 300, 2)]);
+        let mut sb = Scoreboard::default();
+        sb.on_ack(SeqNum(0), SeqNum(300), &[(200, 300)]);
+        r.on_ack(ms(20), SeqNum(0), &sb, Some(Duration::from_millis(18)));
+        assert_eq!(r.rtt, Duration::from_millis(18));
+        // reo_wnd = 18 / 4 = 4.5 ms: the first is lost at 0 + 18 + 4.5.
+        let (lost, timer) = r.detect(ms(20), None);
+        assert!(!lost);
+        assert_eq!(timer, Some(Instant::from_micros(22_500)));
+        let (lost, timer) = r.detect(Instant::from_micros(23_000), None);
+        assert!(lost);
+        assert_eq!(timer, Some(Instant::from_micros(23_500)), "the second next");
+        assert!(r.lost_at(SeqNum(50)) && !r.lost_at(SeqNum(150)));
+        assert_eq!(r.first_lost(), Some(SeqNum(0)));
+    }
+
+    #[test]
+    fn a_retransmission_restamps_its_range_and_clears_the_mark() {
+        let mut r = rack_with(&[(0, 300, 0)]);
+        r.sent[0].lost = true;
+        r.on_sent(ms(50), SeqNum(100), SeqNum(200), true);
+        let v: Vec<_> = r
+            .sent
+            .iter()
+            .map(|s| (s.start.get(), s.end.get(), s.lost))
+            .collect();
+        assert_eq!(v, [(0, 100, true), (100, 200, false), (200, 300, true)]);
+        assert!(r.sent[1].rexmit && r.sent[1].at == ms(50));
+    }
+
+    #[test]
+    fn the_cumulative_ack_drops_entries_and_a_fast_ack_of_a_resend_is_ignored() {
+        let mut r = rack_with(&[(0, 100, 0), (100, 200, 0)]);
+        r.on_ack(
+            ms(10),
+            SeqNum(0),
+            &Scoreboard::default(),
+            Some(Duration::from_millis(10)),
+        );
+        r.on_sent(ms(30), SeqNum(0), SeqNum(100), true);
+        // Acknowledged 1 ms after the resend: the original arrived.
+        r.on_ack(ms(31), SeqNum(150), &Scoreboard::default(), None);
+        assert_eq!(r.xmit_ts, None);
+        assert_eq!(r.sent.len(), 1);
+        assert_eq!(r.sent[0].start, SeqNum(150), "trimmed to SND.UNA");
+    }
+
+    #[test]
+    fn pto_is_two_srtt_plus_the_delayed_ack_for_one_segment() {
+        let d = Duration::from_millis(200);
+        let s = Some(Duration::from_millis(30));
+        assert_eq!(Rack::pto(s, false, d), Some(Duration::from_millis(60)));
+        assert_eq!(Rack::pto(s, true, d), Some(Duration::from_millis(260)));
+        assert_eq!(Rack::pto(None, false, d), None);
+    }
+}

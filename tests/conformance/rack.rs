@@ -1,0 +1,103 @@
+//! RACK-TLP (RFC 8985): losses found by time (§6), the tail loss probe
+//! (§7). The connections are those of `recovery.rs`: SACK agreed, MSS
+//! 1000, NewReno, a 10 ms round trip, ten segments sent at 10 ms.
+
+use tunstack::tcp::TcpConfig;
+use tunstack::time::Instant;
+
+use crate::bench::*;
+use crate::recovery::{sack_ack, ten_in_flight_with};
+
+fn at_ms(micros_times_1000: u64) -> Instant {
+    Instant::from_micros(micros_times_1000)
+}
+
+/// RFC 8985 §6.2: one SACKed segment past a hole (which RFC 6675's
+/// DupThresh would not call lost) makes the hole lost once it has been out
+/// RACK.rtt + reo_wnd (min_RTT / 4); the reordering timer (§6.3) fires
+/// then and the hole is resent.
+#[test]
+fn rfc_8985_one_sacked_segment_past_a_hole_makes_it_lost_in_time() {
+    let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+    b.advance(10);
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[1].end())]));
+    b.expect_nothing();
+    let r = b.wait_for_segment(100);
+    assert_eq!((r.seq, r.data.len()), (s[0].seq, 1000));
+    // Sent at 10 ms, RACK.rtt 10 ms, reo_wnd 10 / 4 ms.
+    assert_eq!(r.at, at_ms(22_500));
+    assert!(b.info().recovering);
+    assert_eq!(b.stats().rack_lost, 1);
+    // Without RACK nothing happens before the RTO.
+    let (mut b, s) = ten_in_flight_with(
+        TcpConfig {
+            rack: false,
+            ..cfg()
+        },
+        10_000,
+    );
+    b.advance(10);
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[1].end())]));
+    let r = b.wait_for_segment(1000);
+    assert!(r.at >= at_ms(200_000), "RTO, at {:?}", r.at);
+}
+
+/// RFC 8985 §7: with the last two segments lost and nothing new to send,
+/// a probe (the last segment again) goes out two SRTTs after the ACK
+/// (§7.2), well before the RTO; its SACK lets RACK find the other lost
+/// segment at once.
+#[test]
+fn rfc_8985_a_lost_tail_is_probed_after_two_round_trips() {
+    let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+    b.advance(10);
+    b.send(seg!(ACK, ack = s[8].seq));
+    b.expect_nothing();
+    let probe = b.wait_for_segment(1000);
+    assert_eq!(probe.seq, s[9].seq, "the last segment, resent");
+    let srtt = b.info().srtt.expect("srtt");
+    assert_eq!(probe.at, at_ms(20_000) + srtt * 2);
+    assert_eq!(b.stats().tlp_probes, 1);
+    b.advance(10);
+    b.send(sack_ack(&s[8], &[(s[9].seq, s[9].end())]));
+    let r = b.expect(|o| o.seq == s[8].seq);
+    assert_eq!(r.data, s[8].data);
+    assert!(r.at < at_ms(100_000));
+}
+
+/// RFC 8985 §7.3: the probe is new data when there is some and the peer's
+/// window takes it, even with cwnd full.
+#[test]
+fn rfc_8985_the_probe_is_new_data_when_there_is_some() {
+    let (mut b, s) = ten_in_flight_with(cfg(), 20_000);
+    let probe = b.wait_for_segment(1000);
+    assert_eq!(probe.seq, s[9].end(), "new data");
+    assert_eq!(probe.at, at_ms(10_000) + b.info().srtt.expect("srtt") * 2);
+}
+
+/// RFC 8985 §7.4: a probe that resent the lost last segment, acknowledged
+/// without a D-SACK, repaired a loss: cwnd is reduced as by fast recovery
+/// (NewReno: halved). A D-SACK for it shows it was not needed: no
+/// reduction.
+#[test]
+fn rfc_8985_7_4_a_probe_that_repaired_a_loss_reduces_cwnd() {
+    for dsack in [false, true] {
+        let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+        b.advance(10);
+        b.send(seg!(ACK, ack = s[9].seq));
+        let cwnd = b.info().cwnd;
+        let probe = b.wait_for_segment(1000);
+        assert_eq!(probe.seq, s[9].seq);
+        b.advance(10);
+        if dsack {
+            b.send(seg!(
+                ACK,
+                ack = s[9].end(),
+                sack = &[(s[9].seq, s[9].end())]
+            ));
+            assert_eq!(b.info().cwnd, cwnd, "the probe was spurious");
+        } else {
+            b.send(seg!(ACK, ack = s[9].end()));
+            assert_eq!(b.info().cwnd, cwnd / 2, "the probe repaired a loss");
+        }
+    }
+}
