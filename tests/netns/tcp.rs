@@ -502,7 +502,8 @@ fn timestamps_are_agreed_with_the_kernel_and_carried_by_every_segment() {
     let syns = fields("tcp.flags.syn == 1 && tcp.options.timestamp.tsval");
     assert_eq!(syns.len(), 2, "timestamps on both SYNs: {syns:?}");
     let ours = fields("ip.src == 10.0.0.2 && tcp.flags.reset == 0");
-    assert!(ours.len() > 10, "{} segments from the stack", ours.len());
+    // SYN-ACK, data (super-segments with offload), FIN at least.
+    assert!(ours.len() >= 4, "{} segments from the stack", ours.len());
     let kernel_tsvals: std::collections::HashSet<String> = fields("ip.src == 10.0.0.1")
         .into_iter()
         .filter_map(|f| f.first().cloned())
