@@ -1,10 +1,11 @@
 //! The ladder as text for a terminal, at most 100 columns wide.
 //!
 //! ```text
-//!     #       time  10.0.0.1:38042                                              10.0.0.2:7
-//!                        CLOSED |                                                        | LISTEN
-//!                               |            mss=1460 sackOK TS wscale=7                 |
-//!     1   0.000000     SYN-SENT |------------------ SYN seq=0 win=64240 ---------------->| SYN-RCVD
+//!                 10.0.0.1:38042                                                        10.0.0.2:7
+//!     #       time      CLOSED |                                                        | LISTEN
+//!                              |              mss=1460 sackOK TS wscale=10              |
+//!     1   0.000000    SYN-SENT |----------------- SYN seq=0 win=64240 ----------------->| SYN-RCVD
+//!                              |                   mss=1460 wscale=3                    |
 //! ```
 //!
 //! Each segment is one arrow between the two lines, its label on it;
