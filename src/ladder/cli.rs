@@ -18,7 +18,8 @@ pub struct LadderArgs {
     #[arg(long, value_name = "N|ADDR:PORT")]
     pub conn: Option<String>,
     /// Write the ladder as SVG to this file instead of printing text
-    /// (with several connections, FILE-2.svg and so on for the others).
+    /// (with several connections, the first goes there and connection N to
+    /// NAME-N.svg beside it).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
 }
