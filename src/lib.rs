@@ -19,6 +19,8 @@
 //! - [`iface`]: the sans-IO core that ties the protocol layers together.
 //! - [`runtime`]: the thread that owns the core and the device.
 //! - [`socket`]: the `std::net`-shaped API applications use.
+//! - [`ladder`]: ladder diagrams of TCP connections from a capture file
+//!   (`tunstack ladder`), with each side's inferred states.
 //!
 //! The protocol core never reads a clock or touches a device: time is passed
 //! in ([`time::Instant`]), output is returned, and the next deadline is
@@ -63,6 +65,7 @@ pub mod config;
 pub mod device;
 pub mod iface;
 pub mod ip;
+pub mod ladder;
 pub mod runtime;
 pub mod services;
 pub mod socket;

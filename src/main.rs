@@ -50,6 +50,9 @@ enum Commands {
     /// (`ip link set NAME netns NS`); prints "ready" once both are open,
     /// runs until interrupted.
     Relay(RelayArgs),
+    /// Draw each TCP connection of a pcap/pcapng capture as a ladder
+    /// diagram: one arrow per segment, each side's TCP state beside its line.
+    Ladder(tunstack::ladder::LadderArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -376,6 +379,7 @@ fn main() -> ExitCode {
         Commands::Run(args) => run(args),
         Commands::Connect(args) => connect(args),
         Commands::Relay(args) => relay(args),
+        Commands::Ladder(args) => tunstack::ladder::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
