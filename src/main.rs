@@ -111,6 +111,10 @@ struct DeviceArgs {
     /// PAWS) off: neither offer nor accept it.
     #[arg(long)]
     no_timestamps: bool,
+    /// Turn RACK-TLP (RFC 8985: time-based loss detection, tail loss
+    /// probes) off; loss recovery then uses RFC 6675's DupThresh only.
+    #[arg(long)]
+    no_rack: bool,
     /// Congestion control of new connections: cubic (the default, RFC
     /// 9438 with HyStart++) or reno (NewReno, RFC 5681 and RFC 6582).
     #[arg(long, default_value = "cubic", value_name = "ALG")]
@@ -212,6 +216,7 @@ impl DeviceArgs {
         config.faults = self.faults.config();
         config.tcp.sack = !self.no_sack;
         config.tcp.timestamps = !self.no_timestamps;
+        config.tcp.rack = !self.no_rack;
         config.tcp.congestion = self.congestion;
         config
     }

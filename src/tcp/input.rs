@@ -571,16 +571,19 @@ impl Conn {
         self.snd.una = ack;
         self.snd.nxt = self.snd.nxt.max(ack);
         // RFC 6298 §3 / Karn: sample only segments never retransmitted,
-        // timed to the microsecond. Otherwise, with timestamps, the echo
-        // of an ACK that advances SND.UNA is a sample too, retransmitted
-        // data included (RFC 7323 §4.1, RTTM); as Linux, the timed segment
-        // is preferred, its clock being finer.
+        // timed to the microsecond, one per round trip. While no segment is
+        // timed (after a retransmission), with timestamps the echo of an
+        // ACK that advances SND.UNA is the sample, retransmitted data
+        // included (RFC 7323 §4.1, RTTM). As Linux, the finer clock is
+        // preferred: a millisecond echo on every ACK would pull a
+        // sub-millisecond SRTT up to the timestamp clock's tick.
         let rtt = match self.rtt_probe {
             Some((end, sent)) if ack >= end => {
                 self.rtt_probe = None;
                 Some(now - sent)
             }
-            _ => ecr
+            Some(_) => None,
+            None => ecr
                 .filter(|&e| self.ts.ok && e != 0)
                 .and_then(|e| self.ts_rtt(now, e)),
         };
