@@ -126,6 +126,12 @@ impl Rack {
             }
         }
         if !sb.is_empty() {
+            // A super-segment (offload) may be SACKed in part: its SACKed
+            // pieces become entries of their own.
+            for &(start, end) in sb.ranges() {
+                self.split_at(start);
+                self.split_at(end);
+            }
             for s in self.sent.iter_mut().filter(|s| !s.sacked) {
                 if sb.sacked_at(s.start).is_some_and(|e| e >= s.end) {
                     s.sacked = true;
@@ -293,6 +299,22 @@ mod tests {
         assert_eq!(r.xmit_ts, None);
         assert_eq!(r.sent.len(), 1);
         assert_eq!(r.sent[0].start, SeqNum(150), "trimmed to SND.UNA");
+    }
+
+    #[test]
+    fn a_super_segment_sacked_in_part_is_split() {
+        let mut r = rack_with(&[(0, 1000, 0)]);
+        let mut sb = Scoreboard::default();
+        sb.on_ack(SeqNum(0), SeqNum(1000), &[(100, 200)]);
+        r.on_ack(ms(20), SeqNum(0), &sb, Some(Duration::from_millis(20)));
+        let v: Vec<_> = r
+            .sent
+            .iter()
+            .map(|s| (s.start.get(), s.end.get(), s.sacked))
+            .collect();
+        assert_eq!(v, [(0, 100, false), (100, 200, true), (200, 1000, false)]);
+        let (lost, _) = r.detect(ms(30), None);
+        assert!(lost && r.lost_at(SeqNum(0)) && !r.lost_at(SeqNum(500)));
     }
 
     #[test]

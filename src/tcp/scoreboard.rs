@@ -36,6 +36,11 @@ impl Scoreboard {
         self.sacked = 0;
     }
 
+    /// The SACKed ranges, ascending.
+    pub fn ranges(&self) -> &[(SeqNum, SeqNum)] {
+        &self.ranges
+    }
+
     /// Bytes SACKed above SND.UNA.
     pub fn sacked_bytes(&self) -> u32 {
         self.sacked
