@@ -109,7 +109,7 @@ fn kernel_closes_first_active_closer_goes_through_fin_wait_and_time_wait() {
     );
     assert_eq!(
         l.states(Side::Right),
-        [Listen, SynRcvd, Established, CloseWait, LastAck, Closed]
+        [Listen, SynReceived, Established, CloseWait, LastAck, Closed]
     );
     assert_eq!(l.end_notes().len(), 1);
     assert!(l.end_notes()[0].contains("10.0.0.1:38042 in TIME-WAIT"));
@@ -125,7 +125,14 @@ fn tunstack_closes_first_server_ends_in_time_wait() {
     // Its FIN is ACKed by the peer's FIN+ACK: FIN-WAIT-2 and TIME-WAIT in one segment.
     assert_eq!(
         l.states(Side::Right),
-        [Listen, SynRcvd, Established, FinWait1, FinWait2, TimeWait]
+        [
+            Listen,
+            SynReceived,
+            Established,
+            FinWait1,
+            FinWait2,
+            TimeWait
+        ]
     );
     assert_eq!(l.last, [Closed, TimeWait]);
 }
@@ -260,11 +267,11 @@ fn simultaneous_open_goes_through_syn_rcvd_on_both_sides() {
     assert_eq!(l.initial, [Closed, Closed]);
     assert_eq!(
         l.states(Side::Left),
-        [Closed, SynSent, SynRcvd, Established]
+        [Closed, SynSent, SynReceived, Established]
     );
     assert_eq!(
         l.states(Side::Right),
-        [Closed, SynSent, SynRcvd, Established]
+        [Closed, SynSent, SynReceived, Established]
     );
     assert_eq!(
         l.marks()

@@ -99,12 +99,12 @@ impl Track {
         match (self.state, f.syn, f.ack) {
             (State::Closed | State::Listen, true, false) => self.set(State::SynSent, changes),
             // A SYN+ACK whose SYN the capture did not show arriving.
-            (State::Closed | State::Listen, true, true) => self.set(State::SynRcvd, changes),
+            (State::Closed | State::Listen, true, true) => self.set(State::SynReceived, changes),
             _ => {}
         }
         if f.fin {
             match self.state {
-                State::Established | State::SynRcvd => self.set(State::FinWait1, changes),
+                State::Established | State::SynReceived => self.set(State::FinWait1, changes),
                 State::CloseWait => self.set(State::LastAck, changes),
                 _ => {}
             }
@@ -134,10 +134,10 @@ impl Track {
         }
         if f.syn && !f.ack {
             match self.state {
-                State::Listen => self.set(State::SynRcvd, changes),
+                State::Listen => self.set(State::SynReceived, changes),
                 State::SynSent => {
                     marks.push(Mark::SimultaneousOpen);
-                    self.set(State::SynRcvd, changes);
+                    self.set(State::SynReceived, changes);
                 }
                 _ => {}
             }
@@ -147,7 +147,7 @@ impl Track {
                 State::SynSent if f.syn && self.acks_syn(ack) => {
                     self.set(State::Established, changes)
                 }
-                State::SynRcvd if self.acks_syn(ack) => self.set(State::Established, changes),
+                State::SynReceived if self.acks_syn(ack) => self.set(State::Established, changes),
                 State::FinWait1 if self.acks_fin(ack) => self.set(State::FinWait2, changes),
                 State::Closing if self.acks_fin(ack) => self.set(State::TimeWait, changes),
                 State::LastAck if self.acks_fin(ack) => self.set(State::Closed, changes),
@@ -156,7 +156,7 @@ impl Track {
         }
         if f.fin {
             match self.state {
-                State::SynRcvd | State::Established => self.set(State::CloseWait, changes),
+                State::SynReceived | State::Established => self.set(State::CloseWait, changes),
                 State::FinWait1 => {
                     marks.push(Mark::SimultaneousClose);
                     self.set(State::Closing, changes);

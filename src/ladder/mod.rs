@@ -54,57 +54,9 @@ use std::time::Duration;
 pub use capture::{tcp_packets, CaptureError, TcpPacket};
 pub use cli::{main, LadderArgs};
 
-/// A TCP connection state (RFC 9293 §3.3.2), by its RFC name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum State {
-    /// No connection.
-    Closed,
-    /// Waiting for a connection request.
-    Listen,
-    /// Sent a SYN, waiting for the peer's.
-    SynSent,
-    /// Received a SYN (and sent one), waiting for it to be acknowledged.
-    SynRcvd,
-    /// Open: data flows both ways.
-    Established,
-    /// Sent a FIN, waiting for its ACK or the peer's FIN.
-    FinWait1,
-    /// The FIN was acknowledged; waiting for the peer's FIN.
-    FinWait2,
-    /// Received the peer's FIN; the application has not closed yet.
-    CloseWait,
-    /// Both FINs sent, the peer's received, ours not yet acknowledged.
-    Closing,
-    /// Sent a FIN after the peer's; waiting for its ACK.
-    LastAck,
-    /// Both FINs acknowledged; waiting 2×MSL before CLOSED.
-    TimeWait,
-}
-
-impl State {
-    /// The RFC's name: `SYN-SENT`, `FIN-WAIT-1`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Closed => "CLOSED",
-            State::Listen => "LISTEN",
-            State::SynSent => "SYN-SENT",
-            State::SynRcvd => "SYN-RCVD",
-            State::Established => "ESTABLISHED",
-            State::FinWait1 => "FIN-WAIT-1",
-            State::FinWait2 => "FIN-WAIT-2",
-            State::CloseWait => "CLOSE-WAIT",
-            State::Closing => "CLOSING",
-            State::LastAck => "LAST-ACK",
-            State::TimeWait => "TIME-WAIT",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// A TCP connection state (RFC 9293 §3.3.2): the stack's own type, by its
+/// RFC name ([`State::name`]).
+pub use crate::tcp::State;
 
 /// One of the two endpoints: the one that sent the first SYN is drawn on
 /// the left.

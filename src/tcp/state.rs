@@ -52,9 +52,11 @@ impl State {
     }
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    /// The RFC's name: `SYN-SENT`, `FIN-WAIT-1`, ... (RFC 9293 Figure 5
+    /// spells SYN-RECEIVED `SYN-RCVD`).
+    pub fn name(self) -> &'static str {
+        match self {
             State::Closed => "CLOSED",
             State::Listen => "LISTEN",
             State::SynSent => "SYN-SENT",
@@ -66,7 +68,13 @@ impl fmt::Display for State {
             State::Closing => "CLOSING",
             State::LastAck => "LAST-ACK",
             State::TimeWait => "TIME-WAIT",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
