@@ -60,7 +60,10 @@ cargo build --release || die "cargo build --release failed (see above)"
 # --- the namespace, the TUN and the stack ---------------------------------------
 
 STACK_PID=""
-LOG="$(mktemp "${TMPDIR:-/tmp}/tunstack-demo.XXXXXX")"
+# The stack's log is kept after the demo (it is also shown at the end).
+LOG="$REPO/target/demo/tunstack-demo.log"
+mkdir -p "$(dirname "$LOG")"
+: >"$LOG"
 DOWNLOAD="$(mktemp "${TMPDIR:-/tmp}/tunstack-demo-bytes.XXXXXX")"
 
 stop_stack() {
@@ -85,7 +88,7 @@ cleanup() {
     trap - EXIT INT TERM
     stop_stack >/dev/null 2>&1 || true
     ip netns del "$NS" 2>/dev/null || true
-    rm -f "$LOG" "$DOWNLOAD"
+    rm -f "$DOWNLOAD"
     exit "$rc"
 }
 trap cleanup EXIT

@@ -349,6 +349,16 @@ fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((ip, prefix))
 }
 
+/// A service's port as the start-up line shows it: `:7`, or `off` for a
+/// service turned off with port 0.
+fn port_or_off(port: u16) -> String {
+    if port == 0 {
+        "off".to_string()
+    } else {
+        format!(":{port}")
+    }
+}
+
 /// glibc's malloc settings for the stack: one arena, and freed memory above
 /// 128 KiB at the heap's top returned to the OS. With glibc's defaults the
 /// runtime thread's arena kept 52.8 MiB after 10,000 connections closed;
@@ -435,7 +445,7 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {} (mtu {}, offload {}{}); http :{}, tcp echo :{}, tcp discard :{}, tcp source :{}, udp echo :{}, udp time :{}{}",
+        "tunstack: {} up on {} (mtu {}, offload {}{}); http {}, tcp echo {}, tcp discard {}, tcp source {}, udp echo {}, udp time {}{}",
         stack.addr(),
         args.device.tun,
         stack.mtu(),
@@ -445,12 +455,12 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         } else {
             String::new()
         },
-        args.http_port,
-        args.tcp_echo_port,
-        args.tcp_discard_port,
-        args.tcp_source_port,
-        args.udp_echo_port,
-        args.udp_time_port,
+        port_or_off(args.http_port),
+        port_or_off(args.tcp_echo_port),
+        port_or_off(args.tcp_discard_port),
+        port_or_off(args.tcp_source_port),
+        port_or_off(args.udp_echo_port),
+        port_or_off(args.udp_time_port),
         args.device
             .pcap
             .as_ref()

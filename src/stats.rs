@@ -350,7 +350,7 @@ impl fmt::Display for Stats {
         let t = &self.tcp;
         writeln!(
             f,
-            "tcp:  {} connections, {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} accepted, {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} tail loss probes, {} found lost by RACK, {} PAWS drops, {} without timestamps, {} timeouts",
+            "tcp:  {} connections, {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} of them returned (connections opened), {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} tail loss probes, {} found lost by RACK, {} PAWS drops, {} without timestamps, {} timeouts",
             t.connections, t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.tlp_probes, t.rack_lost, t.paws_rejected, t.ts_missing, t.timeouts
         )?;
         let d = &self.device;
