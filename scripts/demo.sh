@@ -115,9 +115,11 @@ section "Start tunstack on tun0 as $STACK_ADDR (log: $LOG)"
 mkdir -p "$(dirname "$PCAP")"
 # `ip netns exec` execs the program in place, so $! is the stack's own PID.
 # Offload stays on (the default), and --pcap-segmented records the segments
-# a wire would carry, so the capture reads like the textbook.
+# a wire would carry, so the capture reads like the textbook. Keepalive is
+# on for every connection (1 s idle, then every 0.5 s, 3 probes): the
+# keepalive step waits long enough to see probes answered.
 RUST_LOG=info,tunstack::tcp=debug ip netns exec "$NS" "$BIN" run --tun tun0 --addr "$STACK_ADDR" \
-    --pcap "$PCAP" --pcap-segmented >"$LOG" 2>&1 &
+    --pcap "$PCAP" --pcap-segmented --keepalive 1000,500,3 >"$LOG" 2>&1 &
 STACK_PID=$!
 deadline=$((SECONDS + READY_TIMEOUT))
 until grep -q "^tunstack: .* up on " "$LOG"; do
@@ -305,6 +307,82 @@ step_tcp_state_log() {
     echo "the handshake (passive open) and the four-way close with the client closing first"
 }
 
+CLOSE_FIRST_PORT=""
+
+# transitions_of PORT: the state transitions the stack logged for the
+# connection from 10.0.0.1:PORT, once they include $2 (waits a moment).
+transitions_of() {
+    local conn="10.0.0.1:$1 -> " until=$2 lines=""
+    for _ in $(seq 60); do
+        lines="$(grep -F "$conn" "$LOG" || true)"
+        grep -q -- "$until" <<<"$lines" && break
+        sleep 0.05
+    done
+    echo "$lines"
+}
+
+step_tcp_stack_closes_first() {
+    echo "\$ python3: GET / HTTP/1.1 with 'Connection: close', read to the end, then close   # the stack closes first"
+    local out rc=0
+    out="$(in_ns python3 - "$STACK_ADDR" <<'PY' 2>&1
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=10)
+print("local port", s.getsockname()[1])
+s.sendall(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+n = 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    n += len(b)
+print("read", n, "bytes, then EOF: the server closed first")
+time.sleep(0.2)   # the client closes a moment later
+s.close()
+PY
+)" || rc=$?
+    echo "$out"
+    [[ $rc -eq 0 ]] || return 1
+    CLOSE_FIRST_PORT=$(sed -n 's/^local port //p' <<<"$out")
+    local lines
+    lines="$(transitions_of "$CLOSE_FIRST_PORT" "-> TIME-WAIT")"
+    echo "$lines" | sed 's/^/  /'
+    local want=("ESTABLISHED -> FIN-WAIT-1" "FIN-WAIT-1 -> FIN-WAIT-2" "FIN-WAIT-2 -> TIME-WAIT")
+    local w
+    for w in "${want[@]}"; do
+        grep -qF -- "$w" <<<"$lines" || {
+            echo "expected the transition $w"
+            return 1
+        }
+    done
+    echo "the active close: FIN-WAIT-1, FIN-WAIT-2, then TIME-WAIT (2 x MSL, 60 s) on the stack's side"
+}
+
+step_tcp_keepalive() {
+    echo "\$ python3: connect to the echo port and stay idle 3 s   # the stack runs with --keepalive 1000,500,3"
+    local out rc=0
+    out="$(in_ns python3 - "$STACK_ADDR" <<'PY' 2>&1
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 7), timeout=10)
+print("local port", s.getsockname()[1])
+time.sleep(3)
+s.sendall(b"still here")
+print("echo after 3 s idle:", s.recv(100).decode())
+s.close()
+PY
+)" || rc=$?
+    echo "$out"
+    [[ $rc -eq 0 ]] || return 1
+    grep -q "still here" <<<"$out" || return 1
+    local port probes
+    port=$(sed -n 's/^local port //p' <<<"$out")
+    probes=$(grep -c "keepalive probe" < <(grep -F "10.0.0.1:$port -> " "$LOG") || true)
+    echo "the stack logged $probes keepalive probe(s) for it; each was answered, so the connection stayed up"
+    ((probes > 0)) || {
+        echo "expected keepalive probes in the stack's log"
+        return 1
+    }
+}
+
 DEMO_STEPS=(
     "step_ping|ICMP echo: ping -c 4"
     "step_ping_fragmented|IP fragmentation: ping -c 3 -s 8000"
@@ -315,6 +393,8 @@ DEMO_STEPS=(
     "step_tcp_http_bytes|TCP: 1 MB download (curl), size and SHA-256"
     "step_tcp_echo|TCP echo (port 7), 200 KB both ways at once"
     "step_tcp_state_log|TCP state transitions of the echo connection"
+    "step_tcp_stack_closes_first|TCP: the stack closes first (HTTP with Connection: close)"
+    "step_tcp_keepalive|TCP keepalive: an idle connection probed and kept"
 )
 
 for entry in "${DEMO_STEPS[@]}"; do
@@ -374,6 +454,17 @@ else
 fi
 echo
 echo "Open the capture in Wireshark:  wireshark ${PCAP#"$REPO"/}   (or File > Open; the link type is raw IPv4)"
+
+# The story of one connection, drawn from the capture as the tutorial draws
+# it: the handshake, the request, and the close the stack made first.
+if [[ -n $CLOSE_FIRST_PORT ]]; then
+    section "The ladder of the connection the stack closed first (from the capture)"
+    echo "\$ tunstack ladder ${PCAP#"$REPO"/} --conn 10.0.0.1:$CLOSE_FIRST_PORT"
+    if ! "$BIN" ladder "$PCAP" --conn "10.0.0.1:$CLOSE_FIRST_PORT"; then
+        echo "--> FAILED: tunstack ladder"
+        FAILURES+=("ladder of the close-first connection")
+    fi
+fi
 
 section "Summary"
 if ((${#FAILURES[@]})); then

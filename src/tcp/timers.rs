@@ -218,6 +218,13 @@ impl Conn {
         }
         self.send_segment(Some(now), self.snd.una - 1, false, cx);
         self.keepalive_probes += 1;
+        log::debug!(
+            "{} -> {} keepalive probe {} of {}",
+            self.remote,
+            self.local,
+            self.keepalive_probes,
+            k.count
+        );
         self.timers.keepalive = Some(now + k.interval);
     }
 
