@@ -381,11 +381,7 @@ impl Conn {
             return;
         }
         self.rack.tlp_end = None;
-        // RFC 2883: a first block below SND.UNA reports a duplicate.
-        let dsack = blocks
-            .as_slice()
-            .first()
-            .is_some_and(|&(_, right)| SeqNum(right) <= self.snd.una);
+        let dsack = is_dsack(blocks, self.snd.una);
         if self.rack.tlp_rexmit && !dsack {
             // FlightSize when the loss happened: the window in use then.
             self.cc.on_loss(now, self.cc.cwnd());
@@ -479,6 +475,8 @@ impl Conn {
             0
         };
         if self.rack_on(cx.cfg) {
+            let dsack = is_dsack(&h.options.sack, self.snd.una);
+            self.rack.on_ack_dsack(self.snd.una, self.snd.max, dsack);
             self.rack.on_ack(now, self.snd.una, &self.sb, rtt);
             self.tlp_acked(now, &h.options.sack);
             self.rack_detect(now, cx);
@@ -601,6 +599,7 @@ impl Conn {
             Some(r) if ack >= r.point => {
                 self.recovery = None;
                 self.cc.on_recovery_end(now);
+                self.rack.on_recovery_end();
                 false
             }
             // RFC 6582 §3.2 step 5 (without SACK): a partial ACK deflates
@@ -719,5 +718,16 @@ impl Conn {
                 self.timers.delack = Some(now + cx.cfg.delayed_ack);
             }
         }
+    }
+}
+
+/// RFC 2883 §4: the first SACK block reports a duplicate (D-SACK) when it
+/// lies below the cumulative ACK, or inside the second block.
+fn is_dsack(blocks: &crate::wire::tcp::SackBlocks, una: SeqNum) -> bool {
+    match blocks.as_slice() {
+        [] => false,
+        [(_, right), ..] if SeqNum(*right) <= una => true,
+        [(l1, r1), (l2, r2), ..] => SeqNum(*l2) <= SeqNum(*l1) && SeqNum(*r1) <= SeqNum(*r2),
+        _ => false,
     }
 }

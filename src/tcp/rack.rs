@@ -57,6 +57,14 @@ pub(crate) struct Rack {
     /// The probe was a retransmission (so its ACK may show a repaired loss,
     /// §7.4).
     pub tlp_rexmit: bool,
+    /// RACK.reo_wnd_mult (§6.2 step 4): how many quarters of min_RTT the
+    /// reordering window spans, raised by D-SACKs (0 stands for 1).
+    pub reo_wnd_mult: u32,
+    /// RACK.reo_wnd_persist: recoveries left before the multiplier resets.
+    pub reo_wnd_persist: u32,
+    /// RACK.dsack_round: one raise per round trip; set to SND.MAX at a
+    /// raise, over once SND.UNA passes it.
+    pub dsack_round: Option<SeqNum>,
 }
 
 impl Rack {
@@ -158,12 +166,39 @@ impl Rack {
         }
     }
 
-    /// RFC 8985 §6.2 step 4: the reordering window, min_RTT / 4 (the
-    /// RFC's initial value; it is not adapted to D-SACKs here), no larger
-    /// than SRTT; before any sample of its own, from SRTT (the handshake's).
-    fn reo_wnd(&self, srtt: Option<Duration>) -> Duration {
-        let w = self.min_rtt.or(srtt).unwrap_or_default() / 4;
+    /// RFC 8985 §6.2 step 4: the reordering window, RACK.reo_wnd_mult
+    /// quarters of min_RTT, no larger than SRTT; before any sample of its
+    /// own, from SRTT (the handshake's).
+    pub fn reo_wnd(&self, srtt: Option<Duration>) -> Duration {
+        let mult = self.reo_wnd_mult.max(1);
+        let w = self.min_rtt.or(srtt).unwrap_or_default() / 4 * mult;
         srtt.map_or(w, |s| w.min(s))
+    }
+
+    /// RFC 8985 §6.2 step 4: an ACK with a D-SACK block (the peer got
+    /// something twice: a retransmission was spurious, reordering is
+    /// likely) widens the window by one more quarter of min_RTT, at most
+    /// once a round trip, and keeps it for 16 recoveries.
+    pub fn on_ack_dsack(&mut self, una: SeqNum, snd_max: SeqNum, dsack: bool) {
+        if self.dsack_round.is_some_and(|r| una >= r) {
+            self.dsack_round = None;
+        }
+        if dsack && self.dsack_round.is_none() {
+            self.dsack_round = Some(snd_max);
+            self.reo_wnd_mult = self.reo_wnd_mult.max(1) + 1;
+            self.reo_wnd_persist = 16;
+        }
+    }
+
+    /// RFC 8985 §6.2 step 4: a loss recovery ended; after 16 without a
+    /// D-SACK the window is back to a quarter of min_RTT.
+    pub fn on_recovery_end(&mut self) {
+        if self.reo_wnd_persist > 0 {
+            self.reo_wnd_persist -= 1;
+            if self.reo_wnd_persist == 0 {
+                self.reo_wnd_mult = 1;
+            }
+        }
     }
 
     /// RFC 8985 §6.2 step 5: marks lost every unacknowledged, unSACKed
@@ -315,6 +350,34 @@ mod tests {
         assert_eq!(v, [(0, 100, false), (100, 200, true), (200, 1000, false)]);
         let (lost, _) = r.detect(ms(30), None);
         assert!(lost && r.lost_at(SeqNum(0)) && !r.lost_at(SeqNum(500)));
+    }
+
+    #[test]
+    fn dsacks_widen_the_reordering_window_once_a_round_and_16_recoveries_reset_it() {
+        let mut r = Rack {
+            min_rtt: Some(Duration::from_millis(40)),
+            ..Rack::default()
+        };
+        let srtt = Some(Duration::from_millis(100));
+        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(10));
+        r.on_ack_dsack(SeqNum(0), SeqNum(1000), true);
+        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(20));
+        // A second D-SACK in the same round trip does not raise it again.
+        r.on_ack_dsack(SeqNum(500), SeqNum(1500), true);
+        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(20));
+        r.on_ack_dsack(SeqNum(1000), SeqNum(2000), true);
+        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(30));
+        // Never beyond SRTT.
+        assert_eq!(
+            r.reo_wnd(Some(Duration::from_millis(25))),
+            Duration::from_millis(25)
+        );
+        for _ in 0..15 {
+            r.on_recovery_end();
+        }
+        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(30));
+        r.on_recovery_end();
+        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(10));
     }
 
     #[test]

@@ -101,3 +101,26 @@ fn rfc_8985_7_4_a_probe_that_repaired_a_loss_reduces_cwnd() {
         }
     }
 }
+
+/// RFC 8985 §6.2 step 4: after a D-SACK (the peer got a segment twice), the
+/// reordering window is two quarters of min_RTT: a hole past which one
+/// segment was SACKed is resent 5 ms later than it would have been.
+#[test]
+fn rfc_8985_a_dsack_widens_the_reordering_window() {
+    for dsack in [false, true] {
+        let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+        b.advance(10);
+        if dsack {
+            // Segments 0-2 acknowledged, and segment 0 reported twice.
+            b.send(seg!(ACK, ack = s[3].seq, sack = &[(s[0].seq, s[0].end())]));
+        } else {
+            b.send(seg!(ACK, ack = s[3].seq));
+        }
+        b.send(sack_ack(&s[3], &[(s[4].seq, s[4].end())]));
+        let r = b.wait_for_segment(100);
+        assert_eq!(r.seq, s[3].seq);
+        // Sent at 10 ms, RACK.rtt 10 ms, reo_wnd 2.5 ms or 5 ms.
+        let want = if dsack { 25_000 } else { 22_500 };
+        assert_eq!(r.at, at_ms(want), "D-SACK seen: {dsack}");
+    }
+}
