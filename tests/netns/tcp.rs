@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    example_path, run_with_timeout, tshark, Output, Stopped, TestNet, STACK_ADDR, TCP_TOOL,
-    TUNSTACK,
+    example_path, run_with_timeout, tshark, tshark_fields, Output, Stopped, TestNet, STACK_ADDR,
+    TCP_TOOL, TUNSTACK,
 };
 
 /// TCP echo (RFC 862) on the stack.
@@ -55,6 +55,21 @@ pub(super) fn echo_clients(
     .expect_success("tcp_tool.py echo");
     let want = format!("{clients}/{clients} clients got their {size} bytes back");
     assert!(out.stdout.contains(&want), "{}", out.stdout);
+}
+
+/// [`echo_clients`] on the echo port (30 s at most), then stops the stack
+/// and checks it stopped cleanly; returns how it stopped.
+fn echo_then_stop(net: &mut TestNet, size: usize, clients: usize) -> Stopped {
+    echo_clients(
+        net,
+        &ECHO_PORT.to_string(),
+        size,
+        clients,
+        Duration::from_secs(30),
+    );
+    let stopped = net.stop();
+    assert_stopped_cleanly(&stopped);
+    stopped
 }
 
 /// The port in a `local port N` line that tcp_tool.py prints.
@@ -334,15 +349,7 @@ fn curl_gets_the_status_page_and_10_mb_with_the_right_sha256() {
 /// when the test is skipped.
 fn echo_1_mb_with(stack_args: &[&str]) -> Option<(Vec<usize>, (u64, u64), std::path::PathBuf)> {
     let mut net = TestNet::start_with(&["python3", "tshark"], stack_args)?;
-    echo_clients(
-        &net,
-        &ECHO_PORT.to_string(),
-        1_000_000,
-        1,
-        Duration::from_secs(30),
-    );
-    let stopped = net.stop();
-    assert_stopped_cleanly(&stopped);
+    let stopped = echo_then_stop(&mut net, 1_000_000, 1);
     let line = stopped
         .stdout
         .lines()
@@ -416,15 +423,7 @@ fn a_lost_segment_is_reported_to_the_kernel_in_sack_blocks() {
     ) else {
         return;
     };
-    echo_clients(
-        &net,
-        &ECHO_PORT.to_string(),
-        1_000_000,
-        1,
-        Duration::from_secs(30),
-    );
-    let stopped = net.stop();
-    assert_stopped_cleanly(&stopped);
+    echo_then_stop(&mut net, 1_000_000, 1);
     let pcap = net.pcap_path();
     assert_clean_tcp_capture(&pcap, 2 * 685);
     // The SYNs agreed on SACK, and the stack's ACKs carried blocks.
@@ -470,35 +469,10 @@ fn timestamps_are_agreed_with_the_kernel_and_carried_by_every_segment() {
     let Some(mut net) = TestNet::start(&["python3", "tshark"]) else {
         return;
     };
-    echo_clients(
-        &net,
-        &ECHO_PORT.to_string(),
-        200_000,
-        1,
-        Duration::from_secs(30),
-    );
-    let stopped = net.stop();
-    assert_stopped_cleanly(&stopped);
+    echo_then_stop(&mut net, 200_000, 1);
     let pcap = net.pcap_path();
-    let fields = |filter: &str| {
-        let out = tshark(
-            &pcap,
-            &[
-                "-Y",
-                filter,
-                "-T",
-                "fields",
-                "-e",
-                "tcp.options.timestamp.tsval",
-                "-e",
-                "tcp.options.timestamp.tsecr",
-            ],
-        );
-        out.stdout
-            .lines()
-            .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
-    };
+    let ts = ["tcp.options.timestamp.tsval", "tcp.options.timestamp.tsecr"];
+    let fields = |filter: &str| tshark_fields(&pcap, filter, &ts);
     let syns = fields("tcp.flags.syn == 1 && tcp.options.timestamp.tsval");
     assert_eq!(syns.len(), 2, "timestamps on both SYNs: {syns:?}");
     let ours = fields("ip.src == 10.0.0.2 && tcp.flags.reset == 0");
@@ -527,15 +501,7 @@ fn tcp_echo_of_1_mb_sent_and_received_at_once_is_byte_exact() {
     let Some(mut net) = TestNet::start(&["python3", "tshark"]) else {
         return;
     };
-    echo_clients(
-        &net,
-        &ECHO_PORT.to_string(),
-        1_000_000,
-        1,
-        Duration::from_secs(30),
-    );
-    let stopped = net.stop();
-    assert_stopped_cleanly(&stopped);
+    echo_then_stop(&mut net, 1_000_000, 1);
     assert_clean_tcp_capture(&net.pcap_path(), 2 * 685);
 }
 
@@ -544,15 +510,7 @@ fn fifty_concurrent_tcp_echo_clients_all_get_their_bytes_back() {
     let Some(mut net) = TestNet::start(&["python3", "tshark"]) else {
         return;
     };
-    echo_clients(
-        &net,
-        &ECHO_PORT.to_string(),
-        20_000,
-        50,
-        Duration::from_secs(30),
-    );
-    let stopped = net.stop();
-    assert_stopped_cleanly(&stopped);
+    echo_then_stop(&mut net, 20_000, 50);
     // Every client had its own connection, each with a full close.
     let closed = net
         .log()

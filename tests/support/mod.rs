@@ -716,6 +716,21 @@ pub fn tshark(pcap: &Path, args: &[&str]) -> Output {
     run_with_timeout(&mut cmd, Duration::from_secs(30)).expect_success("tshark")
 }
 
+/// The `fields` of every packet of a capture that `filter` selects, as
+/// tshark prints them (`-T fields`): one row per packet, one string per
+/// field (empty when the packet lacks it).
+pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut args = vec!["-Y", filter, "-T", "fields"];
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    tshark(pcap, &args)
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
 /// Whether `s` has the shape of `pattern`, where `9` stands for any ASCII
 /// digit and every other character for itself (`"99:99"` matches `"07:45"`).
 pub fn has_shape(s: &str, pattern: &str) -> bool {
