@@ -194,6 +194,24 @@ pub struct Row {
     pub marks: Vec<Mark>,
 }
 
+impl Row {
+    /// The marks as both drawings write them: `[retransmission]`, ...
+    pub fn mark_labels(&self) -> Vec<String> {
+        self.marks.iter().map(|m| format!("[{m}]")).collect()
+    }
+
+    /// What a segment row writes beside its arrow: the options (if any),
+    /// then the marks.
+    pub fn details(&self, options: &str) -> Vec<String> {
+        let mut details = Vec::new();
+        if !options.is_empty() {
+            details.push(options.to_string());
+        }
+        details.extend(self.mark_labels());
+        details
+    }
+}
+
 /// The model of one connection's ladder diagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ladder {

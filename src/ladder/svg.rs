@@ -76,7 +76,7 @@ pub fn render(ladder: &Ladder) -> String {
 
     for row in &ladder.rows {
         let start = y;
-        let marks: Vec<String> = row.marks.iter().map(|m| format!("[{m}]")).collect();
+        let marks = row.mark_labels();
         let mut dashed = false;
         match &row.kind {
             RowKind::Segment {
@@ -86,11 +86,7 @@ pub fn render(ladder: &Ladder) -> String {
                 label,
                 options,
             } => {
-                let details = [options.clone(), marks.join(" ")]
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let details = row.details(options).join(" ");
                 if !details.is_empty() {
                     y += LINE;
                     text(

@@ -99,7 +99,7 @@ fn render_row(out: &mut String, row: &Row) {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let marks: Vec<String> = row.marks.iter().map(|m| format!("[{m}]")).collect();
+    let marks = row.mark_labels();
     match &row.kind {
         RowKind::Segment {
             frame,
@@ -108,11 +108,7 @@ fn render_row(out: &mut String, row: &Row) {
             label,
             options,
         } => {
-            let mut details: Vec<String> = Vec::new();
-            if !options.is_empty() {
-                details.push(options.clone());
-            }
-            details.extend(marks);
+            let mut details = row.details(options);
             let fits = label.len() + 6 <= MID;
             if !fits {
                 details.insert(0, label.clone());
