@@ -358,14 +358,16 @@ impl Conn {
 
     /// RFC 8985 §6.2 step 5 and §6.3: RACK marks what time says is lost,
     /// and the reordering timer waits for the next candidate.
+    /// Only while the peer holds SACKed data: without it every segment
+    /// delivered so far came in order, so nothing sent earlier is missing
+    /// (and the ACK path skips the walk over the transmission record).
     pub(crate) fn rack_detect(&mut self, now: Instant, cx: &mut Ctx<'_>) {
-        if !self.rack_on(cx.cfg) {
+        if !self.rack_on(cx.cfg) || self.sb.is_empty() {
+            self.timers.reorder = None;
             return;
         }
-        let before = self.rack.sent.iter().filter(|s| s.lost).count();
-        let (_, timer) = self.rack.detect(now, self.rtt.srtt());
-        let after = self.rack.sent.iter().filter(|s| s.lost).count();
-        cx.out.stats.rack_lost += after.saturating_sub(before) as u64;
+        let (lost, timer) = self.rack.detect(now, self.rtt.srtt());
+        cx.out.stats.rack_lost += lost as u64;
         self.timers.reorder = timer;
     }
 
@@ -400,7 +402,9 @@ impl Conn {
         if self.recovery.is_some() || self.rto_recover.is_some() || self.flight() == 0 {
             return;
         }
+        // RACK marks exist only while something is SACKed (rack_detect).
         let lost = self.rcv.sack_ok
+            && !self.sb.is_empty()
             && (self.sb.is_lost(self.snd.una, self.snd.mss) || self.rack.first_lost().is_some());
         if self.dup_acks < DUP_THRESH && !lost {
             return;

@@ -99,8 +99,15 @@ impl Rack {
         }
     }
 
+    /// The index of the entry holding `seq`, if one does (the entries are
+    /// in sequence order and disjoint).
+    fn index_of(&self, seq: SeqNum) -> Option<usize> {
+        let i = self.sent.partition_point(|s| s.end <= seq);
+        self.sent.get(i).filter(|s| s.start <= seq).map(|_| i)
+    }
+
     fn split_at(&mut self, at: SeqNum) {
-        let Some(i) = self.sent.iter().position(|s| s.start < at && at < s.end) else {
+        let Some(i) = self.index_of(at).filter(|&i| self.sent[i].start < at) else {
             return;
         };
         let mut right = self.sent[i];
@@ -139,12 +146,16 @@ impl Rack {
             for &(start, end) in sb.ranges() {
                 self.split_at(start);
                 self.split_at(end);
-            }
-            for s in self.sent.iter_mut().filter(|s| !s.sacked) {
-                if sb.sacked_at(s.start).is_some_and(|e| e >= s.end) {
-                    s.sacked = true;
-                    s.lost = false;
-                    delivered.push(*s);
+                let first = self.sent.partition_point(|s| s.end <= start);
+                for s in self.sent.range_mut(first..) {
+                    if s.start >= end {
+                        break;
+                    }
+                    if !s.sacked {
+                        s.sacked = true;
+                        s.lost = false;
+                        delivered.push(*s);
+                    }
                 }
             }
         }
@@ -203,14 +214,14 @@ impl Rack {
 
     /// RFC 8985 §6.2 step 5: marks lost every unacknowledged, unSACKed
     /// segment sent before RACK.xmit_ts that has been out longer than
-    /// RACK.rtt + reo_wnd. Returns whether any was newly marked, and when
+    /// RACK.rtt + reo_wnd. Returns how many were newly marked, and when
     /// the next one would be (the reordering timer, §6.3).
-    pub fn detect(&mut self, now: Instant, srtt: Option<Duration>) -> (bool, Option<Instant>) {
+    pub fn detect(&mut self, now: Instant, srtt: Option<Duration>) -> (usize, Option<Instant>) {
         let Some(xmit_ts) = self.xmit_ts else {
-            return (false, None);
+            return (0, None);
         };
         let wait = self.rtt + self.reo_wnd(srtt);
-        let (mut lost, mut timer) = (false, None::<Instant>);
+        let (mut lost, mut timer) = (0, None::<Instant>);
         for s in self.sent.iter_mut() {
             if s.sacked || s.lost {
                 continue;
@@ -222,7 +233,7 @@ impl Rack {
             let due = s.at + wait;
             if due <= now {
                 s.lost = true;
-                lost = true;
+                lost += 1;
             } else {
                 timer = Some(timer.map_or(due, |t| t.min(due)));
             }
@@ -232,10 +243,7 @@ impl Rack {
 
     /// Whether RACK marks the byte at `seq` lost.
     pub fn lost_at(&self, seq: SeqNum) -> bool {
-        self.sent
-            .iter()
-            .find(|s| s.start <= seq && seq < s.end)
-            .is_some_and(|s| s.lost)
+        self.index_of(seq).is_some_and(|i| self.sent[i].lost)
     }
 
     /// The first byte RACK marks lost, if any.
@@ -296,10 +304,10 @@ mod tests {
         assert_eq!(r.rtt, Duration::from_millis(18));
         // reo_wnd = 18 / 4 = 4.5 ms: the first is lost at 0 + 18 + 4.5.
         let (lost, timer) = r.detect(ms(20), None);
-        assert!(!lost);
+        assert_eq!(lost, 0);
         assert_eq!(timer, Some(Instant::from_micros(22_500)));
         let (lost, timer) = r.detect(Instant::from_micros(23_000), None);
-        assert!(lost);
+        assert_eq!(lost, 1);
         assert_eq!(timer, Some(Instant::from_micros(23_500)), "the second next");
         assert!(r.lost_at(SeqNum(50)) && !r.lost_at(SeqNum(150)));
         assert_eq!(r.first_lost(), Some(SeqNum(0)));
@@ -349,7 +357,8 @@ mod tests {
             .collect();
         assert_eq!(v, [(0, 100, false), (100, 200, true), (200, 1000, false)]);
         let (lost, _) = r.detect(ms(30), None);
-        assert!(lost && r.lost_at(SeqNum(0)) && !r.lost_at(SeqNum(500)));
+        assert_eq!(lost, 1);
+        assert!(r.lost_at(SeqNum(0)) && !r.lost_at(SeqNum(500)));
     }
 
     #[test]
