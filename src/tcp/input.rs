@@ -506,9 +506,15 @@ impl Conn {
             }
         }
         self.detect_loss(now, cx);
-        // Window update, guarded by SND.WL1/SND.WL2 against old segments.
+        // Window update, guarded by SND.WL1/SND.WL2 against old segments
+        // (RFC 9293 §3.10.7.4), and taken from any ACK that advances
+        // SND.UNA, as Linux's tcp_may_update_window does. By the RFC's test
+        // alone, a peer's retransmission (an old SEG.SEQ) that acknowledges
+        // new data leaves SND.WND as it was, now counted from the new
+        // SND.UNA: the right edge moves past what the peer offered, and we
+        // sent beyond its window (simulation smoltcp-server seed 7858).
         if ack >= self.snd.una - self.snd.max_wnd.max(1)
-            && (self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack))
+            && (advanced || self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack))
         {
             let opened = self.snd.wnd == 0 && wnd > 0;
             self.snd.wnd = wnd;

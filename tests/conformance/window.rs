@@ -339,3 +339,46 @@ fn an_explicit_receive_buffer_is_not_autotuned() {
     let end = window_after_rounds(&mut b, 20, 10);
     assert!(end <= 64 * 1024, "stayed at 64 KiB: {end}");
 }
+
+/// RFC 9293 §3.10.7.4 with Linux's `tcp_may_update_window`: an ACK that
+/// advances SND.UNA updates the send window even when it rides on a
+/// retransmission of the peer's (a SEG.SEQ older than SND.WL1). Otherwise
+/// the old window would be counted from the new SND.UNA and the right edge
+/// would move past what the peer offered (found by the simulation,
+/// smoltcp-server seed 7858, where tunstack sent 20 bytes beyond it).
+#[test]
+fn an_ack_on_an_old_segment_that_advances_snd_una_updates_the_window() {
+    let mut b = Bench::new();
+    b.peer_win = 4000;
+    b.handshake_passive();
+    let snd = b.stack_seq;
+    let old = b.peer_seq;
+    // The peer's first segment is lost; its second arrives out of order
+    // and sets SND.WL1 = old + 100.
+    b.send(seg!(
+        ACK | PSH,
+        seq = old.wrapping_add(100),
+        data = &[8u8; 100]
+    ));
+    b.take_all();
+    b.app_send(&[5u8; 2920]);
+    let lens: Vec<usize> = b.take_all().iter().map(|s| s.data.len()).collect();
+    assert_eq!(lens, [1460, 1460]);
+    // The peer resends the lost one; it acknowledges our first segment and
+    // offers 500 bytes: the right edge is snd + 1960, below SND.NXT.
+    b.send(seg!(
+        ACK | PSH,
+        seq = old,
+        ack = snd.wrapping_add(1460),
+        win = 500,
+        data = &[7u8; 100]
+    ));
+    b.peer_seq = old.wrapping_add(200);
+    assert_eq!(b.info().snd_wnd, 500);
+    b.take_all(); // the hole's ACK
+    b.app_send(&[6u8; 1460]);
+    b.expect_nothing();
+    // Once the window opens, the new data goes.
+    b.send(seg!(ACK, ack = snd.wrapping_add(2920), win = 4000));
+    b.expect(|s| s.seq == snd.wrapping_add(2920) && s.data.len() == 1460);
+}
