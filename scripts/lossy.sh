@@ -26,6 +26,9 @@
 #   --sack LIST      tunstack with SACK on and/or off (default on)
 #   --seed N         the faults' seed (default 3)
 #   --tunstack-args  more arguments for `tunstack run`, e.g. "--busy-poll-us 0"
+#   --tunstack-cc ALG  tunstack's congestion control (default: the same as
+#                    the kernel's sockets of the row, so "tunstack -> kernel"
+#                    compares BBR with BBR and CUBIC with CUBIC)
 #
 # Progress on stderr, a markdown table of Mbit/s on stdout. A transfer that
 # has not finished after 120 s is stopped and shown as "N (timeout)": its
@@ -46,6 +49,7 @@ CCS="bbr,cubic"
 SACKS="on"
 SEED=3
 EXTRA=""
+TUNSTACK_CC=""
 BUILD=1
 LIMIT=120
 while (($#)); do
@@ -57,8 +61,9 @@ while (($#)); do
     --sack) SACKS=$2; shift ;;
     --seed) SEED=$2; shift ;;
     --tunstack-args) EXTRA=$2; shift ;;
+    --tunstack-cc) TUNSTACK_CC=$2; shift ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) say "unknown argument $1"; exit 2 ;;
     esac
     shift
@@ -191,7 +196,8 @@ tunstack_transfer() {
     ip -n "$NS_T" addr add 10.0.0.1/24 dev tsl0
     ip -n "$NS_T" link set dev tsl0 up
     local args=(run --tun tsl0 --addr 10.0.0.2 --http-port 0 --udp-echo-port 0 --udp-time-port 0
-        --offload off --delay-ms "$DELAY" --loss "$loss" --fault-seed "$SEED" "${EXTRA_ARGS[@]}")
+        --offload off --delay-ms "$DELAY" --loss "$loss" --fault-seed "$SEED"
+        --congestion "${TUNSTACK_CC:-$cc}" "${EXTRA_ARGS[@]}")
     [[ $sack == off ]] && args+=(--no-sack)
     RUST_LOG=warn ip netns exec "$NS_T" "$BIN" "${args[@]}" </dev/null >"$TMP/stack.log" 2>&1 &
     PIDS+=($!)
@@ -282,7 +288,7 @@ ratio() {
 }
 
 echo
-echo "$((BYTES >> 20)) MiB per transfer, ${DELAY} ms each way, loss each way, seed $SEED; Mbit/s; kernel sockets on the given congestion control${EXTRA:+; tunstack run $EXTRA}"
+echo "$((BYTES >> 20)) MiB per transfer, ${DELAY} ms each way, loss each way, seed $SEED; Mbit/s; kernel sockets on the given congestion control, tunstack on ${TUNSTACK_CC:-the same}${EXTRA:+; tunstack run $EXTRA}"
 echo
 head="| kernel cc | loss | direction | kernel <-> kernel (relay) |"
 rule="|---|---|---|---|"

@@ -116,7 +116,8 @@ struct DeviceArgs {
     #[arg(long)]
     no_rack: bool,
     /// Congestion control of new connections: cubic (the default, RFC
-    /// 9438 with HyStart++) or reno (NewReno, RFC 5681 and RFC 6582).
+    /// 9438 with HyStart++), reno (NewReno, RFC 5681 and RFC 6582) or bbr
+    /// (draft-ietf-ccwg-bbr, BBRv3, which paces).
     #[arg(long, default_value = "cubic", value_name = "ALG")]
     congestion: tunstack::tcp::congestion::Algorithm,
     /// After work, keep polling this many microseconds before sleeping

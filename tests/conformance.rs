@@ -26,6 +26,8 @@ mod bench;
 
 #[path = "conformance/ack.rs"]
 mod ack;
+#[path = "conformance/bbr.rs"]
+mod bbr;
 #[path = "conformance/checksum.rs"]
 mod checksum;
 #[path = "conformance/close.rs"]

@@ -173,6 +173,23 @@ pub struct ConnInfo {
     pub recv_buffer: usize,
     /// The send buffer's size now (it grows with the congestion window).
     pub send_buffer: usize,
+    /// The pacing rate in bytes per second, when the congestion control
+    /// paces (BBR), as `ss -ti` shows `pacing_rate`.
+    pub pacing_rate: Option<u64>,
+    /// BBR's model of the path, when BBR runs (`ss -ti`'s `bbr:(...)`).
+    pub bbr: Option<BbrInfo>,
+}
+
+/// BBR's view of the path (draft-ietf-ccwg-bbr): what `ss -ti` prints as
+/// `bbr:(bw:...,mrtt:...)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BbrInfo {
+    /// The state machine's state.
+    pub mode: crate::tcp::congestion::BbrMode,
+    /// BBR.bw, the bottleneck bandwidth estimate, in bytes per second.
+    pub bw: u64,
+    /// BBR.min_rtt, the round-trip propagation time estimate.
+    pub min_rtt: Option<Duration>,
 }
 
 impl ConnInfo {
@@ -184,11 +201,35 @@ impl ConnInfo {
             self.sack.then(|| "sack".to_string()),
             Some(self.congestion.to_string()),
             self.wscale.map(|(s, r)| format!("wscale:{s},{r}")),
+            self.bbr.map(|b| {
+                let mrtt = b.min_rtt.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+                format!(
+                    "bbr:(bw:{},mrtt:{mrtt:.3},mode:{})",
+                    bits_per_second(b.bw),
+                    b.mode.name()
+                )
+            }),
+            self.pacing_rate
+                .map(|r| format!("pacing_rate {}", bits_per_second(r))),
         ]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
         .join(" ")
+    }
+}
+
+/// A rate in bytes per second as `ss` prints one in bits: `12.5Mbps`.
+fn bits_per_second(bytes: u64) -> String {
+    let bits = bytes as f64 * 8.0;
+    if bits >= 1e9 {
+        format!("{:.1}Gbps", bits / 1e9)
+    } else if bits >= 1e6 {
+        format!("{:.1}Mbps", bits / 1e6)
+    } else if bits >= 1e3 {
+        format!("{:.1}Kbps", bits / 1e3)
+    } else {
+        format!("{bits:.0}bps")
     }
 }
 

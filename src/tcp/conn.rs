@@ -718,14 +718,18 @@ impl Conn {
             return;
         }
         let cap = io.send.capacity();
-        let want = 2 * self.cc.cwnd() as usize;
+        // Twice cwnd, and what the peer SACKed: that data stays in the
+        // buffer until the holes below it are filled, but no longer counts
+        // against cwnd (in loss recovery it can be most of the buffer).
+        let sacked = self.sb.sacked_bytes() as usize;
+        let want = 2 * self.cc.cwnd() as usize + sacked;
         // Limited by the buffer: half of it or more in flight and nothing
         // left to send, with the window open for more.
         let queued = (self.snd.nxt - self.data_base()) as usize;
         let unsent = io.send.len().saturating_sub(queued);
         let buffer_bound = 2 * self.flight() as usize >= cap
             && unsent < self.snd.mss as usize
-            && self.flight() < self.cc.cwnd();
+            && self.in_flight() < self.cc.cwnd();
         // Below a millisecond of round trip the initial buffer already
         // carries 2 Gbit/s, and on a local path a larger ring only spreads
         // the copies over more cache.
@@ -980,6 +984,8 @@ impl Conn {
             wscale: self.rcv.ws_ok.then_some((self.snd.wscale, self.rcv.wscale)),
             recv_buffer: io.recv.capacity(),
             send_buffer: io.send.capacity(),
+            pacing_rate: self.cc.pacing_rate().map(|r| r as u64),
+            bbr: self.cc.bbr_info(),
         }
     }
 

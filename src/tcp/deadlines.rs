@@ -21,6 +21,8 @@ pub(crate) struct Timers {
     pub reorder: Option<Instant>,
     /// The tail loss probe timeout (RFC 8985 §7.2).
     pub tlp: Option<Instant>,
+    /// The next paced departure (BBR, draft-ietf-ccwg-bbr §5.6.2).
+    pub pace: Option<Instant>,
 }
 
 impl Timers {
@@ -39,6 +41,7 @@ impl Timers {
             self.linger,
             self.reorder,
             self.tlp,
+            self.pace,
         ]
         .into_iter()
         .flatten()

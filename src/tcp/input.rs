@@ -5,7 +5,7 @@ use crate::time::Instant;
 use crate::wire::tcp::TcpSegment;
 
 use super::api::{TcpError, TcpEvent};
-use super::congestion::AckSample;
+use super::congestion::{AckSample, Delivery};
 use super::conn::{Conn, Ctx, Recovery, PAWS_IDLE};
 use super::scoreboard::DUP_THRESH;
 use super::seq::SeqNum;
@@ -419,6 +419,7 @@ impl Conn {
         );
         self.cc.on_loss(now, self.flight());
         self.timers.tlp = None;
+        let head = self.snd.una;
         self.recovery = Some(Recovery {
             point: self.snd.max,
             high_rxt: self.snd.una,
@@ -432,6 +433,38 @@ impl Conn {
         if let Some(r) = self.recovery.as_mut() {
             r.high_rxt = sent_to;
         }
+        if sent_to > head {
+            self.cc.on_lost(sent_to - head);
+        }
+    }
+
+    /// Hands the ACK just taken in to a congestion control that samples
+    /// every delivery (BBR, draft-ietf-ccwg-bbr §5.2.3), with what it
+    /// needs to know of the connection.
+    fn delivery_sample(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let inflight = self.in_flight();
+        let base = self.data_base();
+        let off = if self.snd.max > base {
+            (self.snd.max - base) as usize
+        } else {
+            0
+        };
+        let unsent = cx.io.send.len().saturating_sub(off);
+        // §4.1.2.5 CheckIfApplicationLimited: no data waiting, room in
+        // cwnd, no lost data waiting to be resent.
+        let app_limited = unsent == 0 && inflight < self.cc.cwnd() && self.recovery.is_none();
+        let d = Delivery {
+            now,
+            una: self.snd.una,
+            sacked: self.sb.ranges(),
+            inflight,
+            app_limited,
+            cwnd_limited: self.cwnd_limited,
+            in_recovery: self.recovery.is_some() || self.rto_recover.is_some(),
+            has_sack: self.rcv.sack_ok,
+            srtt: self.rtt.srtt(),
+        };
+        self.cc.on_delivery(&d);
     }
 
     /// SYN-RCVD → ESTABLISHED (or straight on to FIN-WAIT-1 if the
@@ -484,6 +517,14 @@ impl Conn {
             self.rack.on_ack(now, self.snd.una, &self.sb, rtt);
             self.tlp_acked(now, &h.options.sack);
             self.rack_detect(now, cx);
+        }
+        if self.cc.samples_delivery() {
+            self.delivery_sample(now, cx);
+        }
+        // On every ACK, duplicate ones included: in loss recovery, data
+        // the peer SACKed fills the buffer while the holes are repaired.
+        if advanced || newly_sacked > 0 {
+            self.grow_send_buffer(cx.cfg, cx.io);
         }
         if !advanced
             && ack == self.snd.una
@@ -636,7 +677,6 @@ impl Conn {
                     cwnd_limited: self.cwnd_limited,
                 };
                 self.cc.on_ack(&sample);
-                self.grow_send_buffer(cx.cfg, cx.io);
                 false
             }
         };
@@ -654,6 +694,9 @@ impl Conn {
             let sent_to = self.retransmit_head(now, cx);
             if let Some(r) = self.recovery.as_mut() {
                 r.high_rxt = r.high_rxt.max(sent_to);
+            }
+            if sent_to > ack {
+                self.cc.on_lost(sent_to - ack);
             }
         }
         if self.handle.write_blocked && cx.io.send.free() > 0 && self.visible() {

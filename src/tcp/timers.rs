@@ -51,6 +51,10 @@ impl Conn {
             self.timers.delack = None;
             self.ack.now = true;
         }
+        // Pacing let the next segment go: the dispatch below sends it.
+        if due(self.timers.pace, now) {
+            self.timers.pace = None;
+        }
         if due(self.timers.keepalive, now) {
             self.timers.keepalive = None;
             self.on_keepalive(now, cx);
@@ -132,6 +136,19 @@ impl Conn {
                 self.retries
             );
         }
+        log::debug!(
+            "{} -> {} retransmission timeout {} (RTO {:?}), {} bytes outstanding, \
+             {} in flight, cwnd {}, {} SACKed, recovering {}",
+            self.remote,
+            self.local,
+            self.retries,
+            self.rto(),
+            self.flight(),
+            self.in_flight(),
+            self.cc.cwnd(),
+            self.sb.sacked_bytes(),
+            self.recovery.is_some()
+        );
         self.rtt.back_off(); // RFC 6298 §5.5
         self.rtt_probe = None; // Karn: never time a retransmitted segment
         if self.state.is_synchronized() {

@@ -89,17 +89,28 @@ fn rfc_6675_two_holes_are_repaired_in_one_round_trip() {
     assert_eq!(new[0].seq, s[9].end());
 }
 
-/// RFC 6675 NextSeg (3): with no new data to send, an unSACKed segment
-/// that is not yet deemed lost (here the last one) is retransmitted in
-/// recovery, rather than left to the retransmission timer.
+/// RFC 6675 NextSeg (3), RACK off: with no new data to send, an unSACKed
+/// segment that is not yet deemed lost (here the last one) is
+/// retransmitted in recovery, rather than left to the retransmission timer.
+/// With RACK (the default) only what is marked lost is resent, as Linux
+/// does: rule (3) would resend data still on its way.
 #[test]
 fn rfc_6675_with_nothing_new_the_tail_is_resent_in_recovery() {
-    let (mut b, s) = ten_in_flight(10_000);
+    let config = TcpConfig {
+        rack: false,
+        ..cfg()
+    };
+    let (mut b, s) = ten_in_flight_with(config, 10_000);
     b.send(sack_ack(&s[0], &[(s[1].seq, s[8].end())]));
     let first = b.expect(|o| o.seq == s[0].seq);
     assert_eq!(first.data.len(), 1000);
     let tail = b.expect(|o| o.seq == s[9].seq);
     assert_eq!(tail.data, s[9].data);
+    b.expect_nothing();
+
+    let (mut b, s) = ten_in_flight(10_000);
+    b.send(sack_ack(&s[0], &[(s[1].seq, s[8].end())]));
+    b.expect(|o| o.seq == s[0].seq);
     b.expect_nothing();
 }
 

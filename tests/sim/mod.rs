@@ -66,27 +66,41 @@ const SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW: &str =
 /// notice says when one passes and can be removed.
 pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     // smoltcp's own bugs, from 50,000-seed release sweeps (smoltcp left in
-    // LAST-ACK with data queued, or its keep-alive byte delivered). A
-    // 20,000-seed sweep (seeds 2000..22000) of all three pairings after the
-    // tunstack fixes found no tunstack failure.
-    // Seed 1873: met once tunstack opened with IW10 and CUBIC (a
-    // different path through the same seed); smoltcp ends in LAST-ACK with
-    // 3,807 bytes queued, probing past a 104-byte hole it never resends.
-    ("smoltcp-client", 1873, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
-    ("smoltcp-client", 3384, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
-    ("smoltcp-client", 11860, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    // LAST-ACK with data queued, or its keep-alive byte delivered). Seeds
+    // 2000..22000 are from the sweep after stop 18's changes (each host's
+    // congestion control picked per seed among CUBIC, NewReno and BBR; the
+    // send window taken from any ACK that advances SND.UNA): every failure
+    // there is one of these two smoltcp bugs, and tunstack ↔ tunstack
+    // passes all 20,000 seeds. Seeds of that range listed before and
+    // passing now (563, 1873, 3384, 11860, 2626, 4644, 18414) were removed:
+    // the same bugs, met on other paths.
+    ("smoltcp-client", 2399, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-client", 3390, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-client", 4135, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-client", 8968, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-client", 16464, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-client", 17023, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 31578, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 32929, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 34651, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 43335, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 45301, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 46024, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
-    ("smoltcp-server", 4644, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 2561, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 3010, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 7852, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 9195, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 10909, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 13250, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 13301, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 17737, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 18388, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 18401, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 21221, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 23740, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 35924, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 39455, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
-    ("smoltcp-server", 2626, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
-    ("smoltcp-server", 18414, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
+    ("smoltcp-client", 7815, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
     ("smoltcp-server", 23622, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
     ("smoltcp-server", 48257, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
 ];

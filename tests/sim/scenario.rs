@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use tunstack::tcp::congestion::Algorithm;
 use tunstack::tcp::{KeepaliveConfig, TcpConfig};
 use tunstack::time::Instant;
 use tunstack::Config;
@@ -196,7 +197,14 @@ impl Scenario {
                 f.queue = f.queue.max(256);
             }
         }
-        let tun = [tun_config(&mut rng, 0), tun_config(&mut rng, 1)];
+        let mut tun = [tun_config(&mut rng, 0), tun_config(&mut rng, 1)];
+        // Each host's congestion control, from the seed alone (no draw from
+        // `rng`, so the rest of every scenario stays what it was).
+        for (side, t) in tun.iter_mut().enumerate() {
+            let pick = mix(seed ^ salt ^ (0xCC_0000 + side as u64)) % 3;
+            t.tcp.congestion =
+                [Algorithm::Cubic, Algorithm::NewReno, Algorithm::Bbr][pick as usize];
+        }
         let smol = SmolParams {
             rx_buffer: rng.pick(&[4096, 16384, 65535]),
             tx_buffer: rng.pick(&[4096, 16384, 65535]),
@@ -387,8 +395,8 @@ impl fmt::Display for Scenario {
                 let t = &self.tun[side].tcp;
                 writeln!(
                     f,
-                    "  host {side}: tunstack sndbuf {} rcvbuf {} wscale {} max_rto {:?} delack {:?}",
-                    t.send_buffer, t.recv_buffer, t.window_scaling, t.max_rto, t.delayed_ack
+                    "  host {side}: tunstack sndbuf {} rcvbuf {} wscale {} max_rto {:?} delack {:?} cc {}",
+                    t.send_buffer, t.recv_buffer, t.window_scaling, t.max_rto, t.delayed_ack, t.congestion
                 )?;
             }
         }

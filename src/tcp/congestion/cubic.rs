@@ -267,14 +267,14 @@ mod tests {
     fn cubic(c: &Congestion) -> &Cubic {
         match &c.state {
             State::Cubic(cubic) => cubic,
-            State::NewReno(_) => panic!("not CUBIC"),
+            _ => panic!("not CUBIC"),
         }
     }
 
     fn cubic_mut(c: &mut Congestion) -> &mut Cubic {
         match &mut c.state {
             State::Cubic(cubic) => cubic,
-            State::NewReno(_) => panic!("not CUBIC"),
+            _ => panic!("not CUBIC"),
         }
     }
 

@@ -4,8 +4,14 @@
 //! [`Congestion`] holds cwnd and ssthresh for one connection and runs the
 //! [`Algorithm`] chosen for it: [`Algorithm::NewReno`] (RFC 5681) or
 //! [`Algorithm::Cubic`] (RFC 9438, with HyStart++ from RFC 9406 in the first
-//! slow start). Both share slow start with appropriate byte counting
-//! (RFC 3465) and the initial window of RFC 6928.
+//! slow start), or [`Algorithm::Bbr`] (draft-ietf-ccwg-bbr, BBRv3). The
+//! first two share slow start with appropriate byte counting (RFC 3465);
+//! all three start from the initial window of RFC 6928.
+//!
+//! BBR works from a model of the path instead of from loss alone: it
+//! samples the delivery rate of every ACK ([`Congestion::on_sent`],
+//! [`Congestion::on_delivery`]) and paces what it sends
+//! ([`Congestion::pacing_delay`], [`Congestion::on_paced`]).
 //!
 //! Loss recovery is the connection's business, not this module's: the
 //! recovery point, duplicate ACK counting, window inflation or the SACK
@@ -17,9 +23,13 @@
 //!
 //! Pure: time is passed in as [`Instant`], no clock is read.
 
+mod bbr;
 mod cubic;
 mod hystart;
 mod newreno;
+mod rate;
+
+pub use bbr::{Delivery, Mode as BbrMode};
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,20 +48,23 @@ pub enum Algorithm {
     /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), the Linux default.
     #[default]
     Cubic,
+    /// BBR (draft-ietf-ccwg-bbr, version 3), with pacing.
+    Bbr,
 }
 
 impl Algorithm {
     /// Every algorithm, in the order of its declaration.
-    pub const ALL: [Algorithm; 2] = [Algorithm::NewReno, Algorithm::Cubic];
+    pub const ALL: [Algorithm; 3] = [Algorithm::NewReno, Algorithm::Cubic, Algorithm::Bbr];
 
     /// The names [`Algorithm::from_str`] accepts (case-insensitively).
-    const ACCEPTED: [&'static str; 3] = ["reno", "newreno", "cubic"];
+    const ACCEPTED: [&'static str; 4] = ["reno", "newreno", "cubic", "bbr"];
 
-    /// The algorithm's name: `"reno"` or `"cubic"`.
+    /// The algorithm's name: `"reno"`, `"cubic"` or `"bbr"`.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::NewReno => "reno",
             Algorithm::Cubic => "cubic",
+            Algorithm::Bbr => "bbr",
         }
     }
 }
@@ -84,12 +97,14 @@ impl std::error::Error for ParseAlgorithmError {}
 impl FromStr for Algorithm {
     type Err = ParseAlgorithmError;
 
-    /// Parses `"reno"`, `"newreno"` or `"cubic"`, in any case.
+    /// Parses `"reno"`, `"newreno"`, `"cubic"` or `"bbr"`, in any case.
     fn from_str(s: &str) -> Result<Algorithm, ParseAlgorithmError> {
         if s.eq_ignore_ascii_case("reno") || s.eq_ignore_ascii_case("newreno") {
             Ok(Algorithm::NewReno)
         } else if s.eq_ignore_ascii_case("cubic") {
             Ok(Algorithm::Cubic)
+        } else if s.eq_ignore_ascii_case("bbr") {
+            Ok(Algorithm::Bbr)
         } else {
             Err(ParseAlgorithmError { name: s.to_owned() })
         }
@@ -178,6 +193,8 @@ impl Window {
 enum State {
     NewReno(newreno::NewReno),
     Cubic(cubic::Cubic),
+    /// Boxed: BBR's model is large, and most connections run CUBIC.
+    Bbr(Box<bbr::Bbr>),
 }
 
 /// The congestion window of one connection and the algorithm that moves it.
@@ -191,6 +208,8 @@ pub struct Congestion {
     /// A retransmission timeout fired and nothing has been acknowledged
     /// since: a further timeout keeps ssthresh (RFC 5681 §3.1).
     timed_out: bool,
+    /// C.next_send_time: the earliest a paced segment may leave (BBR).
+    next_send: Option<Instant>,
 }
 
 impl Congestion {
@@ -202,11 +221,13 @@ impl Congestion {
         let state = match algorithm {
             Algorithm::NewReno => State::NewReno(newreno::NewReno::new()),
             Algorithm::Cubic => State::Cubic(cubic::Cubic::new()),
+            Algorithm::Bbr => State::Bbr(Box::new(bbr::Bbr::new(&window))),
         };
         Congestion {
             window,
             state,
             timed_out: false,
+            next_send: None,
         }
     }
 
@@ -215,6 +236,129 @@ impl Congestion {
         match self.state {
             State::NewReno(_) => Algorithm::NewReno,
             State::Cubic(_) => Algorithm::Cubic,
+            State::Bbr(_) => Algorithm::Bbr,
+        }
+    }
+
+    /// Whether the algorithm wants every transmission and every ACK
+    /// reported ([`Congestion::on_sent`], [`Congestion::on_delivery`]):
+    /// BBR's delivery rate sampling.
+    pub fn samples_delivery(&self) -> bool {
+        matches!(self.state, State::Bbr(_))
+    }
+
+    /// BBR's state machine state, when BBR runs.
+    pub fn bbr_mode(&self) -> Option<BbrMode> {
+        match &self.state {
+            State::Bbr(b) => Some(b.mode()),
+            _ => None,
+        }
+    }
+
+    /// BBR's model (state, bandwidth, min_rtt), when BBR runs.
+    pub fn bbr_info(&self) -> Option<crate::tcp::api::BbrInfo> {
+        match &self.state {
+            State::Bbr(b) => Some(crate::tcp::api::BbrInfo {
+                mode: b.mode(),
+                bw: b.bw() as u64,
+                min_rtt: b.min_rtt(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The pacing rate in bytes per second, when the algorithm paces.
+    pub fn pacing_rate(&self) -> Option<f64> {
+        match &self.state {
+            State::Bbr(b) => Some(b.pacing_rate()),
+            _ => None,
+        }
+    }
+
+    /// The largest burst to send at once (C.send_quantum), when the
+    /// algorithm paces.
+    pub fn send_quantum(&self) -> Option<u32> {
+        match &self.state {
+            State::Bbr(b) => Some(b.send_quantum()),
+            _ => None,
+        }
+    }
+
+    /// When pacing holds the next segment back: the instant it may leave,
+    /// if that is after `now`.
+    ///
+    /// A paced sender may run one send quantum ahead of its schedule: the
+    /// draft sends a quantum as one unit (§5.6.3), and tunstack without
+    /// offload sends it as separate segments, which must not each wait
+    /// for a timer (one every 12 µs at 1 Gbit/s).
+    pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
+        let next = self.next_send?;
+        let rate = self.pacing_rate().filter(|&r| r > 0.0)?;
+        let quantum = f64::from(self.send_quantum().unwrap_or(0));
+        let ahead = Duration::from_secs_f64(quantum / rate);
+        let at = next - ahead;
+        (at > now).then_some(at)
+    }
+
+    /// `bytes` left at `now`: the next departure is `bytes / pacing_rate`
+    /// later (draft-ietf-ccwg-bbr §5.6.2: C.next_send_time =
+    /// max(Now(), C.next_send_time) + size / pacing_rate).
+    pub fn on_paced(&mut self, now: Instant, bytes: u32) {
+        let Some(rate) = self.pacing_rate().filter(|&r| r > 0.0) else {
+            return;
+        };
+        let base = self.next_send.map_or(now, |t| t.max(now));
+        let gap = Duration::from_secs_f64(f64::from(bytes) / rate);
+        self.next_send = Some(base + gap);
+    }
+
+    /// `[start, end)` was sent at `now` (a retransmission if `rexmit`)
+    /// with `inflight_before` bytes already in flight, SRTT `srtt`: BBR
+    /// records it for delivery rate sampling (draft-ietf-ccwg-bbr
+    /// §4.1.2.4).
+    pub fn on_sent(
+        &mut self,
+        now: Instant,
+        (start, end): (SeqNum, SeqNum),
+        inflight_before: u32,
+        rexmit: bool,
+        srtt: Option<Duration>,
+    ) {
+        if let State::Bbr(b) = &mut self.state {
+            b.on_sent(
+                now,
+                start,
+                end,
+                inflight_before,
+                rexmit,
+                srtt,
+                &mut self.window,
+            );
+        }
+    }
+
+    /// `bytes` deemed lost are being sent again (BBR's C.lost and its
+    /// per-round loss signal).
+    pub fn on_lost(&mut self, bytes: u32) {
+        if let State::Bbr(b) = &mut self.state {
+            b.on_lost(bytes, &self.window);
+        }
+    }
+
+    /// The application ran out of data with room left in cwnd (BBR's
+    /// MarkConnectionAppLimited).
+    pub fn on_app_limited(&mut self, inflight: u32) {
+        if let State::Bbr(b) = &mut self.state {
+            b.mark_app_limited(inflight);
+        }
+    }
+
+    /// Every ACK, in and out of recovery, for the algorithms that sample
+    /// delivery (BBR's UpdateOnACK, draft-ietf-ccwg-bbr §5.2.3).
+    pub fn on_delivery(&mut self, d: &Delivery<'_>) {
+        if let State::Bbr(b) = &mut self.state {
+            self.timed_out = false;
+            b.on_ack(d, &mut self.window);
         }
     }
 
@@ -260,6 +404,8 @@ impl Congestion {
         match &mut self.state {
             State::NewReno(r) => r.on_ack(&mut self.window, s),
             State::Cubic(c) => c.on_ack(&mut self.window, s),
+            // The model moves on every ACK, in on_delivery.
+            State::Bbr(_) => {}
         }
     }
 
@@ -273,6 +419,9 @@ impl Congestion {
         match &mut self.state {
             State::NewReno(r) => r.on_loss(&mut self.window, flight),
             State::Cubic(c) => c.on_loss(&mut self.window, now),
+            // draft-ietf-ccwg-bbr §5.6.4.4 OnEnterFastRecovery: cwnd is
+            // kept (the model bounds it), the last good one saved.
+            State::Bbr(b) => b.on_enter_recovery(&self.window),
         }
     }
 
@@ -281,11 +430,17 @@ impl Congestion {
     /// avoidance epoch now.
     pub fn on_recovery_end(&mut self, now: Instant) {
         self.timed_out = false;
+        if let State::Bbr(b) = &mut self.state {
+            // draft-ietf-ccwg-bbr §5.6.4.4: RestoreCwnd.
+            b.on_exit_recovery(&mut self.window);
+            return;
+        }
         // RFC 6582 §3.2 step 3, option (2): set cwnd to ssthresh.
         self.window.cwnd = self.window.ssthresh;
         match &mut self.state {
             State::NewReno(r) => r.on_recovery_end(),
             State::Cubic(c) => c.on_recovery_end(&self.window, now),
+            State::Bbr(_) => {}
         }
     }
 
@@ -302,7 +457,11 @@ impl Congestion {
         match &mut self.state {
             State::NewReno(r) => r.on_rto(&mut self.window, flight, first),
             State::Cubic(c) => c.on_rto(&mut self.window, now, first),
+            // draft-ietf-ccwg-bbr §5.6.4.4 OnEnterRTO: save, then one
+            // segment (C.inflight + 1: nothing counts in flight now).
+            State::Bbr(b) => b.on_rto(&self.window),
         }
+        self.next_send = None;
         // RFC 5681 §3.1: cwnd = LW, the loss window, one segment.
         self.window.cwnd = self.window.mss;
         self.timed_out = true;
@@ -312,11 +471,16 @@ impl Congestion {
     /// cwnd = min(cwnd, IW), the restart window (RFC 5681 §4.1; RFC 7661
     /// simplified). CUBIC starts a new epoch at its next ACK.
     pub fn on_idle_restart(&mut self, now: Instant) {
+        if matches!(self.state, State::Bbr(_)) {
+            // draft-ietf-ccwg-bbr §5.4: BBR keeps cwnd and paces at bw.
+            return;
+        }
         // RFC 5681 §4.1: RW = min(IW, cwnd).
         self.window.cwnd = self.window.cwnd.min(initial_window(self.window.mss));
         match &mut self.state {
             State::NewReno(r) => r.on_idle_restart(),
             State::Cubic(c) => c.on_idle_restart(now),
+            State::Bbr(_) => {}
         }
     }
 }
@@ -416,6 +580,9 @@ mod tests {
     use super::sim::{ack, MSS};
     use super::*;
 
+    /// The algorithms whose window follows loss and slow start.
+    const LOSS_BASED: [Algorithm; 2] = [Algorithm::NewReno, Algorithm::Cubic];
+
     #[test]
     fn initial_window_is_iw10() {
         for algorithm in Algorithm::ALL {
@@ -440,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_stretch_ack_in_slow_start_grows_cwnd_by_all_it_acknowledges() {
-        for algorithm in Algorithm::ALL {
+        for algorithm in LOSS_BASED {
             let mut c = Congestion::new(algorithm, MSS);
             c.on_ack(&ack(Instant::ZERO, 10 * MSS, true));
             assert_eq!(c.cwnd(), 20 * MSS, "{algorithm}: ABC without L, as Linux");
@@ -455,7 +622,7 @@ mod tests {
 
     #[test]
     fn a_repeated_timeout_keeps_ssthresh() {
-        for algorithm in Algorithm::ALL {
+        for algorithm in LOSS_BASED {
             let mut c = Congestion::new(algorithm, MSS);
             c.window.cwnd = 40 * MSS;
             c.on_rto(Instant::ZERO, 40 * MSS);
@@ -473,7 +640,7 @@ mod tests {
 
     #[test]
     fn idle_restart_cuts_cwnd_to_the_initial_window() {
-        for algorithm in Algorithm::ALL {
+        for algorithm in LOSS_BASED {
             let mut c = Congestion::new(algorithm, MSS);
             c.window.cwnd = 50 * MSS;
             c.window.ssthresh = 30 * MSS;
@@ -489,7 +656,7 @@ mod tests {
 
     #[test]
     fn recovery_end_deflates_to_ssthresh() {
-        for algorithm in Algorithm::ALL {
+        for algorithm in LOSS_BASED {
             let mut c = Congestion::new(algorithm, MSS);
             c.window.cwnd = 40 * MSS;
             c.on_loss(Instant::ZERO, 40 * MSS);
@@ -510,9 +677,10 @@ mod tests {
         assert_eq!("NewReno".parse::<Algorithm>(), Ok(Algorithm::NewReno));
         assert_eq!("CUBIC".parse::<Algorithm>(), Ok(Algorithm::Cubic));
         assert_eq!(Algorithm::default(), Algorithm::Cubic);
-        let err = "bbr".parse::<Algorithm>().unwrap_err().to_string();
-        assert!(err.contains("\"bbr\""), "{err}");
-        for name in ["reno", "newreno", "cubic"] {
+        assert_eq!("BBR".parse::<Algorithm>(), Ok(Algorithm::Bbr));
+        let err = "vegas".parse::<Algorithm>().unwrap_err().to_string();
+        assert!(err.contains("\"vegas\""), "{err}");
+        for name in ["reno", "newreno", "cubic", "bbr"] {
             assert!(err.contains(name), "{err}");
         }
     }
