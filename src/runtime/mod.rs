@@ -496,6 +496,9 @@ impl Stack {
             let shard_seed = seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let mut iface = Interface::new(&config, mtu, shard_seed);
             iface.set_offload(device.offload());
+            // A pcapng capture gets the core's notes on each packet.
+            let notes = pcap.as_ref().is_some_and(SharedPcap::is_pcapng);
+            iface.set_notes(notes);
             iface.set_shard(k, n);
             let runtime = Runtime {
                 device,
@@ -512,6 +515,7 @@ impl Stack {
                 shard: k,
                 links: links.clone(),
                 shard_stats: ShardStats::default(),
+                notes,
             };
             let name = if n == 1 {
                 "tunstack-runtime".to_owned()
@@ -667,6 +671,8 @@ struct Runtime {
     shard: usize,
     links: Arc<[ShardLink]>,
     shard_stats: ShardStats,
+    /// The core takes notes on packets for a pcapng capture.
+    notes: bool,
 }
 
 impl Runtime {
@@ -677,6 +683,10 @@ impl Runtime {
         let mut last_work = std::time::Instant::now();
         loop {
             let mut busy = false;
+            if self.notes {
+                self.iface
+                    .set_wall_clock(clock.now(), std::time::SystemTime::now());
+            }
             // A batch of packets: the core takes them all in, and each
             // connection they touched is dispatched once, at the flush.
             for _ in 0..self.rx_batch {
@@ -696,6 +706,11 @@ impl Runtime {
                             }
                         }
                         self.iface.receive_with(clock.now(), packet, r.meta);
+                        if self.notes {
+                            if let Some(note) = self.iface.take_received_note() {
+                                self.device.note_received(&note);
+                            }
+                        }
                     }
                     Ok(None) => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
@@ -809,7 +824,11 @@ impl Runtime {
                 reply.send(stats);
             }
             Command::Spawn { task } => self.executor.spawn(task),
-            Command::Packet { bytes, meta } => self.iface.receive_with(now, &bytes, meta),
+            Command::Packet { bytes, meta } => {
+                self.iface.receive_with(now, &bytes, meta);
+                // Another shard's capture recorded it: the note is lost.
+                let _ = self.iface.take_received_note();
+            }
             Command::Shutdown => return false,
             tcp => self.tcp_command(now, tcp),
         }
@@ -870,7 +889,17 @@ impl Runtime {
     /// Writes every pending packet to the device.
     fn flush(&mut self) {
         while let Some(packet) = self.iface.pop_transmit() {
-            if let Err(e) = self.device.send_with(&packet, packet.meta()) {
+            // Non-zero only while notes are on (a pcapng capture).
+            let note = if packet.note() != 0 {
+                self.iface.take_transmit_note(&packet)
+            } else {
+                None
+            };
+            let sent = match note {
+                Some(note) => self.device.send_noted(&packet, packet.meta(), &note),
+                None => self.device.send_with(&packet, packet.meta()),
+            };
+            if let Err(e) = sent {
                 warn!("tunstack: device write failed: {e}");
             }
             self.iface.recycle(packet);

@@ -368,6 +368,13 @@ impl Conn {
         }
         let (lost, timer) = self.rack.detect(now, self.rtt.srtt());
         cx.out.stats.rack_lost += lost as u64;
+        if lost > 0 {
+            crate::notes::note!(
+                cx.out.notes,
+                next(self.local, self.remote),
+                "RACK: {lost} segment(s) lost by time"
+            );
+        }
         self.timers.reorder = timer;
     }
 
@@ -429,6 +436,17 @@ impl Conn {
             },
         });
         let sent_to = self.retransmit_head(now, cx);
+        crate::notes::note!(
+            cx.out.notes,
+            last(self.local, self.remote),
+            "fast retransmit ({} dup ACKs{})",
+            self.dup_acks,
+            if lost {
+                ", SACK or RACK found it lost"
+            } else {
+                ""
+            }
+        );
         if let Some(r) = self.recovery.as_mut() {
             r.high_rxt = sent_to;
         }

@@ -20,6 +20,9 @@ pub struct PacketBuf {
     buf: Vec<u8>,
     start: usize,
     meta: TxMeta,
+    /// The id of the core's note on this packet (0: none), see
+    /// [`crate::notes`]; it fits in what would be padding.
+    note: u32,
 }
 
 impl PacketBuf {
@@ -32,6 +35,7 @@ impl PacketBuf {
             buf,
             start: HEADROOM,
             meta: TxMeta::default(),
+            note: 0,
         }
     }
 
@@ -41,6 +45,7 @@ impl PacketBuf {
             buf,
             start: 0,
             meta: TxMeta::default(),
+            note: 0,
         }
     }
 
@@ -58,6 +63,17 @@ impl PacketBuf {
     /// Sets [`PacketBuf::meta`].
     pub fn set_meta(&mut self, meta: TxMeta) {
         self.meta = meta;
+    }
+
+    /// The id under which the core keeps its note on this packet (0:
+    /// none; see [`crate::notes`]).
+    pub fn note(&self) -> u32 {
+        self.note
+    }
+
+    /// Sets [`PacketBuf::note`].
+    pub fn set_note(&mut self, id: u32) {
+        self.note = id;
     }
 
     /// Room left in front.

@@ -134,6 +134,11 @@ impl TcpLayer {
         self.out.offload = offload;
     }
 
+    /// The notes on packets for a pcapng capture ([`crate::notes`]).
+    pub(crate) fn notes(&mut self) -> &mut crate::notes::Notes {
+        &mut self.out.notes
+    }
+
     /// Counters.
     pub fn stats(&self) -> TcpStats {
         TcpStats {
@@ -309,6 +314,11 @@ impl TcpLayer {
             return;
         }
         // RFC 9293 §3.10.7.1: no connection and no listener.
+        crate::notes::note!(
+            self.out.notes,
+            received,
+            "no connection or listener for {local}: answered with RST"
+        );
         self.out.reset_for(local, remote, &seg);
     }
 
