@@ -60,6 +60,16 @@ macro_rules! note {
 }
 pub(crate) use note;
 
+/// A note waiting for a segment of its connection.
+#[derive(Debug)]
+struct Pending {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    /// Only a segment that carries a FIN takes it.
+    fin_only: bool,
+    text: String,
+}
+
 /// The core's notes on packets (see the module docs). Off by default.
 #[derive(Debug, Default)]
 pub struct Notes {
@@ -68,8 +78,8 @@ pub struct Notes {
     receiving: bool,
     /// The note on the packet being received.
     rx: String,
-    /// Notes for a connection's next segment: (local, remote, text).
-    pending: VecDeque<(SocketAddrV4, SocketAddrV4, String)>,
+    /// Notes waiting for a connection's next segment (or next FIN).
+    pending: VecDeque<Pending>,
     /// Notes on emitted segments, by segment id, in emission order.
     ready: VecDeque<(u32, String)>,
     /// The id of the last segment emitted (0: none yet).
@@ -156,12 +166,33 @@ impl Notes {
 
     /// Notes the next segment the connection `local`-`remote` sends.
     pub fn next(&mut self, local: SocketAddrV4, remote: SocketAddrV4, note: fmt::Arguments<'_>) {
-        if let Some((_, _, text)) = self
+        self.wait_for(local, remote, false, note);
+    }
+
+    /// Notes the next segment carrying a FIN that the connection
+    /// `local`-`remote` sends (a close: the FIN may wait behind data).
+    pub fn next_fin(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        note: fmt::Arguments<'_>,
+    ) {
+        self.wait_for(local, remote, true, note);
+    }
+
+    fn wait_for(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        fin_only: bool,
+        note: fmt::Arguments<'_>,
+    ) {
+        if let Some(p) = self
             .pending
             .iter_mut()
-            .find(|(l, r, _)| *l == local && *r == remote)
+            .find(|p| p.local == local && p.remote == remote && p.fin_only == fin_only)
         {
-            append(text, note);
+            append(&mut p.text, note);
             return;
         }
         if self.pending.len() >= PENDING_MAX {
@@ -169,7 +200,27 @@ impl Notes {
         }
         let mut text = String::new();
         append(&mut text, note);
-        self.pending.push_back((local, remote, text));
+        self.pending.push_back(Pending {
+            local,
+            remote,
+            fin_only,
+            text,
+        });
+    }
+
+    /// Notes the packet being received if there is one, else the next
+    /// segment with a FIN of the connection `local`-`remote`.
+    pub fn event_fin(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        note: fmt::Arguments<'_>,
+    ) {
+        if self.receiving {
+            append(&mut self.rx, note);
+        } else {
+            self.next_fin(local, remote, note);
+        }
     }
 
     /// Notes the last segment the connection `local`-`remote` sent, if
@@ -189,20 +240,29 @@ impl Notes {
         }
     }
 
-    /// A segment of `local`-`remote` is emitted: its id (never 0), under
-    /// which the notes waiting for it are kept.
-    pub fn emitted(&mut self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
+    /// A segment of `local`-`remote` (with a FIN if `fin`) is emitted:
+    /// its id (never 0), under which the notes waiting for it are kept.
+    pub fn emitted(&mut self, local: SocketAddrV4, remote: SocketAddrV4, fin: bool) -> u32 {
         self.last_id = self.last_id.wrapping_add(1).max(1);
         self.last_conn = Some((local, remote));
         let id = self.last_id;
-        if let Some(i) = self
-            .pending
-            .iter()
-            .position(|(l, r, _)| *l == local && *r == remote)
-        {
-            if let Some((_, _, text)) = self.pending.remove(i) {
-                self.push_ready(id, text);
+        let mut text = String::new();
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            if p.local == local && p.remote == remote && (fin || !p.fin_only) {
+                if let Some(p) = self.pending.remove(i) {
+                    if !text.is_empty() {
+                        text.push_str("; ");
+                    }
+                    text.push_str(&p.text);
+                }
+            } else {
+                i += 1;
             }
+        }
+        if !text.is_empty() {
+            self.push_ready(id, text);
         }
         id
     }
@@ -266,7 +326,7 @@ mod tests {
         note!(n, received, "y");
         assert!(!evaluated);
         assert_eq!(n.end_received(), None);
-        assert_eq!(n.emitted(ep(1), ep(2)), 1);
+        assert_eq!(n.emitted(ep(1), ep(2), false), 1);
         assert_eq!(n.take(1), None);
     }
 
@@ -284,9 +344,9 @@ mod tests {
         // Outside a received packet: the connection's next segment.
         note!(n, event(ep(7), ep(40000)), "ESTABLISHED -> FIN-WAIT-1");
         note!(n, next(ep(8), ep(40001)), "other");
-        let a = n.emitted(ep(7), ep(40001)); // another connection: no note
-        let b = n.emitted(ep(7), ep(40000));
-        let c = n.emitted(ep(8), ep(40001));
+        let a = n.emitted(ep(7), ep(40001), false); // another connection: no note
+        let b = n.emitted(ep(7), ep(40000), false);
+        let c = n.emitted(ep(8), ep(40001), false);
         assert_eq!(n.take(a), None);
         assert_eq!(n.take(b).as_deref(), Some("ESTABLISHED -> FIN-WAIT-1"));
         assert_eq!(n.take(c).as_deref(), Some("other"));
@@ -297,13 +357,28 @@ mod tests {
         let mut n = Notes::default();
         n.set_on(true);
         note!(n, next(ep(7), ep(1)), "first");
-        let a = n.emitted(ep(7), ep(1));
-        let b = n.emitted(ep(7), ep(1));
+        let a = n.emitted(ep(7), ep(1), false);
+        let b = n.emitted(ep(7), ep(1), false);
         note!(n, last(ep(7), ep(1)), "tail loss probe");
         note!(n, last(ep(9), ep(1)), "not the last segment's connection");
         // `a` is never taken (its packet was not sent): dropped on the way.
         assert_eq!(n.take(b).as_deref(), Some("tail loss probe"));
         assert_eq!(n.take(a), None);
+    }
+
+    #[test]
+    fn a_close_waits_for_the_segment_with_the_fin() {
+        let mut n = Notes::default();
+        n.set_on(true);
+        note!(n, event_fin(ep(80), ep(1)), "ESTABLISHED -> FIN-WAIT-1");
+        note!(n, next(ep(80), ep(1)), "retransmission 1, RTO 200 ms");
+        let data = n.emitted(ep(80), ep(1), false);
+        let fin = n.emitted(ep(80), ep(1), true);
+        assert_eq!(
+            n.take(data).as_deref(),
+            Some("retransmission 1, RTO 200 ms")
+        );
+        assert_eq!(n.take(fin).as_deref(), Some("ESTABLISHED -> FIN-WAIT-1"));
     }
 
     #[test]
@@ -314,7 +389,7 @@ mod tests {
             note!(n, next(ep(port), ep(1)), "p{port}");
         }
         assert_eq!(n.pending.len(), PENDING_MAX);
-        let id = n.emitted(ep(0), ep(1)); // evicted
+        let id = n.emitted(ep(0), ep(1), false); // evicted
         assert_eq!(n.take(id), None);
     }
 

@@ -488,6 +488,13 @@ impl Conn {
                 received_or_last(self.local, self.remote),
                 "{old} -> {new}"
             );
+        } else if matches!(new, State::FinWait1 | State::LastAck) {
+            // Our close: the FIN may wait behind queued data.
+            crate::notes::note!(
+                cx.out.notes,
+                event_fin(self.local, self.remote),
+                "{old} -> {new}"
+            );
         } else {
             crate::notes::note!(
                 cx.out.notes,

@@ -132,6 +132,14 @@ impl Conn {
         let seg_len = seg.seg_len();
 
         // Any segment from the peer restarts the keepalive clock (§3.8.4).
+        if self.keepalive_probes > 0 {
+            crate::notes::note!(
+                cx.out.notes,
+                received,
+                "the peer answered keepalive probe {}: it is alive, the count restarts",
+                self.keepalive_probes
+            );
+        }
         self.keepalive_probes = 0;
         self.last_heard = Some(now);
         if let Some(k) = self.keepalive {

@@ -104,7 +104,7 @@ impl Outbox {
             h.window,
         );
         if self.notes.on() {
-            packet.set_note(self.notes.emitted(local, remote));
+            packet.set_note(self.notes.emitted(local, remote, h.flags.fin));
         }
         self.segments.push_back(OutSegment {
             src: *local.ip(),
