@@ -73,6 +73,11 @@ pub struct Config {
     pub keepalive_all: Option<KeepaliveConfig>,
     /// Faults to inject between the stack and the device (none by default).
     pub faults: FaultConfig,
+    /// Keep the segment headers (never payloads) of this many of the last
+    /// TCP connections, per shard, for their ladders on the HTTP status
+    /// page ([`crate::ladder::recent`]); 0 (the default) keeps none and
+    /// costs nothing.
+    pub recent_connections: usize,
 }
 
 impl Default for Config {
@@ -99,6 +104,7 @@ impl Default for Config {
             tcp: TcpConfig::default(),
             keepalive_all: None,
             faults: FaultConfig::default(),
+            recent_connections: 0,
         }
     }
 }

@@ -259,6 +259,11 @@ struct RunArgs {
     /// Print the counters every SECS seconds (0: only at exit).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     stats_interval: u64,
+    /// Keep the segment headers of the last N TCP connections (per queue)
+    /// for their ladder diagrams on the HTTP status page, /ladder/ID (0:
+    /// off; always off without the HTTP service).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    recent_connections: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -406,7 +411,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> std::io::Result<()> {
-    let config = args.device.config();
+    let mut config = args.device.config();
+    if args.http_port != 0 {
+        config.recent_connections = args.recent_connections;
+    }
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
         let _ = stop_tx.try_send(());

@@ -43,6 +43,7 @@
 pub mod capture;
 pub mod cli;
 mod infer;
+pub mod recent;
 pub mod svg;
 pub mod text;
 
