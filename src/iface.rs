@@ -199,8 +199,8 @@ impl Interface {
 
     /// Whether notes on packets are being taken.
     #[inline]
-    pub fn notes_on(&mut self) -> bool {
-        self.tcp.notes().on()
+    pub fn notes_on(&self) -> bool {
+        self.tcp.notes_on()
     }
 
     /// Pairs the core's time `now` with the wall clock `wall`, so notes
@@ -225,7 +225,7 @@ impl Interface {
     /// it: a transport checksum it vouches for is not verified again, and
     /// a TCP super-segment is taken whole.
     pub fn receive_with(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
-        if self.tcp.notes().on() {
+        if self.tcp.notes_on() {
             return self.receive_noted(now, packet, meta);
         }
         self.receive_inner(now, packet, meta);

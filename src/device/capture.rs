@@ -88,6 +88,8 @@ struct Recorder<W: Write> {
     writer: Option<CaptureWriter<W>>,
     /// The last packet received and its time, waiting for its note.
     held: Option<(SystemTime, Vec<u8>)>,
+    /// With `held`, the other pieces of a super-segment, written after it.
+    held_pieces: Vec<Vec<u8>>,
     /// Spare storage for `held`.
     spare: Vec<u8>,
 }
@@ -102,11 +104,32 @@ impl<W: Write> Recorder<W> {
         }
     }
 
-    /// Writes the held received packet with `comment`.
+    /// Writes the held received packet with `comment`, and the rest of
+    /// a held super-segment's pieces after it.
     fn release(&mut self, comment: &str) {
-        if let Some((ts, packet)) = self.held.take() {
-            self.write(ts, &packet, Direction::Inbound, comment);
-            self.spare = packet;
+        let Some((ts, packet)) = self.held.take() else {
+            return;
+        };
+        self.write(ts, &packet, Direction::Inbound, comment);
+        self.spare = packet;
+        for p in std::mem::take(&mut self.held_pieces) {
+            self.write(ts, &p, Direction::Inbound, "");
+        }
+    }
+
+    /// Records the pieces of a received super-segment: with pcapng, held
+    /// for the note, which goes on the first.
+    fn received_pieces(&mut self, mut pieces: Vec<Vec<u8>>) {
+        self.release("");
+        let now = SystemTime::now();
+        if self.writer.as_ref().is_some_and(CaptureWriter::takes_notes) && !pieces.is_empty() {
+            let first = pieces.remove(0);
+            self.held = Some((now, first));
+            self.held_pieces = pieces;
+            return;
+        }
+        for p in &pieces {
+            self.write(now, p, Direction::Inbound, "");
         }
     }
 
@@ -165,6 +188,7 @@ impl<D: Device, W: Write + Send> Capture<D, W> {
             rec: Recorder {
                 writer: Some(writer.into()),
                 held: None,
+                held_pieces: Vec::new(),
                 spare: Vec::new(),
             },
             segmented: false,
@@ -234,13 +258,9 @@ impl<D: Device, W: Write + Send> Capture<D, W> {
             return;
         }
         if self.segmented && gso_size > 0 {
-            self.rec.release("");
             let mut pieces = Vec::new();
             gso::segment(packet, gso_size, &mut |p| pieces.push(p.to_vec()));
-            let now = SystemTime::now();
-            for p in pieces {
-                self.rec.write(now, &p, Direction::Inbound, "");
-            }
+            self.rec.received_pieces(pieces);
         } else {
             self.rec.received(packet, partial);
         }
@@ -350,6 +370,87 @@ mod tests {
         let micros = |d: Duration| d.as_micros();
         assert!(micros(records[0].0) >= micros(before));
         assert!(micros(records[2].0) <= micros(after));
+    }
+
+    /// Each Enhanced Packet Block of a pcapng file: (packet, direction
+    /// flags, comment).
+    fn epbs(bytes: &[u8]) -> Vec<(Vec<u8>, u32, String)> {
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (kind, len) = (u32_at(at), u32_at(at + 4) as usize);
+            if kind == 6 {
+                let cap = u32_at(at + 20) as usize;
+                let data = bytes[at + 28..at + 28 + cap].to_vec();
+                let mut opt = at + 28 + cap.div_ceil(4) * 4;
+                let (mut flags, mut comment) = (0, String::new());
+                while opt < at + len - 4 {
+                    let code = u16::from_le_bytes([bytes[opt], bytes[opt + 1]]);
+                    let olen = usize::from(u16::from_le_bytes([bytes[opt + 2], bytes[opt + 3]]));
+                    let value = &bytes[opt + 4..opt + 4 + olen];
+                    match code {
+                        0 => break,
+                        1 => comment = String::from_utf8(value.to_vec()).unwrap(),
+                        2 => flags = u32::from_le_bytes(value.try_into().unwrap()),
+                        _ => {}
+                    }
+                    opt += 4 + olen.div_ceil(4) * 4;
+                }
+                out.push((data, flags, comment));
+            }
+            at += len;
+        }
+        out
+    }
+
+    #[test]
+    fn pcapng_holds_a_received_packet_for_its_note_and_keeps_the_order() {
+        let (stack_end, test_end) = link(1500);
+        let writer = crate::device::pcapng::PcapngWriter::new(Vec::new()).unwrap();
+        let mut dev = Capture::new(stack_end, writer);
+        let mut buf = vec![0u8; 65_535];
+
+        test_end.send_packet(vec![0x45, 1]);
+        assert!(dev.recv_with(&mut buf).unwrap().is_some());
+        dev.note_received("LISTEN -> SYN-RCVD");
+        dev.send_noted(
+            &[0x45, 2],
+            TxMeta::default(),
+            "retransmission 1, RTO 200 ms",
+        )
+        .unwrap();
+        // A packet without a note is written when the device is next used.
+        test_end.send_packet(vec![0x45, 3]);
+        assert!(dev.recv_with(&mut buf).unwrap().is_some());
+        dev.send(&[0x45, 4]).unwrap();
+        // One held at the end is written by into_parts (or drop).
+        test_end.send_packet(vec![0x45, 5]);
+        assert!(dev.recv_with(&mut buf).unwrap().is_some());
+        let (_, writer) = dev.into_parts();
+        let got = epbs(&writer.unwrap().into_inner());
+        let want: Vec<(Vec<u8>, u32, String)> = vec![
+            (vec![0x45, 1], 1, "LISTEN -> SYN-RCVD".into()),
+            (vec![0x45, 2], 2, "retransmission 1, RTO 200 ms".into()),
+            (vec![0x45, 3], 1, String::new()),
+            (vec![0x45, 4], 2, String::new()),
+            (vec![0x45, 5], 1, String::new()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn classic_pcap_ignores_notes() {
+        let (stack_end, test_end) = link(1500);
+        let mut dev = Capture::new(stack_end, PcapWriter::new(Vec::new()).unwrap());
+        test_end.send_packet(vec![0x45, 1]);
+        assert_eq!(recv_one(&mut dev), Some(vec![0x45, 1]));
+        dev.note_received("ignored");
+        dev.send_noted(&[0x45, 2], TxMeta::default(), "ignored")
+            .unwrap();
+        let (_, writer) = dev.into_parts();
+        let records = read_pcap(&writer.unwrap().into_inner()).unwrap();
+        assert_eq!(records.len(), 2);
     }
 
     #[test]

@@ -116,6 +116,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_note_id_fits_in_what_was_padding() {
+        // Vec (24) + start (8) + TxMeta (4) was padded to 40 bytes: the
+        // note id takes the padding, so no packet grows.
+        assert_eq!(std::mem::size_of::<TxMeta>(), 4);
+        assert_eq!(std::mem::size_of::<PacketBuf>(), 40);
+    }
+
+    #[test]
     fn headers_are_prepended_in_place_within_the_headroom() {
         let mut p = PacketBuf::with_headroom(vec![9; 500]);
         assert!(p.is_empty());

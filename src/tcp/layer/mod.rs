@@ -139,6 +139,12 @@ impl TcpLayer {
         &mut self.out.notes
     }
 
+    /// Whether notes on packets are being taken.
+    #[inline]
+    pub(crate) fn notes_on(&self) -> bool {
+        self.out.notes.on()
+    }
+
     /// Counters.
     pub fn stats(&self) -> TcpStats {
         TcpStats {
