@@ -14,8 +14,20 @@ use tunstack::Config;
 const HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const PEER_ISS: u32 = 1000;
 
+/// A segment from the host's port 40000 to the stack's `dport`.
 fn segment(dport: u16, seq: u32, ack: Option<u32>, syn: bool, fin: bool) -> Vec<u8> {
-    let mut b = PacketBuilder::ipv4(HOST.octets(), [10, 0, 0, 2], 64).tcp(40000, dport, seq, 64240);
+    segment_from(40000, dport, seq, ack, syn, fin)
+}
+
+fn segment_from(
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: Option<u32>,
+    syn: bool,
+    fin: bool,
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ipv4(HOST.octets(), [10, 0, 0, 2], 64).tcp(sport, dport, seq, 64240);
     if syn {
         b = b.syn();
     }
@@ -154,4 +166,46 @@ fn drops_and_resets_are_noted_on_the_packet_that_caused_them() {
     iface.receive(t, &segment(7, PEER_ISS + 1, Some(1), false, false));
     let _ = sent(&mut iface);
     assert_eq!(iface.take_received_note(), None);
+}
+
+#[test]
+fn a_syn_cookie_is_noted_on_the_syn_ack_and_its_return_on_the_ack() {
+    let mut iface = Interface::new(
+        &Config {
+            seed: Some(1),
+            ..Config::default()
+        },
+        1500,
+        1,
+    );
+    iface.set_notes(true);
+    // A SYN queue of one: the second client's SYN is answered with a cookie.
+    iface
+        .tcp_listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7), 1)
+        .unwrap();
+    let t = Instant::ZERO;
+    iface.receive(t, &segment(7, PEER_ISS, None, true, false));
+    assert_eq!(
+        iface.take_received_note().as_deref(),
+        Some("LISTEN -> SYN-RCVD")
+    );
+    let _ = sent(&mut iface);
+    // A second client, from port 40001.
+    let syn = segment_from(40001, 7, 5000, None, true, false);
+    iface.receive(t, &syn);
+    assert_eq!(iface.take_received_note(), None, "no state, no transition");
+    let out = sent(&mut iface);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, SYN | ACK);
+    assert_eq!(
+        out[0].2.as_deref(),
+        Some("SYN queue full: SYN cookie sent, no state kept")
+    );
+    let ack = segment_from(40001, 7, 5001, Some(out[0].1 + 1), false, false);
+    iface.receive(t, &ack);
+    let note = iface.take_received_note().unwrap_or_default();
+    assert!(
+        note.contains("the ACK returned a valid SYN cookie: connection opened"),
+        "{note}"
+    );
 }
