@@ -1,6 +1,7 @@
 //! `tunstack ladder`: the ladders of the reference captures in pcaps/, the
 //! states each side goes through, the marks, the SVG's well-formedness,
-//! pcapng and other link types, and hostile files.
+//! pcapng and other link types, and hostile files; and the live view, the
+//! HTTP status page's ladders of recent connections.
 //!
 //! Golden files live in tests/golden/ladder/; after a deliberate change to
 //! the drawing, `TUNSTACK_BLESS=1 cargo test --test ladder` rewrites them
