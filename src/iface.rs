@@ -247,7 +247,12 @@ impl Interface {
             }
             note.push_str(text);
         };
+        // A reassembly that timed out is another datagram's, expired on
+        // the way: not this packet's fate.
         for reason in DropReason::ALL {
+            if reason == DropReason::FragmentTimeout {
+                continue;
+            }
             if self.stats.dropped(reason) > drops_before.dropped(reason) {
                 add(&format!("dropped: {}", drop_words(reason)));
             }
@@ -788,7 +793,9 @@ fn drop_words(reason: DropReason) -> String {
         DropReason::BadHeaderChecksum => "bad IPv4 header checksum",
         DropReason::IcmpBadChecksum => "bad ICMP checksum",
         DropReason::UdpBadChecksum => "bad UDP checksum",
-        DropReason::UdpNoSocket => "no UDP socket on the port (port unreachable sent)",
+        DropReason::UdpNoSocket => "no UDP socket on the port",
+        DropReason::FragmentEvicted => "an older incomplete datagram evicted to make room",
+        DropReason::OutputTooBig => "the reply is larger than the MTU with DF set: not sent",
         DropReason::TcpRejected => "TCP to a broadcast address",
         DropReason::NotForUs => "not addressed to this stack",
         DropReason::BadSourceAddress => "impossible source address",
