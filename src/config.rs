@@ -40,7 +40,9 @@ pub struct Config {
     /// multi-queue interface (`IFF_MULTI_QUEUE`) with one shard per queue,
     /// each a thread with its own connection table. Default 1.
     pub queues: usize,
-    /// Record every packet in and out to this pcap file.
+    /// Record every packet in and out to this capture file: classic pcap,
+    /// or pcapng with the stack's notes as packet comments if the name
+    /// ends in `.pcapng` ([`crate::notes`]).
     pub pcap: Option<PathBuf>,
     /// With offload, record each TCP super-segment as the segments the
     /// device cuts it into (the wire's view) instead of whole.
