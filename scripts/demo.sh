@@ -8,7 +8,8 @@
 # creates and deletes: the kernel side of tun0 is 10.0.0.1/24, the stack is
 # 10.0.0.2. Nothing in your own network configuration is touched.
 #
-# Leaves the capture in pcaps/demo.pcap. Exits non-zero if any step failed.
+# Leaves the capture in pcaps/demo.pcapng (pcapng: each packet carries the
+# stack's comment on what it did with it). Exits non-zero if any step failed.
 #
 # Needs root and Rust (cargo is found under sudo too); installs what else it
 # uses when missing, on Debian/Ubuntu: iproute2, iputils-ping, python3,
@@ -25,7 +26,7 @@ source "$REPO/scripts/common.sh"
 STACK_ADDR=10.0.0.2
 HOST_CIDR=10.0.0.1/24
 NS="tunstack-demo-$$"
-PCAP="$REPO/pcaps/demo.pcap"
+PCAP="$REPO/pcaps/demo.pcapng"
 BIN="$REPO/target/release/tunstack"
 UDP_CLIENT="$REPO/tests/netns/udp_client.py"
 TCP_TOOL="$REPO/tests/netns/tcp_tool.py"
@@ -463,6 +464,17 @@ if [[ -n $CLOSE_FIRST_PORT ]]; then
     if ! "$BIN" ladder "$PCAP" --conn "10.0.0.1:$CLOSE_FIRST_PORT"; then
         echo "--> FAILED: tunstack ladder"
         FAILURES+=("ladder of the close-first connection")
+    fi
+    if ((HAVE_TSHARK)); then
+        section "What the stack said about it: the capture's packet comments"
+        filter="frame.comment && tcp.port == $CLOSE_FIRST_PORT"
+        echo "\$ tshark -r ${PCAP#"$REPO"/} -Y '$filter' -T fields -e frame.number -e ip.src -e frame.comment"
+        comments="$(tshark -n -r "$PCAP" -Y "$filter" -T fields -e frame.number -e ip.src -e frame.comment 2>/dev/null)"
+        echo "$comments"
+        if ! grep -q "ESTABLISHED -> FIN-WAIT-1" <<<"$comments" || ! grep -q "TIME-WAIT until" <<<"$comments"; then
+            echo "--> FAILED: no comment on the stack's FIN or on TIME-WAIT"
+            FAILURES+=("the capture's comments on the close-first connection")
+        fi
     fi
 fi
 

@@ -9,7 +9,12 @@
 # drives a real kernel client (python3), stops the stack and deletes the
 # namespace. Nothing outside those namespaces is configured.
 #
-# Each capture is checked with tshark before it replaces pcaps/<name>.pcap:
+# The captures are pcapng (the stack picks the format from the .pcapng
+# extension): each packet carries a comment saying what the stack did with
+# it (state transitions, retransmissions, probes, drops), which Wireshark
+# shows as the packet comment and `tshark -Y frame.comment` lists.
+#
+# Each capture is checked with tshark before it replaces pcaps/<name>.pcapng:
 # no malformed packets, every IPv4 and TCP checksum verified good, and the
 # scenario's feature present (a keep-alive, a retransmission, ...), plus the
 # state transitions the stack logged (RUST_LOG=tunstack::tcp=debug). A
@@ -128,7 +133,7 @@ cleanup() {
     fi
     ns_down
     rm -rf "$WORK"
-    rm -f "$OUT_DIR"/*.pcap.tmp
+    rm -f "$OUT_DIR"/*.tmp.pcapng
     exit "$rc"
 }
 trap cleanup EXIT
@@ -267,6 +272,11 @@ check_capture() {
     local frames bad
     local negative_zero='(ip.src == 10.0.0.1 && tcp.checksum == 0xffff)'
     frames=$(count "$pcap" "frame")
+    # The stack's notes: packet comments.
+    if (($(count "$pcap" 'frame.comment') < 1)); then
+        echo "FAILED: no packet comments"
+        return 1
+    fi
     bad="$(tshark_q -r "$pcap" "${checks[@]}" \
         -Y "_ws.malformed || (_ws.expert.severity >= error && !$negative_zero) || ip.checksum.status != 1 || (tcp && tcp.checksum.status != 1 && !$negative_zero)" \
         -T fields -e frame.number -e ip.src -e _ws.expert.message)"
@@ -344,6 +354,8 @@ scenario_handshake-data-close-tunstack-closes-first() {
         return 1
     }
     echo "ok: tunstack sent the first FIN"
+    expect "$pcap" "tcp.flags.fin == 1 && ip.src == $STACK_ADDR && frame.comment contains \"ESTABLISHED -> FIN-WAIT-1\"" 1 "tunstack's FIN with its state change"
+    expect "$pcap" 'frame.comment contains "TIME-WAIT until"' 1 "the end of TIME-WAIT"
 }
 
 scenario_simultaneous-close() {
@@ -404,6 +416,7 @@ scenario_rst-to-closed-port() {
     stop_stack
     expect "$pcap" "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.dstport == 1" 1 "SYN to port 1"
     expect "$pcap" "tcp.flags.reset == 1 && tcp.flags.ack == 1 && ip.src == $STACK_ADDR && tcp.srcport == 1" 1 "RST/ACK from tunstack"
+    expect "$pcap" 'frame.comment contains "answered with RST"' 1 "the SYN's comment"
 }
 
 scenario_keepalive-probes() {
@@ -416,6 +429,8 @@ scenario_keepalive-probes() {
     wait_transition "$conn" "LAST-ACK -> CLOSED"
     stop_stack
     expect "$pcap" "tcp.analysis.keep_alive && ip.src == $STACK_ADDR" 3 "keep-alive probes from tunstack"
+    expect "$pcap" 'frame.comment contains "keepalive probe 1 of 3"' 3 "the probes' comments (each answered: the count restarts)"
+    expect "$pcap" 'frame.comment contains "answered keepalive probe"' 2 "the answers' comments"
     expect "$pcap" "tcp.analysis.keep_alive_ack && ip.src == 10.0.0.1" 2 "ACKs to them from the kernel"
 }
 
@@ -432,6 +447,7 @@ scenario_retransmission-after-drop() {
     grep "fault: dropped outgoing packet #4" "$LOG"
     expect "$pcap" "frame.number >= 1 && ip.src == $STACK_ADDR && tcp.len > 0" 20 "data segments from tunstack"
     expect "$pcap" "(tcp.analysis.retransmission || tcp.analysis.fast_retransmission) && ip.src == $STACK_ADDR" 1 "retransmissions"
+    expect "$pcap" 'frame.comment contains "retransmi" || frame.comment contains "tail loss probe"' 1 "a comment on the repair"
 }
 
 scenario_zero-window-probing() {
@@ -445,6 +461,7 @@ scenario_zero-window-probing() {
     stop_stack
     expect "$pcap" "tcp.analysis.zero_window && ip.src == 10.0.0.1" 1 "zero-window advertisements from the kernel"
     expect "$pcap" "tcp.analysis.zero_window_probe && ip.src == $STACK_ADDR" 2 "zero-window probes from tunstack"
+    expect "$pcap" 'frame.comment contains "zero-window probe"' 2 "the probes' comments"
     expect "$pcap" "tcp.analysis.window_update && ip.src == 10.0.0.1" 1 "window updates once the client reads"
 }
 
@@ -453,8 +470,8 @@ scenario_zero-window-probing() {
 FAILURES=()
 mkdir -p "$OUT_DIR"
 for name in "${SCENARIOS[@]}"; do
-    final="$OUT_DIR/$name.pcap"
-    tmp="$final.tmp"
+    final="$OUT_DIR/$name.pcapng"
+    tmp="$OUT_DIR/$name.tmp.pcapng"
     ok=0
     for attempt in $(seq "$ATTEMPTS"); do
         section "$name (attempt $attempt)"

@@ -40,7 +40,9 @@ pub struct Config {
     /// multi-queue interface (`IFF_MULTI_QUEUE`) with one shard per queue,
     /// each a thread with its own connection table. Default 1.
     pub queues: usize,
-    /// Record every packet in and out to this pcap file.
+    /// Record every packet in and out to this capture file: classic pcap,
+    /// or pcapng with the stack's notes as packet comments if the name
+    /// ends in `.pcapng` ([`crate::notes`]).
     pub pcap: Option<PathBuf>,
     /// With offload, record each TCP super-segment as the segments the
     /// device cuts it into (the wire's view) instead of whole.
@@ -73,6 +75,11 @@ pub struct Config {
     pub keepalive_all: Option<KeepaliveConfig>,
     /// Faults to inject between the stack and the device (none by default).
     pub faults: FaultConfig,
+    /// Keep the segment headers (never payloads) of this many of the last
+    /// TCP connections, per shard, for their ladders on the HTTP status
+    /// page ([`crate::ladder::recent`]); 0 (the default) keeps none and
+    /// costs nothing.
+    pub recent_connections: usize,
 }
 
 impl Default for Config {
@@ -99,6 +106,7 @@ impl Default for Config {
             tcp: TcpConfig::default(),
             keepalive_all: None,
             faults: FaultConfig::default(),
+            recent_connections: 0,
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct Interface {
     tx_queue: TxQueue,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
+    /// The note on the last packet received, with notes on.
+    rx_note: Option<String>,
 }
 
 impl Interface {
@@ -132,6 +134,7 @@ impl Interface {
             tx_queue: TxQueue::default(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(2048),
+            rx_note: None,
         }
     }
 
@@ -187,10 +190,106 @@ impl Interface {
         self.receive_with(now, packet, RxMeta::default());
     }
 
+    /// Turns the notes on packets on or off ([`crate::notes`]): what the
+    /// core did with each packet, in words, for the comments of a pcapng
+    /// capture. Off by default; off, they cost a branch.
+    pub fn set_notes(&mut self, on: bool) {
+        self.tcp.notes().set_on(on);
+    }
+
+    /// Whether notes on packets are being taken.
+    #[inline]
+    pub fn notes_on(&self) -> bool {
+        self.tcp.notes_on()
+    }
+
+    /// Pairs the core's time `now` with the wall clock `wall`, so notes
+    /// can give deadlines as times of day (`TIME-WAIT until 12:00:01.234`).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.tcp.notes().set_wall_clock(now, wall);
+    }
+
+    /// The note on the packet [`Interface::receive_with`] handled last, if
+    /// notes are on and there is one.
+    pub fn take_received_note(&mut self) -> Option<String> {
+        self.rx_note.take()
+    }
+
+    /// The note on a packet from [`Interface::pop_transmit`], if notes are
+    /// on and there is one. Take them in the order the packets came.
+    pub fn take_transmit_note(&mut self, packet: &PacketBuf) -> Option<String> {
+        self.tcp.notes().take(packet.note())
+    }
+
     /// Handles one packet from the link with what the device says about
     /// it: a transport checksum it vouches for is not verified again, and
     /// a TCP super-segment is taken whole.
     pub fn receive_with(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
+        if self.tcp.notes_on() {
+            return self.receive_noted(now, packet, meta);
+        }
+        self.receive_inner(now, packet, meta);
+    }
+
+    /// [`Interface::receive_with`] with notes on: what the core did is
+    /// noted as it happens; what it dropped is found in the counters.
+    #[cold]
+    fn receive_noted(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
+        let drops_before = self.stats.clone();
+        let tcp_before = self.tcp.stats();
+        self.tcp.notes().begin_received();
+        self.receive_inner(now, packet, meta);
+        let tcp_after = self.tcp.stats();
+        let mut note = self.tcp.notes().end_received().unwrap_or_default();
+        let mut add = |text: &str| {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(text);
+        };
+        // A reassembly that timed out is another datagram's, expired on
+        // the way: not this packet's fate.
+        for reason in DropReason::ALL {
+            if reason == DropReason::FragmentTimeout {
+                continue;
+            }
+            if self.stats.dropped(reason) > drops_before.dropped(reason) {
+                add(&format!("dropped: {}", drop_words(reason)));
+            }
+        }
+        let grew = |f: TcpCounter| f(&tcp_after) > f(&tcp_before);
+        let tcp_words: [(TcpCounter, &str); 9] = [
+            (|s| s.bad_checksum, "dropped: bad TCP checksum"),
+            (|s| s.malformed, "dropped: malformed TCP header"),
+            (
+                |s| s.paws_rejected,
+                "dropped: old timestamp (PAWS, RFC 7323 §5)",
+            ),
+            (
+                |s| s.ts_missing,
+                "dropped: no timestamp on a connection that agreed to them",
+            ),
+            (|s| s.syn_dropped, "dropped: the listener's queues are full"),
+            (
+                |s| s.listen_overflow,
+                "dropped: the accept queue is full (the SYN-ACK will be resent)",
+            ),
+            (|s| s.challenge_acks, "challenge ACK sent (RFC 5961)"),
+            (
+                |s| s.challenge_acks_limited,
+                "challenge ACK rate-limited (RFC 5961 §7)",
+            ),
+            (|s| s.icmp_errors, "ICMP error acted on"),
+        ];
+        for (field, words) in tcp_words {
+            if grew(field) {
+                add(words);
+            }
+        }
+        self.rx_note = (!note.is_empty()).then_some(note);
+    }
+
+    fn receive_inner(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
         self.stats.ip_packets_in += 1;
         // Expire overdue reassemblies first, so a late fragment cannot revive one.
         if self.ip.poll_at().is_some_and(|t| t <= now) {
@@ -447,9 +546,13 @@ impl Interface {
                 // device's work (a checksum to complete) goes with it.
                 let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
                 let meta = seg.packet.meta();
+                let note = seg.packet.note();
                 self.ip
                     .output(seg.dst, PROTO_TCP, &seg.packet, seg.ip, stats, &mut |p| {
-                        tx_queue.push_with(tcp, p, meta)
+                        tx_queue.push_with(tcp, p, meta);
+                        if let Some(last) = tx_queue.queue.back_mut() {
+                            last.set_note(note);
+                        }
                     });
                 self.tcp.recycle(seg.packet);
             }
@@ -678,5 +781,30 @@ fn proto_name(protocol: u8) -> &'static str {
         udp::PROTOCOL => "udp",
         PROTO_TCP => "tcp",
         _ => "ip",
+    }
+}
+
+/// One of the TCP layer's counters.
+type TcpCounter = fn(&crate::tcp::TcpStats) -> u64;
+
+/// A drop reason in words, for notes on packets.
+fn drop_words(reason: DropReason) -> String {
+    let words = match reason {
+        DropReason::BadHeaderChecksum => "bad IPv4 header checksum",
+        DropReason::IcmpBadChecksum => "bad ICMP checksum",
+        DropReason::UdpBadChecksum => "bad UDP checksum",
+        DropReason::UdpNoSocket => "no UDP socket on the port",
+        DropReason::FragmentEvicted => "an older incomplete datagram evicted to make room",
+        DropReason::OutputTooBig => "the reply is larger than the MTU with DF set: not sent",
+        DropReason::TcpRejected => "TCP to a broadcast address",
+        DropReason::NotForUs => "not addressed to this stack",
+        DropReason::BadSourceAddress => "impossible source address",
+        DropReason::FragmentOverlap => "overlapping fragment (whole datagram dropped)",
+        _ => "",
+    };
+    if words.is_empty() {
+        reason.as_str().to_owned()
+    } else {
+        format!("{words} ({reason})")
     }
 }

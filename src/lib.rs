@@ -66,6 +66,7 @@ pub mod device;
 pub mod iface;
 pub mod ip;
 pub mod ladder;
+pub mod notes;
 pub mod runtime;
 pub mod services;
 pub mod socket;

@@ -18,10 +18,10 @@ use tunstack::{services, Config, Stack, TcpStream};
 /// Quick start (as root, in a network namespace of your own):
 ///   ip tuntap add dev tun0 mode tun
 ///   ip addr add 10.0.0.1/24 dev tun0 && ip link set tun0 up
-///   tunstack run --tun tun0 --addr 10.0.0.2 --pcap demo.pcap
+///   tunstack run --tun tun0 --addr 10.0.0.2 --pcap /tmp/demo.pcapng
 /// then, from another shell in the same namespace:
 ///   ping 10.0.0.2
-///   curl http://10.0.0.2/                       # status page, live connections
+///   curl http://10.0.0.2/                       # status page, live connections, ladders
 ///   echo hello | nc -q1 10.0.0.2 7               # TCP echo
 ///   echo hello | nc -u -w1 10.0.0.2 7          # UDP echo
 ///   printf '%H:%M:%S' | nc -u -w1 10.0.0.2 9000  # UDP time
@@ -66,7 +66,9 @@ struct DeviceArgs {
     /// Set the device MTU (default: keep the device's, 1500 for a new one).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u16).range(68..))]
     mtu: Option<u16>,
-    /// Record every packet in and out to this pcap file (open it in Wireshark).
+    /// Record every packet in and out to this capture file (open it in
+    /// Wireshark): classic pcap, or, if the name ends in .pcapng, pcapng
+    /// with a comment per packet saying what the stack did with it.
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
     /// With --pcap and offload, record each TCP super-segment as the
@@ -260,6 +262,11 @@ struct RunArgs {
     /// Print the counters every SECS seconds (0: only at exit).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     stats_interval: u64,
+    /// Keep the segment headers of the last N TCP connections (per queue)
+    /// for their ladder diagrams on the HTTP status page, /ladder/ID (0:
+    /// off; always off without the HTTP service).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    recent_connections: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -407,7 +414,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> std::io::Result<()> {
-    let config = args.device.config();
+    let mut config = args.device.config();
+    if args.http_port != 0 {
+        config.recent_connections = args.recent_connections;
+    }
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
         let _ = stop_tx.try_send(());

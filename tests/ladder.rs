@@ -1,6 +1,7 @@
 //! `tunstack ladder`: the ladders of the reference captures in pcaps/, the
 //! states each side goes through, the marks, the SVG's well-formedness,
-//! pcapng and other link types, and hostile files.
+//! pcapng and other link types, and hostile files; and the live view, the
+//! HTTP status page's ladders of recent connections.
 //!
 //! Golden files live in tests/golden/ladder/; after a deliberate change to
 //! the drawing, `TUNSTACK_BLESS=1 cargo test --test ladder` rewrites them
@@ -32,8 +33,32 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A reference capture as the stack wrote it: pcapng, with comments.
+fn capture_ng(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("pcaps").join(format!("{name}.pcapng"))).unwrap()
+}
+
+/// A reference capture rewritten as classic pcap (little-endian, raw IP,
+/// microseconds, as `--pcap FILE.pcap` writes): the form the byte-level
+/// tests below cut, concatenate and relink.
 fn capture(name: &str) -> Vec<u8> {
-    std::fs::read(root().join("pcaps").join(format!("{name}.pcap"))).unwrap()
+    let ng = capture_ng(name);
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&[2, 0, 4, 0]);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&262_144u32.to_le_bytes());
+    out.extend_from_slice(&101u32.to_le_bytes());
+    for r in read_records(&ng).unwrap() {
+        assert_eq!(r.linktype, 101, "{name}: raw IP");
+        let len = r.data.len() as u32;
+        out.extend_from_slice(&(r.time.as_secs() as u32).to_le_bytes());
+        out.extend_from_slice(&r.time.subsec_micros().to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(r.data);
+    }
+    out
 }
 
 fn ladders_of(bytes: &[u8]) -> Vec<Ladder> {
@@ -73,7 +98,7 @@ fn reference_captures_match_their_golden_ladders() {
     let dir = root().join("tests/golden/ladder");
     let mut failures = Vec::new();
     for name in CAPTURES {
-        let got = text_of(&capture(name));
+        let got = text_of(&capture_ng(name));
         for line in got.lines() {
             assert!(
                 line.chars().count() <= 100,
@@ -100,7 +125,7 @@ fn kernel_closes_first_active_closer_goes_through_fin_wait_and_time_wait() {
     let l = ladder("handshake-data-close-kernel-closes-first");
     assert_eq!(
         l.endpoints[0].to_string(),
-        "10.0.0.1:38042",
+        "10.0.0.1:36326",
         "the SYN's sender is on the left"
     );
     assert_eq!(
@@ -112,7 +137,7 @@ fn kernel_closes_first_active_closer_goes_through_fin_wait_and_time_wait() {
         [Listen, SynReceived, Established, CloseWait, LastAck, Closed]
     );
     assert_eq!(l.end_notes().len(), 1);
-    assert!(l.end_notes()[0].contains("10.0.0.1:38042 in TIME-WAIT"));
+    assert!(l.end_notes()[0].contains("10.0.0.1:36326 in TIME-WAIT"));
 }
 
 #[test]
@@ -163,25 +188,26 @@ fn crossing_fins_take_both_sides_through_closing() {
 }
 
 #[test]
-fn dropped_segment_is_retransmitted_after_two_duplicate_acks() {
+fn dropped_segment_is_fast_retransmitted_after_duplicate_acks() {
     let l = ladder("retransmission-after-drop");
-    assert_eq!(frames_marked(&l, |m| *m == Mark::Retransmission), [13]);
+    // The stack's 4th packet out (frame 7: SYN-ACK, then data in frames 5,
+    // 6, 7) was dropped on its way; the kernel SACKs what came after it
+    // and repeats its ACK (frames 19-22; 17 and 18 only grew the window),
+    // and the stack sends it again without waiting for the RTO.
+    assert_eq!(frames_marked(&l, |m| *m == Mark::Retransmission), [23]);
     assert_eq!(
         frames_marked(&l, |m| matches!(m, Mark::DupAck(_))),
-        [11, 12]
+        [19, 20, 21, 22]
     );
-    assert!(l.marks().contains(&(12, Mark::DupAck(2))));
-    // The RTO wait before the retransmission is drawn as a gap.
-    let gaps: Vec<Duration> = l
-        .rows
-        .iter()
-        .filter_map(|r| match r.kind {
-            RowKind::Gap(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(gaps.len(), 1);
-    assert!(gaps[0] > Duration::from_millis(190) && gaps[0] < Duration::from_millis(300));
+    assert!(l.marks().contains(&(20, Mark::DupAck(2))));
+    let packets =
+        &connections(tcp_packets(&capture("retransmission-after-drop")).unwrap())[0].packets;
+    assert_eq!(
+        packets[6].header.seq, packets[22].header.seq,
+        "the same data again"
+    );
+    // No RTO wait: no gap is drawn.
+    assert!(!l.rows.iter().any(|r| matches!(r.kind, RowKind::Gap(_))));
     assert_eq!(l.states(Side::Right)[3..], [FinWait1, FinWait2, TimeWait]);
 }
 
@@ -190,9 +216,9 @@ fn keepalive_probes_and_their_acks_are_marked() {
     let l = ladder("keepalive-probes");
     assert_eq!(
         frames_marked(&l, |m| *m == Mark::KeepaliveProbe),
-        [8, 10, 12]
+        [7, 9, 11]
     );
-    assert_eq!(frames_marked(&l, |m| *m == Mark::KeepaliveAck), [9, 11, 13]);
+    assert_eq!(frames_marked(&l, |m| *m == Mark::KeepaliveAck), [8, 10, 12]);
     assert!(frames_marked(&l, |m| *m == Mark::Retransmission).is_empty());
     assert!(frames_marked(&l, |m| matches!(m, Mark::DupAck(_))).is_empty());
     let text = text_of(&capture("keepalive-probes"));
@@ -204,17 +230,17 @@ fn zero_window_probes_are_marked_not_retransmissions() {
     let l = ladder("zero-window-probing");
     assert_eq!(
         frames_marked(&l, |m| *m == Mark::ZeroWindowProbe),
-        [12, 14, 16]
+        [11, 13, 15]
     );
     assert_eq!(
         frames_marked(&l, |m| *m == Mark::ZeroWindowProbeAck),
-        [13, 15, 17]
+        [12, 14, 16]
     );
     assert_eq!(
         frames_marked(&l, |m| *m == Mark::ZeroWindow),
-        [11, 13, 15, 17]
+        [10, 12, 14, 16]
     );
-    assert_eq!(frames_marked(&l, |m| *m == Mark::WindowUpdate), [18]);
+    assert_eq!(frames_marked(&l, |m| *m == Mark::WindowUpdate), [17]);
     assert!(frames_marked(&l, |m| *m == Mark::Retransmission).is_empty());
 }
 
@@ -542,6 +568,8 @@ fn pcapng_gives_the_same_ladder_as_the_pcap() {
     ] {
         let pcap = capture(name);
         let want = text_of(&pcap);
+        // The stack's own pcapng (comments, directions) and its pcap copy.
+        assert_eq!(text_of(&capture_ng(name)), want, "{name}.pcapng");
         let ng = to_pcapng(&pcap, 101, &[]);
         assert_eq!(text_of(&ng), want, "{name} as pcapng");
         assert_eq!(ladders_of(&ng), ladders_of(&pcap));
@@ -600,7 +628,7 @@ fn two_connections_in_a_file_are_drawn_apart_and_chosen_with_conn() {
     let ladders = ladders_of(&both);
     assert_eq!(ladders.len(), 2);
     assert_eq!(ladders[0], ladder("rst-to-closed-port"));
-    assert_eq!(ladders[1].endpoints[0].to_string(), "10.0.0.1:38042");
+    assert_eq!(ladders[1].endpoints[0].to_string(), "10.0.0.1:36326");
 
     let dir = std::env::temp_dir().join(format!("tunstack-ladder-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -621,12 +649,14 @@ fn two_connections_in_a_file_are_drawn_apart_and_chosen_with_conn() {
     };
     let (ok, all, _) = run(&[]);
     assert!(ok);
-    assert!(all.contains("connection 1: 10.0.0.1:44466 -> 10.0.0.2:1"));
-    assert!(all.contains("connection 2: 10.0.0.1:38042 -> 10.0.0.2:7"));
+    // The clients' ports, as the reference captures have them.
+    let (first, second_client) = (ladders[0].endpoints[0], ladders[1].endpoints[0]);
+    assert!(all.contains(&format!("connection 1: {first} -> 10.0.0.2:1")));
+    assert!(all.contains(&format!("connection 2: {second_client} -> 10.0.0.2:7")));
     let (ok, second, _) = run(&["--conn", "2"]);
     assert!(ok);
-    assert!(second.starts_with("connection 2: 10.0.0.1:38042"));
-    assert!(!second.contains("44466"));
+    assert!(second.starts_with(&format!("connection 2: {second_client}")));
+    assert!(!second.contains(&first.to_string()));
     let (ok, by_endpoint, _) = run(&["--conn", "10.0.0.2:7"]);
     assert!(ok);
     assert_eq!(by_endpoint, second);
@@ -768,4 +798,88 @@ fn cli_reports_a_bad_file_and_fails() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("bad.pcap: at byte"), "{err}");
     assert!(err.contains("frame 2"), "{err}");
+}
+
+// ---- the live view: the HTTP status page's ladders ----
+
+/// One `GET path` with `Connection: close` on a new connection from
+/// `client` to the HTTP service at 10.0.0.2:80: (status line, body).
+fn http_get(client: &tunstack::Stack, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = tunstack::TcpStream::connect(client, "10.0.0.2:80").expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).expect("reads the response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn status_page_links_each_recent_connection_to_its_ladder_served_as_svg() {
+    use std::net::Ipv4Addr;
+    let (a, b) = tunstack::device::memory::link(1500);
+    let server = tunstack::Stack::with_device(
+        tunstack::Config {
+            seed: Some(1),
+            recent_connections: 4,
+            ..tunstack::Config::default()
+        },
+        a,
+    )
+    .unwrap();
+    let client = tunstack::Stack::with_device(
+        tunstack::Config {
+            addr: Ipv4Addr::new(10, 0, 0, 1),
+            seed: Some(2),
+            ..tunstack::Config::default()
+        },
+        b,
+    )
+    .unwrap();
+    tunstack::services::http::serve(&server, 80).unwrap();
+
+    let (status, _) = http_get(&client, "/bytes/3000");
+    assert!(status.ends_with("200 OK"), "{status}");
+    // Give the first connection's close time to finish on both sides.
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, page) = http_get(&client, "/");
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert!(page.contains("<a href=\"/ladder/1\">#1</a>"), "{page}");
+
+    let (status, html) = http_get(&client, "/ladder/1");
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert!(html.contains("<img src=\"/ladder/1.svg\""), "{html}");
+    // The text drawing: the handshake and the server's close first.
+    for state in [
+        "SYN-SENT",
+        "SYN-RCVD",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "LAST-ACK",
+    ] {
+        assert!(html.contains(state), "no {state} in:\n{html}");
+    }
+
+    let (status, svg) = http_get(&client, "/ladder/1.svg");
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert_eq!(check_xml(&svg), Ok("svg".to_string()), "{svg}");
+    assert!(svg.contains("ESTABLISHED"));
+
+    // Only four are kept: after four more, the first is gone.
+    for _ in 0..4 {
+        http_get(&client, "/bytes/1");
+    }
+    let (status, _) = http_get(&client, "/ladder/1.svg");
+    assert!(status.contains(" 404 "), "{status}");
+    let (status, _) = http_get(&client, "/ladder/nonsense");
+    assert!(status.contains(" 404 "), "{status}");
 }

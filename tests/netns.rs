@@ -21,6 +21,10 @@ mod support;
 /// The TCP tests.
 #[path = "netns/tcp.rs"]
 mod tcp;
+/// Teaching: pcapng captures that explain themselves, the ladder of a
+/// kernel-to-kernel capture.
+#[path = "netns/teach.rs"]
+mod teach;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

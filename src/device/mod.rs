@@ -20,6 +20,7 @@ pub mod capture;
 pub mod fault;
 pub mod memory;
 pub mod pcap;
+pub mod pcapng;
 pub mod relay;
 pub mod tun;
 
@@ -191,6 +192,22 @@ pub trait Device: Send {
         }
         send_in_software(packet, meta, &mut |p| self.send(p))
     }
+
+    /// What the stack did with the packet the last `recv_with` returned,
+    /// in words ([`crate::notes`]): a pcapng capture writes it as the
+    /// packet's comment. Called only while notes are on; ignored by
+    /// default.
+    fn note_received(&mut self, note: &str) {
+        let _ = note;
+    }
+
+    /// [`Device::send_with`] for a packet the stack has a note on: a
+    /// pcapng capture writes it as the packet's comment. Called only
+    /// while notes are on; by default the note is ignored.
+    fn send_noted(&mut self, packet: &[u8], meta: TxMeta, note: &str) -> io::Result<()> {
+        let _ = note;
+        self.send_with(packet, meta)
+    }
 }
 
 /// Does in software what `meta` asks of a device (cut a super-segment,
@@ -236,5 +253,11 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn send_with(&mut self, packet: &[u8], meta: TxMeta) -> io::Result<()> {
         (**self).send_with(packet, meta)
+    }
+    fn note_received(&mut self, note: &str) {
+        (**self).note_received(note)
+    }
+    fn send_noted(&mut self, packet: &[u8], meta: TxMeta, note: &str) -> io::Result<()> {
+        (**self).send_noted(packet, meta, note)
     }
 }

@@ -96,37 +96,65 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
-/// One pcap file that several captures write to (one per shard of a
+/// One capture file that several captures write to (one per shard of a
 /// multi-queue stack): the header once, then each record whole under a
 /// lock, so records never interleave.
 #[derive(Debug, Clone)]
 pub struct SharedPcap {
     file: Arc<Mutex<File>>,
+    pcapng: bool,
 }
 
 impl SharedPcap {
-    /// Creates (or truncates) the file at `path` and writes the header.
+    /// Creates (or truncates) the file at `path` and writes the header:
+    /// pcapng with a comment per packet if the name ends in `.pcapng`,
+    /// classic pcap otherwise; link type [`LINKTYPE_RAW`].
     pub fn create(path: impl AsRef<Path>) -> io::Result<SharedPcap> {
         let path = path.as_ref();
         let described = |e: io::Error| {
             io::Error::new(
                 e.kind(),
-                format!("creating pcap file {}: {e}", path.display()),
+                format!("creating capture file {}: {e}", path.display()),
             )
         };
-        let file = PcapWriter::create(path).map_err(described)?.into_inner();
+        let pcapng = is_pcapng_path(path);
+        let file = if pcapng {
+            super::pcapng::PcapngWriter::new(File::create(path).map_err(described)?)
+                .map_err(described)?
+                .into_inner()
+        } else {
+            PcapWriter::create(path).map_err(described)?.into_inner()
+        };
         Ok(SharedPcap {
             file: Arc::new(Mutex::new(file)),
+            pcapng,
         })
     }
 
+    /// Whether the file is pcapng (it takes the stack's notes as comments).
+    pub fn is_pcapng(&self) -> bool {
+        self.pcapng
+    }
+
     /// A writer of records into the file (its header is written already).
-    pub fn writer(&self) -> PcapWriter<SharedFile> {
-        PcapWriter {
-            w: SharedFile(self.file.clone()),
-            record: Vec::new(),
+    pub fn writer(&self) -> super::capture::CaptureWriter<SharedFile> {
+        let w = SharedFile(self.file.clone());
+        if self.pcapng {
+            super::capture::CaptureWriter::Pcapng(super::pcapng::PcapngWriter::headless(w))
+        } else {
+            super::capture::CaptureWriter::Pcap(PcapWriter {
+                w,
+                record: Vec::new(),
+            })
         }
     }
+}
+
+/// Whether a capture file named `path` is to be pcapng: its extension is
+/// `.pcapng` (any case).
+pub fn is_pcapng_path(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pcapng"))
 }
 
 /// A file shared by several writers; each `write_all` is one locked write.

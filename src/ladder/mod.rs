@@ -10,7 +10,8 @@
 //! into TCP segments, [`connections`] groups them by 4-tuple, and
 //! [`Connection::ladder`] builds a [`Ladder`], the drawing's model, which
 //! [`text`] and [`svg`] render. Only [`cli`], the `tunstack ladder`
-//! command, reads and writes files.
+//! command, reads and writes files. [`recent`] keeps the last connections'
+//! segment headers in memory for the HTTP status page's live ladders.
 //!
 //! # How states are inferred
 //!
@@ -43,6 +44,7 @@
 pub mod capture;
 pub mod cli;
 mod infer;
+pub mod recent;
 pub mod svg;
 pub mod text;
 

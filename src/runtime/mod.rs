@@ -33,6 +33,7 @@ use crate::device::pcap::SharedPcap;
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::{Device, RxMeta, Waker};
 use crate::iface::{Event, Interface};
+use crate::ladder::recent::{RecentConnection, RecentConnections};
 use crate::stats::{DropReason, ShardStats, Stats};
 use crate::tcp::stream::Stream;
 use crate::tcp::{ConnId, ConnInfo, KeepaliveConfig, ListenerId, State, TcpError, TcpOption};
@@ -156,6 +157,11 @@ pub(crate) enum Command {
     },
     TcpConnections {
         reply: Reply<Vec<ConnInfo>>,
+    },
+    /// The recorded segments of the last connections (empty when the
+    /// record is off).
+    RecentConnections {
+        reply: Reply<Vec<RecentConnection>>,
     },
     /// Run a task on the runtime thread.
     Spawn {
@@ -304,6 +310,21 @@ impl StackHandle {
             all.extend(
                 shard
                     .call_async(|reply| Command::TcpConnections { reply })
+                    .await?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// Every shard's record of its last connections' segments (empty
+    /// unless [`Config::recent_connections`] is on), oldest first per
+    /// shard.
+    pub(crate) async fn recent_connections_async(&self) -> io::Result<Vec<RecentConnection>> {
+        let mut all = Vec::new();
+        for shard in self.all_shards() {
+            all.extend(
+                shard
+                    .call_async(|reply| Command::RecentConnections { reply })
                     .await?,
             );
         }
@@ -496,6 +517,9 @@ impl Stack {
             let shard_seed = seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let mut iface = Interface::new(&config, mtu, shard_seed);
             iface.set_offload(device.offload());
+            // A pcapng capture gets the core's notes on each packet.
+            let notes = pcap.as_ref().is_some_and(SharedPcap::is_pcapng);
+            iface.set_notes(notes);
             iface.set_shard(k, n);
             let runtime = Runtime {
                 device,
@@ -512,6 +536,11 @@ impl Stack {
                 shard: k,
                 links: links.clone(),
                 shard_stats: ShardStats::default(),
+                notes,
+                clock: Clock::new(),
+                recent: (config.recent_connections > 0).then(|| {
+                    RecentConnections::new(config.recent_connections, k as u64 + 1, n as u64)
+                }),
             };
             let name = if n == 1 {
                 "tunstack-runtime".to_owned()
@@ -667,16 +696,25 @@ struct Runtime {
     shard: usize,
     links: Arc<[ShardLink]>,
     shard_stats: ShardStats,
+    /// The core takes notes on packets for a pcapng capture.
+    notes: bool,
+    /// The last connections' segments, for the status page's ladders.
+    recent: Option<RecentConnections>,
+    clock: Clock,
 }
 
 impl Runtime {
     fn run(mut self) {
         executor::enter_runtime();
-        let clock = Clock::new();
+        let clock = self.clock;
         let mut buf = vec![0u8; RX_BUFFER];
         let mut last_work = std::time::Instant::now();
         loop {
             let mut busy = false;
+            if self.notes {
+                self.iface
+                    .set_wall_clock(clock.now(), std::time::SystemTime::now());
+            }
             // A batch of packets: the core takes them all in, and each
             // connection they touched is dispatched once, at the flush.
             for _ in 0..self.rx_batch {
@@ -695,7 +733,16 @@ impl Runtime {
                                 continue;
                             }
                         }
-                        self.iface.receive_with(clock.now(), packet, r.meta);
+                        let now = clock.now();
+                        self.iface.receive_with(now, packet, r.meta);
+                        if let Some(recent) = &mut self.recent {
+                            recent.record(Duration::from_micros(now.total_micros()), packet);
+                        }
+                        if self.notes {
+                            if let Some(note) = self.iface.take_received_note() {
+                                self.device.note_received(&note);
+                            }
+                        }
                     }
                     Ok(None) => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
@@ -802,6 +849,14 @@ impl Runtime {
                 self.iface.udp_close(id);
                 self.udp_sinks.remove(&id);
             }
+            Command::RecentConnections { reply } => {
+                reply.send(
+                    self.recent
+                        .as_ref()
+                        .map(RecentConnections::snapshot)
+                        .unwrap_or_default(),
+                );
+            }
             Command::Stats { reply } => {
                 let mut stats = self.iface.stats();
                 stats.device = self.device.counters();
@@ -809,7 +864,14 @@ impl Runtime {
                 reply.send(stats);
             }
             Command::Spawn { task } => self.executor.spawn(task),
-            Command::Packet { bytes, meta } => self.iface.receive_with(now, &bytes, meta),
+            Command::Packet { bytes, meta } => {
+                self.iface.receive_with(now, &bytes, meta);
+                if let Some(recent) = &mut self.recent {
+                    recent.record(Duration::from_micros(now.total_micros()), &bytes);
+                }
+                // Another shard's capture recorded it: the note is lost.
+                let _ = self.iface.take_received_note();
+            }
             Command::Shutdown => return false,
             tcp => self.tcp_command(now, tcp),
         }
@@ -869,8 +931,26 @@ impl Runtime {
 
     /// Writes every pending packet to the device.
     fn flush(&mut self) {
+        // The record's time, once per flush (it is off by default).
+        let recent_time = self
+            .recent
+            .as_ref()
+            .map(|_| Duration::from_micros(self.clock.now().total_micros()));
         while let Some(packet) = self.iface.pop_transmit() {
-            if let Err(e) = self.device.send_with(&packet, packet.meta()) {
+            if let (Some(recent), Some(t)) = (&mut self.recent, recent_time) {
+                recent.record(t, &packet);
+            }
+            // Non-zero only while notes are on (a pcapng capture).
+            let note = if packet.note() != 0 {
+                self.iface.take_transmit_note(&packet)
+            } else {
+                None
+            };
+            let sent = match note {
+                Some(note) => self.device.send_noted(&packet, packet.meta(), &note),
+                None => self.device.send_with(&packet, packet.meta()),
+            };
+            if let Err(e) = sent {
                 warn!("tunstack: device write failed: {e}");
             }
             self.iface.recycle(packet);

@@ -183,6 +183,7 @@ impl Runtime {
             | Command::UdpSend { .. }
             | Command::UdpClose { .. }
             | Command::Stats { .. }
+            | Command::RecentConnections { .. }
             | Command::Spawn { .. }
             | Command::Packet { .. }
             | Command::Shutdown => {}

@@ -480,6 +480,28 @@ impl Conn {
             new
         );
         let old = self.state;
+        if new == State::Closed {
+            // Closed by a segment received, or by one just sent (an RST);
+            // a timer's close has no packet to carry it.
+            crate::notes::note!(
+                cx.out.notes,
+                received_or_last(self.local, self.remote),
+                "{old} -> {new}"
+            );
+        } else if matches!(new, State::FinWait1 | State::LastAck) {
+            // Our close: the FIN may wait behind queued data.
+            crate::notes::note!(
+                cx.out.notes,
+                event_fin(self.local, self.remote),
+                "{old} -> {new}"
+            );
+        } else {
+            crate::notes::note!(
+                cx.out.notes,
+                event(self.local, self.remote),
+                "{old} -> {new}"
+            );
+        }
         self.state = new;
         if new == State::Closed {
             self.timers.clear();

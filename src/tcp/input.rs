@@ -132,6 +132,14 @@ impl Conn {
         let seg_len = seg.seg_len();
 
         // Any segment from the peer restarts the keepalive clock (§3.8.4).
+        if self.keepalive_probes > 0 {
+            crate::notes::note!(
+                cx.out.notes,
+                received,
+                "the peer answered keepalive probe {}: it is alive, the count restarts",
+                self.keepalive_probes
+            );
+        }
         self.keepalive_probes = 0;
         self.last_heard = Some(now);
         if let Some(k) = self.keepalive {
@@ -368,6 +376,13 @@ impl Conn {
         }
         let (lost, timer) = self.rack.detect(now, self.rtt.srtt());
         cx.out.stats.rack_lost += lost as u64;
+        if lost > 0 {
+            crate::notes::note!(
+                cx.out.notes,
+                next(self.local, self.remote),
+                "RACK: {lost} segment(s) lost by time"
+            );
+        }
         self.timers.reorder = timer;
     }
 
@@ -430,6 +445,17 @@ impl Conn {
             },
         });
         let sent_to = self.retransmit_head(now, cx);
+        crate::notes::note!(
+            cx.out.notes,
+            last(self.local, self.remote),
+            "fast retransmit ({} dup ACKs{})",
+            self.dup_acks,
+            if lost {
+                ", SACK or RACK found it lost"
+            } else {
+                ""
+            }
+        );
         if let Some(r) = self.recovery.as_mut() {
             r.high_rxt = sent_to;
         }

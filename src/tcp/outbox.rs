@@ -43,6 +43,8 @@ pub(crate) struct Outbox {
     challenge_rng: u64,
     /// The device completes checksums (and cuts super-segments).
     pub offload: bool,
+    /// Notes on packets for a pcapng capture (off unless one runs).
+    pub notes: crate::notes::Notes,
 }
 
 impl Outbox {
@@ -101,6 +103,9 @@ impl Outbox {
             h.ack,
             h.window,
         );
+        if self.notes.on() {
+            packet.set_note(self.notes.emitted(local, remote, h.flags.fin));
+        }
         self.segments.push_back(OutSegment {
             src: *local.ip(),
             dst: *remote.ip(),

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
+use crate::notes::note;
+
 use super::api::TcpError;
 use super::config::TcpConfig;
 use super::conn::{Conn, Ctx};
@@ -29,7 +31,15 @@ impl Conn {
         // the RTO's place and rearms it (RFC 8985 §7.3).
         if due(self.timers.tlp, now) {
             self.timers.tlp = None;
+            let probes = cx.out.stats.tlp_probes;
             self.on_tlp(now, cx);
+            if cx.out.stats.tlp_probes > probes {
+                note!(
+                    cx.out.notes,
+                    last(self.local, self.remote),
+                    "tail loss probe"
+                );
+            }
         }
         if due(self.timers.rtx, now) {
             self.timers.rtx = None;
@@ -104,9 +114,16 @@ impl Conn {
                 return;
             }
             self.retries = self.retries.saturating_add(1);
+            let rto = self.rto().as_millis();
             self.rtt.back_off();
             self.rtt_probe = None;
             self.retransmit_head(now, cx);
+            note!(
+                cx.out.notes,
+                last(self.local, self.remote),
+                "zero-window probe (retransmission {}, RTO {rto} ms)",
+                self.retries
+            );
             return;
         }
         if self.retries >= limit {
@@ -149,6 +166,13 @@ impl Conn {
             self.sb.sacked_bytes(),
             self.recovery.is_some()
         );
+        note!(
+            cx.out.notes,
+            next(self.local, self.remote),
+            "retransmission {}, RTO {} ms",
+            self.retries,
+            self.rto().as_millis()
+        );
         self.rtt.back_off(); // RFC 6298 §5.5
         self.rtt_probe = None; // Karn: never time a retransmitted segment
         if self.state.is_synchronized() {
@@ -190,6 +214,12 @@ impl Conn {
         }
         if self.snd.wnd == 0 {
             log::trace!("{} -> {} zero-window probe", self.remote, self.local);
+            note!(
+                cx.out.notes,
+                next(self.local, self.remote),
+                "zero-window probe {}",
+                self.persist_backoff + 1
+            );
             self.emit_data(now, self.snd.nxt, 1, false, cx);
             self.snd.max = self.snd.max.max(self.snd.nxt + 1);
             self.persist_backoff = self.persist_backoff.saturating_add(1);
@@ -230,9 +260,22 @@ impl Conn {
                 self.local,
                 k.count
             );
+            note!(
+                cx.out.notes,
+                next(self.local, self.remote),
+                "keepalive: {} probes unanswered, connection reset",
+                k.count
+            );
             self.reset(Some(TcpError::TimedOut), cx);
             return;
         }
+        note!(
+            cx.out.notes,
+            next(self.local, self.remote),
+            "keepalive probe {} of {}",
+            self.keepalive_probes + 1,
+            k.count
+        );
         self.send_segment(Some(now), self.snd.una - 1, false, cx);
         self.keepalive_probes += 1;
         log::debug!(
@@ -249,6 +292,21 @@ impl Conn {
     pub(crate) fn enter_time_wait(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         self.set_state(State::TimeWait, cx);
         let linger = cx.cfg.msl.saturating_mul(2);
+        if cx.out.notes.on() {
+            match cx.out.notes.time_of_day(now + linger) {
+                Some(t) => note!(
+                    cx.out.notes,
+                    event(self.local, self.remote),
+                    "TIME-WAIT until {t} (2*MSL)"
+                ),
+                None => note!(
+                    cx.out.notes,
+                    event(self.local, self.remote),
+                    "TIME-WAIT for {} ms (2*MSL)",
+                    linger.as_millis()
+                ),
+            }
+        }
         self.timers = Timers {
             linger: Some(now + linger),
             ..Default::default()

@@ -20,6 +20,9 @@ pub struct PacketBuf {
     buf: Vec<u8>,
     start: usize,
     meta: TxMeta,
+    /// The id of the core's note on this packet (0: none), see
+    /// [`crate::notes`]; it fits in what would be padding.
+    note: u32,
 }
 
 impl PacketBuf {
@@ -32,6 +35,7 @@ impl PacketBuf {
             buf,
             start: HEADROOM,
             meta: TxMeta::default(),
+            note: 0,
         }
     }
 
@@ -41,6 +45,7 @@ impl PacketBuf {
             buf,
             start: 0,
             meta: TxMeta::default(),
+            note: 0,
         }
     }
 
@@ -58,6 +63,17 @@ impl PacketBuf {
     /// Sets [`PacketBuf::meta`].
     pub fn set_meta(&mut self, meta: TxMeta) {
         self.meta = meta;
+    }
+
+    /// The id under which the core keeps its note on this packet (0:
+    /// none; see [`crate::notes`]).
+    pub fn note(&self) -> u32 {
+        self.note
+    }
+
+    /// Sets [`PacketBuf::note`].
+    pub fn set_note(&mut self, id: u32) {
+        self.note = id;
     }
 
     /// Room left in front.
@@ -98,6 +114,14 @@ impl From<PacketBuf> for Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_note_id_fits_in_what_was_padding() {
+        // Vec (24) + start (8) + TxMeta (4) was padded to 40 bytes: the
+        // note id takes the padding, so no packet grows.
+        assert_eq!(std::mem::size_of::<TxMeta>(), 4);
+        assert_eq!(std::mem::size_of::<PacketBuf>(), 40);
+    }
 
     #[test]
     fn headers_are_prepended_in_place_within_the_headroom() {

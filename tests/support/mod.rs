@@ -222,6 +222,8 @@ pub struct TestNet {
     stdin: Option<ChildStdin>,
     stdout_lines: Arc<Mutex<Vec<String>>>,
     stdout_reader: Option<JoinHandle<()>>,
+    /// The stack writes pcapng (`stack.pcapng`) instead of pcap.
+    pcapng: bool,
 }
 
 impl TestNet {
@@ -235,6 +237,15 @@ impl TestNet {
     /// Like [`TestNet::start`], with extra arguments for `tunstack run`.
     pub fn start_with(tools: &[&str], extra_args: &[&str]) -> Option<TestNet> {
         let mut net = TestNet::new(tools)?;
+        net.spawn_stack(Path::new(TUNSTACK), &["run"], extra_args, run_is_ready);
+        Some(net)
+    }
+
+    /// Like [`TestNet::start_with`], with the capture written as pcapng
+    /// (`stack.pcapng`: the stack's notes become packet comments).
+    pub fn start_pcapng(tools: &[&str], extra_args: &[&str]) -> Option<TestNet> {
+        let mut net = TestNet::new(tools)?;
+        net.pcapng = true;
         net.spawn_stack(Path::new(TUNSTACK), &["run"], extra_args, run_is_ready);
         Some(net)
     }
@@ -335,6 +346,7 @@ impl TestNet {
             stdin: None,
             stdout_lines: Arc::new(Mutex::new(Vec::new())),
             stdout_reader: None,
+            pcapng: false,
         };
         std::fs::create_dir_all(&net.dir)
             .unwrap_or_else(|e| panic!("creating {}: {e}", net.dir.display()));
@@ -459,7 +471,11 @@ impl TestNet {
 
     /// The stack's pcap.
     pub fn pcap_path(&self) -> PathBuf {
-        self.dir.join("stack.pcap")
+        self.dir.join(if self.pcapng {
+            "stack.pcapng"
+        } else {
+            "stack.pcap"
+        })
     }
 
     /// The stack's stderr (its `RUST_LOG=debug` log).

@@ -11,7 +11,12 @@
 //!   251 is prime, so the pattern never lines up with segment or buffer
 //!   sizes and a misplaced chunk shows up in a hash. The body is streamed in
 //!   chunks; `N` may be up to [`MAX_BYTES`] (10 GiB).
-//! - `HEAD` of either: the same headers, no body.
+//! - `GET /ladder/N`: the ladder diagram of recent connection `N` (an
+//!   HTML page around `GET /ladder/N.svg`, the SVG itself, and the text
+//!   drawing), drawn by [`crate::ladder`] from the stack's bounded record
+//!   of its last connections' segment headers
+//!   ([`crate::Config::recent_connections`]); `/` links to each.
+//! - `HEAD` of any: the same headers, no body.
 //!
 //! Anything else is 404; methods other than GET and HEAD get 405 with
 //! `Allow: GET, HEAD`; a malformed request, or a request head longer than
@@ -33,6 +38,7 @@ use std::time::Duration;
 use log::debug;
 
 use super::ServiceOptions;
+use crate::ladder::recent::RecentConnection;
 use crate::runtime::StackHandle;
 use crate::{aio, Stack};
 
@@ -526,6 +532,32 @@ impl Conn<'_> {
                 .send(head, page.as_bytes(), keep_alive, request, head_only)
                 .await;
         }
+        if let Some(id) = request.path.strip_prefix("/ladder/") {
+            let (id, svg) = match id.strip_suffix(".svg") {
+                Some(id) => (id, true),
+                None => (id, false),
+            };
+            let found = match parse_decimal(id.as_bytes()) {
+                Some(id) => ladder_page(self.stack, id, svg).await,
+                None => None,
+            };
+            let (status, content_type, body) = match found {
+                Some(page) if svg => (200, "image/svg+xml", page),
+                Some(page) => (200, "text/html; charset=utf-8", page),
+                None => (
+                    404,
+                    "text/plain; charset=utf-8",
+                    format!(
+                        "404 Not Found: {}: no such recent connection (the stack keeps the last few)\n",
+                        request.path
+                    ),
+                ),
+            };
+            let head = Self::response_head(status, content_type, body.len() as u64);
+            return self
+                .send(head, body.as_bytes(), keep_alive, request, head_only)
+                .await;
+        }
         if let Some(n) = request.path.strip_prefix("/bytes/") {
             let Some(n) = parse_decimal(n.as_bytes()).filter(|&n| n <= MAX_BYTES) else {
                 let body =
@@ -690,6 +722,7 @@ async fn status_page(stack: &StackHandle) -> String {
             let _ = writeln!(page, "<p>unavailable: {}</p>", escape(&e.to_string()));
         }
     }
+    recent_section(&mut page, stack.recent_connections_async().await);
     page.push_str("<h2>Counters</h2>\n<pre>");
     match stats {
         Ok(s) => page.push_str(&escape(&s.to_string())),
@@ -697,6 +730,88 @@ async fn status_page(stack: &StackHandle) -> String {
     }
     page.push_str("</pre>\n</body></html>\n");
     page
+}
+
+/// The status page's list of recent connections, each linked to its ladder.
+fn recent_section(page: &mut String, recent: io::Result<Vec<RecentConnection>>) {
+    page.push_str("<h2>Recent connections: their ladders</h2>\n");
+    let recent = match recent {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(page, "<p>unavailable: {}</p>", escape(&e.to_string()));
+            return;
+        }
+    };
+    if recent.is_empty() {
+        page.push_str(
+            "<p>(none recorded: the record of recent connections is off, \
+             or no connection was seen yet)</p>\n",
+        );
+        return;
+    }
+    page.push_str(
+        "<p>The ladder diagram of each of the last connections, drawn from the headers \
+         of their segments (the first and last few of each), with each side's TCP \
+         state.</p>\n<table>\n<tr><th>ladder</th><th>from</th><th>to</th>\
+         <th>segments</th><th>final states</th></tr>\n",
+    );
+    for c in recent.iter().rev() {
+        let Some((from, to)) = c.endpoints() else {
+            continue;
+        };
+        let ladder = c.connection().ladder();
+        let states = format!("{} / {}", ladder.last[0].name(), ladder.last[1].name());
+        let _ = writeln!(
+            page,
+            "<tr><td><a href=\"/ladder/{id}\">#{id}</a></td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            escape(&from.to_string()),
+            escape(&to.to_string()),
+            c.total(),
+            escape(&states),
+            id = c.id,
+        );
+    }
+    page.push_str("</table>\n");
+}
+
+/// The ladder of recent connection `id`: its SVG, or an HTML page with
+/// the SVG and the text drawing; `None` if it is not (or no longer)
+/// recorded.
+async fn ladder_page(stack: &StackHandle, id: u64, svg: bool) -> Option<String> {
+    let recent = stack.recent_connections_async().await.ok()?;
+    let c = recent.into_iter().find(|c| c.id == id)?;
+    let ladder = c.connection().ladder();
+    if svg {
+        return Some(crate::ladder::svg::render(&ladder));
+    }
+    let (from, to) = c.endpoints()?;
+    let title = escape(&format!("connection #{id}: {from} -> {to}"));
+    let mut page = String::with_capacity(16 * 1024);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\n\
+         <style>body{{font-family:sans-serif;margin:2em}}</style></head>\n<body>\n\
+         <p><a href=\"/\">back to the status page</a></p>\n<h1>{title}</h1>\n"
+    );
+    if c.skipped > 0 {
+        let _ = writeln!(
+            page,
+            "<p>{} segments in all; the {} between the first {} and the last {} were not \
+             kept (the frame numbers count them).</p>",
+            c.total(),
+            c.skipped,
+            c.head.len(),
+            c.tail.len()
+        );
+    }
+    let _ = write!(
+        page,
+        "<p><img src=\"/ladder/{id}.svg\" alt=\"ladder diagram of {title}\"></p>\n\
+         <h2>As text</h2>\n<pre>{}</pre>\n</body></html>\n",
+        escape(&crate::ladder::text::render(&ladder))
+    );
+    Some(page)
 }
 
 /// Escapes text for HTML element content and attribute values.

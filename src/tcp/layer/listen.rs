@@ -147,6 +147,11 @@ impl TcpLayer {
             },
         };
         self.out.stats.syn_cookies_sent += 1;
+        crate::notes::note!(
+            self.out.notes,
+            next(local, remote),
+            "SYN queue full: SYN cookie sent, no state kept"
+        );
         log::debug!("{remote} -> {local} SYN queue full: answered with a SYN cookie");
         self.out.emit(local, remote, &syn_ack, [&[], &[]], TCP_IP);
     }
@@ -209,6 +214,11 @@ impl TcpLayer {
         }
         self.after(id, State::SynReceived);
         log::debug!("{remote} -> {local} connection opened from a SYN cookie");
+        crate::notes::note!(
+            self.out.notes,
+            received,
+            "the ACK returned a valid SYN cookie: connection opened"
+        );
         CookieAck::Opened
     }
 }

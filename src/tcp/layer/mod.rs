@@ -134,6 +134,17 @@ impl TcpLayer {
         self.out.offload = offload;
     }
 
+    /// The notes on packets for a pcapng capture ([`crate::notes`]).
+    pub(crate) fn notes(&mut self) -> &mut crate::notes::Notes {
+        &mut self.out.notes
+    }
+
+    /// Whether notes on packets are being taken.
+    #[inline]
+    pub(crate) fn notes_on(&self) -> bool {
+        self.out.notes.on()
+    }
+
     /// Counters.
     pub fn stats(&self) -> TcpStats {
         TcpStats {
@@ -309,6 +320,11 @@ impl TcpLayer {
             return;
         }
         // RFC 9293 §3.10.7.1: no connection and no listener.
+        crate::notes::note!(
+            self.out.notes,
+            received,
+            "no connection or listener for {local}: answered with RST"
+        );
         self.out.reset_for(local, remote, &seg);
     }
 
