@@ -66,6 +66,7 @@ pub mod device;
 pub mod iface;
 pub mod ip;
 pub mod ladder;
+pub mod link;
 pub mod runtime;
 pub mod services;
 pub mod socket;
@@ -75,7 +76,7 @@ pub mod time;
 pub mod udp;
 pub mod wire;
 
-pub use config::{Config, Offload};
+pub use config::{Config, Medium, Offload};
 pub use runtime::{Stack, StackHandle};
 pub use socket::aio;
 #[cfg(feature = "tokio")]
