@@ -316,7 +316,7 @@ impl fmt::Display for LinkStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} frames in, {} out, ARP {} requests in, {} replies in, {} requests out, {} replies out, {} neighbours, {} unresolved, {} conflicts",
+            "{} frames in, {} frames out, {} ARP requests in, {} ARP replies in, {} ARP requests out, {} ARP replies out, {} neighbours, {} unresolved, {} conflicts",
             self.frames_in,
             self.frames_out,
             self.arp_requests_in,
