@@ -160,14 +160,23 @@ impl EthernetLink {
             return;
         }
         if p.sender_ip == self.addr {
-            // Someone else claims our address (RFC 5227 §2.4): say so; we
-            // keep it (an address conflict is for the operator to fix).
-            log::warn!(
-                "ARP: {} at {} claims our address {}",
-                p.sender_ip,
-                p.sender_mac,
-                self.addr
-            );
+            // Someone else claims our address (RFC 5227 §2.4): say so
+            // (once loudly: the network must not make us log per packet);
+            // we keep it (an address conflict is for the operator to fix).
+            if self.stats.conflicts == 0 {
+                log::warn!(
+                    "ARP: {} at {} claims our address {} (further conflicts at debug level)",
+                    p.sender_ip,
+                    p.sender_mac,
+                    self.addr
+                );
+            } else {
+                log::debug!(
+                    "ARP: {} at {} claims our address",
+                    p.sender_ip,
+                    p.sender_mac
+                );
+            }
             self.stats.conflicts += 1;
             self.count(DropReason::ArpNotForUs);
             return;
@@ -281,8 +290,8 @@ impl EthernetLink {
     }
 
     /// The next packet of ours that could not be delivered because its
-    /// next hop did not answer ARP (RFC 1122 §2.3.2.1 asks the link layer
-    /// to tell the IP layer).
+    /// next hop did not answer ARP, for the runtime to report to the socket
+    /// that sent it (as Linux reports a failed neighbour: `EHOSTUNREACH`).
     pub fn pop_unreachable(&mut self) -> Option<Vec<u8>> {
         self.unreachable.pop_front()
     }

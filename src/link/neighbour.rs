@@ -20,7 +20,8 @@
 //!   (RFC 1122 §2.3.2.1: cache entries time out, so a neighbour that
 //!   changed its address is found again);
 //! - used after that, it is kept in use while a unicast request re-checks
-//!   it (*probe*); no answer after the same number of tries removes it;
+//!   it (*probe*; RFC 1122 §2.3.2.1 (4), "Unicast Poll"); no answer after
+//!   the same number of tries removes it;
 //! - the cache holds at most [`NeighbourConfig::capacity`] entries: a new
 //!   one evicts the least recently confirmed entry that is not incomplete
 //!   (or, if all are, the oldest incomplete one).
@@ -172,6 +173,8 @@ impl<A: Copy + Eq + Hash> NeighbourCache<A> {
         match self.entries.get_mut(&addr) {
             Some(State::Reachable { mac, confirmed }) => {
                 let mac = *mac;
+                // RFC 1122 §2.3.2.1: an entry times out; (4) "Unicast Poll"
+                // re-checks it while it stays in use.
                 if now.saturating_duration_since(*confirmed) >= cfg.reachable {
                     let confirmed = *confirmed;
                     self.entries.insert(
@@ -273,6 +276,8 @@ impl<A: Copy + Eq + Hash> NeighbourCache<A> {
                     if *probes >= cfg.max_probes {
                         failed.push(*addr);
                     } else {
+                        // RFC 1122 §2.3.2.1: at most one request per
+                        // destination per `retransmit` (1 s recommended).
                         *probes += 1;
                         *next = now + cfg.retransmit;
                         actions.push(Action::Solicit {
