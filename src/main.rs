@@ -465,12 +465,12 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {}{} (mtu {}, offload {}{}); http {}, tcp echo {}, tcp discard {}, tcp source {}, udp echo {}, udp time {}{}",
+        "tunstack: {} up on {} ({}mtu {}, offload {}{}); http {}, tcp echo {}, tcp discard {}, tcp source {}, udp echo {}, udp time {}{}",
         stack.addr(),
         args.device.device_name(),
         stack
             .mac()
-            .map_or_else(String::new, |mac| format!(" (TAP, MAC {mac})")),
+            .map_or_else(String::new, |mac| format!("TAP, MAC {mac}, ")),
         stack.mtu(),
         if stack.offload() { "on" } else { "off" },
         if stack.queues() > 1 {
