@@ -241,6 +241,31 @@ fn frames_not_for_us_runts_and_other_ethertypes_are_dropped_and_counted() {
 }
 
 #[test]
+fn a_frame_padded_to_the_ethernet_minimum_is_taken() {
+    let (stack, link) = stack();
+    link.send_packet(frame(
+        STACK_MAC,
+        HOST_MAC,
+        ETHERTYPE_ARP,
+        &arp(Operation::Reply, STACK_MAC, STACK),
+    ));
+    // 14 + 20 + 8 + 2 = 44 bytes, padded with zeros to 60 as a NIC does.
+    let mut padded = frame(
+        STACK_MAC,
+        HOST_MAC,
+        ETHERTYPE_IPV4,
+        &echo_request(5, 6, b"hi"),
+    );
+    padded.resize(60, 0);
+    link.send_packet(padded);
+    let (h, ip) = next_frame(&link, |h, _| h.ethertype == ETHERTYPE_IPV4);
+    assert_eq!(h.dst, HOST_MAC);
+    let (_, payload) = etherparse::Ipv4Header::from_slice(&ip).expect("IPv4");
+    assert_eq!(IcmpMessage::parse(payload).expect("ICMP").body(), b"hi");
+    assert_eq!(stack.stats().expect("stats").dropped_total(), 0);
+}
+
+#[test]
 fn tap_mode_refuses_more_than_one_queue() {
     let (a, _x) = memory::ethernet_link(1500);
     let (b, _y) = memory::ethernet_link(1500);

@@ -51,12 +51,21 @@ impl<D: Device> EthernetDevice<D> {
     }
 
     /// Runs the link's due timers and writes every frame it queued.
-    fn service(&mut self) -> io::Result<()> {
+    fn service(&mut self) {
         let now = self.clock.now();
         if self.link.poll_at().is_some_and(|t| t <= now) {
             self.link.poll(now);
         }
-        self.flush()
+        self.flush_quietly();
+    }
+
+    /// [`EthernetDevice::flush`] on the receive path: a failed write of an
+    /// ARP frame is logged, not taken for a failed read (which would stop
+    /// the runtime).
+    fn flush_quietly(&mut self) {
+        if let Err(e) = self.flush() {
+            log::warn!("tunstack: device write failed: {e}");
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -88,7 +97,7 @@ impl<D: Device> Device for EthernetDevice<D> {
     /// The next IPv4 packet, in place inside the frame that carried it.
     /// ARP and dropped frames are handled on the way.
     fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        self.service()?;
+        self.service();
         loop {
             let Some(r) = self.inner.recv_with(buf)? else {
                 return Ok(None);
@@ -97,7 +106,7 @@ impl<D: Device> Device for EthernetDevice<D> {
             let end = r.start.saturating_add(r.len).min(buf.len());
             let frame = buf.get(r.start..end).unwrap_or_default();
             let up = self.link.receive(now, frame);
-            self.flush()?;
+            self.flush_quietly();
             if let Some(ip) = up {
                 return Ok(Some(Received {
                     start: r.start + ip.start,
