@@ -16,7 +16,7 @@ use tunstack::link::ethernet::{
 };
 use tunstack::stats::DropReason;
 use tunstack::wire::icmp::IcmpMessage;
-use tunstack::{Config, Medium, Stack, TcpStream};
+use tunstack::{Config, Medium, Stack, TcpStream, UdpSocket};
 
 const WAIT: Duration = Duration::from_secs(5);
 const STACK_MAC: MacAddr = MacAddr([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
@@ -198,6 +198,20 @@ fn connecting_to_a_silent_neighbour_fails_with_host_unreachable() {
     );
     let link_stats = stats.device.link.expect("TAP mode reports link counters");
     assert_eq!(link_stats.resolutions_failed, 1);
+}
+
+#[test]
+fn a_connected_udp_socket_hears_host_unreachable_when_arp_gets_no_answer() {
+    let (stack, _link) = stack();
+    let socket = UdpSocket::bind(&stack, "0.0.0.0:0").expect("bind");
+    socket.connect((PHANTOM, 53)).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    socket.send(b"anyone?").expect("send");
+    let mut buf = [0u8; 64];
+    let err = socket.recv(&mut buf).expect_err("no answer");
+    assert_eq!(err.kind(), io::ErrorKind::HostUnreachable, "{err}");
 }
 
 #[test]
