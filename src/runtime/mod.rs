@@ -542,6 +542,7 @@ impl Stack {
                 shard: k,
                 links: links.clone(),
                 shard_stats: ShardStats::default(),
+                link_layer: ethernet,
             };
             let name = if n == 1 {
                 "tunstack-runtime".to_owned()
@@ -705,6 +706,9 @@ struct Runtime {
     shard: usize,
     links: Arc<[ShardLink]>,
     shard_stats: ShardStats,
+    /// The device has a link layer (TAP mode) that may hand back packets
+    /// whose next hop never answered.
+    link_layer: bool,
 }
 
 impl Runtime {
@@ -745,9 +749,12 @@ impl Runtime {
                 }
             }
             let now = clock.now();
-            // Packets whose next hop never answered ARP (TAP mode only).
-            while let Some(packet) = self.device.pop_unreachable() {
-                self.iface.next_hop_unreachable(now, &packet);
+            // Packets whose next hop never answered ARP (TAP mode only: on
+            // a TUN this is the one branch the link layer costs).
+            if self.link_layer {
+                while let Some(packet) = self.device.pop_unreachable() {
+                    self.iface.next_hop_unreachable(now, &packet);
+                }
             }
             self.iface.poll(now);
             if self
