@@ -280,6 +280,72 @@ fn a_frame_padded_to_the_ethernet_minimum_is_taken() {
 }
 
 #[test]
+fn capture_and_fault_injection_work_on_frames() {
+    let (ours, link) = memory::ethernet_link(1500);
+    let pcap = std::env::temp_dir().join(format!("tunstack-tap-{}.pcap", std::process::id()));
+    let mut config = Config {
+        seed: Some(7),
+        medium: Medium::Ethernet,
+        mac: Some(STACK_MAC),
+        pcap: Some(pcap.clone()),
+        ..Config::default()
+    };
+    // The first frame out (the first announcement) is lost on the way.
+    config.faults.drop_tx.insert(1);
+    let stack = Stack::with_device(config, ours).expect("stack starts");
+    link.send_packet(frame(
+        MacAddr::BROADCAST,
+        HOST_MAC,
+        ETHERTYPE_ARP,
+        &arp(Operation::Request, MacAddr::ZERO, STACK),
+    ));
+    let (_, body) = next_frame(&link, is_arp);
+    let first = ArpPacket::parse(&body).expect("ARP");
+    assert_eq!(first.op, Operation::Reply, "the announcement was dropped");
+    let faults = stack
+        .stats()
+        .expect("stats")
+        .device
+        .faults
+        .expect("faults on");
+    drop(stack);
+    let bytes = std::fs::read(&pcap).expect("the capture");
+    let _ = std::fs::remove_file(&pcap);
+    // LINKTYPE_ETHERNET, and the records are whole frames: the dropped
+    // announcement first (the capture sits above the fault injector), then
+    // the request and the reply.
+    assert_eq!(
+        u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]),
+        1
+    );
+    let mut records = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let len =
+            u32::from_le_bytes([bytes[at + 8], bytes[at + 9], bytes[at + 10], bytes[at + 11]]);
+        let start = at + 16;
+        let end = start + len as usize;
+        records.push(bytes[start..end].to_vec());
+        at = end;
+    }
+    let arp_ops: Vec<_> = records
+        .iter()
+        .filter_map(|r| ArpPacket::parse(r.get(HEADER_LEN..)?).ok())
+        .map(|p| (p.op, p.sender_ip, p.target_ip))
+        .take(3)
+        .collect();
+    assert_eq!(
+        arp_ops,
+        vec![
+            (Operation::Request, STACK, STACK),
+            (Operation::Request, HOST, STACK),
+            (Operation::Reply, STACK, HOST),
+        ]
+    );
+    assert_eq!((faults.tx_dropped, faults.rx_dropped), (1, 0), "{faults:?}");
+}
+
+#[test]
 fn tap_mode_refuses_more_than_one_queue() {
     let (a, _x) = memory::ethernet_link(1500);
     let (b, _y) = memory::ethernet_link(1500);
