@@ -8,8 +8,13 @@
 # creates and deletes: the kernel side of tun0 is 10.0.0.1/24, the stack is
 # 10.0.0.2. Nothing in your own network configuration is touched.
 #
-# Leaves the capture in pcaps/demo.pcapng (pcapng: each packet carries the
-# stack's comment on what it did with it). Exits non-zero if any step failed.
+# Then a short TAP part: the stack on a TAP device `tap0` in a second
+# namespace `tunstack-demo-tap-<pid>` speaks Ethernet and ARP; ping, `ip
+# neigh` and curl over it, and its capture with the Ethernet and ARP layers.
+#
+# Leaves the captures in pcaps/demo.pcapng (pcapng: each packet carries the
+# stack's comment on what it did with it) and pcaps/demo-tap.pcapng. Exits
+# non-zero if any step failed. Runs to the end with no questions asked.
 #
 # Needs root and Rust (cargo is found under sudo too); installs what else it
 # uses when missing, on Debian/Ubuntu: iproute2, iputils-ping, python3,
@@ -26,7 +31,10 @@ source "$REPO/scripts/common.sh"
 STACK_ADDR=10.0.0.2
 HOST_CIDR=10.0.0.1/24
 NS="tunstack-demo-$$"
+NS_TAP="tunstack-demo-tap-$$"
 PCAP="$REPO/pcaps/demo.pcapng"
+TAP_PCAP="$REPO/pcaps/demo-tap.pcapng"
+TAP_MAC=02:00:00:00:00:02
 BIN="$REPO/target/release/tunstack"
 UDP_CLIENT="$REPO/tests/netns/udp_client.py"
 TCP_TOOL="$REPO/tests/netns/tcp_tool.py"
@@ -89,6 +97,7 @@ cleanup() {
     trap - EXIT INT TERM
     stop_stack >/dev/null 2>&1 || true
     ip netns del "$NS" 2>/dev/null || true
+    ip netns del "$NS_TAP" 2>/dev/null || true
     rm -f "$DOWNLOAD"
     exit "$rc"
 }
@@ -478,10 +487,104 @@ if [[ -n $CLOSE_FIRST_PORT ]]; then
     fi
 fi
 
+# --- TAP mode: Ethernet and ARP ----------------------------------------------------
+
+section "TAP mode: tunstack on tap0 in $NS_TAP, MAC $TAP_MAC (Ethernet II and ARP)"
+in_tap() {
+    ip netns exec "$NS_TAP" "$@"
+}
+TAP_LOG="$REPO/target/demo/tunstack-demo-tap.log"
+: >"$TAP_LOG"
+ip netns add "$NS_TAP"
+in_tap sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
+in_tap ip link set lo up
+in_tap ip tuntap add dev tap0 mode tap
+in_tap ip addr add "$HOST_CIDR" dev tap0
+in_tap ip link set tap0 up
+echo "\$ tunstack run --tap tap0 --addr $STACK_ADDR --mac $TAP_MAC --pcap ${TAP_PCAP#"$REPO"/}"
+RUST_LOG=info ip netns exec "$NS_TAP" "$BIN" run --tap tap0 --addr "$STACK_ADDR" --mac "$TAP_MAC" \
+    --pcap "$TAP_PCAP" >"$TAP_LOG" 2>&1 &
+STACK_PID=$!
+deadline=$((SECONDS + READY_TIMEOUT))
+tap_up=1
+until grep -q "^tunstack: .* up on " "$TAP_LOG" && ip -n "$NS_TAP" -o link show dev tap0 | grep -q " state UP "; do
+    if ! kill -0 "$STACK_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+        cat "$TAP_LOG"
+        tap_up=0
+        break
+    fi
+    sleep 0.05
+done
+grep "^tunstack: " "$TAP_LOG" || true
+
+step_tap_ping() {
+    echo "\$ ping -c 3 $STACK_ADDR   # the kernel asks for the stack's MAC first (ARP)"
+    local out
+    out="$(in_tap ping -n -W 2 -w 10 -c 3 "$STACK_ADDR" 2>&1)" || true
+    echo "$out"
+    grep -q " 0% packet loss" <<<"$out"
+}
+
+step_tap_neigh() {
+    echo "\$ ip neigh show dev tap0   # the kernel's ARP cache holds the stack's MAC"
+    local out
+    out="$(in_tap ip neigh show dev tap0)"
+    echo "$out"
+    grep -Eq "^$STACK_ADDR lladdr $TAP_MAC (REACHABLE|STALE|DELAY)" <<<"$out"
+}
+
+step_tap_curl() {
+    local n=100000
+    echo "\$ curl -o <file> http://$STACK_ADDR/bytes/$n   # TCP in Ethernet frames"
+    local rc=0 size
+    in_tap curl -sS -m 20 -o "$DOWNLOAD" "http://$STACK_ADDR/bytes/$n" || rc=$?
+    size=$(stat -c %s "$DOWNLOAD")
+    echo "received $size bytes (curl exit status $rc)"
+    [[ $rc -eq 0 && $size -eq $n ]]
+}
+
+TAP_STEPS=(
+    "step_tap_ping|TAP: ping over Ethernet, with ARP"
+    "step_tap_neigh|TAP: ip neigh shows the stack's MAC"
+    "step_tap_curl|TAP: curl over Ethernet"
+)
+if ((tap_up)); then
+    for entry in "${TAP_STEPS[@]}"; do
+        run_step "${entry%%|*}" "${entry#*|}"
+    done
+else
+    FAILURES+=("TAP mode: the stack did not come up on tap0")
+fi
+section "TAP: stop the stack; its counters and capture"
+stack_rc=0
+stop_stack || stack_rc=$?
+grep -E "^(link|drops):|^  " "$TAP_LOG" || true
+if [[ $stack_rc -ne 0 ]]; then
+    FAILURES+=("TAP: clean stop (exit status $stack_rc)")
+fi
+ip netns del "$NS_TAP"
+if [[ -n ${SUDO_UID:-} && -n ${SUDO_GID:-} ]]; then
+    chown "$SUDO_UID:$SUDO_GID" "$TAP_PCAP" 2>/dev/null || true
+fi
+if ((HAVE_TSHARK)); then
+    echo "\$ tshark -r ${TAP_PCAP#"$REPO"/} -Y 'arp || icmp'"
+    tshark_quiet -n -r "$TAP_PCAP" -Y 'arp || icmp'
+    echo "\$ tshark -r ${TAP_PCAP#"$REPO"/} -T fields -e frame.protocols | sort | uniq -c   # the layers"
+    layers="$(tshark_quiet -n -r "$TAP_PCAP" -T fields -e frame.protocols | sort | uniq -c)"
+    echo "$layers"
+    if grep -q "eth:ethertype:arp" <<<"$layers"; then
+        echo "--> OK: Ethernet and ARP layers in the capture"
+    else
+        echo "--> FAILED: no ARP in the TAP capture"
+        FAILURES+=("TAP capture with Ethernet and ARP")
+    fi
+fi
+echo "Open it in Wireshark:  wireshark ${TAP_PCAP#"$REPO"/}   (link type Ethernet: Ethernet II and ARP are shown)"
+
 section "Summary"
 if ((${#FAILURES[@]})); then
     echo "FAILED steps:"
     printf '  - %s\n' "${FAILURES[@]}"
     exit 1
 fi
-echo "All ${#DEMO_STEPS[@]} demo steps passed; the stack stopped cleanly."
+echo "All $((${#DEMO_STEPS[@]} + ${#TAP_STEPS[@]})) demo steps passed (${#TAP_STEPS[@]} of them in TAP mode); the stack stopped cleanly."

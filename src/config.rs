@@ -7,10 +7,22 @@ use std::time::Duration;
 use crate::device::fault::FaultConfig;
 pub use crate::device::Offload;
 use crate::ip::frag::ReassemblyConfig;
+pub use crate::link::{MacAddr, NeighbourConfig};
 use crate::tcp::{KeepaliveConfig, TcpConfig};
 
 /// The `txqueuelen` [`crate::Stack::new`] gives the TUN unless told otherwise.
 pub const DEFAULT_TX_QUEUE_LEN: u32 = 4096;
+
+/// What a stack's device carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Medium {
+    /// Bare IP packets: a TUN device. No link layer.
+    #[default]
+    Ip,
+    /// Ethernet II frames: a TAP device. The stack has a MAC and speaks
+    /// ARP ([`crate::link`]).
+    Ethernet,
+}
 
 /// Everything a [`crate::Stack`] needs to come up. `Config::default()` is the
 /// documented network plan: the stack is 10.0.0.2 on `tun0`.
@@ -20,8 +32,17 @@ pub struct Config {
     pub addr: Ipv4Addr,
     /// Prefix length of the link's subnet (for its broadcast address).
     pub prefix_len: u8,
-    /// The TUN device to attach to, or create (used by [`crate::Stack::new`]).
+    /// The TUN device to attach to, or create (used by [`crate::Stack::new`]);
+    /// a TAP device when [`Config::medium`] is [`Medium::Ethernet`].
     pub tun_name: String,
+    /// What the device carries: bare IP packets (a TUN, the default) or
+    /// Ethernet frames (a TAP, with ARP).
+    pub medium: Medium,
+    /// The stack's MAC in TAP mode; `None`: a random locally administered
+    /// one (from [`Config::seed`] when set).
+    pub mac: Option<MacAddr>,
+    /// The ARP cache's limits and timers in TAP mode.
+    pub neighbours: NeighbourConfig,
     /// Set the device MTU; `None` keeps the device's own.
     pub mtu: Option<u16>,
     /// Also give the kernel side of the TUN this address and bring it up.
@@ -88,6 +109,9 @@ impl Default for Config {
             addr: Ipv4Addr::new(10, 0, 0, 2),
             prefix_len: 24,
             tun_name: "tun0".to_string(),
+            medium: Medium::Ip,
+            mac: None,
+            neighbours: NeighbourConfig::default(),
             mtu: None,
             host_addr: None,
             tx_queue_len: Some(DEFAULT_TX_QUEUE_LEN),
@@ -121,6 +145,12 @@ impl Config {
             u32::MAX >> self.prefix_len
         };
         Ipv4Addr::from(bits | host_mask)
+    }
+
+    /// The stack's MAC in TAP mode: [`Config::mac`], else a random locally
+    /// administered address from `seed`.
+    pub fn mac_or_random(&self, seed: u64) -> MacAddr {
+        self.mac.unwrap_or_else(|| MacAddr::random_local(seed))
     }
 
     /// The reassembly timeout.
@@ -158,6 +188,20 @@ impl Config {
         }
         if self.queues == 0 || self.queues > 64 {
             return Err(format!("{} queues: between 1 and 64", self.queues));
+        }
+        if self.medium == Medium::Ethernet && self.queues > 1 {
+            return Err(format!(
+                "{} queues: TAP mode runs one queue (the ARP cache is one table \
+                 that every shard would share)",
+                self.queues
+            ));
+        }
+        if let Some(mac) = self.mac {
+            if !mac.is_unicast() {
+                return Err(format!(
+                    "{mac} cannot be the stack's MAC: it is a group or zero address"
+                ));
+            }
         }
         if self.prefix_len > 32 {
             return Err(format!(
@@ -250,6 +294,20 @@ mod tests {
             ..Config::default()
         };
         assert!(tiny.validate().is_err());
+        let tap_queues = Config {
+            medium: Medium::Ethernet,
+            queues: 2,
+            ..Config::default()
+        };
+        assert!(tap_queues
+            .validate()
+            .unwrap_err()
+            .contains("TAP mode runs one queue"));
+        let group_mac = Config {
+            mac: Some(MacAddr::BROADCAST),
+            ..Config::default()
+        };
+        assert!(group_mac.validate().unwrap_err().contains("group"));
         let point_to_point = Config {
             prefix_len: 32,
             ..Config::default()

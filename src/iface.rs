@@ -572,6 +572,55 @@ impl Interface {
             .or_else(|| self.tcp.pop_event().map(Event::Tcp))
     }
 
+    /// A packet of ours that the link layer could not deliver: its next
+    /// hop never answered ARP (TAP mode). As Linux does for a neighbour
+    /// that fails, the socket that sent it hears "host unreachable": a
+    /// connection attempt in SYN-SENT fails with `HostUnreachable`, an
+    /// established connection notes it as a soft error (RFC 1122
+    /// §4.2.3.9), a connected UDP socket gets the error.
+    pub fn next_hop_unreachable(&mut self, now: Instant, packet: &[u8]) {
+        let Some(ihl) = packet.first().map(|b| usize::from(b & 0x0f) * 4) else {
+            return;
+        };
+        let (Some(proto), Some(src), Some(dst), Some(t)) = (
+            packet.get(9).copied(),
+            packet.get(12..16),
+            packet.get(16..20),
+            packet.get(ihl..ihl + 8),
+        ) else {
+            return;
+        };
+        let src = Ipv4Addr::new(src[0], src[1], src[2], src[3]);
+        let dst = Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
+        if src != self.ip.addr() {
+            return;
+        }
+        let sport = u16::from_be_bytes([t[0], t[1]]);
+        let dport = u16::from_be_bytes([t[2], t[3]]);
+        let local = SocketAddrV4::new(src, sport);
+        let remote = SocketAddrV4::new(dst, dport);
+        if proto == PROTO_TCP {
+            let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+            let mtu = self.ip.mtu();
+            self.tcp.on_icmp(
+                now,
+                (local, remote),
+                seq,
+                IcmpError::NeighbourUnreachable,
+                mtu,
+            );
+        } else if proto == udp::PROTOCOL {
+            if let Some(socket) = self.udp.lookup(remote, sport) {
+                if self.udp.remote(socket) == Some(remote) {
+                    self.events.push_back(Event::UdpError {
+                        socket,
+                        error: std::io::ErrorKind::HostUnreachable,
+                    });
+                }
+            }
+        }
+    }
+
     /// Counts a datagram the socket layer could not queue.
     pub fn count_drop(&mut self, reason: DropReason) {
         self.stats.drop(reason);

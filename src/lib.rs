@@ -11,8 +11,11 @@
 //! ```
 //!
 //! - [`wire`]: views and builders over `etherparse`, checksums. No state.
-//! - [`device`]: the [`device::Device`] trait, the TUN device, an in-memory
-//!   link, and the pcap capture middleware.
+//! - [`device`]: the [`device::Device`] trait, the TUN (or TAP) device, an
+//!   in-memory link, the pcap capture middleware, and in TAP mode the
+//!   Ethernet device over the link layer.
+//! - [`link`]: TAP mode's link layer (sans-IO): Ethernet II, ARP and the
+//!   neighbour cache.
 //! - [`ip`]: IPv4 input validation, reassembly, fragmentation, ICMP.
 //! - [`udp`]: the UDP port table (sans-IO).
 //! - [`tcp`]: the TCP core (sans-IO).
@@ -66,6 +69,7 @@ pub mod device;
 pub mod iface;
 pub mod ip;
 pub mod ladder;
+pub mod link;
 pub mod notes;
 pub mod runtime;
 pub mod services;
@@ -76,7 +80,7 @@ pub mod time;
 pub mod udp;
 pub mod wire;
 
-pub use config::{Config, Offload};
+pub use config::{Config, Medium, Offload};
 pub use runtime::{Stack, StackHandle};
 pub use socket::aio;
 #[cfg(feature = "tokio")]

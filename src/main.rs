@@ -60,6 +60,15 @@ struct DeviceArgs {
     /// TUN device to attach to; created if it does not exist.
     #[arg(long, default_value = "tun0", value_name = "NAME")]
     tun: String,
+    /// TAP mode: attach to (or create) TAP device NAME instead of a TUN.
+    /// The stack then speaks Ethernet II and ARP, with its own MAC
+    /// (--mac), and --pcap records Ethernet frames. One queue, offload off.
+    #[arg(long, value_name = "NAME", conflicts_with = "tun")]
+    tap: Option<String>,
+    /// The stack's MAC in TAP mode (default: a random locally
+    /// administered address), e.g. 02:00:00:00:00:02.
+    #[arg(long, value_name = "MAC", requires = "tap")]
+    mac: Option<tunstack::config::MacAddr>,
     /// The stack's own IPv4 address (the kernel side must route to it).
     #[arg(long, default_value = "10.0.0.2", value_name = "IPV4")]
     addr: Ipv4Addr,
@@ -199,10 +208,21 @@ impl FaultArgs {
 }
 
 impl DeviceArgs {
+    /// The TAP's name in TAP mode, else the TUN's.
+    fn device_name(&self) -> &str {
+        self.tap.as_deref().unwrap_or(&self.tun)
+    }
+
     fn config(&self) -> Config {
         let mut config = Config {
             addr: self.addr,
-            tun_name: self.tun.clone(),
+            tun_name: self.device_name().to_owned(),
+            medium: if self.tap.is_some() {
+                tunstack::Medium::Ethernet
+            } else {
+                tunstack::Medium::Ip
+            },
+            mac: self.mac,
             mtu: self.mtu,
             host_addr: self.host_addr,
             tx_queue_len: (self.txqueuelen > 0).then_some(self.txqueuelen),
@@ -456,9 +476,12 @@ fn run(args: RunArgs) -> std::io::Result<()> {
         services.push(services::udp_time(&stack, args.udp_time_port)?);
     }
     println!(
-        "tunstack: {} up on {} (mtu {}, offload {}{}); http {}, tcp echo {}, tcp discard {}, tcp source {}, udp echo {}, udp time {}{}",
+        "tunstack: {} up on {} ({}mtu {}, offload {}{}); http {}, tcp echo {}, tcp discard {}, tcp source {}, udp echo {}, udp time {}{}",
         stack.addr(),
-        args.device.tun,
+        args.device.device_name(),
+        stack
+            .mac()
+            .map_or_else(String::new, |mac| format!("TAP, MAC {mac}, ")),
         stack.mtu(),
         if stack.offload() { "on" } else { "off" },
         if stack.queues() > 1 {

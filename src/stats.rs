@@ -8,10 +8,27 @@
 
 use std::fmt;
 
-/// Why a packet was dropped: one that arrived, or (the last reason) one the
-/// stack could not send.
+/// Why a packet was dropped: one that arrived, or (the last three reasons)
+/// one the stack could not send. The `Ethernet*`, `Arp*` and `Neighbour*`
+/// reasons happen only in TAP mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
+    /// A frame shorter than an Ethernet header (TAP mode).
+    EthernetRunt,
+    /// A frame for another station: unicast to another MAC, or a group
+    /// address we have not joined (TAP mode).
+    EthernetNotForUs,
+    /// A frame from a group or all-zero MAC, or from our own (TAP mode).
+    EthernetBadSource,
+    /// An EtherType other than IPv4 and ARP, or an 802.3 length (TAP mode).
+    EthernetUnknownType,
+    /// ARP packet truncated, or its sender fields unusable.
+    ArpMalformed,
+    /// ARP for another hardware or protocol type, or an unknown operation.
+    ArpUnsupported,
+    /// ARP whose target is another host (its sender still updates an
+    /// entry we hold, RFC 826), or that claims our own address.
+    ArpNotForUs,
     /// Shorter than an IPv4 header.
     Truncated,
     /// Version field is not 4.
@@ -63,11 +80,23 @@ pub enum DropReason {
     /// A datagram of ours larger than the link MTU with Don't Fragment set
     /// (or one that cannot be fragmented to it): not sent.
     OutputTooBig,
+    /// A packet of ours dropped while its next hop is resolved: more were
+    /// waiting than the per-neighbour queue holds (TAP mode).
+    NeighbourQueueFull,
+    /// A packet of ours whose next hop never answered ARP (TAP mode).
+    NeighbourUnreachable,
 }
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 34] = [
+        DropReason::EthernetRunt,
+        DropReason::EthernetNotForUs,
+        DropReason::EthernetBadSource,
+        DropReason::EthernetUnknownType,
+        DropReason::ArpMalformed,
+        DropReason::ArpUnsupported,
+        DropReason::ArpNotForUs,
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadHeaderLength,
@@ -93,6 +122,21 @@ impl DropReason {
         DropReason::UdpReceiveBufferFull,
         DropReason::TcpRejected,
         DropReason::OutputTooBig,
+        DropReason::NeighbourQueueFull,
+        DropReason::NeighbourUnreachable,
+    ];
+
+    /// The reasons the link layer (TAP mode) counts.
+    pub const LINK: [DropReason; 9] = [
+        DropReason::EthernetRunt,
+        DropReason::EthernetNotForUs,
+        DropReason::EthernetBadSource,
+        DropReason::EthernetUnknownType,
+        DropReason::ArpMalformed,
+        DropReason::ArpUnsupported,
+        DropReason::ArpNotForUs,
+        DropReason::NeighbourQueueFull,
+        DropReason::NeighbourUnreachable,
     ];
 
     /// A short, stable name (used in logs and the stats table).
@@ -123,6 +167,15 @@ impl DropReason {
             DropReason::UdpReceiveBufferFull => "udp-rcvbuf-full",
             DropReason::TcpRejected => "tcp-rejected",
             DropReason::OutputTooBig => "ip-out-too-big",
+            DropReason::EthernetRunt => "eth-runt",
+            DropReason::EthernetNotForUs => "eth-not-for-us",
+            DropReason::EthernetBadSource => "eth-bad-source",
+            DropReason::EthernetUnknownType => "eth-unknown-type",
+            DropReason::ArpMalformed => "arp-malformed",
+            DropReason::ArpUnsupported => "arp-unsupported",
+            DropReason::ArpNotForUs => "arp-not-for-us",
+            DropReason::NeighbourQueueFull => "neigh-queue-full",
+            DropReason::NeighbourUnreachable => "neigh-unreachable",
         }
     }
 
@@ -200,6 +253,83 @@ pub struct TcpStats {
     pub timeouts: u64,
 }
 
+/// The link layer's counters in TAP mode (reported as
+/// [`crate::device::DeviceCounters::link`]; its drops are also counted in
+/// [`Stats::dropped`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// ARP requests received.
+    pub arp_requests_in: u64,
+    /// ARP replies received.
+    pub arp_replies_in: u64,
+    /// ARP requests sent (resolutions, re-checks, announcements).
+    pub arp_requests_out: u64,
+    /// ARP replies sent.
+    pub arp_replies_out: u64,
+    /// Neighbours that never answered.
+    pub resolutions_failed: u64,
+    /// ARP packets from another station claiming our address.
+    pub conflicts: u64,
+    /// Entries in the neighbour cache now (a gauge).
+    pub neighbours: u64,
+    drops: [u64; DropReason::LINK.len()],
+}
+
+impl LinkStats {
+    /// Counts one drop for a link-layer reason (others are ignored).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        if let Some(i) = DropReason::LINK.iter().position(|r| *r == reason) {
+            self.drops[i] += 1;
+        }
+    }
+
+    /// How many were dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        DropReason::LINK
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.drops[i])
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &LinkStats) {
+        self.frames_in += other.frames_in;
+        self.frames_out += other.frames_out;
+        self.arp_requests_in += other.arp_requests_in;
+        self.arp_replies_in += other.arp_replies_in;
+        self.arp_requests_out += other.arp_requests_out;
+        self.arp_replies_out += other.arp_replies_out;
+        self.resolutions_failed += other.resolutions_failed;
+        self.conflicts += other.conflicts;
+        self.neighbours += other.neighbours;
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+    }
+}
+
+impl fmt::Display for LinkStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} frames in, {} frames out, {} ARP requests in, {} ARP replies in, {} ARP requests out, {} ARP replies out, {} neighbours, {} unresolved, {} conflicts",
+            self.frames_in,
+            self.frames_out,
+            self.arp_requests_in,
+            self.arp_replies_in,
+            self.arp_requests_out,
+            self.arp_replies_out,
+            self.neighbours,
+            self.resolutions_failed,
+            self.conflicts
+        )
+    }
+}
+
 /// One shard's share of the traffic (filled in by the runtime).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShardStats {
@@ -211,7 +341,7 @@ pub struct ShardStats {
 }
 
 /// A snapshot of the stack's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     /// IPv4 packets received from the device (before validation).
     pub ip_packets_in: u64,
@@ -242,6 +372,27 @@ pub struct Stats {
     /// from its queue and handed over to the shard that owns it.
     pub shards: Vec<ShardStats>,
     drops: [u64; DropReason::ALL.len()],
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            ip_packets_in: 0,
+            ip_packets_out: 0,
+            ip_reassembled: 0,
+            ip_fragmented: 0,
+            icmp_echo_replies: 0,
+            icmp_unreachables_sent: 0,
+            icmp_time_exceeded_sent: 0,
+            icmp_rate_limited: 0,
+            udp_datagrams_in: 0,
+            udp_datagrams_out: 0,
+            tcp: TcpStats::default(),
+            device: crate::device::DeviceCounters::default(),
+            shards: Vec::new(),
+            drops: [0; DropReason::ALL.len()],
+        }
+    }
 }
 
 impl TcpStats {
@@ -306,6 +457,9 @@ impl Stats {
         if let Some(o) = &o.faults {
             d.faults.get_or_insert_with(Default::default).add(o);
         }
+        if let Some(o) = &o.link {
+            d.link.get_or_insert_with(Default::default).add(o);
+        }
     }
 
     /// Counts one dropped packet.
@@ -313,6 +467,15 @@ impl Stats {
         let i = reason.index();
         if let Some(c) = self.drops.get_mut(i) {
             *c += 1;
+        }
+    }
+
+    /// Counts `n` packets dropped for `reason` (by a layer that keeps its
+    /// own counters, like the link layer).
+    pub fn drop_n(&mut self, reason: DropReason, n: u64) {
+        let i = reason.index();
+        if let Some(c) = self.drops.get_mut(i) {
+            *c += n;
         }
     }
 
@@ -372,6 +535,9 @@ impl fmt::Display for Stats {
         }
         if let Some(faults) = &d.faults {
             writeln!(f, "faults: {faults}")?;
+        }
+        if let Some(link) = &d.link {
+            writeln!(f, "link: {link}")?;
         }
         if self.shards.len() > 1 {
             let read: Vec<String> = self

@@ -310,3 +310,188 @@ fn random_and_mutated_packets_never_panic_and_are_all_accounted_for() {
         "most mutants are dropped: {s}"
     );
 }
+
+/// TAP mode: malformed Ethernet frames and ARP packets are dropped and
+/// counted under their own reasons.
+#[test]
+fn malformed_ethernet_and_arp_are_dropped_and_counted_under_their_reasons() {
+    use tunstack::link::arp::{ArpPacket, Operation};
+    use tunstack::link::ethernet::{EthernetHeader, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+    use tunstack::link::{EthernetLink, NeighbourConfig};
+
+    let us = MacAddr([0x02, 0, 0, 0, 0, 2]);
+    let peer = MacAddr([0x02, 0, 0, 0, 0, 1]);
+    let frame = |dst: MacAddr, src: MacAddr, ethertype: u16, body: &[u8]| {
+        let mut f = EthernetHeader {
+            dst,
+            src,
+            ethertype,
+        }
+        .to_bytes()
+        .to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    let request = ArpPacket {
+        op: Operation::Request,
+        sender_mac: peer,
+        sender_ip: HOST,
+        target_mac: MacAddr::ZERO,
+        target_ip: STACK,
+    }
+    .to_bytes();
+    let mut bad_op = request;
+    bad_op[7] = 9;
+    let mut bad_hw = request;
+    bad_hw[1] = 6; // IEEE 802 instead of Ethernet
+    let mut bad_len = request;
+    bad_len[4] = 8;
+    let mut zero_sender = request;
+    zero_sender[8..14].fill(0);
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (vec![], DropReason::EthernetRunt),
+        (vec![0; 13], DropReason::EthernetRunt),
+        (
+            frame(MacAddr([0x02, 9, 9, 9, 9, 9]), peer, ETHERTYPE_IPV4, b"x"),
+            DropReason::EthernetNotForUs,
+        ),
+        (
+            frame(
+                MacAddr([0x01, 0, 0x5e, 0, 0, 1]),
+                peer,
+                ETHERTYPE_IPV4,
+                b"x",
+            ),
+            DropReason::EthernetNotForUs,
+        ),
+        (
+            frame(us, MacAddr::ZERO, ETHERTYPE_IPV4, b"x"),
+            DropReason::EthernetBadSource,
+        ),
+        (
+            frame(us, us, ETHERTYPE_IPV4, b"x"),
+            DropReason::EthernetBadSource,
+        ),
+        (
+            frame(us, peer, 0x0000, b"x"),
+            DropReason::EthernetUnknownType,
+        ),
+        (
+            frame(us, peer, 0x88cc, b"lldp"),
+            DropReason::EthernetUnknownType,
+        ),
+        (
+            frame(us, peer, ETHERTYPE_ARP, &request[..27]),
+            DropReason::ArpMalformed,
+        ),
+        (
+            frame(us, peer, ETHERTYPE_ARP, &zero_sender),
+            DropReason::ArpMalformed,
+        ),
+        (
+            frame(us, peer, ETHERTYPE_ARP, &bad_op),
+            DropReason::ArpUnsupported,
+        ),
+        (
+            frame(us, peer, ETHERTYPE_ARP, &bad_hw),
+            DropReason::ArpUnsupported,
+        ),
+        (
+            frame(us, peer, ETHERTYPE_ARP, &bad_len),
+            DropReason::ArpUnsupported,
+        ),
+    ];
+    let mut link = EthernetLink::new(us, STACK, 24, NeighbourConfig::default());
+    for (f, reason) in cases {
+        let before = link.stats().dropped(reason);
+        assert_eq!(link.receive(Instant::ZERO, &f), None, "{reason}: {f:02x?}");
+        assert_eq!(
+            link.stats().dropped(reason),
+            before + 1,
+            "{reason}: {f:02x?}"
+        );
+    }
+    assert!(link.pop_frame().is_none(), "nothing answered");
+}
+
+/// TAP mode: random and mutated frames never panic the link layer, and
+/// each is either handed up, handled as ARP, or dropped and counted.
+#[test]
+fn random_and_mutated_frames_never_panic() {
+    use tunstack::link::arp::{ArpPacket, Operation};
+    use tunstack::link::ethernet::{EthernetHeader, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+    use tunstack::link::{EthernetLink, NeighbourConfig};
+
+    let us = MacAddr([0x02, 0, 0, 0, 0, 2]);
+    let peer = MacAddr([0x02, 0, 0, 0, 0, 1]);
+    let framed = |ethertype: u16, body: &[u8]| {
+        let mut f = EthernetHeader {
+            dst: us,
+            src: peer,
+            ethertype,
+        }
+        .to_bytes()
+        .to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    let arp = ArpPacket {
+        op: Operation::Request,
+        sender_mac: peer,
+        sender_ip: HOST,
+        target_mac: MacAddr::ZERO,
+        target_ip: STACK,
+    }
+    .to_bytes();
+    let seeds = [
+        framed(ETHERTYPE_ARP, &arp),
+        framed(ETHERTYPE_IPV4, &echo_request(1, 2, &[9u8; 64])),
+    ];
+    let mut link = EthernetLink::new(us, STACK, 24, NeighbourConfig::default());
+    let mut iface = iface();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut now = Instant::ZERO;
+    let rounds = 50_000u64;
+    let mut up = 0;
+    for round in 0..rounds {
+        let mut f = seeds[rng.below(seeds.len())].clone();
+        match rng.below(3) {
+            0 => {
+                for _ in 0..rng.below(6) + 1 {
+                    let at = rng.below(f.len());
+                    f[at] ^= 1 << rng.below(8);
+                }
+            }
+            1 => f.truncate(rng.below(f.len() + 1)),
+            _ => f = (0..rng.below(80)).map(|_| rng.next() as u8).collect(),
+        }
+        if let Some(ip) = link.receive(now, &f) {
+            up += 1;
+            iface.receive(now, &f[ip]);
+        }
+        if round % 500 == 0 {
+            now += Duration::from_secs(1);
+            link.poll(now);
+            iface.poll(now);
+        }
+        for p in outputs(&mut iface) {
+            link.send_ipv4(now, &p);
+        }
+        while let Some(p) = link.pop_unreachable() {
+            iface.next_hop_unreachable(now, &p);
+        }
+        while iface.pop_event().is_some() {}
+        while let Some(out) = link.pop_frame() {
+            let h = EthernetHeader::parse(&out).expect("every frame sent has a header");
+            assert_eq!(h.src, us);
+        }
+    }
+    let s = link.stats();
+    let dropped: u64 = DropReason::LINK.iter().map(|r| s.dropped(*r)).sum();
+    let arp_in = s.arp_requests_in + s.arp_replies_in;
+    assert_eq!(s.frames_in, rounds);
+    assert!(
+        up + dropped + arp_in >= rounds,
+        "every frame accounted for: {s}"
+    );
+}

@@ -18,6 +18,9 @@
 #[path = "netns/async_apps.rs"]
 mod async_apps;
 mod support;
+/// TAP mode: Ethernet and ARP.
+#[path = "netns/tap.rs"]
+mod tap;
 /// The TCP tests.
 #[path = "netns/tcp.rs"]
 mod tcp;

@@ -9,6 +9,7 @@
 //! - [`packets`]: builders for the packets the harnesses wrap and the seeds.
 //! - [`ip`]: `ip_input`, `icmp`, `udp` — a whole `Interface`.
 //! - [`tcp`]: `tcp_options`, `tcb_listen`, `tcb_established` — a `TcpLayer`.
+//! - [`link`]: `ethernet` — an `EthernetLink` (TAP mode) before an `Interface`.
 //! - [`seeds`]: the seed corpus.
 //!
 //! Every harness drives the sans-IO core with a virtual clock and checks
@@ -24,11 +25,13 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub mod ip;
+pub mod link;
 pub mod packets;
 pub mod seeds;
 pub mod tcp;
 
 pub use ip::{icmp, ip_input, udp};
+pub use link::ethernet;
 pub use tcp::{tcb_established, tcb_listen, tcp_options};
 
 /// The stack's address (`Config::default()`).
@@ -146,11 +149,12 @@ pub fn tolerate_known_bugs() -> bool {
 pub type Harness = fn(&[u8]);
 
 /// Every harness by target name.
-pub const TARGETS: [(&str, Harness); 6] = [
+pub const TARGETS: [(&str, Harness); 7] = [
     ("ip_input", ip_input),
     ("icmp", icmp),
     ("udp", udp),
     ("tcp_options", tcp_options),
     ("tcb_listen", tcb_listen),
     ("tcb_established", tcb_established),
+    ("ethernet", ethernet),
 ];

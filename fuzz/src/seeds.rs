@@ -72,6 +72,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     // ip_input: whole packets and fragment trains.
     let whole = |proto, payload: &[u8]| packet_to(US, proto, payload);
     add("ip_input", "ping", ip_input_records(0, &[whole(1, &ping)]));
+    ethernet_seeds(&mut add, &ping);
     add(
         "ip_input",
         "ping_fragmented",
@@ -487,4 +488,53 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         est(0x01, 1000, &[0, flag::RST, 0x0f, 0, 0, 0, 0]),
     );
     v
+}
+
+/// `ethernet` seeds: ARP then a ping, a resolution answered and one not,
+/// a runt, and more neighbours than the cache holds.
+fn ethernet_seeds(add: &mut impl FnMut(&'static str, &str, Vec<u8>), ping: &[u8]) {
+    use super::link::{ARP_BROADCAST, IPV4_TO_US, PEER_MAC, RAW_FRAME, SEND_TO};
+    use tunstack::link::arp::{ArpPacket, Operation};
+    use tunstack::link::ethernet::MacAddr;
+    fn record(kind: u8, wait: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![kind << 6 | (wait & 0x3f)];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+    let arp = |op, target_ip| {
+        ArpPacket {
+            op,
+            sender_mac: PEER_MAC,
+            sender_ip: PEER,
+            target_mac: MacAddr::ZERO,
+            target_ip,
+        }
+        .to_bytes()
+        .to_vec()
+    };
+    let ping = packet_to(US, 1, ping);
+    add(
+        "ethernet",
+        "arp_then_ping",
+        [
+            record(ARP_BROADCAST, 0, &arp(Operation::Request, US)),
+            record(IPV4_TO_US, 1, &ping),
+        ]
+        .concat(),
+    );
+    add(
+        "ethernet",
+        "resolved_then_silent",
+        [
+            record(SEND_TO, 0, &[1]),
+            record(ARP_BROADCAST, 2, &arp(Operation::Reply, US)),
+            record(SEND_TO, 0, &[3]),
+            record(SEND_TO, 20, &[3]),
+        ]
+        .concat(),
+    );
+    add("ethernet", "runt", record(RAW_FRAME, 0, &[0xff; 10]));
+    let many: Vec<u8> = (10..30u8).flat_map(|h| record(SEND_TO, 1, &[h])).collect();
+    add("ethernet", "more_neighbours_than_the_cache", many);
 }

@@ -45,6 +45,9 @@ pub struct MemoryDevice {
     /// Both ends take super-segments and partial checksums, like two
     /// stacks with offload back to back.
     offload: bool,
+    /// Bytes of link header a frame may carry beyond the MTU (14 on an
+    /// Ethernet link, 0 for bare IP).
+    link_header: usize,
 }
 
 /// Makes a point-to-point link whose ends carry packets of up to `mtu`
@@ -82,6 +85,16 @@ pub fn link_with_offload(mtu: usize) -> (MemoryDevice, MemoryDevice) {
     (a, b)
 }
 
+/// Like [`link`], for Ethernet frames (a TAP's view): each end carries
+/// frames of up to `mtu` bytes of payload plus the 14-byte Ethernet
+/// header, and reports `mtu` (the IP MTU) as its [`Device::mtu`].
+pub fn ethernet_link(mtu: usize) -> (MemoryDevice, MemoryDevice) {
+    let (mut a, mut b) = link(mtu);
+    a.link_header = crate::link::ethernet::HEADER_LEN;
+    b.link_header = crate::link::ethernet::HEADER_LEN;
+    (a, b)
+}
+
 impl MemoryDevice {
     fn new(
         mtu: usize,
@@ -99,6 +112,7 @@ impl MemoryDevice {
             wake_rx,
             dropped_on_send: AtomicU64::new(0),
             offload: false,
+            link_header: 0,
         }
     }
 
@@ -213,7 +227,7 @@ impl Device for MemoryDevice {
     /// [`MemoryDevice::dropped_on_send`]) if it exceeds the MTU or the
     /// peer's queue is full.
     fn send(&mut self, packet: &[u8]) -> io::Result<()> {
-        if packet.len() > self.mtu {
+        if packet.len() > self.mtu + self.link_header {
             log::debug!(
                 "memory link: dropping {}-byte packet over MTU {}",
                 packet.len(),
@@ -400,6 +414,16 @@ mod tests {
         assert_eq!(a.dropped_on_send(), 1);
         assert_eq!(recv_one(&mut b).map(|p| p.len()), Some(100));
         assert_eq!(recv_one(&mut b), None);
+        assert_eq!(b.mtu(), 100);
+    }
+
+    #[test]
+    fn an_ethernet_link_carries_the_header_beyond_the_mtu() {
+        let (mut a, mut b) = ethernet_link(100);
+        a.send(&[0u8; 115]).unwrap();
+        a.send(&[0u8; 114]).unwrap();
+        assert_eq!(a.dropped_on_send(), 1);
+        assert_eq!(recv_one(&mut b).map(|p| p.len()), Some(114));
         assert_eq!(b.mtu(), 100);
     }
 

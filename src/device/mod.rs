@@ -1,6 +1,8 @@
 //! Devices: where IP packets enter and leave the stack.
 //!
-//! A [`Device`] moves whole IPv4 packets. The runtime asks it for packets
+//! A [`Device`] moves whole IPv4 packets (to the stack; underneath, a TAP
+//! device and the middleware around it move Ethernet frames, and
+//! [`ethernet::EthernetDevice`] turns them into packets). The runtime asks it for packets
 //! without blocking (`recv`), writes packets out (`send`), and sleeps in
 //! `wait` until a packet may be ready, the timeout passes, or another thread
 //! fires the device's [`Waker`].
@@ -9,7 +11,10 @@
 //! [`memory::MemoryDevice`] (an in-memory link for tests), and middleware
 //! that wraps any device: [`capture::Capture`] (pcap of every packet) and
 //! [`fault::FaultInjector`] (drops, delays, duplicates and reorders on
-//! purpose). [`relay::Relay`] joins two devices through a fault injector.
+//! purpose). Middleware and the in-memory link move bytes, so they work
+//! at either layer (IP packets or Ethernet frames); only their offload
+//! paths (super-segments, partial checksums) look inside, and offload is
+//! off in TAP mode. [`relay::Relay`] joins two devices through a fault injector.
 
 use std::fmt;
 use std::io;
@@ -17,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod capture;
+pub mod ethernet;
 pub mod fault;
 pub mod memory;
 pub mod pcap;
@@ -74,6 +80,8 @@ pub struct DeviceCounters {
     pub gso_unsupported: u64,
     /// What fault injection did, when it is on.
     pub faults: Option<fault::FaultStats>,
+    /// The link layer's counters (TAP mode).
+    pub link: Option<crate::stats::LinkStats>,
 }
 
 /// Whether a TUN device takes segmentation and checksum offload.
@@ -208,6 +216,14 @@ pub trait Device: Send {
         let _ = note;
         self.send_with(packet, meta)
     }
+
+    /// A packet the stack sent that the device could not deliver because
+    /// its next hop never answered address resolution (a TAP's ARP), for
+    /// the runtime to report to the socket that sent it. A device without
+    /// a link layer has none.
+    fn pop_unreachable(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Does in software what `meta` asks of a device (cut a super-segment,
@@ -259,5 +275,8 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn send_noted(&mut self, packet: &[u8], meta: TxMeta, note: &str) -> io::Result<()> {
         (**self).send_noted(packet, meta, note)
+    }
+    fn pop_unreachable(&mut self) -> Option<Vec<u8>> {
+        (**self).pop_unreachable()
     }
 }

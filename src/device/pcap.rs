@@ -25,6 +25,8 @@ pub const PCAP_VERSION: (u16, u16) = (2, 4);
 pub const PCAP_SNAPLEN: u32 = 262_144;
 /// `LINKTYPE_RAW`: each record is a raw IPv4 or IPv6 packet.
 pub const LINKTYPE_RAW: u32 = 101;
+/// `LINKTYPE_ETHERNET`: each record is an Ethernet frame (TAP mode).
+pub const LINKTYPE_ETHERNET: u32 = 1;
 
 const GLOBAL_HEADER_LEN: usize = 24;
 const RECORD_HEADER_LEN: usize = 16;
@@ -45,15 +47,22 @@ impl PcapWriter<File> {
 }
 
 impl<W: Write> PcapWriter<W> {
-    /// Writes the pcap global header to `w` and returns a writer for records.
-    pub fn new(mut w: W) -> io::Result<Self> {
+    /// Writes the pcap global header to `w` and returns a writer for records
+    /// of raw IP packets ([`LINKTYPE_RAW`]).
+    pub fn new(w: W) -> io::Result<Self> {
+        PcapWriter::with_link_type(w, LINKTYPE_RAW)
+    }
+
+    /// [`PcapWriter::new`] for records of `link_type` (e.g.
+    /// [`LINKTYPE_ETHERNET`]).
+    pub fn with_link_type(mut w: W, link_type: u32) -> io::Result<Self> {
         let mut header = [0u8; GLOBAL_HEADER_LEN];
         header[0..4].copy_from_slice(&PCAP_MAGIC_MICROS.to_le_bytes());
         header[4..6].copy_from_slice(&PCAP_VERSION.0.to_le_bytes());
         header[6..8].copy_from_slice(&PCAP_VERSION.1.to_le_bytes());
         // thiszone (8..12) and sigfigs (12..16) stay zero.
         header[16..20].copy_from_slice(&PCAP_SNAPLEN.to_le_bytes());
-        header[20..24].copy_from_slice(&LINKTYPE_RAW.to_le_bytes());
+        header[20..24].copy_from_slice(&link_type.to_le_bytes());
         w.write_all(&header)?;
         w.flush()?;
         Ok(PcapWriter {
@@ -108,8 +117,13 @@ pub struct SharedPcap {
 impl SharedPcap {
     /// Creates (or truncates) the file at `path` and writes the header:
     /// pcapng with a comment per packet if the name ends in `.pcapng`,
-    /// classic pcap otherwise; link type [`LINKTYPE_RAW`].
+    /// classic pcap otherwise; link type [`LINKTYPE_RAW`] (raw IP records).
     pub fn create(path: impl AsRef<Path>) -> io::Result<SharedPcap> {
+        SharedPcap::create_with_link_type(path, LINKTYPE_RAW)
+    }
+
+    /// [`SharedPcap::create`] for records of `link_type`.
+    pub fn create_with_link_type(path: impl AsRef<Path>, link_type: u32) -> io::Result<SharedPcap> {
         let path = path.as_ref();
         let described = |e: io::Error| {
             io::Error::new(
@@ -118,12 +132,15 @@ impl SharedPcap {
             )
         };
         let pcapng = is_pcapng_path(path);
+        let file = File::create(path).map_err(described)?;
         let file = if pcapng {
-            super::pcapng::PcapngWriter::new(File::create(path).map_err(described)?)
+            super::pcapng::PcapngWriter::with_link_type(file, link_type)
                 .map_err(described)?
                 .into_inner()
         } else {
-            PcapWriter::create(path).map_err(described)?.into_inner()
+            PcapWriter::with_link_type(file, link_type)
+                .map_err(described)?
+                .into_inner()
         };
         Ok(SharedPcap {
             file: Arc::new(Mutex::new(file)),
@@ -414,5 +431,13 @@ mod tests {
             read_pcap(&bytes).unwrap(),
             vec![(Duration::from_secs(1), vec![0x45, 1])]
         );
+    }
+
+    #[test]
+    fn the_link_type_is_written_in_the_header() {
+        let w = PcapWriter::with_link_type(Vec::new(), LINKTYPE_ETHERNET).unwrap();
+        assert_eq!(le32(w.get_ref(), 20), LINKTYPE_ETHERNET);
+        let w = PcapWriter::new(Vec::new()).unwrap();
+        assert_eq!(le32(w.get_ref(), 20), LINKTYPE_RAW);
     }
 }

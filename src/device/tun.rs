@@ -1,4 +1,5 @@
-//! A Linux TUN interface as a [`Device`].
+//! A Linux TUN interface as a [`Device`] (or, with [`TunOptions::tap`], a
+//! TAP interface, whose reads and writes are Ethernet frames).
 //!
 //! [`TunDevice::open`] attaches to a TUN interface by name, or creates it if
 //! there is none. The fd is opened with `IFF_NO_PI` (each read or write is
@@ -30,7 +31,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tun_rs::{DeviceBuilder, InterruptEvent, SyncDevice};
+use tun_rs::{DeviceBuilder, InterruptEvent, Layer, SyncDevice};
 
 use std::io::IoSlice;
 use std::os::fd::AsRawFd;
@@ -62,6 +63,12 @@ pub struct TunOptions {
     /// Speak the virtio-net header and take TCP segmentation and checksum
     /// offload ([`Offload::Auto`]: where the kernel accepts it).
     pub offload: Offload,
+    /// Open a TAP interface (`IFF_TAP`, Ethernet frames) instead of a TUN
+    /// (bare IP packets). Offload is then off, whatever `offload` says:
+    /// the virtio-net header would sit in front of the Ethernet header,
+    /// and the link layer ([`super::ethernet::EthernetDevice`]) does not
+    /// take it.
+    pub tap: bool,
 }
 
 /// A Linux TUN interface carrying bare IP packets.
@@ -125,11 +132,19 @@ impl TunDevice {
                 .name(name)
                 .packet_information(false)
                 .multi_queue(multi_queue)
+                .layer(if opts.tap { Layer::L2 } else { Layer::L3 })
                 .offload(offload)
                 .inherit_enable_state()
                 .build_sync()
         };
-        let offload = opts.offload.resolve();
+        let offload = if opts.tap {
+            if opts.offload == Offload::On {
+                log::warn!("TAP device {name}: offload is not supported in TAP mode; off");
+            }
+            Offload::Off
+        } else {
+            opts.offload.resolve()
+        };
         let (dev, vnet) = if offload != Offload::Off {
             match build(true).and_then(|dev| tcp_offload_only(&dev).map(|()| dev)) {
                 Ok(dev) => (dev, true),
@@ -205,8 +220,9 @@ impl TunDevice {
             .map_err(|e| context(io::Error::new(e.kind(), format!("reading the MTU: {e}"))))?;
         let queue_len = dev.tx_queue_len().ok();
         log::info!(
-            "{} TUN device {name}, MTU {mtu}, txqueuelen {}, offload {}{}",
+            "{} {} device {name}, MTU {mtu}, txqueuelen {}, offload {}{}",
             if existed { "attached to" } else { "created" },
+            if opts.tap { "TAP" } else { "TUN" },
             queue_len.map_or_else(|| "unknown".to_owned(), |q| q.to_string()),
             if vnet { "on (TSO, checksum)" } else { "off" },
             if multi_queue {
@@ -533,6 +549,7 @@ impl Device for TunDevice {
             gso_sent: self.gso_sent,
             gso_unsupported: self.gso_unsupported,
             faults: None,
+            link: None,
         }
     }
 

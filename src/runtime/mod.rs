@@ -26,10 +26,11 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use log::{error, info, warn};
 
-use crate::config::{random_seed, Config};
+use crate::config::{random_seed, Config, Medium};
 use crate::device::capture::Capture;
+use crate::device::ethernet::EthernetDevice;
 use crate::device::fault::FaultInjector;
-use crate::device::pcap::SharedPcap;
+use crate::device::pcap::{SharedPcap, LINKTYPE_ETHERNET, LINKTYPE_RAW};
 use crate::device::tun::{TunDevice, TunOptions};
 use crate::device::{Device, RxMeta, Waker};
 use crate::iface::{Event, Interface};
@@ -410,6 +411,8 @@ pub struct Stack {
     threads: Vec<JoinHandle<()>>,
     mtu: usize,
     offload: bool,
+    /// The stack's MAC in TAP mode.
+    mac: Option<crate::link::MacAddr>,
 }
 
 impl Stack {
@@ -424,6 +427,7 @@ impl Stack {
             host_addr: config.host_addr,
             tx_queue_len: config.tx_queue_len,
             offload: config.offload,
+            tap: config.medium == Medium::Ethernet,
         };
         let queues = TunDevice::open_queues(&config.tun_name, &opts, config.queues.max(1))?;
         if queues
@@ -465,10 +469,23 @@ impl Stack {
                 d.mtu()
             )));
         }
+        let ethernet = config.medium == Medium::Ethernet;
+        if ethernet && devices.len() > 1 {
+            return Err(invalid_config(
+                "TAP mode runs one queue (the ARP cache is one table)".into(),
+            ));
+        }
+        let link_type = if ethernet {
+            LINKTYPE_ETHERNET
+        } else {
+            LINKTYPE_RAW
+        };
         let pcap = match &config.pcap {
-            Some(path) => Some(SharedPcap::create(path)?),
+            Some(path) => Some(SharedPcap::create_with_link_type(path, link_type)?),
             None => None,
         };
+        let seed = config.seed.unwrap_or_else(random_seed);
+        let mac = ethernet.then(|| config.mac_or_random(seed.rotate_left(17)));
         let n = devices.len();
         let mut shards = Vec::with_capacity(n);
         for device in devices {
@@ -485,6 +502,20 @@ impl Stack {
                     Box::new(Capture::new(device, p.writer()).segmented(config.pcap_segmented))
                 }
                 None => device,
+            };
+            // In TAP mode the link layer sits above both, so the capture
+            // records frames (ARP included) and faults hit frames.
+            let device: Box<dyn Device> = if let Some(mac) = mac {
+                let link = crate::link::EthernetLink::new(
+                    mac,
+                    config.addr,
+                    config.prefix_len,
+                    config.neighbours,
+                );
+                info!("tunstack: TAP mode, MAC {mac}");
+                Box::new(EthernetDevice::new(device, link))
+            } else {
+                device
             };
             // Unbounded: the runtime thread's own tasks send commands too,
             // and must never block on a full queue. What can pile up is
@@ -509,7 +540,6 @@ impl Stack {
             broadcast: config.broadcast(),
             default_ttl: config.ttl.max(1),
         };
-        let seed = config.seed.unwrap_or_else(random_seed);
         let offload = shards.iter().all(|(d, _, _)| d.offload());
         let mut threads = Vec::with_capacity(n);
         for (k, (device, link, rx)) in shards.into_iter().enumerate() {
@@ -541,6 +571,7 @@ impl Stack {
                 recent: (config.recent_connections > 0).then(|| {
                     RecentConnections::new(config.recent_connections, k as u64 + 1, n as u64)
                 }),
+                link_layer: ethernet,
             };
             let name = if n == 1 {
                 "tunstack-runtime".to_owned()
@@ -559,6 +590,7 @@ impl Stack {
                         threads,
                         mtu,
                         offload,
+                        mac,
                     });
                     return Err(e);
                 }
@@ -579,6 +611,7 @@ impl Stack {
             threads,
             mtu,
             offload,
+            mac,
         })
     }
 
@@ -591,6 +624,12 @@ impl Stack {
     /// ([`crate::Config::offload`]).
     pub fn offload(&self) -> bool {
         self.offload
+    }
+
+    /// The stack's MAC in TAP mode ([`crate::Medium::Ethernet`]); `None` on
+    /// a TUN.
+    pub fn mac(&self) -> Option<crate::link::MacAddr> {
+        self.mac
     }
 
     /// The device MTU.
@@ -701,6 +740,9 @@ struct Runtime {
     /// The last connections' segments, for the status page's ladders.
     recent: Option<RecentConnections>,
     clock: Clock,
+    /// The device has a link layer (TAP mode) that may hand back packets
+    /// whose next hop never answered.
+    link_layer: bool,
 }
 
 impl Runtime {
@@ -754,6 +796,13 @@ impl Runtime {
                 }
             }
             let now = clock.now();
+            // Packets whose next hop never answered ARP (TAP mode only: on
+            // a TUN this is the one branch the link layer costs).
+            if self.link_layer {
+                while let Some(packet) = self.device.pop_unreachable() {
+                    self.iface.next_hop_unreachable(now, &packet);
+                }
+            }
             self.iface.poll(now);
             if self
                 .timers
@@ -860,6 +909,11 @@ impl Runtime {
             Command::Stats { reply } => {
                 let mut stats = self.iface.stats();
                 stats.device = self.device.counters();
+                if let Some(link) = stats.device.link {
+                    for reason in crate::stats::DropReason::LINK {
+                        stats.drop_n(reason, link.dropped(reason));
+                    }
+                }
                 stats.shards = vec![self.shard_stats];
                 reply.send(stats);
             }

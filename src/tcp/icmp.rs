@@ -11,6 +11,9 @@
 //!   sees if the connection finally times out (SHLD-25), instead of a bare
 //!   `TimedOut`.
 //! - Source Quench is ignored (RFC 6633).
+//! - Our own link layer's "no neighbour answered" (TAP mode) fails a
+//!   connection attempt with `HostUnreachable`, as on Linux; later it is a
+//!   soft error.
 //! - Fragmentation Needed lowers the connection's MSS to fit the next-hop
 //!   MTU it reports (never below a floor) and resends what is in flight.
 
@@ -39,6 +42,9 @@ pub enum IcmpError {
     /// Fragmentation needed and DF set, with the next-hop MTU (0 if the
     /// router did not say).
     FragmentationNeeded(u16),
+    /// Not from the network: our own link layer found no neighbour at the
+    /// destination (ARP never answered, TAP mode).
+    NeighbourUnreachable,
 }
 
 impl Conn {
@@ -68,7 +74,19 @@ impl Conn {
                 );
                 self.terminate(Some(TcpError::ConnectionRefused), cx);
             }
-            IcmpError::Hard | IcmpError::HostUnreachable => {
+            IcmpError::NeighbourUnreachable if self.state == State::SynSent => {
+                // Not a message a stranger can forge: our own ARP found no
+                // one at the address. Like Linux (EHOSTUNREACH on a failed
+                // neighbour), the attempt fails at once instead of after
+                // every SYN retry.
+                log::debug!(
+                    "{} -> {} no ARP answer: host unreachable",
+                    self.remote,
+                    self.local
+                );
+                self.terminate(Some(TcpError::HostUnreachable), cx);
+            }
+            IcmpError::Hard | IcmpError::HostUnreachable | IcmpError::NeighbourUnreachable => {
                 self.soft_error = Some(TcpError::HostUnreachable);
             }
             IcmpError::NetUnreachable => self.soft_error = Some(TcpError::NetworkUnreachable),

@@ -215,6 +215,8 @@ fn skip(reason: &str) {
 /// A private namespace with a TUN and a running stack. See the module docs.
 pub struct TestNet {
     pub name: String,
+    /// The device the stack runs on: `tun0`, or `tap0` in TAP mode.
+    pub device: &'static str,
     /// Temporary directory holding the pcap and the stack's log.
     pub dir: PathBuf,
     child: Option<Child>,
@@ -303,9 +305,27 @@ impl TestNet {
         Some(net)
     }
 
+    /// Like [`TestNet::start_with`] in TAP mode: a TAP device `tap0`
+    /// (kernel side 10.0.0.1/24) and `tunstack run --tap tap0`.
+    pub fn start_tap(tools: &[&str], extra_args: &[&str]) -> Option<TestNet> {
+        let mut net = TestNet::new_tap(tools)?;
+        net.spawn_stack(Path::new(TUNSTACK), &["run"], extra_args, run_is_ready);
+        Some(net)
+    }
+
+    /// Like [`TestNet::new`] with a TAP device `tap0` instead of `tun0`
+    /// (for `tunstack connect --tap tap0`).
+    pub fn new_tap(tools: &[&str]) -> Option<TestNet> {
+        TestNet::new_on(tools, "tap0")
+    }
+
     /// Sets up the namespace and tun0 without starting a stack, or returns
     /// `None` (after printing why) when the test must be skipped.
     pub fn new(tools: &[&str]) -> Option<TestNet> {
+        TestNet::new_on(tools, "tun0")
+    }
+
+    fn new_on(tools: &[&str], device: &'static str) -> Option<TestNet> {
         if let Some(reason) = netns_unavailable() {
             skip(&reason);
             return None;
@@ -341,6 +361,7 @@ impl TestNet {
         // From here on the guard exists, so any panic below still cleans up.
         let net = TestNet {
             name,
+            device,
             dir,
             child: None,
             stdin: None,
@@ -365,18 +386,20 @@ impl TestNet {
         }
         self.exec(&["ip", "link", "set", "lo", "up"], Duration::from_secs(5))
             .expect_success("ip link set lo up");
+        let dev = self.device;
+        let mode = if dev == "tap0" { "tap" } else { "tun" };
         self.exec(
-            &["ip", "tuntap", "add", "dev", "tun0", "mode", "tun"],
+            &["ip", "tuntap", "add", "dev", dev, "mode", mode],
             Duration::from_secs(5),
         )
         .expect_success("ip tuntap add");
         self.exec(
-            &["ip", "addr", "add", HOST_CIDR, "dev", "tun0"],
+            &["ip", "addr", "add", HOST_CIDR, "dev", dev],
             Duration::from_secs(5),
         )
         .expect_success("ip addr add");
-        self.exec(&["ip", "link", "set", "tun0", "up"], Duration::from_secs(5))
-            .expect_success("ip link set tun0 up");
+        self.exec(&["ip", "link", "set", dev, "up"], Duration::from_secs(5))
+            .expect_success("ip link set up");
     }
 
     fn spawn_stack(
@@ -393,7 +416,7 @@ impl TestNet {
         cmd.args(["netns", "exec", &self.name])
             .arg(program)
             .args(leading)
-            .args(["--tun", "tun0", "--addr", STACK_ADDR])
+            .args([self.device_flag(), self.device, "--addr", STACK_ADDR])
             .arg("--pcap")
             .arg(&pcap)
             .args(extra_args)
@@ -451,7 +474,15 @@ impl TestNet {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let out = run_with_timeout(
-                Command::new("ip").args(["-n", &self.name, "-o", "link", "show", "dev", "tun0"]),
+                Command::new("ip").args([
+                    "-n",
+                    &self.name,
+                    "-o",
+                    "link",
+                    "show",
+                    "dev",
+                    self.device,
+                ]),
                 Duration::from_secs(5),
             );
             if out.stdout.contains(" state UP ") {
@@ -459,13 +490,23 @@ impl TestNet {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "tun0 is not operationally up {READY_TIMEOUT:?} after the stack said it was ready:\n{}{}\n{}",
+                    "{} is not operationally up {READY_TIMEOUT:?} after the stack said it was ready:\n{}{}\n{}",
+                    self.device,
                     out.stdout,
                     out.stderr,
                     self.diagnostics()
                 );
             }
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `--tun`, or `--tap` in TAP mode.
+    pub fn device_flag(&self) -> &'static str {
+        if self.device == "tap0" {
+            "--tap"
+        } else {
+            "--tun"
         }
     }
 
@@ -687,7 +728,7 @@ impl Drop for TestNet {
         }
         let link_stats = if failed {
             let mut cmd = Command::new("ip");
-            cmd.args(["-n", &self.name, "-s", "link", "show", "dev", "tun0"]);
+            cmd.args(["-n", &self.name, "-s", "link", "show", "dev", self.device]);
             match try_run_with_timeout(&mut cmd, Duration::from_secs(5)) {
                 Ok(out) => out.stdout + &out.stderr,
                 Err(e) => e,
@@ -715,9 +756,10 @@ impl Drop for TestNet {
         if failed {
             let _ = writeln!(
                 std::io::stderr(),
-                "test failed; kept the pcap and log in {}\n{}\n--- tun0 (kernel side) ---\n{link_stats}",
+                "test failed; kept the pcap and log in {}\n{}\n--- {} (kernel side) ---\n{link_stats}",
                 self.dir.display(),
-                self.diagnostics()
+                self.diagnostics(),
+                self.device
             );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);

@@ -1,0 +1,369 @@
+//! The link layer of TAP mode: Ethernet II and ARP (RFC 826).
+//!
+//! In TUN mode there is no link layer: the device carries bare IP packets
+//! and none of this code is on the path. In TAP mode the device carries
+//! Ethernet frames, and [`EthernetLink`] stands between it and the IP
+//! layer:
+//!
+//! - frames in: runts, frames for another station (unicast to another
+//!   MAC, or a group address other than broadcast), frames from a group or
+//!   zero source, and EtherTypes other than IPv4 and ARP are dropped and
+//!   counted; ARP is answered and learned from; IPv4 goes up;
+//! - packets out: the next hop's MAC comes from the [`neighbour`] cache,
+//!   which asks for it with ARP and holds a few packets meanwhile; a
+//!   neighbour that never answers makes its packets *unreachable*, which
+//!   the runtime reports to the sockets that sent them;
+//! - on start the stack announces its address (RFC 5227 §2.3).
+//!
+//! Sans-IO like the rest of the core: every call takes `now`, frames to
+//! send are queued for [`EthernetLink::pop_frame`], and
+//! [`EthernetLink::poll_at`] says when the next timer is due. The shell
+//! that moves frames is [`crate::device::ethernet::EthernetDevice`].
+//!
+//! There is no router: every destination is taken to be on the link and
+//! resolved directly (the stack serves its own subnet, as on a TUN).
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::stats::{DropReason, LinkStats};
+use crate::time::Instant;
+
+pub mod arp;
+pub mod ethernet;
+pub mod neighbour;
+
+use arp::{ArpError, ArpPacket, Operation};
+pub use ethernet::MacAddr;
+use ethernet::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
+pub use neighbour::NeighbourConfig;
+use neighbour::{Action, NeighbourCache, Resolution};
+
+/// ARP announcements sent on start (RFC 5227 §1.1 `ANNOUNCE_NUM`).
+const ANNOUNCE_NUM: u32 = 2;
+/// Time between them (RFC 5227 §1.1 `ANNOUNCE_INTERVAL`).
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
+/// Frames kept for reuse.
+const SPARE_FRAMES: usize = 64;
+
+/// The Ethernet and ARP state of one interface.
+#[derive(Debug)]
+pub struct EthernetLink {
+    mac: MacAddr,
+    addr: Ipv4Addr,
+    broadcast: Ipv4Addr,
+    neighbours: NeighbourCache<Ipv4Addr>,
+    /// Frames to send, oldest first.
+    out: VecDeque<Vec<u8>>,
+    /// Packets of ours whose next hop did not answer.
+    unreachable: VecDeque<Vec<u8>>,
+    /// Emptied frames, reused.
+    spare: Vec<Vec<u8>>,
+    /// Scratch for the cache's actions.
+    actions: Vec<Action<Ipv4Addr>>,
+    announcements_left: u32,
+    next_announcement: Option<Instant>,
+    stats: LinkStats,
+}
+
+impl EthernetLink {
+    /// The link of a stack with address `addr` on a `/prefix_len` subnet,
+    /// and station address `mac`. The first [`EthernetLink::poll`]
+    /// announces the address.
+    pub fn new(mac: MacAddr, addr: Ipv4Addr, prefix_len: u8, config: NeighbourConfig) -> Self {
+        let host_mask = if prefix_len >= 32 {
+            0
+        } else {
+            u32::MAX >> prefix_len
+        };
+        EthernetLink {
+            mac,
+            addr,
+            broadcast: Ipv4Addr::from(u32::from(addr) | host_mask),
+            neighbours: NeighbourCache::new(config),
+            out: VecDeque::new(),
+            unreachable: VecDeque::new(),
+            spare: Vec::new(),
+            actions: Vec::new(),
+            announcements_left: ANNOUNCE_NUM,
+            next_announcement: Some(Instant::ZERO),
+            stats: LinkStats::default(),
+        }
+    }
+
+    /// The stack's station address.
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    /// The MAC the cache holds for `addr`, if it has an answer.
+    pub fn neighbour(&self, addr: Ipv4Addr) -> Option<MacAddr> {
+        self.neighbours.get(addr)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> LinkStats {
+        let mut stats = self.stats;
+        stats.neighbours = self.neighbours.len() as u64;
+        stats
+    }
+
+    /// Takes in one frame. Returns where the IPv4 packet it carries lies
+    /// in `frame`, if it carries one for the IP layer; anything else is
+    /// handled here (ARP) or dropped and counted.
+    pub fn receive(&mut self, now: Instant, frame: &[u8]) -> Option<Range<usize>> {
+        self.stats.frames_in += 1;
+        let Some(eth) = EthernetHeader::parse(frame) else {
+            return self.drop(DropReason::EthernetRunt);
+        };
+        // Ours, or broadcast. No multicast group is joined yet (IPv6's
+        // solicited-node groups will be).
+        if eth.dst != self.mac && !eth.dst.is_broadcast() {
+            return self.drop(DropReason::EthernetNotForUs);
+        }
+        if !eth.src.is_unicast() || eth.src == self.mac {
+            return self.drop(DropReason::EthernetBadSource);
+        }
+        match eth.ethertype {
+            ETHERTYPE_IPV4 => Some(HEADER_LEN..frame.len()),
+            ETHERTYPE_ARP => {
+                self.arp_input(now, eth, &frame[HEADER_LEN..]);
+                None
+            }
+            _ => self.drop(DropReason::EthernetUnknownType),
+        }
+    }
+
+    /// RFC 826 "Packet Reception", for IPv4 over Ethernet.
+    fn arp_input(&mut self, now: Instant, eth: EthernetHeader, payload: &[u8]) {
+        let p = match ArpPacket::parse(payload) {
+            Ok(p) => p,
+            Err(ArpError::Truncated) => {
+                self.count(DropReason::ArpMalformed);
+                return;
+            }
+            Err(ArpError::Unsupported) => {
+                self.count(DropReason::ArpUnsupported);
+                return;
+            }
+        };
+        match p.op {
+            Operation::Request => self.stats.arp_requests_in += 1,
+            Operation::Reply => self.stats.arp_replies_in += 1,
+        }
+        // A sender that claims a group or zero MAC, or the sender field
+        // disagreeing with the frame's source, would poison the cache.
+        if !p.sender_mac.is_unicast() || p.sender_mac != eth.src {
+            self.count(DropReason::ArpMalformed);
+            return;
+        }
+        if p.sender_ip == self.addr {
+            // Someone else claims our address (RFC 5227 §2.4): say so
+            // (once loudly: the network must not make us log per packet);
+            // we keep it (an address conflict is for the operator to fix).
+            if self.stats.conflicts == 0 {
+                log::warn!(
+                    "ARP: {} at {} claims our address {} (further conflicts at debug level)",
+                    p.sender_ip,
+                    p.sender_mac,
+                    self.addr
+                );
+            } else {
+                log::debug!(
+                    "ARP: {} at {} claims our address",
+                    p.sender_ip,
+                    p.sender_mac
+                );
+            }
+            self.stats.conflicts += 1;
+            self.count(DropReason::ArpNotForUs);
+            return;
+        }
+        let for_us = p.target_ip == self.addr;
+        // A sender of 0.0.0.0 is a probe (RFC 5227 §2.1.1): nothing to learn.
+        let learnable = !p.sender_ip.is_unspecified()
+            && !p.sender_ip.is_broadcast()
+            && !p.sender_ip.is_multicast()
+            && p.sender_ip != self.broadcast;
+        if learnable {
+            // RFC 826 "Packet Reception": update the sender's entry if we
+            // have one (the merge flag); if the target is us, add it.
+            self.neighbours
+                .confirm(now, p.sender_ip, p.sender_mac, for_us, &mut self.actions);
+            self.run_actions();
+        }
+        if !for_us {
+            self.count(DropReason::ArpNotForUs);
+            return;
+        }
+        if p.op == Operation::Request {
+            // RFC 826 "Packet Reception": swap the fields, put in our
+            // address, make it a reply, send it to the asker.
+            let reply = ArpPacket {
+                op: Operation::Reply,
+                sender_mac: self.mac,
+                sender_ip: self.addr,
+                target_mac: p.sender_mac,
+                target_ip: p.sender_ip,
+            };
+            self.stats.arp_replies_out += 1;
+            self.queue_arp(p.sender_mac, &reply);
+        }
+    }
+
+    /// Queues an IPv4 packet of ours for its next hop: sent at once if the
+    /// neighbour is known, else it waits for ARP.
+    pub fn send_ipv4(&mut self, now: Instant, packet: &[u8]) {
+        let Some(dst) = packet
+            .get(16..20)
+            .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]))
+        else {
+            return;
+        };
+        let mac = if dst.is_broadcast() || dst == self.broadcast {
+            Some(MacAddr::BROADCAST)
+        } else if dst.is_multicast() {
+            Some(MacAddr::ipv4_multicast(dst))
+        } else {
+            match self.neighbours.resolve(now, dst, packet, &mut self.actions) {
+                Resolution::Known(mac) => Some(mac),
+                Resolution::Queued => None,
+                Resolution::QueuedDroppedOldest => {
+                    self.count(DropReason::NeighbourQueueFull);
+                    None
+                }
+            }
+        };
+        self.run_actions();
+        if let Some(mac) = mac {
+            self.queue_frame(mac, ETHERTYPE_IPV4, packet);
+        }
+    }
+
+    /// Sends the announcements and requests that are due, and gives up on
+    /// neighbours that did not answer.
+    pub fn poll(&mut self, now: Instant) {
+        if self.next_announcement.is_some_and(|t| t <= now) {
+            // RFC 5227 §2.3: an ARP announcement is a request with our
+            // address as both sender and target, target MAC zero, sent
+            // ANNOUNCE_NUM times ANNOUNCE_INTERVAL apart.
+            let announcement = ArpPacket {
+                op: Operation::Request,
+                sender_mac: self.mac,
+                sender_ip: self.addr,
+                target_mac: MacAddr::ZERO,
+                target_ip: self.addr,
+            };
+            self.stats.arp_requests_out += 1;
+            self.queue_arp(MacAddr::BROADCAST, &announcement);
+            self.announcements_left = self.announcements_left.saturating_sub(1);
+            self.next_announcement =
+                (self.announcements_left > 0).then_some(now + ANNOUNCE_INTERVAL);
+        }
+        if self.neighbours.poll_at().is_some_and(|t| t <= now) {
+            self.neighbours.poll(now, &mut self.actions);
+            self.run_actions();
+        }
+    }
+
+    /// When [`EthernetLink::poll`] has something to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        match (self.next_announcement, self.neighbours.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next frame to send.
+    pub fn pop_frame(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+
+    /// Gives a sent frame back for reuse.
+    pub fn recycle(&mut self, mut frame: Vec<u8>) {
+        if self.spare.len() < SPARE_FRAMES {
+            frame.clear();
+            self.spare.push(frame);
+        }
+    }
+
+    /// The next packet of ours that could not be delivered because its
+    /// next hop did not answer ARP, for the runtime to report to the socket
+    /// that sent it (as Linux reports a failed neighbour: `EHOSTUNREACH`).
+    pub fn pop_unreachable(&mut self) -> Option<Vec<u8>> {
+        self.unreachable.pop_front()
+    }
+
+    fn run_actions(&mut self) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for action in actions.drain(..) {
+            match action {
+                Action::Solicit { addr, to } => {
+                    // RFC 826: a request names us as sender and the wanted
+                    // address as target; the target MAC is unknown (zero).
+                    let request = ArpPacket {
+                        op: Operation::Request,
+                        sender_mac: self.mac,
+                        sender_ip: self.addr,
+                        target_mac: MacAddr::ZERO,
+                        target_ip: addr,
+                    };
+                    self.stats.arp_requests_out += 1;
+                    self.queue_arp(to.unwrap_or(MacAddr::BROADCAST), &request);
+                }
+                Action::Release { mac, packets } => {
+                    for p in packets {
+                        self.queue_frame(mac, ETHERTYPE_IPV4, &p);
+                    }
+                }
+                Action::Unreachable { addr, packets } => {
+                    log::debug!(
+                        "ARP: no answer from {addr}; {} packets dropped",
+                        packets.len()
+                    );
+                    self.stats.resolutions_failed += 1;
+                    for p in packets {
+                        self.count(DropReason::NeighbourUnreachable);
+                        if self.unreachable.len() < 64 {
+                            self.unreachable.push_back(p);
+                        }
+                    }
+                }
+            }
+        }
+        self.actions = actions;
+    }
+
+    fn queue_arp(&mut self, to: MacAddr, packet: &ArpPacket) {
+        self.queue_frame(to, ETHERTYPE_ARP, &packet.to_bytes());
+    }
+
+    fn queue_frame(&mut self, dst: MacAddr, ethertype: u16, payload: &[u8]) {
+        let mut frame = self.spare.pop().unwrap_or_default();
+        frame.clear();
+        let header = EthernetHeader {
+            dst,
+            src: self.mac,
+            ethertype,
+        };
+        frame.extend_from_slice(&header.to_bytes());
+        frame.extend_from_slice(payload);
+        self.stats.frames_out += 1;
+        self.out.push_back(frame);
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Option<Range<usize>> {
+        self.count(reason);
+        None
+    }
+
+    fn count(&mut self, reason: DropReason) {
+        log::debug!("link: dropped ({reason})");
+        self.stats.count_drop(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests;
