@@ -287,3 +287,40 @@ fn undetectable_corruption_fails_the_run() {
     let err = world::run(&s, false, Hooks { evil_link: true }).expect_err("caught");
     assert!(err.contains("stream byte"), "{err}");
 }
+
+// ---- goodput (tests/sim/goodput.rs) ----
+
+/// The full goodput table (`scripts/sim-goodput.sh`): every sender against
+/// both receivers at 0, 1, 5 and 10 % loss. `TUNSTACK_GOODPUT_SEEDS`
+/// (default 5) seeds per cell, `TUNSTACK_GOODPUT_MIB` (default 4) MiB per
+/// transfer.
+#[test]
+#[ignore = "the full table: scripts/sim-goodput.sh"]
+fn goodput_table() {
+    use sim::goodput::{self, Peer};
+    let seeds = env_u64("TUNSTACK_GOODPUT_SEEDS").unwrap_or(5);
+    let mib = env_u64("TUNSTACK_GOODPUT_MIB").unwrap_or(4);
+    let tunstack_senders = [
+        Peer::tunstack_no_sack(Algorithm::NewReno),
+        Peer::tunstack(Algorithm::NewReno),
+        Peer::tunstack_no_sack(Algorithm::Cubic),
+        Peer::tunstack(Algorithm::Cubic),
+        Peer::tunstack(Algorithm::Bbr),
+    ];
+    let receiver = Peer::tunstack(Algorithm::Cubic);
+    let mut pairs: Vec<(Peer, Peer)> = tunstack_senders.iter().map(|&s| (s, receiver)).collect();
+    pairs.extend(tunstack_senders.iter().map(|&s| (s, Peer::Smoltcp)));
+    pairs.push((Peer::Smoltcp, receiver));
+    let started = std::time::Instant::now();
+    let cells = goodput::sweep(&pairs, &[0.0, 0.01, 0.05, 0.10], 1..=seeds, mib << 20)
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "{mib} MiB per transfer, seeds 1..={seeds}, {} Mbit/s bottleneck (goodput ceiling {:.1}), {} ms RTT, queue {} packets; {:.1?} of wall time\n",
+        goodput::RATE * 8 / 1_000_000,
+        goodput::ceiling_mbps(),
+        2 * goodput::ONE_WAY_DELAY_US / 1000,
+        goodput::QUEUE,
+        started.elapsed()
+    );
+    println!("{}", goodput::markdown(&cells));
+}

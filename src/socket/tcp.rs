@@ -527,8 +527,9 @@ impl TcpStream {
     }
 
     /// `TCP_CONGESTION`: the congestion control algorithm of this
-    /// connection, by its Linux name (`"cubic"`, `"reno"`); an unknown name
-    /// fails with `InvalidInput`. The window reached so far is kept.
+    /// connection, by its Linux name (`"cubic"`, `"reno"`, `"bbr"`, which
+    /// paces); an unknown name fails with `InvalidInput`. The window
+    /// reached so far is kept.
     ///
     /// ```
     /// use tunstack::device::memory;
@@ -542,6 +543,8 @@ impl TcpStream {
     /// assert_eq!(stream.congestion_control()?, "cubic");
     /// stream.set_congestion_control("reno")?;
     /// assert_eq!(stream.congestion_control()?, "reno");
+    /// stream.set_congestion_control("bbr")?;
+    /// assert_eq!(stream.congestion_control()?, "bbr");
     /// assert!(stream.set_congestion_control("vegas").is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
