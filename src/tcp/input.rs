@@ -460,7 +460,7 @@ impl Conn {
             r.high_rxt = sent_to;
         }
         if sent_to > head {
-            self.cc.on_lost(sent_to - head);
+            self.cc.on_lost(head, sent_to);
         }
     }
 
@@ -722,7 +722,7 @@ impl Conn {
                 r.high_rxt = r.high_rxt.max(sent_to);
             }
             if sent_to > ack {
-                self.cc.on_lost(sent_to - ack);
+                self.cc.on_lost(ack, sent_to);
             }
         }
         if self.handle.write_blocked && cx.io.send.free() > 0 && self.visible() {

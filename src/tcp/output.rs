@@ -319,7 +319,8 @@ impl Conn {
         if retransmitting {
             self.total_retransmits += 1;
             cx.out.stats.retransmits += 1;
-            self.cc.on_lost(len as u32); // after an RTO all of it is lost
+            // After an RTO all of it is lost.
+            self.cc.on_lost(self.snd.nxt, self.snd.nxt + len as u32);
         } else {
             self.last_data_sent = Some(now);
             if self.rtt_probe.is_none() && self.retries == 0 {
@@ -407,7 +408,7 @@ impl Conn {
             r.high_rxt = r.high_rxt.max(sent_to);
         }
         if sent_to > start {
-            self.cc.on_lost(sent_to - start);
+            self.cc.on_lost(start, sent_to);
         }
         sent_to > start
     }

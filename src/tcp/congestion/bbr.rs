@@ -223,10 +223,10 @@ pub(super) struct Bbr {
     is_loss_in_round: bool,
     loss_round_delivered: u64,
     loss_round_start: bool,
-    /// Loss events and bytes in the current loss round (Startup's exit on
-    /// loss, §5.3.1.3).
+    /// Discontiguous lost ranges in the current loss round (Startup's exit
+    /// on loss, §5.3.1.3), and where the last one ended.
     round_loss_events: u32,
-    round_lost: u64,
+    last_lost_end: Option<SeqNum>,
     /// round_count when loss recovery began.
     recovery_round: Option<u64>,
     // Undo (§2.15).
@@ -296,7 +296,7 @@ impl Bbr {
             loss_round_delivered: 0,
             loss_round_start: false,
             round_loss_events: 0,
-            round_lost: 0,
+            last_lost_end: None,
             recovery_round: None,
             undo_mode: None,
             undo_bw_shortterm: f64::INFINITY,
@@ -371,15 +371,22 @@ impl Bbr {
 
     /// Data deemed lost and sent again: C.lost grows, and the round has a
     /// loss (NoteLoss, §5.5.10.2).
-    pub fn on_lost(&mut self, bytes: u32, w: &Window) {
-        self.rate.on_lost(bytes);
+    pub fn on_lost(&mut self, start: SeqNum, end: SeqNum, w: &Window) {
+        if end <= start {
+            return;
+        }
+        self.rate.on_lost(end - start);
         if !self.is_loss_in_round {
             self.loss_round_delivered = self.rate.delivered;
             self.save_state_upon_loss(w, true);
         }
         self.is_loss_in_round = true;
-        self.round_loss_events += 1;
-        self.round_lost += u64::from(bytes);
+        // Startup's exit counts discontiguous lost ranges (§5.3.1.3): a
+        // run of lost segments is one event.
+        if self.last_lost_end != Some(start) {
+            self.round_loss_events += 1;
+        }
+        self.last_lost_end = Some(end);
     }
 
     /// MarkConnectionAppLimited, from outside (the application ran out of
@@ -409,7 +416,7 @@ impl Bbr {
         self.update_congestion_signals(&rs, w);
         self.update_ack_aggregation(d.now, &rs, w);
         self.check_full_bw_reached(&rs);
-        self.check_startup_done(d);
+        self.check_startup_done(d, &rs);
         self.check_drain_done(d);
         self.update_probe_bw_cycle_phase(d, &rs, w);
         self.update_min_rtt(d.now, &rs);
@@ -700,13 +707,14 @@ impl Bbr {
     }
 
     /// CheckStartupDone with CheckStartupHighLoss (§5.3.1.3): in recovery
-    /// for a full round, that round lost more than LossThresh of what was
-    /// delivered, in at least six separate losses (any loss without SACK).
-    fn check_startup_done(&mut self, d: &Delivery<'_>) {
+    /// for a full round, more than LossThresh of what was in flight lost
+    /// over the round (the rate sample's RS.lost against RS.tx_in_flight,
+    /// as Linux's `bbr_check_loss_too_high_in_startup`), in at least six
+    /// discontiguous ranges (any loss without SACK).
+    fn check_startup_done(&mut self, d: &Delivery<'_>, rs: &RateSample) {
         if self.mode == Mode::Startup && self.loss_round_start {
             let full_round = self.recovery_round.is_some_and(|r| self.round_count > r);
-            let delivered = self.inflight_latest.max(1) as f64;
-            let high_loss = self.round_lost as f64 > delivered * LOSS_THRESH
+            let high_loss = Self::is_inflight_too_high(rs, d.has_sack)
                 && (self.round_loss_events >= STARTUP_FULL_LOSS_CNT || !d.has_sack);
             if d.in_recovery && full_round && high_loss {
                 self.undo_mode = Some(Mode::Startup);
@@ -716,7 +724,6 @@ impl Bbr {
         }
         if self.loss_round_start {
             self.round_loss_events = 0;
-            self.round_lost = 0;
         }
         if self.mode == Mode::Startup && self.full_bw_reached {
             self.enter_drain();
@@ -1260,7 +1267,7 @@ mod tests {
         b.start_probe_bw_down(path.now);
         b.start_probe_bw_cruise();
         // A loss in this round; the next round start adapts the bounds.
-        b.on_lost(MSS, &w);
+        b.on_lost(SeqNum(0), SeqNum(MSS), &w);
         path.run(&mut b, &mut w, Duration::from_millis(60));
         assert!(b.bw_shortterm.is_finite(), "bw_shortterm set");
         assert!(b.inflight_shortterm < INF, "inflight_shortterm set");
@@ -1300,7 +1307,7 @@ mod tests {
         path.run(&mut b, &mut w, Duration::from_millis(100));
         assert_eq!(b.mode(), Mode::Startup);
         let before = w.cwnd;
-        b.on_lost(MSS, &w);
+        b.on_lost(SeqNum(0), SeqNum(MSS), &w);
         b.on_enter_recovery(&w);
         b.undo_mode = Some(Mode::Startup);
         b.full_bw_reached = true;

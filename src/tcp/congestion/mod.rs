@@ -337,11 +337,11 @@ impl Congestion {
         }
     }
 
-    /// `bytes` deemed lost are being sent again (BBR's C.lost and its
-    /// per-round loss signal).
-    pub fn on_lost(&mut self, bytes: u32) {
+    /// `[start, end)`, deemed lost, is being sent again (BBR's C.lost and
+    /// its per-round loss signal).
+    pub fn on_lost(&mut self, start: SeqNum, end: SeqNum) {
         if let State::Bbr(b) = &mut self.state {
-            b.on_lost(bytes, &self.window);
+            b.on_lost(start, end, &self.window);
         }
     }
 
