@@ -669,6 +669,7 @@ impl Conn {
         self.dup_acks = 0;
         if self.rto_recover.is_some_and(|p| ack >= p) {
             self.rto_recover = None;
+            self.cc.on_rto_recovery_end();
         }
         let partial = match self.recovery.as_mut() {
             // RFC 6675 §5 / RFC 6582 §3.2 step 3: the recovery point is

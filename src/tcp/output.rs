@@ -363,6 +363,20 @@ impl Conn {
                 self.cwnd_limited = true;
                 return;
             }
+            // RFC 8985 §6.2: a retransmission that RACK finds lost again
+            // (a segment sent after it was delivered, and it was not) lies
+            // below HighRxt, where NextSeg no longer looks: it goes first,
+            // or only the RTO would repair it.
+            if let Some((start, end)) = self
+                .rack
+                .first_lost_range()
+                .filter(|&(start, _)| start < high_rxt && start >= una)
+            {
+                if !self.retransmit_in_recovery(now, start, end, cx) {
+                    return;
+                }
+                continue;
+            }
             let hole = self.sb.holes_from(high_rxt.max(una), max).next();
             // (1) A lost hole.
             let lost = |h: &(SeqNum, SeqNum)| self.sb.is_lost(h.0, mss) || self.rack.lost_at(h.0);

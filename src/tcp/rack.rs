@@ -251,6 +251,12 @@ impl Rack {
         self.sent.iter().find(|s| s.lost).map(|s| s.start)
     }
 
+    /// The first range RACK marks lost, if any: `[start, end)` of its
+    /// entry (a retransmission that was lost too is marked again, §6.2).
+    pub fn first_lost_range(&self) -> Option<(SeqNum, SeqNum)> {
+        self.sent.iter().find(|s| s.lost).map(|s| (s.start, s.end))
+    }
+
     /// Forgets the transmission record (after a timeout the sender starts
     /// over from SND.UNA; RFC 8985 §6.3 marks everything lost, which the
     /// go-back-N does).

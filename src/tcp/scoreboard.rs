@@ -135,7 +135,9 @@ impl Scoreboard {
     /// RFC 6675 §4 SetPipe: the bytes between `una` and `max` still in the
     /// network. An unSACKed byte counts once unless it is lost (IsLost, or
     /// `lost` says so of its hole: RACK's verdict), and once more if it was
-    /// retransmitted (below `high_rxt`).
+    /// retransmitted (below `high_rxt`), unless RACK found that
+    /// retransmission lost too (RFC 8985 §6.2; Linux's `tcp_mark_skb_lost`
+    /// takes it out of `retrans_out`).
     pub fn pipe(
         &self,
         (una, max, high_rxt): (SeqNum, SeqNum, SeqNum),
@@ -148,10 +150,11 @@ impl Scoreboard {
             let (start, end) = hole;
             debug_assert!(start >= cursor);
             cursor = end;
-            if !self.is_lost(start, mss) && !lost(start) {
+            let rack_lost = lost(start);
+            if !self.is_lost(start, mss) && !rack_lost {
                 pipe += end - start;
             }
-            if high_rxt > start {
+            if high_rxt > start && !rack_lost {
                 pipe += high_rxt.min(end) - start;
             }
         }

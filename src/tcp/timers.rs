@@ -155,7 +155,7 @@ impl Conn {
         }
         log::debug!(
             "{} -> {} retransmission timeout {} (RTO {:?}), {} bytes outstanding, \
-             {} in flight, cwnd {}, {} SACKed, recovering {}",
+             {} in flight, cwnd {}, {} SACKed, recovering {}, peer window {}, {} queued",
             self.remote,
             self.local,
             self.retries,
@@ -164,7 +164,9 @@ impl Conn {
             self.in_flight(),
             self.cc.cwnd(),
             self.sb.sacked_bytes(),
-            self.recovery.is_some()
+            self.recovery.is_some(),
+            self.snd.wnd,
+            cx.io.send.len()
         );
         note!(
             cx.out.notes,

@@ -124,3 +124,47 @@ fn rfc_8985_a_dsack_widens_the_reordering_window() {
         assert_eq!(r.at, at_ms(want), "D-SACK seen: {dsack}");
     }
 }
+
+/// RFC 8985 §6.2: a retransmission is lost too when a segment sent after
+/// it is delivered and it is not (RACK compares transmission times, the
+/// retransmission's own). It is resent again, although it lies below
+/// RFC 6675's HighRxt, long before the RTO would repair it.
+#[test]
+fn rfc_8985_a_lost_retransmission_is_resent_again_before_the_rto() {
+    let (mut b, s) = ten_in_flight_with(cfg(), 30_000);
+    b.advance(10);
+    // Segments 1-3 arrive: 0 is lost (DupThresh) and resent at once.
+    for k in 1..=3 {
+        b.send(sack_ack(&s[0], &[(s[1].seq, s[k].end())]));
+    }
+    let sent = b.take_all();
+    let first = sent
+        .iter()
+        .find(|o| o.seq == s[0].seq)
+        .expect("the fast retransmission")
+        .clone();
+    // The rest of the flight arrives; the retransmission does not. The
+    // pipe drains and new data goes out after the retransmission.
+    for k in 4..=9 {
+        b.send(sack_ack(&s[0], &[(s[1].seq, s[k].end())]));
+    }
+    let new = b.take_all();
+    let after: Vec<&Out> = new.iter().filter(|o| !seq_lt(o.seq, s[9].end())).collect();
+    assert!(
+        !after.is_empty(),
+        "new data after the retransmission: {new:?}"
+    );
+    // That new data arrives 10 ms later, the retransmission still not.
+    b.advance(10);
+    let end = after[after.len() - 1].end();
+    b.send(sack_ack(&s[0], &[(s[1].seq, end)]));
+    let mut again = b.wait_for_segment(100);
+    while again.seq != s[0].seq {
+        again = b.wait_for_segment(100); // new data may go first
+    }
+    assert!(
+        again.at < first.at + ms(100),
+        "well before the 200 ms RTO: {:?} after the first",
+        again.at - first.at
+    );
+}

@@ -444,6 +444,17 @@ impl Congestion {
         }
     }
 
+    /// What was outstanding at the last retransmission timeout has been
+    /// acknowledged: the timeout's recovery is over. BBR restores the cwnd
+    /// it had before (draft-ietf-ccwg-bbr §5.6.4.4: "upon exiting loss
+    /// recovery (RTO recovery or Fast Recovery)"); the loss-based
+    /// algorithms go on from their slow start.
+    pub fn on_rto_recovery_end(&mut self) {
+        if let State::Bbr(b) = &mut self.state {
+            b.on_exit_recovery(&mut self.window);
+        }
+    }
+
     /// The retransmission timer expired. `flight` is FlightSize before the
     /// timeout. Sets ssthresh (NewReno: RFC 5681 §3.1 eq. 4,
     /// max(flight/2, 2*SMSS); CUBIC: RFC 9438 §4.8, its multiplicative
