@@ -58,6 +58,11 @@ pub const MTU: usize = 1500;
 /// does not cap it below the bottleneck at 0 % loss.
 pub const SMOLTCP_BUFFER: usize = 256 * 1024;
 
+/// The tunstack senders of the full table, by [`Peer::parse`] name: the
+/// stack before issue 12 (NewReno without SACK), then each algorithm with
+/// SACK, and CUBIC without.
+pub const TABLE_SENDERS: [&str; 5] = ["reno-nosack", "reno", "cubic-nosack", "cubic", "bbr"];
+
 /// One end of the transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
@@ -113,6 +118,15 @@ impl Peer {
                 congestion,
                 sack: false,
             } => format!("{congestion}-nosack"),
+            Peer::Smoltcp => "smoltcp".to_string(),
+        }
+    }
+
+    /// The name of a receiving peer (its congestion control plays no part).
+    pub fn receiver_name(self) -> String {
+        match self {
+            Peer::Tunstack { sack: true, .. } => "tunstack".to_string(),
+            Peer::Tunstack { sack: false, .. } => "tunstack, no SACK".to_string(),
             Peer::Smoltcp => "smoltcp".to_string(),
         }
     }
@@ -301,15 +315,7 @@ pub fn replay(t: &Transfer) -> Result<Measurement, String> {
 /// of order, an unclean close, a stall), with the replay's description.
 pub fn measure(t: &Transfer) -> Result<Measurement, String> {
     let s = scenario(t);
-    let o = world::run(&s, false, Hooks::default()).map_err(|e| {
-        format!(
-            "{} -> {} loss {} seed {}: {e}\n{s}",
-            t.sender.name(),
-            t.receiver.name(),
-            t.loss,
-            t.seed
-        )
-    })?;
+    let o = world::run(&s, false, Hooks::default()).map_err(|e| format!("{e}\n{s}"))?;
     let start = s.conns[0].start;
     Ok(Measurement {
         bytes: o.bytes,
@@ -478,7 +484,7 @@ pub fn unfinished_report(cells: &[Cell]) -> String {
                     out,
                     "  unfinished: {} -> {} loss {} % seed {seed}: {}\n    replay: {}",
                     c.sender.name(),
-                    c.receiver.name(),
+                    c.receiver.receiver_name(),
                     c.loss * 100.0,
                     e.lines().next().unwrap_or(""),
                     replay_command(c, *seed)
@@ -500,7 +506,7 @@ pub fn failure_report(cells: &[Cell]) -> Option<String> {
                 out,
                 "  {} -> {} loss {} % seed {seed}: {}\n    replay: {}",
                 c.sender.name(),
-                c.receiver.name(),
+                c.receiver.receiver_name(),
                 c.loss * 100.0,
                 e.lines().next().unwrap_or(""),
                 replay_command(c, seed)
@@ -545,7 +551,7 @@ pub fn markdown(cells: &[Cell]) -> String {
     let mut out = String::new();
     header(&mut out, "sender → receiver (Mbit/s: median, min–max)");
     for p in &pairs {
-        let _ = write!(out, "| {} → {} |", p.0.name(), p.1.name());
+        let _ = write!(out, "| {} → {} |", p.0.name(), p.1.receiver_name());
         for &l in &losses {
             match cell(p, l) {
                 Some(c) => {
@@ -572,7 +578,7 @@ pub fn markdown(cells: &[Cell]) -> String {
     out.push('\n');
     header(&mut out, "sender → receiver (queue drops per run)");
     for p in &pairs {
-        let _ = write!(out, "| {} → {} |", p.0.name(), p.1.name());
+        let _ = write!(out, "| {} → {} |", p.0.name(), p.1.receiver_name());
         for &l in &losses {
             match cell(p, l) {
                 Some(c) => {
