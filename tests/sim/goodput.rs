@@ -303,23 +303,21 @@ impl Transfer {
 pub fn replay(t: &Transfer) -> Result<Measurement, String> {
     let s = scenario(t);
     eprintln!("{s}");
-    let o = world::run(&s, true, Hooks::default())?;
-    Ok(Measurement {
-        bytes: o.bytes,
-        elapsed: o.last_read.saturating_duration_since(s.conns[0].start),
-        link: o.link,
-    })
+    run(&s, true)
 }
 
 /// Runs `t`; fails as a sweep's seed does (a byte lost, duplicated or out
-/// of order, an unclean close, a stall), with the replay's description.
+/// of order, an unclean close, a stall), with the scenario appended.
 pub fn measure(t: &Transfer) -> Result<Measurement, String> {
     let s = scenario(t);
-    let o = world::run(&s, false, Hooks::default()).map_err(|e| format!("{e}\n{s}"))?;
-    let start = s.conns[0].start;
+    run(&s, false).map_err(|e| format!("{e}\n{s}"))
+}
+
+fn run(s: &Scenario, verbose: bool) -> Result<Measurement, String> {
+    let o = world::run(s, verbose, Hooks::default())?;
     Ok(Measurement {
         bytes: o.bytes,
-        elapsed: o.last_read.saturating_duration_since(start),
+        elapsed: o.last_read.saturating_duration_since(s.conns[0].start),
         link: o.link,
     })
 }
