@@ -19,7 +19,17 @@ use sim::link::{FaultParams, Link, LinkCounters};
 use sim::rng::{fill, stream_key, Rng};
 use sim::scenario::{Ending, Pairing, Scenario};
 use sim::world::{self, Hooks};
+use tunstack::tcp::congestion::Algorithm;
 use tunstack::time::Instant;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+    )
+}
 
 // ---- the sweeps ----
 
@@ -286,4 +296,190 @@ fn undetectable_corruption_fails_the_run() {
     world::run(&s, false, Hooks::default()).expect("the clean run passes");
     let err = world::run(&s, false, Hooks { evil_link: true }).expect_err("caught");
     assert!(err.contains("stream byte"), "{err}");
+}
+
+// ---- goodput (tests/sim/goodput.rs) ----
+
+/// The full goodput table (`scripts/sim-goodput.sh`): every sender against
+/// both receivers at 0, 1, 5 and 10 % loss. `TUNSTACK_GOODPUT_SEEDS`
+/// (default 5) seeds per cell, `TUNSTACK_GOODPUT_MIB` (default 4) MiB per
+/// transfer.
+#[test]
+#[ignore = "the full table: scripts/sim-goodput.sh"]
+fn goodput_table() {
+    use sim::goodput::{self, Peer};
+    let seeds = env_u64("TUNSTACK_GOODPUT_SEEDS").unwrap_or(5);
+    let mib = env_u64("TUNSTACK_GOODPUT_MIB").unwrap_or(4);
+    // By name, so that the table also runs on a tree without one of them
+    // (scripts/sim-goodput.sh --rev).
+    let mut tunstack_senders = Vec::new();
+    for name in goodput::TABLE_SENDERS {
+        match Peer::parse(name) {
+            Some(p) => tunstack_senders.push(p),
+            None => println!("{name}: not in this tree, left out"),
+        }
+    }
+    let receiver = Peer::tunstack(Algorithm::Cubic);
+    let mut pairs: Vec<(Peer, Peer)> = tunstack_senders.iter().map(|&s| (s, receiver)).collect();
+    pairs.extend(tunstack_senders.iter().map(|&s| (s, Peer::Smoltcp)));
+    pairs.push((Peer::Smoltcp, receiver));
+    let started = std::time::Instant::now();
+    let cells = goodput::sweep(&pairs, &[0.0, 0.01, 0.05, 0.10], 1..=seeds, mib << 20);
+    println!(
+        "{mib} MiB per transfer, seeds 1..={seeds}, {} Mbit/s bottleneck (goodput ceiling {:.1}), {} ms RTT, queue {} packets; {:.1?} of wall time\n",
+        goodput::RATE * 8 / 1_000_000,
+        goodput::ceiling_mbps(),
+        2 * goodput::ONE_WAY_DELAY_US / 1000,
+        goodput::QUEUE,
+        started.elapsed()
+    );
+    println!("{}", goodput::markdown(&cells));
+    print!("{}", goodput::unfinished_report(&cells));
+    if let Some(report) = goodput::failure_report(&cells) {
+        panic!("{report}");
+    }
+}
+
+/// `TUNSTACK_GOODPUT_REPLAY=SENDER,RECEIVER,LOSS%,SEED[,MIB]` (as
+/// `bbr,tunstack,1,3`): replays one goodput transfer with the per-packet
+/// trace and the stacks' log (`TUNSTACK_SIM_LOG`, default `debug`).
+#[test]
+fn goodput_replay_from_env() {
+    let Ok(spec) = std::env::var("TUNSTACK_GOODPUT_REPLAY") else {
+        return;
+    };
+    let t = sim::goodput::Transfer::parse(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let level = std::env::var("TUNSTACK_SIM_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Debug);
+    sim::trace::install(level);
+    match sim::goodput::replay(&t) {
+        Ok(m) => eprintln!(
+            "===== {} bytes in {:?}: {:.2} Mbit/s, link {:?}",
+            m.bytes,
+            m.elapsed,
+            m.mbps(),
+            m.link
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+// ---- goodput floors ----
+//
+// (scripts/sim-goodput.sh --rev cuts the file here to run the table on an
+// older tree: what follows may name what an older tree lacks.)
+
+/// The goodput harness in small, for CI: every transfer delivers each byte
+/// exactly once, and the figures clear floors a working sender clears with
+/// room to spare (the clock is virtual: a seed's figure is the same on any
+/// machine, so a failure is a change in the stacks, never load).
+///
+/// - At 0 % loss, 8 MiB (long enough that the handshake and slow start
+///   cost under a tenth): NewReno, CUBIC and BBR reach 80 % of the
+///   100 Mbit/s bottleneck into smoltcp, whose 256 KiB window holds them
+///   near one BDP, and BBR does into tunstack (loss-based senders into
+///   tunstack do not yet: see the ignored test below).
+/// - At 1 % loss, 4 MiB, the median of seeds 1..=3: CUBIC with SACK and
+///   BBR beat NewReno without SACK (the stack before issue 12).
+#[test]
+fn goodput_clears_its_floors() {
+    use sim::goodput::{self, Peer};
+    let started = std::time::Instant::now();
+    let floor = 0.8 * (goodput::RATE * 8) as f64 / 1e6;
+    let full = [
+        (Peer::tunstack(Algorithm::NewReno), Peer::Smoltcp),
+        (Peer::tunstack(Algorithm::Cubic), Peer::Smoltcp),
+        (Peer::tunstack(Algorithm::Bbr), Peer::Smoltcp),
+        (
+            Peer::tunstack(Algorithm::Bbr),
+            Peer::tunstack(Algorithm::Cubic),
+        ),
+    ];
+    let mut cells = goodput::sweep(&full, &[0.0], 1..=1, 8 << 20);
+    let reno_no_sack = Peer::tunstack_no_sack(Algorithm::NewReno);
+    let lossy = [
+        reno_no_sack,
+        Peer::tunstack(Algorithm::Cubic),
+        Peer::tunstack(Algorithm::Bbr),
+    ]
+    .map(|s| (s, Peer::tunstack(Algorithm::Cubic)));
+    cells.extend(goodput::sweep(&lossy, &[0.01], 1..=3, 4 << 20));
+    eprintln!("{}", goodput::markdown(&cells));
+    eprintln!("in {:.1?} of wall time", started.elapsed());
+    if let Some(report) = goodput::failure_report(&cells) {
+        panic!("{report}");
+    }
+    for c in &cells {
+        assert_eq!(
+            c.unfinished(),
+            0,
+            "{} -> {} ran out of virtual time",
+            c.sender.name(),
+            c.receiver.receiver_name()
+        );
+    }
+    let median = |sender: Peer, loss: f64| {
+        cells
+            .iter()
+            .find(|c| c.sender == sender && c.loss == loss)
+            .map(|c| c.median_mbps())
+            .expect("measured")
+    };
+    for c in cells.iter().filter(|c| c.loss == 0.0) {
+        assert!(
+            c.median_mbps() >= floor,
+            "{} -> {} at 0 % loss: {:.1} Mbit/s, under 80 % of the bottleneck ({floor:.0})",
+            c.sender.name(),
+            c.receiver.receiver_name(),
+            c.median_mbps()
+        );
+    }
+    let base = median(reno_no_sack, 0.01);
+    for sender in [
+        Peer::tunstack(Algorithm::Cubic),
+        Peer::tunstack(Algorithm::Bbr),
+    ] {
+        let m = median(sender, 0.01);
+        assert!(
+            m > base,
+            "{} at 1 % loss: {m:.2} Mbit/s, no better than {} ({base:.2})",
+            sender.name(),
+            reno_no_sack.name()
+        );
+    }
+}
+
+/// Known bug: at 0 % loss, a loss-based sender into tunstack overshoots
+/// the queue in slow start (340 to 560 segments of one flight dropped,
+/// every other one; HyStart++ never judges a round, for want of RTT
+/// samples: docs/SIM-GOODPUT.md), and tunstack's receiver keeps at most 16
+/// out-of-order ranges (`tcp/buffer.rs` `MAX_RANGES`), dropping the
+/// segments past them that it had room for; recovery then repairs one
+/// segment per round trip, and 4 MiB take about 7 s (5 Mbit/s). With the
+/// bound at 1024, 4 MiB run at about 44 Mbit/s. Replay:
+/// `TUNSTACK_GOODPUT_REPLAY=cubic,tunstack,0,1 cargo test --release --test
+/// simulation goodput_replay -- --nocapture`.
+#[test]
+#[ignore = "known bug: tunstack's receiver drops out-of-order data past 16 ranges"]
+fn goodput_loss_based_senders_fill_the_bottleneck_into_tunstack() {
+    use sim::goodput::{self, Peer};
+    let floor = 0.8 * (goodput::RATE * 8) as f64 / 1e6;
+    let pairs = [Algorithm::NewReno, Algorithm::Cubic]
+        .map(|cc| (Peer::tunstack(cc), Peer::tunstack(Algorithm::Cubic)));
+    let cells = goodput::sweep(&pairs, &[0.0], 1..=1, 8 << 20);
+    eprintln!("{}", goodput::markdown(&cells));
+    if let Some(report) = goodput::failure_report(&cells) {
+        panic!("{report}");
+    }
+    for c in &cells {
+        assert!(
+            c.median_mbps() >= floor,
+            "{} -> {}: {:.1} Mbit/s, under {floor:.0}",
+            c.sender.name(),
+            c.receiver.receiver_name(),
+            c.median_mbps()
+        );
+    }
 }

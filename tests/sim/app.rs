@@ -36,6 +36,9 @@ pub struct Endpoint {
     pub aborted: bool,
     /// A call failed (a reset, or worse).
     pub error: Option<Io>,
+    /// When `recv` last returned data (the goodput harness's end of a
+    /// transfer).
+    pub last_read_at: Option<Instant>,
     /// The stack signalled something for this endpoint.
     pub woken: bool,
     /// Pausing until then (events are ignored meanwhile).
@@ -74,6 +77,7 @@ impl Endpoint {
             released: false,
             aborted: false,
             error: None,
+            last_read_at: None,
             woken: false,
             pace_until: None,
             timer: None,
@@ -184,6 +188,7 @@ impl Endpoint {
             match r {
                 Io::Done(k) => {
                     self.checker.feed(&self.buf[..k])?;
+                    self.last_read_at = Some(now);
                     if ops == 0 {
                         busy = true;
                     }

@@ -275,7 +275,7 @@ impl Host for TunHost {
         let mut s = String::new();
         for c in self.iface.tcp_connections() {
             s.push_str(&format!(
-                "    {} {} -> {} {}: sendq {} recvq {} snd_wnd {} rcv_wnd {} cwnd {} rto {:?} backoff {} rtx {}\n",
+                "    {} {} -> {} {}: sendq {} recvq {} snd_wnd {} rcv_wnd {} cwnd {} rto {:?} backoff {} rtx {} ssthresh {} rec {} pacing {:?} bbr {:?} srtt {:?}\n",
                 c.id,
                 c.local,
                 c.remote,
@@ -287,7 +287,12 @@ impl Host for TunHost {
                 c.cwnd,
                 c.rto,
                 c.backoff,
-                c.retransmits
+                c.retransmits,
+                c.ssthresh,
+                c.recovering,
+                c.pacing_rate,
+                c.bbr,
+                c.srtt
             ));
         }
         for (id, addr, syn, acc) in self.iface.tcp_listeners() {

@@ -18,10 +18,13 @@
 //!   sweeps then do nothing);
 //! - `TUNSTACK_SIM_PAIR`: with `TUNSTACK_SIM_SEED`, which pairing
 //!   (`tunstack`, `smoltcp-server`, `smoltcp-client`; default all three);
-//! - `TUNSTACK_SIM_LOG`: the stacks' log level in a replay (default `debug`).
+//! - `TUNSTACK_SIM_LOG`: the stacks' log level in a replay (default `debug`);
+//! - `TUNSTACK_SIM_PROBE_MS`: in a replay, every host's connections (cwnd,
+//!   ssthresh, pacing rate, BBR's model, …) every that many virtual ms.
 
 pub mod app;
 pub mod check;
+pub mod goodput;
 pub mod host;
 pub mod link;
 pub mod rng;

@@ -83,7 +83,8 @@ pub struct SmolParams {
     /// Delayed-ACK timeout (`None`: ACK at once).
     pub ack_delay_ms: Option<u64>,
     /// Keep-alive interval (smoltcp has no abort timeout unless asked: with
-    /// keep-alive a peer that forgot the connection answers with RST).
+    /// keep-alive a peer that forgot the connection answers with RST); 0:
+    /// off.
     pub keepalive_ms: u64,
 }
 
@@ -141,7 +142,9 @@ impl SmolHost {
         );
         s.set_nagle_enabled(p.nagle && !nodelay);
         s.set_ack_delay(p.ack_delay_ms.map(SmolDuration::from_millis));
-        s.set_keep_alive(Some(SmolDuration::from_millis(p.keepalive_ms)));
+        if p.keepalive_ms > 0 {
+            s.set_keep_alive(Some(SmolDuration::from_millis(p.keepalive_ms)));
+        }
         s
     }
 

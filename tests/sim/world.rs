@@ -47,6 +47,8 @@ pub struct Outcome {
     pub link: LinkCounters,
     /// Application bytes delivered.
     pub bytes: u64,
+    /// When an application last read data (`Instant::ZERO` if none did).
+    pub last_read: Instant,
     /// A hash of the headers of every packet sent, in order (the TCP
     /// checksum in them stands in for the payload): two runs with the same
     /// digest sent the same packets.
@@ -83,6 +85,9 @@ struct World<'a> {
     wakes: Vec<Wake>,
     out: Vec<Vec<u8>>,
     digest: u64,
+    /// In a verbose run, print the hosts' connections this often
+    /// (`TUNSTACK_SIM_PROBE_MS`).
+    probe: Option<Duration>,
 }
 
 /// Folds the first 40 bytes of `p` (IPv4 and TCP headers) into `digest`.
@@ -124,6 +129,11 @@ pub fn run(s: &Scenario, verbose: bool, hooks: Hooks) -> Result<Outcome, String>
         wakes: Vec::new(),
         out: Vec::new(),
         digest: 0,
+        probe: std::env::var("TUNSTACK_SIM_PROBE_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|_| verbose)
+            .map(Duration::from_millis),
     };
     w.hosts[1].listen(SERVER_PORT, s.conns.len());
     let result = w.run_loop();
@@ -146,8 +156,16 @@ impl World<'_> {
         let n = self.s.conns.len();
         let mut iterations = 0u64;
         let mut same_instant = 0u32;
+        let mut probe_at = Instant::ZERO;
         loop {
             iterations += 1;
+            if let Some(every) = self.probe.filter(|_| self.now >= probe_at) {
+                for side in 0..2 {
+                    let dump = self.hosts[side].dump();
+                    eprint!("{} {} probe:\n{dump}", self.now, host_name(side));
+                }
+                probe_at = self.now + every;
+            }
             self.start_connections()?;
             self.deliver();
             for side in 0..2 {
@@ -214,6 +232,13 @@ impl World<'_> {
                 .flat_map(|e| e.iter())
                 .map(|e| e.checker.received())
                 .sum(),
+            last_read: self
+                .eps
+                .iter()
+                .flat_map(|e| e.iter())
+                .filter_map(|e| e.last_read_at)
+                .max()
+                .unwrap_or(Instant::ZERO),
             digest: self.digest,
         })
     }
