@@ -251,6 +251,19 @@ impl Rack {
         self.sent.iter().find(|s| s.lost).map(|s| s.start)
     }
 
+    /// The round trip of the newest segment, sent only once, that the
+    /// cumulative ACK `una` covers (before [`Rack::on_ack`] drops the
+    /// entries): a per-ACK RTT sample for the congestion control.
+    pub fn newest_acked_rtt(&self, now: Instant, una: SeqNum) -> Option<Duration> {
+        self.sent
+            .iter()
+            .take_while(|s| s.end <= una)
+            .filter(|s| !s.rexmit && !s.sacked)
+            .map(|s| s.at)
+            .max()
+            .map(|at| now - at)
+    }
+
     /// The first range RACK marks lost, if any: `[start, end)` of its
     /// entry (a retransmission that was lost too is marked again, §6.2).
     pub fn first_lost_range(&self) -> Option<(SeqNum, SeqNum)> {
