@@ -129,12 +129,14 @@ impl Interface {
                 config.reassembly,
             ),
             ip6: config.addr6.map(|(addr6, _)| {
-                Ipv6Layer::new(
+                Ipv6Layer::with_reassembly(
                     addr6,
                     config.link_local6(),
                     config.ttl,
                     mtu,
                     ip_icmp::RateLimiter::new(config.icmp_errors_per_sec, config.icmp_error_burst),
+                    config.reassembly,
+                    rng.next_u64() as u32,
                 )
             }),
             udp: UdpTable::new(config.addr, rng.next_u64()),
@@ -191,9 +193,10 @@ impl Interface {
         self.ip.mtu()
     }
 
-    /// Bytes held by incomplete datagrams awaiting reassembly.
+    /// Bytes held by incomplete datagrams awaiting reassembly (IPv4's
+    /// and IPv6's).
     pub fn reassembly_bytes(&self) -> usize {
-        self.ip.reassembly_bytes()
+        self.ip.reassembly_bytes() + self.ip6.as_ref().map_or(0, Ipv6Layer::reassembly_bytes)
     }
 
     /// The counters so far.
@@ -518,6 +521,10 @@ impl Interface {
     /// Fires due timers.
     pub fn poll(&mut self, now: Instant) {
         self.tcp.poll(now);
+        if let Some(ip6) = &mut self.ip6 {
+            let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+            ip6.poll(now, &mut self.stats, &mut |p| tx_queue.push(tcp, p));
+        }
         let mut expired = Vec::new();
         self.ip.poll(now, &mut self.stats, &mut |header, first| {
             expired.push((header.to_vec(), first.to_vec()));
@@ -557,10 +564,12 @@ impl Interface {
 
     /// When [`Interface::poll`] next has work, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
-        match (self.ip.poll_at(), self.tcp.poll_at()) {
+        let min = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        let ip6 = self.ip6.as_ref().and_then(Ipv6Layer::poll_at);
+        min(min(self.ip.poll_at(), self.tcp.poll_at()), ip6)
     }
 
     /// The next packet to write to the device (it derefs to its bytes).

@@ -79,8 +79,6 @@ pub enum DropReason {
     Ipv6RoutingType0,
     /// Another routing header with segments left (a host does not forward).
     Ipv6RoutingUnsupported,
-    /// An IPv6 fragment (not atomic): IPv6 reassembly is not implemented yet.
-    Ipv6FragmentUnsupported,
     /// An IPv6 packet whose next header is No Next Header (59): nothing to deliver.
     Ipv6NoNextHeader,
     /// An upper-layer protocol not served over IPv6 (TCP and UDP among them, for now).
@@ -123,7 +121,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 51] = [
+    pub const ALL: [DropReason; 50] = [
         DropReason::EthernetRunt,
         DropReason::EthernetNotForUs,
         DropReason::EthernetBadSource,
@@ -156,7 +154,6 @@ impl DropReason {
         DropReason::Ipv6UnknownOption,
         DropReason::Ipv6RoutingType0,
         DropReason::Ipv6RoutingUnsupported,
-        DropReason::Ipv6FragmentUnsupported,
         DropReason::Ipv6NoNextHeader,
         DropReason::Ipv6UnknownNextHeader,
         DropReason::Icmpv6Truncated,
@@ -220,7 +217,6 @@ impl DropReason {
             DropReason::Ipv6UnknownOption => "ipv6-unknown-option",
             DropReason::Ipv6RoutingType0 => "ipv6-routing-type0",
             DropReason::Ipv6RoutingUnsupported => "ipv6-routing-unsupported",
-            DropReason::Ipv6FragmentUnsupported => "ipv6-fragment-unsupported",
             DropReason::Ipv6NoNextHeader => "ipv6-no-next-header",
             DropReason::Ipv6UnknownNextHeader => "ipv6-unknown-next-header",
             DropReason::Icmpv6Truncated => "icmpv6-truncated",
@@ -455,8 +451,12 @@ pub struct Stats {
     pub ip6_packets_out: u64,
     /// ICMPv6 echo requests answered.
     pub icmp6_echo_replies: u64,
-    /// ICMPv6 error messages sent (Parameter Problem).
+    /// ICMPv6 error messages sent (Parameter Problem, Time Exceeded).
     pub icmp6_errors_sent: u64,
+    /// IPv6 datagrams completed by reassembly.
+    pub ip6_reassembled: u64,
+    /// IPv6 datagrams that went out fragmented.
+    pub ip6_fragmented: u64,
     /// Echo requests answered.
     pub icmp_echo_replies: u64,
     /// Destination-unreachable messages sent.
@@ -491,6 +491,8 @@ impl Default for Stats {
             ip6_packets_out: 0,
             icmp6_echo_replies: 0,
             icmp6_errors_sent: 0,
+            ip6_reassembled: 0,
+            ip6_fragmented: 0,
             icmp_echo_replies: 0,
             icmp_unreachables_sent: 0,
             icmp_time_exceeded_sent: 0,
@@ -548,6 +550,8 @@ impl Stats {
         self.ip6_packets_out += other.ip6_packets_out;
         self.icmp6_echo_replies += other.icmp6_echo_replies;
         self.icmp6_errors_sent += other.icmp6_errors_sent;
+        self.ip6_reassembled += other.ip6_reassembled;
+        self.ip6_fragmented += other.ip6_fragmented;
         self.icmp_echo_replies += other.icmp_echo_replies;
         self.icmp_unreachables_sent += other.icmp_unreachables_sent;
         self.icmp_time_exceeded_sent += other.icmp_time_exceeded_sent;
@@ -622,8 +626,11 @@ impl fmt::Display for Stats {
         if self.ip6_packets_in + self.ip6_packets_out > 0 {
             writeln!(
                 f,
-                "ip6:  {} packets in, {} out",
-                self.ip6_packets_in, self.ip6_packets_out
+                "ip6:  {} packets in, {} out, {} reassembled, {} fragmented",
+                self.ip6_packets_in,
+                self.ip6_packets_out,
+                self.ip6_reassembled,
+                self.ip6_fragmented
             )?;
             writeln!(
                 f,

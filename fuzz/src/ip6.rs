@@ -178,6 +178,15 @@ impl Harness6 {
             h.src
         );
         assert!(!h.dst.is_unspecified(), "sent to ::");
+        if h.next_header == ipv6::NEXT_FRAGMENT {
+            // A piece of a reply too big for the MTU (RFC 8200 §4.5):
+            // pieces with more to come carry a multiple of 8 bytes.
+            let more = whole.get(43).is_some_and(|b| b & 1 == 1);
+            let data = whole.len().saturating_sub(48);
+            assert!(data > 0 && (!more || data % 8 == 0), "a bad fragment");
+            assert!(!h.dst.is_multicast(), "a fragment sent to a group");
+            return;
+        }
         assert_eq!(h.next_header, ipv6::NEXT_ICMPV6, "only ICMPv6 is sent");
         let m = Icmpv6Message::parse(h.src, h.dst, &whole[ipv6::HEADER_LEN..])
             .expect("ICMPv6 sent with a bad checksum");
@@ -262,6 +271,36 @@ pub fn seeds(add: &mut impl FnMut(&'static str, &str, Vec<u8>)) {
         "tcp_unknown_next_header",
         record(TUN_PACKET, 0, &packet(PEER6, US6, 6, 64, &[0; 20])),
     );
+    let mut big = Vec::new();
+    let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    icmpv6::write(
+        &mut big,
+        PEER6,
+        US6,
+        icmpv6::ECHO_REQUEST,
+        0,
+        [0x12, 0x34, 0, 2],
+        &data,
+    );
+    let pieces: Vec<u8> = big
+        .chunks(1448)
+        .enumerate()
+        .flat_map(|(i, chunk)| {
+            let offset = i * 1448;
+            let more = offset + chunk.len() < big.len();
+            let field = (offset as u16) | u16::from(more);
+            let mut body = vec![ipv6::NEXT_ICMPV6, 0];
+            body.extend_from_slice(&field.to_be_bytes());
+            body.extend_from_slice(&7u32.to_be_bytes());
+            body.extend_from_slice(chunk);
+            record(
+                TUN_PACKET,
+                0,
+                &packet(PEER6, US6, ipv6::NEXT_FRAGMENT, 64, &body),
+            )
+        })
+        .collect();
+    add("ipv6", "ping_fragmented", pieces);
     let group = ipv6::solicited_node(US6);
     let mut ns = Vec::new();
     icmpv6::write_neighbor_solicitation(&mut ns, PEER6, group, US6, PEER_MAC.0);

@@ -214,8 +214,9 @@ pub const PROBLEM_OPTION: u8 = 2;
 /// Walks the extension headers of `packet` (whole, header included, cut
 /// to its payload length) to the upper-layer header. `dst_multicast`
 /// says whether the packet went to a multicast address (it decides one
-/// option rule). Fragments other than atomic ones are refused: this stack
-/// does not reassemble IPv6 yet.
+/// option rule). The walk also stops at the Fragment header of a fragment
+/// (not an atomic one): then [`Upper::next_header`] is [`NEXT_FRAGMENT`]
+/// and [`Upper::offset`] is where that header starts, for reassembly.
 pub fn walk_extensions(packet: &[u8], dst_multicast: bool) -> Result<Upper, ExtensionError> {
     let mut next = *packet
         .get(6)
@@ -287,9 +288,14 @@ pub fn walk_extensions(packet: &[u8], dst_multicast: bool) -> Result<Upper, Exte
                 let offset = offset_and_m >> 3;
                 let more = offset_and_m & 1 == 1;
                 // RFC 8021 §3 / RFC 6946 §4: an atomic fragment (offset 0,
-                // M 0) is processed in isolation, as if unfragmented.
+                // M 0) is processed in isolation, as if unfragmented; a
+                // real fragment goes to reassembly.
                 if offset != 0 || more {
-                    return Err(ExtensionError::silent(DropReason::Ipv6FragmentUnsupported));
+                    return Ok(Upper {
+                        next_header: NEXT_FRAGMENT,
+                        offset: at,
+                        next_header_field: field,
+                    });
                 }
             }
         }
@@ -485,17 +491,14 @@ mod tests {
         );
         let rh4 = packet(NEXT_ROUTING, &[NEXT_ICMPV6, 0, 4, 1, 0, 0, 0, 0]);
         assert_eq!(err(&rh4, false).reason, DropReason::Ipv6RoutingUnsupported);
-        // A real fragment (offset 0 with M, or an offset).
+        // A real fragment (offset 0 with M, or an offset) stops the walk
+        // at its Fragment header, for reassembly.
         let first = packet(NEXT_FRAGMENT, &[NEXT_ICMPV6, 0, 0, 1, 0, 0, 0, 1]);
-        assert_eq!(
-            err(&first, false).reason,
-            DropReason::Ipv6FragmentUnsupported
-        );
         let later = packet(NEXT_FRAGMENT, &[NEXT_ICMPV6, 0, 0, 8, 0, 0, 0, 1]);
-        assert_eq!(
-            err(&later, false).reason,
-            DropReason::Ipv6FragmentUnsupported
-        );
+        for p in [first, later] {
+            let upper = walk_extensions(&p, false).expect("a fragment");
+            assert_eq!((upper.next_header, upper.offset), (NEXT_FRAGMENT, 40));
+        }
         // Hop-by-hop anywhere but first.
         let p = packet(
             NEXT_DEST_OPTS,

@@ -100,6 +100,54 @@ fn ipv6_ping_on_tun_gets_every_reply_up_to_the_mtu() {
 }
 
 #[test]
+fn ipv6_ping_of_8000_bytes_is_fragmented_both_ways() {
+    let Some(mut net) = TestNet::start_ipv6(&["ping", "tshark"], "tun0", &[]) else {
+        return;
+    };
+    let (summary, out) = net.ping6(3, 8000, STACK_ADDR6);
+    assert_eq!(
+        (summary.transmitted, summary.received),
+        (3, 3),
+        "ping -6 -s 8000:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let whole = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("8008 bytes from fd00::2:"))
+        .count();
+    assert_eq!(whole, 3, "every reply must be whole:\n{}", out.stdout);
+    let stopped = net.stop();
+    assert_eq!(
+        stopped.counter("ip6:", "reassembled"),
+        3,
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(
+        stopped.counter("ip6:", "fragmented"),
+        3,
+        "{}",
+        stopped.stdout
+    );
+    // An 8008-byte message needs 6 fragments at MTU 1500 (1448 bytes of
+    // it each), each way.
+    for src in ["fd00::1", "fd00::2"] {
+        let frags = tshark_fields(
+            &net.pcap_path(),
+            &format!("ipv6.src == {src} && ipv6.nxt == 44"),
+            &["frame.len"],
+        );
+        assert_eq!(frags.len(), 18, "fragments from {src}: {frags:?}");
+        assert!(frags
+            .iter()
+            .all(|r| r[0].parse::<usize>().is_ok_and(|n| n <= 1500)));
+    }
+    assert_clean_capture(&net);
+}
+
+#[test]
 fn ipv6_tcp_is_not_served_yet_and_says_so_with_a_parameter_problem() {
     let Some(mut net) = TestNet::start_ipv6(&["python3", "tshark"], "tun0", &[]) else {
         return;
@@ -163,6 +211,14 @@ fn tap_ipv6_ping_resolves_the_stack_by_neighbour_discovery() {
         "{}",
         out.stdout
     );
+    // Fragmented both ways, in Ethernet frames.
+    let (summary, out) = net.ping6(1, 8000, STACK_ADDR6);
+    assert_eq!(
+        (summary.transmitted, summary.received),
+        (1, 1),
+        "{}",
+        out.stdout
+    );
     let neigh = net
         .exec(
             &["ip", "-6", "neigh", "show", "dev", "tap0"],
@@ -188,10 +244,11 @@ fn tap_ipv6_ping_resolves_the_stack_by_neighbour_discovery() {
     );
     assert_eq!(
         stopped.counter("icmp6:", "echo replies"),
-        5,
+        6,
         "{}",
         stopped.stdout
     );
+    assert_eq!(stopped.counter("ip6:", "fragmented"), 1);
     assert!(
         stopped.counter("link:", "NA out") >= 2,
         "{}",

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::ip::frag::ReassemblyConfig;
 use crate::wire::ipv6::{NEXT_DEST_OPTS, NEXT_FRAGMENT, NEXT_ROUTING};
 
 const PEER: &str = "fd00::1";
@@ -79,14 +80,18 @@ fn echo_requests_are_answered_with_the_same_id_sequence_and_data() {
 }
 
 #[test]
-fn a_reply_that_does_not_fit_the_mtu_is_not_sent() {
+fn a_reply_that_does_not_fit_the_mtu_is_fragmented() {
     let (mut l, mut stats) = (layer(), Stats::default());
-    // 40 + 8 + 1452 = 1500 fits; one byte more does not.
-    assert_eq!(
-        feed(&mut l, &mut stats, &echo_request(PEER, US, &[1; 1452])).len(),
-        1
-    );
-    assert!(feed(&mut l, &mut stats, &echo_request(PEER, US, &[1; 1453])).is_empty());
+    // 40 + 8 + 1452 = 1500 fits; one byte more goes in two fragments.
+    let out = feed(&mut l, &mut stats, &echo_request(PEER, US, &[1; 1452]));
+    assert_eq!((out.len(), out[0].len()), (1, 1500));
+    let out = feed(&mut l, &mut stats, &echo_request(PEER, US, &[1; 1453]));
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|p| p.len() <= 1500 && p[6] == NEXT_FRAGMENT));
+    assert_eq!(stats.ip6_fragmented, 1);
+    // A link too small for a fragment of 8 bytes: not sent.
+    let mut tiny = Ipv6Layer::new(addr(US), None, 64, 50, RateLimiter::new(1000, 50));
+    assert!(feed(&mut tiny, &mut stats, &echo_request(PEER, US, &[1; 10])).is_empty());
     assert_eq!(stats.dropped(DropReason::OutputTooBig), 1);
 }
 
@@ -152,8 +157,8 @@ fn malformed_packets_are_dropped_under_their_reason() {
             DropReason::Ipv6NoNextHeader,
         ),
         (
-            packet(PEER, US, NEXT_FRAGMENT, 64, &[58, 0, 0, 1, 0, 0, 0, 9]),
-            DropReason::Ipv6FragmentUnsupported,
+            packet(PEER, US, NEXT_FRAGMENT, 64, &[58, 0, 0, 1, 0]),
+            DropReason::Ipv6BadExtension,
         ),
     ];
     for (p, reason) in cases {
@@ -274,4 +279,208 @@ fn errors_are_rate_limited() {
         &mut |q| out.push(q.to_vec()),
     );
     assert_eq!(out.len(), 1, "refilled after 200 ms at 10/s");
+}
+
+/// `message` (an ICMPv6 message from PEER to US) cut into fragments of
+/// `piece` bytes with Identification `id`: (offset, more, packet).
+fn fragments(message: &[u8], piece: usize, id: u32) -> Vec<(usize, bool, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for chunk in message.chunks(piece) {
+        let more = offset + chunk.len() < message.len();
+        let field = (offset as u16) | u16::from(more);
+        let mut body = vec![NEXT_ICMPV6, 0];
+        body.extend_from_slice(&field.to_be_bytes());
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(chunk);
+        out.push((offset, more, packet(PEER, US, NEXT_FRAGMENT, 64, &body)));
+        offset += chunk.len();
+    }
+    out
+}
+
+fn echo_message(data: &[u8]) -> Vec<u8> {
+    echo_request(PEER, US, data)[HEADER_LEN..].to_vec()
+}
+
+/// Reassembles what the layer sent with a second layer's reassembler:
+/// the ICMPv6 messages, whole.
+fn reassemble_sent(out: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut r: Reassembler<Frag6Key> =
+        Reassembler::with_max_payload(ReassemblyConfig::default(), MAX_PAYLOAD);
+    let mut whole = Vec::new();
+    for p in out {
+        assert!(p.len() <= 1500, "a fragment past the MTU");
+        let (h, p) = Ipv6Header::parse(p).expect("valid IPv6");
+        if h.next_header != NEXT_FRAGMENT {
+            whole.push(p[HEADER_LEN..].to_vec());
+            continue;
+        }
+        let f = &p[HEADER_LEN..];
+        let field = u16::from_be_bytes([f[2], f[3]]);
+        let key = Frag6Key {
+            src: h.src,
+            dst: h.dst,
+            id: u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
+            next_header: f[0],
+        };
+        let data = &f[8..];
+        if field & 1 == 1 {
+            assert_eq!(data.len() % 8, 0, "RFC 8200 §4.5: a multiple of 8");
+        }
+        if let Some(done) = r
+            .push(
+                Instant::from_secs(1),
+                key,
+                usize::from(field & !7),
+                field & 1 == 1,
+                data,
+            )
+            .expect("consistent fragments")
+        {
+            whole.push(done.payload);
+        }
+    }
+    whole
+}
+
+#[test]
+fn fragments_in_any_order_are_reassembled_and_a_big_reply_is_fragmented() {
+    let (mut l, mut stats) = (layer(), Stats::default());
+    let data: Vec<u8> = (0..8000u32).map(|i| i as u8).collect();
+    let mut frags = fragments(&echo_message(&data), 1448, 7);
+    assert_eq!(frags.len(), 6);
+    frags.reverse();
+    frags.swap(1, 3);
+    let mut out = Vec::new();
+    for (_, _, p) in &frags {
+        out.extend(feed(&mut l, &mut stats, p));
+    }
+    assert_eq!(stats.ip6_reassembled, 1);
+    assert_eq!(stats.ip6_fragmented, 1);
+    assert_eq!(out.len(), 6, "8008 bytes of reply in 1448-byte pieces");
+    let replies = reassemble_sent(&out);
+    assert_eq!(replies.len(), 1);
+    let m = Icmpv6Message::parse(addr(US), addr(PEER), &replies[0]).expect("checksum");
+    assert_eq!((m.kind(), m.body()), (icmpv6::ECHO_REPLY, &data[..]));
+    assert_eq!(l.reassembly_bytes(), 0);
+    // Reassembled datagrams need fragmented replies to use another id.
+    for (_, _, p) in &frags {
+        out = feed(&mut l, &mut stats, p);
+    }
+    let id = |p: &[u8]| p[44..48].to_vec();
+    assert_eq!(out.len(), 6);
+    assert_ne!(id(&out[0]), id(&reassemble_first(&frags, &mut l)[0]));
+}
+
+/// Sends `frags` once more and returns what came back.
+fn reassemble_first(frags: &[(usize, bool, Vec<u8>)], l: &mut Ipv6Layer) -> Vec<Vec<u8>> {
+    let mut stats = Stats::default();
+    let mut out = Vec::new();
+    for (_, _, p) in frags {
+        out.extend(feed(l, &mut stats, p));
+    }
+    out
+}
+
+#[test]
+fn an_overlapping_fragment_drops_the_whole_datagram() {
+    // RFC 5722 §4.
+    let (mut l, mut stats) = (layer(), Stats::default());
+    let frags = fragments(&echo_message(&[1; 3000]), 1448, 9);
+    assert!(feed(&mut l, &mut stats, &frags[0].2).is_empty());
+    // The second piece, moved 8 bytes back so that it overlaps the first.
+    let mut overlap = frags[1].2.clone();
+    let field = (1440u16) | 1;
+    overlap[42..44].copy_from_slice(&field.to_be_bytes());
+    assert!(feed(&mut l, &mut stats, &overlap).is_empty());
+    assert_eq!(stats.dropped(DropReason::FragmentOverlap), 1);
+    assert_eq!(l.reassembly_bytes(), 0, "the whole datagram is gone");
+    // The rest cannot complete it.
+    for (_, _, p) in &frags[1..] {
+        assert!(feed(&mut l, &mut stats, p).is_empty());
+    }
+    assert_eq!(stats.ip6_reassembled, 0);
+}
+
+#[test]
+fn bad_fragment_lengths_get_parameter_problem_code_0() {
+    let (mut l, mut stats) = (layer(), Stats::default());
+    // RFC 8200 §4.5: M set and a length not a multiple of 8: pointer at
+    // the Payload Length.
+    let odd = packet(
+        PEER,
+        US,
+        NEXT_FRAGMENT,
+        64,
+        &[58, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3],
+    );
+    let (code, pointer, _) = problem(&feed(&mut l, &mut stats, &odd));
+    assert_eq!((code, pointer), (0, 4));
+    // Past 65,535 bytes once reassembled: pointer at the Fragment Offset.
+    let far = packet(
+        PEER,
+        US,
+        NEXT_FRAGMENT,
+        64,
+        &[&[58u8, 0, 0xff, 0xf8, 0, 0, 0, 1][..], &[0; 16]].concat(),
+    );
+    let (code, pointer, _) = problem(&feed(&mut l, &mut stats, &far));
+    assert_eq!((code, pointer), (0, 42));
+    assert_eq!(stats.dropped(DropReason::FragmentInconsistent), 1);
+    assert_eq!(stats.dropped(DropReason::FragmentTooLong), 1);
+}
+
+#[test]
+fn a_timed_out_reassembly_sends_time_exceeded_only_after_fragment_zero() {
+    let (mut l, mut stats) = (layer(), Stats::default());
+    let frags = fragments(&echo_message(&[3; 3000]), 1448, 11);
+    let t0 = Instant::from_secs(1);
+    let mut out = Vec::new();
+    l.receive(t0, &frags[0].2, &mut stats, &mut |p| out.push(p.to_vec()));
+    // Another datagram with only a later fragment.
+    let others = fragments(&echo_message(&[4; 3000]), 1448, 12);
+    l.receive(t0, &others[1].2, &mut stats, &mut |p| out.push(p.to_vec()));
+    assert!(out.is_empty());
+    let deadline = l.poll_at().expect("a deadline");
+    assert_eq!(deadline, t0 + ReassemblyConfig::default().timeout);
+    l.poll(deadline, &mut stats, &mut |p| out.push(p.to_vec()));
+    assert_eq!(stats.dropped(DropReason::FragmentTimeout), 2);
+    assert_eq!(
+        out.len(),
+        1,
+        "one Time Exceeded: fragment zero of the first"
+    );
+    let (h, p) = Ipv6Header::parse(&out[0]).expect("valid");
+    let m = Icmpv6Message::parse(h.src, h.dst, &p[HEADER_LEN..]).expect("checksum");
+    assert_eq!(
+        (m.kind(), m.code(), h.dst),
+        (icmpv6::TIME_EXCEEDED, 1, addr(PEER))
+    );
+    assert!(out[0].len() <= MIN_MTU);
+    assert_eq!(l.poll_at(), None);
+}
+
+#[test]
+fn endless_fragments_stay_within_the_reassembly_memory() {
+    let config = ReassemblyConfig {
+        max_bytes: 64 * 1024,
+        ..ReassemblyConfig::default()
+    };
+    let mut l = Ipv6Layer::with_reassembly(
+        addr(US),
+        None,
+        64,
+        1500,
+        RateLimiter::new(1000, 50),
+        config,
+        1,
+    );
+    let mut stats = Stats::default();
+    for id in 0..2000u32 {
+        let frags = fragments(&echo_message(&[5; 3000]), 1448, id);
+        feed(&mut l, &mut stats, &frags[0].2);
+        assert!(l.reassembly_bytes() <= config.max_bytes);
+    }
+    assert!(stats.dropped(DropReason::FragmentEvicted) > 0);
 }
