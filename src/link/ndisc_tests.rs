@@ -313,3 +313,41 @@ fn arbitrary_ipv6_frames_never_panic() {
         while l.pop_frame().is_some() {}
     }
 }
+
+/// A neighbour advertisement from `src` to `dst` for `target` with `flags`.
+fn na(src: &str, dst: Ipv6Addr, target: &str, flags: u8) -> Vec<u8> {
+    let mut msg = Vec::new();
+    icmpv6::write_neighbor_advertisement(&mut msg, a6(src), dst, a6(target), flags, KERNEL_MAC.0);
+    let mut p = Vec::new();
+    ipv6::write(&mut p, a6(src), dst, 58, 255, &msg);
+    p
+}
+
+#[test]
+fn advertisements_update_only_entries_we_hold() {
+    // RFC 4861 §7.2.5: no entry, nothing created.
+    let mut l = link();
+    let unsolicited = na("fd00::1", ipv6::ALL_NODES, "fd00::1", icmpv6::NA_OVERRIDE);
+    let all_nodes = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
+    assert_eq!(
+        l.receive(at(3000), &frame(all_nodes, KERNEL_MAC, &unsolicited)),
+        None
+    );
+    assert_eq!(l.neighbour6(a6("fd00::1")), None);
+    assert_eq!(l.stats().nd_advertisements_in, 1);
+    // RFC 4861 §7.1.2: Solicited set on one sent to a group: invalid.
+    let bad = na("fd00::1", ipv6::ALL_NODES, "fd00::1", icmpv6::NA_SOLICITED);
+    assert_eq!(
+        l.receive(at(3000), &frame(all_nodes, KERNEL_MAC, &bad)),
+        None
+    );
+    assert_eq!(l.stats().dropped(DropReason::NdInvalid), 1);
+    // Someone else advertising our address: a conflict, nothing learned.
+    let ours = na("fd00::1", ipv6::ALL_NODES, "fd00::2", icmpv6::NA_OVERRIDE);
+    assert_eq!(
+        l.receive(at(3000), &frame(all_nodes, KERNEL_MAC, &ours)),
+        None
+    );
+    assert_eq!(l.stats().conflicts, 1);
+    assert!(sent(&mut l).is_empty());
+}
