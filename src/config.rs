@@ -37,6 +37,11 @@ pub struct Config {
     /// packets are dropped as `ip-not-ipv4`, as before. On a TAP the stack
     /// also takes a link-local address, [`Config::link_local6`].
     pub addr6: Option<(Ipv6Addr, u8)>,
+    /// In TAP mode with IPv6, how many times duplicate address detection
+    /// probes each address before it is used (RFC 4862 §5.1
+    /// `DupAddrDetectTransmits`, default 1, a second apart); 0 uses them at
+    /// once (as `ip addr add ... nodad`).
+    pub dad_transmits: u32,
     /// The TUN device to attach to, or create (used by [`crate::Stack::new`]);
     /// a TAP device when [`Config::medium`] is [`Medium::Ethernet`].
     pub tun_name: String,
@@ -114,6 +119,7 @@ impl Default for Config {
             addr: Ipv4Addr::new(10, 0, 0, 2),
             prefix_len: 24,
             addr6: None,
+            dad_transmits: 1,
             tun_name: "tun0".to_string(),
             medium: Medium::Ip,
             mac: None,

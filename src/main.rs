@@ -79,6 +79,10 @@ struct DeviceArgs {
     /// IPv4 only for now.
     #[arg(long, value_name = "IPV6/PREFIX", value_parser = parse_cidr6)]
     addr6: Option<(std::net::Ipv6Addr, u8)>,
+    /// With --tap and --addr6: duplicate address detection probes per
+    /// address before it is used (RFC 4862, a second apart; 0: at once).
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "addr6")]
+    dad_transmits: u32,
     /// Set the device MTU (default: keep the device's, 1500 for a new one).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u16).range(68..))]
     mtu: Option<u16>,
@@ -224,6 +228,7 @@ impl DeviceArgs {
         let mut config = Config {
             addr: self.addr,
             addr6: self.addr6,
+            dad_transmits: self.dad_transmits,
             tun_name: self.device_name().to_owned(),
             medium: if self.tap.is_some() {
                 tunstack::Medium::Ethernet

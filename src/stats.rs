@@ -93,6 +93,9 @@ pub enum DropReason {
     NdInvalid,
     /// A neighbour solicitation for an address that is not ours (TAP mode).
     NdNotForUs,
+    /// A packet to or from one of our IPv6 addresses while it is tentative
+    /// (under duplicate address detection) or found duplicate (TAP mode).
+    Ipv6Tentative,
     /// ICMP message shorter than its header.
     IcmpTruncated,
     /// ICMP checksum does not verify.
@@ -121,7 +124,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 50] = [
+    pub const ALL: [DropReason; 51] = [
         DropReason::EthernetRunt,
         DropReason::EthernetNotForUs,
         DropReason::EthernetBadSource,
@@ -161,6 +164,7 @@ impl DropReason {
         DropReason::Icmpv6Unhandled,
         DropReason::NdInvalid,
         DropReason::NdNotForUs,
+        DropReason::Ipv6Tentative,
         DropReason::IcmpTruncated,
         DropReason::IcmpBadChecksum,
         DropReason::IcmpUnhandled,
@@ -175,7 +179,7 @@ impl DropReason {
     ];
 
     /// The reasons the link layer (TAP mode) counts.
-    pub const LINK: [DropReason; 11] = [
+    pub const LINK: [DropReason; 12] = [
         DropReason::EthernetRunt,
         DropReason::EthernetNotForUs,
         DropReason::EthernetBadSource,
@@ -185,6 +189,7 @@ impl DropReason {
         DropReason::ArpNotForUs,
         DropReason::NdInvalid,
         DropReason::NdNotForUs,
+        DropReason::Ipv6Tentative,
         DropReason::NeighbourQueueFull,
         DropReason::NeighbourUnreachable,
     ];
@@ -224,6 +229,7 @@ impl DropReason {
             DropReason::Icmpv6Unhandled => "icmpv6-unhandled",
             DropReason::NdInvalid => "nd-invalid",
             DropReason::NdNotForUs => "nd-not-for-us",
+            DropReason::Ipv6Tentative => "ipv6-tentative",
             DropReason::IcmpTruncated => "icmp-truncated",
             DropReason::IcmpBadChecksum => "icmp-bad-checksum",
             DropReason::IcmpUnhandled => "icmp-unhandled",

@@ -172,8 +172,12 @@ impl Harness6 {
         let (h, whole) = Ipv6Header::parse(p).expect("everything sent is valid IPv6");
         assert_eq!(whole.len(), p.len(), "sent with trailing bytes");
         assert!(p.len() <= MTU, "sent past the MTU");
+        // From our addresses; from :: only a DAD probe (RFC 4862 §5.4.2).
+        let probe = on_link
+            && h.src.is_unspecified()
+            && whole.get(ipv6::HEADER_LEN) == Some(&icmpv6::NEIGHBOR_SOLICITATION);
         assert!(
-            h.src == US6 || (on_link && h.src == self.link_local),
+            h.src == US6 || (on_link && h.src == self.link_local) || probe,
             "sent from {}",
             h.src
         );
@@ -226,10 +230,14 @@ pub fn ipv6(data: &[u8]) {
     h.advance(Duration::from_secs(120));
 }
 
-/// `ipv6` seeds: ping on the TUN, with extension headers, a neighbour
-/// solicitation then a ping on the TAP, echoes from more neighbours than
-/// the cache holds.
+/// `ipv6` seeds: ping on the TUN, with extension headers and in
+/// fragments, a neighbour solicitation then a ping on the TAP once its
+/// addresses passed duplicate address detection, echoes from more
+/// neighbours than the cache holds.
 pub fn seeds(add: &mut impl FnMut(&'static str, &str, Vec<u8>)) {
+    // A first wait of `time_step(16)`, 1,024 ms: duplicate address
+    // detection is done and the TAP addresses answer.
+    const DAD_DONE: u8 = 16;
     fn record(kind: u8, wait: u8, body: &[u8]) -> Vec<u8> {
         let mut r = vec![kind << 6 | (wait & 0x3f)];
         r.extend_from_slice(&(body.len() as u16).to_be_bytes());
@@ -310,7 +318,7 @@ pub fn seeds(add: &mut impl FnMut(&'static str, &str, Vec<u8>)) {
         [
             record(
                 FRAMED_TO_GROUP,
-                0,
+                DAD_DONE,
                 &packet(PEER6, group, ipv6::NEXT_ICMPV6, 255, &ns),
             ),
             record(FRAMED_TO_US, 1, &ping),
@@ -330,7 +338,7 @@ pub fn seeds(add: &mut impl FnMut(&'static str, &str, Vec<u8>)) {
         "ipv6",
         "ping_resolved_by_advertisement",
         [
-            record(ECHO_FROM, 0, &[1]),
+            record(ECHO_FROM, DAD_DONE, &[1]),
             record(
                 FRAMED_TO_US,
                 1,
@@ -340,7 +348,7 @@ pub fn seeds(add: &mut impl FnMut(&'static str, &str, Vec<u8>)) {
         .concat(),
     );
     let many: Vec<u8> = (10..30u8)
-        .flat_map(|h| record(ECHO_FROM, 1, &[h]))
+        .flat_map(|h| record(ECHO_FROM, if h == 10 { DAD_DONE } else { 1 }, &[h]))
         .collect();
     add("ipv6", "more_neighbours_than_the_cache", many);
 }

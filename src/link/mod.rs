@@ -103,9 +103,20 @@ impl EthernetLink {
 
     /// Turns IPv6 on: the stack has `addr6` and the link-local address of
     /// its MAC, answers neighbour solicitations for both and resolves its
-    /// IPv6 neighbours (RFC 4861).
+    /// IPv6 neighbours (RFC 4861). Both addresses are probed once by
+    /// duplicate address detection before use ([`EthernetLink::with_dad`]).
     pub fn with_ipv6(mut self, addr6: std::net::Ipv6Addr, config: NeighbourConfig) -> Self {
-        self.ndisc = Some(Ndisc::new(self.mac, addr6, config));
+        self.ndisc = Some(Ndisc::new(self.mac, addr6, config, 1));
+        self
+    }
+
+    /// Duplicate address detection with `transmits` probes per address
+    /// (RFC 4862 §5.1 `DupAddrDetectTransmits`, 1 by default; 0: the
+    /// addresses are used at once). After [`EthernetLink::with_ipv6`].
+    pub fn with_dad(mut self, transmits: u32) -> Self {
+        if let Some(n) = &mut self.ndisc {
+            n.set_dad_transmits(transmits);
+        }
         self
     }
 
@@ -165,9 +176,18 @@ impl EthernetLink {
             }
             ETHERTYPE_IPV6 if self.ndisc.is_some() => {
                 let ndisc = self.ndisc.as_mut()?;
-                if ndisc.receive(now, eth.src, &frame[HEADER_LEN..], &mut self.stats) {
+                let packet = &frame[HEADER_LEN..];
+                if ndisc.receive(now, eth.src, packet, &mut self.stats) {
                     self.flush_ndisc();
                     return None;
+                }
+                // RFC 4862 §5.4: nothing to a tentative address goes up.
+                let dst = packet
+                    .get(24..40)
+                    .and_then(|d| <[u8; 16]>::try_from(d).ok())
+                    .map(std::net::Ipv6Addr::from);
+                if dst.is_some_and(|d| !ndisc.takes(d)) {
+                    return self.drop(DropReason::Ipv6Tentative);
                 }
                 Some(HEADER_LEN..frame.len())
             }

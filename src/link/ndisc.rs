@@ -8,12 +8,18 @@
 //! [`MacAddr::link_local6`]); it takes frames to their solicited-node
 //! groups and to all-nodes (33:33:ff:XX:XX:XX, 33:33:00:00:00:01).
 //!
-//! Not done yet: duplicate address detection (RFC 4862 §5.4; the
-//! addresses are used at once, as with `nodad`), router discovery and
-//! redirects (the stack serves its own link and has no default router),
-//! unsolicited advertisements. A solicitation from the unspecified address
-//! for one of our addresses (another node's DAD) is answered to all-nodes
-//! (RFC 4861 §7.2.4), which defends the address.
+//! Both addresses go through duplicate address detection first (RFC 4862
+//! §5.4): *tentative*, they are probed with solicitations from the
+//! unspecified address, answer nothing and take no packets; after
+//! `DupAddrDetectTransmits` probes a second apart with no one objecting
+//! they are ours; if another node answers or probes for the same address
+//! it is a duplicate, logged and never used (§5.4.5). A solicitation from
+//! the unspecified address for one of our addresses in use (another
+//! node's DAD) is answered to all-nodes (RFC 4861 §7.2.4), which defends it.
+//!
+//! Not done yet: the random delay before the first probe (RFC 4862
+//! §5.4.2, a SHOULD), router discovery and redirects (the stack serves its
+//! own link and has no default router), unsolicited advertisements.
 
 use std::net::Ipv6Addr;
 
@@ -32,6 +38,20 @@ use crate::wire::ipv6::{self, Ipv6Header, ALL_NODES, HEADER_LEN, NEXT_ICMPV6};
 const ND_HOP_LIMIT: u8 = 255;
 /// Packets kept for the runtime when their neighbour never answered.
 const MAX_UNREACHABLE: usize = 64;
+/// RFC 4861 §10 `RETRANS_TIMER`: the time between two DAD probes, and
+/// after the last one (RFC 4862 §5.4.2).
+const RETRANS_TIMER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An address under duplicate address detection (RFC 4862 §5.4).
+#[derive(Debug, Clone, Copy)]
+struct Tentative {
+    addr: Ipv6Addr,
+    /// Probes still to send.
+    probes_left: u32,
+    /// When to send the next one, or, with none left, when the address
+    /// becomes ours.
+    next: Instant,
+}
 
 /// The IPv6 neighbour state of one Ethernet interface.
 #[derive(Debug)]
@@ -40,6 +60,10 @@ pub struct Ndisc {
     addr: Ipv6Addr,
     link_local: Ipv6Addr,
     neighbours: NeighbourCache<Ipv6Addr>,
+    /// Addresses still under duplicate address detection.
+    tentative: Vec<Tentative>,
+    /// Addresses another node holds: never used.
+    duplicate: Vec<Ipv6Addr>,
     actions: Vec<Action<Ipv6Addr>>,
     /// IPv6 packets to send, with the MAC each goes to.
     out: Vec<(MacAddr, Vec<u8>)>,
@@ -51,18 +75,31 @@ pub struct Ndisc {
 
 impl Ndisc {
     /// ND for a station `mac` with the IPv6 address `addr` (and the
-    /// link-local address of `mac`).
-    pub fn new(mac: MacAddr, addr: Ipv6Addr, config: NeighbourConfig) -> Ndisc {
+    /// link-local address of `mac`), each probed `dad_transmits` times
+    /// before use (RFC 4862 §5.1 `DupAddrDetectTransmits`; 0: used at
+    /// once). The first [`Ndisc::poll`] sends the first probes.
+    pub fn new(mac: MacAddr, addr: Ipv6Addr, config: NeighbourConfig, dad_transmits: u32) -> Ndisc {
+        let link_local = mac.link_local6();
+        let tentative = tentative([link_local, addr], dad_transmits);
         Ndisc {
             mac,
             addr,
-            link_local: mac.link_local6(),
+            link_local,
             neighbours: NeighbourCache::new(config),
+            tentative,
+            duplicate: Vec::new(),
             actions: Vec::new(),
             out: Vec::new(),
             unreachable: Vec::new(),
             msg: Vec::new(),
         }
+    }
+
+    /// Restarts duplicate address detection with `transmits` probes per
+    /// address (0: the addresses are used at once).
+    pub fn set_dad_transmits(&mut self, transmits: u32) {
+        self.tentative = tentative([self.link_local, self.addr], transmits);
+        self.duplicate.clear();
     }
 
     /// The link-local address.
@@ -85,8 +122,39 @@ impl Ndisc {
         self.neighbours.is_empty()
     }
 
+    /// One of our addresses, in use or not.
     fn is_ours(&self, a: Ipv6Addr) -> bool {
         a == self.addr || a == self.link_local
+    }
+
+    fn is_tentative(&self, a: Ipv6Addr) -> bool {
+        self.tentative.iter().any(|t| t.addr == a)
+    }
+
+    /// Whether `a` is one of our addresses and may be used: past duplicate
+    /// address detection and not found on another node.
+    pub fn is_usable(&self, a: Ipv6Addr) -> bool {
+        self.is_ours(a) && !self.is_tentative(a) && !self.duplicate.contains(&a)
+    }
+
+    /// Whether the IP layer may take a packet to `dst`: not to one of our
+    /// addresses still tentative or found duplicate (RFC 4862 §5.4: such
+    /// packets are silently discarded).
+    pub fn takes(&self, dst: Ipv6Addr) -> bool {
+        !self.is_ours(dst) || self.is_usable(dst)
+    }
+
+    /// RFC 4862 §5.4.3, §5.4.4: another node holds `addr`, still tentative
+    /// here. §5.4.5: it is not used; the operator must fix it.
+    fn duplicate_found(&mut self, addr: Ipv6Addr, stats: &mut LinkStats) {
+        self.tentative.retain(|t| t.addr != addr);
+        if !self.duplicate.contains(&addr) {
+            log::error!(
+                "ND: duplicate address detection: {addr} is in use by another node; not using it (RFC 4862 §5.4.5)"
+            );
+            self.duplicate.push(addr);
+        }
+        stats.conflicts += 1;
     }
 
     /// Whether a frame to `dst` is for us: the all-nodes group or the
@@ -166,7 +234,18 @@ impl Ndisc {
             invalid(stats);
             return;
         }
-        if !self.is_ours(nd.target) {
+        if self.is_tentative(nd.target) {
+            // RFC 4862 §5.4.3: another node probing the same tentative
+            // address makes it a duplicate; any other solicitation for it
+            // is silently discarded.
+            if dad {
+                self.duplicate_found(nd.target, stats);
+            } else {
+                count(stats, DropReason::Ipv6Tentative);
+            }
+            return;
+        }
+        if !self.is_usable(nd.target) {
             count(stats, DropReason::NdNotForUs);
             return;
         }
@@ -236,6 +315,12 @@ impl Ndisc {
             invalid(stats);
             return;
         }
+        if self.is_tentative(nd.target) {
+            // RFC 4862 §5.4.4: an advertisement for a tentative address:
+            // it is a duplicate.
+            self.duplicate_found(nd.target, stats);
+            return;
+        }
         if self.is_ours(nd.target) {
             // Someone else claims our address (RFC 4862 §5.4.4 after
             // DAD): for the operator to fix; say so once loudly.
@@ -262,6 +347,15 @@ impl Ndisc {
     /// Queues an IPv6 packet of ours: sent at once to a group or a known
     /// neighbour, else it waits for resolution.
     pub fn send(&mut self, now: Instant, packet: &[u8], stats: &mut LinkStats) {
+        // RFC 4862 §5.4: a tentative (or duplicate) address is not a source.
+        let src = packet
+            .get(8..24)
+            .and_then(|s| <[u8; 16]>::try_from(s).ok())
+            .map(Ipv6Addr::from);
+        if src.is_some_and(|s| self.is_ours(s) && !self.is_usable(s)) {
+            count(stats, DropReason::Ipv6Tentative);
+            return;
+        }
         let Some(dst) = packet
             .get(24..40)
             .and_then(|d| <[u8; 16]>::try_from(d).ok())
@@ -286,15 +380,55 @@ impl Ndisc {
     /// Sends the solicitations that are due and gives up on neighbours
     /// that did not answer.
     pub fn poll(&mut self, now: Instant, stats: &mut LinkStats) {
+        self.poll_dad(now, stats);
         if self.neighbours.poll_at().is_some_and(|t| t <= now) {
             self.neighbours.poll(now, &mut self.actions);
             self.run_actions(stats);
         }
     }
 
+    /// RFC 4862 §5.4.2: a probe is a solicitation for the tentative
+    /// address from the unspecified address to its solicited-node group,
+    /// `RETRANS_TIMER` apart; one `RETRANS_TIMER` after the last with no
+    /// answer the address is ours.
+    fn poll_dad(&mut self, now: Instant, stats: &mut LinkStats) {
+        let mut i = 0;
+        while let Some(t) = self.tentative.get(i).copied() {
+            if t.next > now {
+                i += 1;
+                continue;
+            }
+            if t.probes_left == 0 {
+                log::info!("ND: {}: duplicate address detection done, in use", t.addr);
+                self.tentative.remove(i);
+                continue;
+            }
+            let group = ipv6::solicited_node(t.addr);
+            icmpv6::write_neighbor_solicitation(
+                &mut self.msg,
+                Ipv6Addr::UNSPECIFIED,
+                group,
+                t.addr,
+                self.mac.0,
+            );
+            stats.nd_solicitations_out += 1;
+            self.queue_nd(MacAddr::ipv6_multicast(group), Ipv6Addr::UNSPECIFIED, group);
+            self.tentative[i] = Tentative {
+                probes_left: t.probes_left - 1,
+                next: now + RETRANS_TIMER,
+                ..t
+            };
+            i += 1;
+        }
+    }
+
     /// When [`Ndisc::poll`] has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.neighbours.poll_at()
+        let dad = self.tentative.iter().map(|t| t.next).min();
+        match (dad, self.neighbours.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The packets to send, each with its destination MAC.
@@ -360,6 +494,21 @@ impl Ndisc {
         ipv6::write(&mut packet, src, dst, NEXT_ICMPV6, ND_HOP_LIMIT, &self.msg);
         self.out.push((mac, packet));
     }
+}
+
+/// `addrs`, each to be probed `transmits` times from the first poll on.
+fn tentative(addrs: [Ipv6Addr; 2], transmits: u32) -> Vec<Tentative> {
+    if transmits == 0 {
+        return Vec::new();
+    }
+    addrs
+        .into_iter()
+        .map(|addr| Tentative {
+            addr,
+            probes_left: transmits,
+            next: Instant::ZERO,
+        })
+        .collect()
 }
 
 fn invalid(stats: &mut LinkStats) -> bool {

@@ -51,14 +51,18 @@ fn ns(src: &str, dst: Ipv6Addr, target: &str, hop_limit: u8) -> Vec<u8> {
     p
 }
 
-/// The IPv6 frames the link queued: (destination MAC, header, ICMPv6 body).
+/// The IPv6 frames the link queued (ARP announcements left out):
+/// (destination MAC, header, ICMPv6 body).
 fn sent(l: &mut EthernetLink) -> Vec<(MacAddr, Ipv6Header, Vec<u8>)> {
     std::iter::from_fn(|| l.pop_frame())
-        .map(|f| {
+        .filter_map(|f| {
             let eth = EthernetHeader::parse(&f).expect("header");
+            if eth.ethertype == super::ethernet::ETHERTYPE_ARP {
+                return None;
+            }
             assert_eq!((eth.src, eth.ethertype), (OUR_MAC, ETHERTYPE_IPV6));
             let (h, p) = Ipv6Header::parse(&f[HEADER_LEN..]).expect("IPv6");
-            (eth.dst, h, p[40..].to_vec())
+            Some((eth.dst, h, p[40..].to_vec()))
         })
         .collect()
 }
@@ -244,6 +248,8 @@ fn a_packet_to_an_unknown_neighbour_waits_for_the_advertisement() {
 #[test]
 fn a_silent_neighbour_makes_the_packet_unreachable() {
     let mut l = link();
+    // The two DAD probes were solicitations too.
+    let probes = l.stats().nd_solicitations_out;
     let mut packet = Vec::new();
     ipv6::write(
         &mut packet,
@@ -261,7 +267,7 @@ fn a_silent_neighbour_makes_the_packet_unreachable() {
     }
     assert_eq!(l.pop_unreachable(), Some(packet));
     assert_eq!(l.stats().dropped(DropReason::NeighbourUnreachable), 1);
-    assert_eq!(l.stats().nd_solicitations_out, 3);
+    assert_eq!(l.stats().nd_solicitations_out - probes, 3);
 }
 
 #[test]
@@ -350,4 +356,126 @@ fn advertisements_update_only_entries_we_hold() {
     );
     assert_eq!(l.stats().conflicts, 1);
     assert!(sent(&mut l).is_empty());
+}
+
+#[test]
+fn our_addresses_are_probed_by_dad_and_unused_until_it_is_done() {
+    let config = NeighbourConfig::default();
+    let mut l = EthernetLink::new(OUR_MAC, Ipv4Addr::new(10, 0, 0, 2), 24, config)
+        .with_ipv6(a6("fd00::2"), config);
+    l.poll(at(0));
+    // RFC 4862 §5.4.2: a probe per address, from ::, to its solicited-node
+    // group, with no source link-layer option.
+    let probes: Vec<_> = sent(&mut l)
+        .into_iter()
+        .filter(|(_, h, _)| h.src.is_unspecified())
+        .collect();
+    assert_eq!(probes.len(), 2);
+    for (mac, h, body) in &probes {
+        let m = Icmpv6Message::parse(h.src, h.dst, body).expect("checksum");
+        let ns = NeighborMessage::parse(&m).expect("valid NS");
+        assert_eq!(h.dst, ipv6::solicited_node(ns.target));
+        assert_eq!(*mac, MacAddr::ipv6_multicast(h.dst));
+        assert_eq!((h.hop_limit, ns.link_addr), (255, None));
+    }
+    // Tentative: a solicitation for it is not answered (§5.4.3), a packet
+    // to it does not go up, nothing leaves from it.
+    let group = ipv6::solicited_node(a6("fd00::2"));
+    let solicit = frame(
+        MacAddr::ipv6_multicast(group),
+        KERNEL_MAC,
+        &ns("fd00::1", group, "fd00::2", 255),
+    );
+    assert_eq!(l.receive(at(500), &solicit), None);
+    assert!(sent(&mut l).is_empty());
+    let mut echo = Vec::new();
+    ipv6::write(
+        &mut echo,
+        a6("fd00::1"),
+        a6("fd00::2"),
+        58,
+        64,
+        &[128, 0, 0, 0, 0, 0, 0, 0],
+    );
+    assert_eq!(l.receive(at(500), &frame(OUR_MAC, KERNEL_MAC, &echo)), None);
+    let mut reply = Vec::new();
+    ipv6::write(
+        &mut reply,
+        a6("fd00::2"),
+        a6("fd00::1"),
+        58,
+        64,
+        &[129, 0, 0, 0, 0, 0, 0, 0],
+    );
+    l.send_ip(at(500), &reply);
+    assert!(sent(&mut l).is_empty());
+    assert_eq!(l.stats().dropped(DropReason::Ipv6Tentative), 3);
+    // A second after the probe, the address is ours.
+    assert_eq!(l.poll_at(), Some(at(1000)));
+    l.poll(at(1000));
+    assert_eq!(l.receive(at(1100), &solicit), None);
+    assert_eq!(sent(&mut l).len(), 1, "answered once DAD is done");
+    let up = l.receive(at(1100), &frame(OUR_MAC, KERNEL_MAC, &echo));
+    assert_eq!(up, Some(HEADER_LEN..HEADER_LEN + echo.len()));
+}
+
+#[test]
+fn an_answer_to_our_probe_makes_the_address_a_duplicate_never_used() {
+    let config = NeighbourConfig::default();
+    let mut l = EthernetLink::new(OUR_MAC, Ipv4Addr::new(10, 0, 0, 2), 24, config)
+        .with_ipv6(a6("fd00::2"), config);
+    l.poll(at(0));
+    let _ = sent(&mut l);
+    // RFC 4862 §5.4.4: an advertisement for the tentative address.
+    let all_nodes = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
+    let answer = na("fd00::9", ipv6::ALL_NODES, "fd00::2", icmpv6::NA_OVERRIDE);
+    assert_eq!(
+        l.receive(at(300), &frame(all_nodes, KERNEL_MAC, &answer)),
+        None
+    );
+    // RFC 4862 §5.4.3: another node probing the link-local address too.
+    let ll = l.link_local6().expect("link-local");
+    let group = ipv6::solicited_node(ll);
+    let mut probe = Vec::new();
+    icmpv6::write_neighbor_solicitation(&mut probe, Ipv6Addr::UNSPECIFIED, group, ll, KERNEL_MAC.0);
+    let mut p = Vec::new();
+    ipv6::write(&mut p, Ipv6Addr::UNSPECIFIED, group, 58, 255, &probe);
+    assert_eq!(
+        l.receive(
+            at(300),
+            &frame(MacAddr::ipv6_multicast(group), KERNEL_MAC, &p)
+        ),
+        None
+    );
+    assert_eq!(l.stats().conflicts, 2);
+    // Never ours: no answer to solicitations, ever.
+    l.poll(at(5000));
+    let _ = sent(&mut l);
+    let g2 = ipv6::solicited_node(a6("fd00::2"));
+    let solicit = frame(
+        MacAddr::ipv6_multicast(g2),
+        KERNEL_MAC,
+        &ns("fd00::1", g2, "fd00::2", 255),
+    );
+    assert_eq!(l.receive(at(6000), &solicit), None);
+    assert!(sent(&mut l).is_empty());
+    assert_eq!(l.stats().dropped(DropReason::NdNotForUs), 1);
+}
+
+#[test]
+fn without_dad_the_addresses_are_used_at_once() {
+    let config = NeighbourConfig::default();
+    let mut l = EthernetLink::new(OUR_MAC, Ipv4Addr::new(10, 0, 0, 2), 24, config)
+        .with_ipv6(a6("fd00::2"), config)
+        .with_dad(0);
+    let group = ipv6::solicited_node(a6("fd00::2"));
+    let solicit = frame(
+        MacAddr::ipv6_multicast(group),
+        KERNEL_MAC,
+        &ns("fd00::1", group, "fd00::2", 255),
+    );
+    assert_eq!(l.receive(at(0), &solicit), None);
+    let out = sent(&mut l);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.src, a6("fd00::2"));
 }

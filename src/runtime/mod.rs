@@ -517,7 +517,9 @@ impl Stack {
                     config.neighbours,
                 );
                 if let Some((addr6, _)) = config.addr6 {
-                    link = link.with_ipv6(addr6, config.neighbours);
+                    link = link
+                        .with_ipv6(addr6, config.neighbours)
+                        .with_dad(config.dad_transmits);
                     info!("tunstack: IPv6 link-local address {}", mac.link_local6());
                 }
                 info!("tunstack: TAP mode, MAC {mac}");

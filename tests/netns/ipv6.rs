@@ -31,6 +31,28 @@ fn protocols(net: &TestNet) -> Vec<String> {
         .collect()
 }
 
+/// Waits until duplicate address detection has made both of the stack's
+/// addresses usable on the TAP (RFC 4862: about a second after start).
+fn wait_for_dad(net: &TestNet) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let done = |addr: &str| format!("{addr}: duplicate address detection done");
+    loop {
+        let log = net.log();
+        if [STACK_ADDR6, STACK_LINK_LOCAL]
+            .iter()
+            .all(|a| log.contains(&done(a)))
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "DAD did not finish:\n{}",
+            net.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn assert_clean_capture(net: &TestNet) {
     let bad = tshark(
         &net.pcap_path(),
@@ -194,6 +216,7 @@ fn tap_ipv6_ping_resolves_the_stack_by_neighbour_discovery() {
     else {
         return;
     };
+    wait_for_dad(&net);
     let (summary, out) = net.ping6(3, 56, STACK_ADDR6);
     assert_eq!(
         (summary.transmitted, summary.received),
@@ -280,7 +303,62 @@ fn tap_ipv6_ping_resolves_the_stack_by_neighbour_discovery() {
             .any(|r| r[0] == "255" && r[1] == "1" && r[2] == STACK_MAC && r[3] == STACK_ADDR6),
         "no solicited advertisement for fd00::2: {adverts:?}"
     );
+    // Duplicate address detection probed both addresses first (RFC 4862
+    // §5.4.2): from ::, to their solicited-node groups, with no link-layer
+    // address option.
+    let probes = tshark_fields(
+        &net.pcap_path(),
+        "icmpv6.type == 135 && ipv6.src == :: && eth.src == 02:00:00:00:00:02",
+        &[
+            "icmpv6.nd.ns.target_address",
+            "icmpv6.opt.linkaddr",
+            "ipv6.dst",
+        ],
+    );
+    for target in [STACK_ADDR6, STACK_LINK_LOCAL] {
+        assert!(
+            probes
+                .iter()
+                .any(|r| r[0] == target && r[1].is_empty() && r[2] == "ff02::1:ff00:2"),
+            "no DAD probe for {target}: {probes:?}"
+        );
+    }
     assert_clean_capture(&net);
+}
+
+#[test]
+fn tap_dad_finds_an_address_the_kernel_holds_and_does_not_use_it() {
+    let Some(mut net) = TestNet::new_ipv6(&["tshark"], "tap0") else {
+        return;
+    };
+    // fd00::1 is the kernel's: it answers the stack's probe.
+    net.start_stack(&["--addr6", "fd00::1/64", "--mac", STACK_MAC]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !net.log().contains("fd00::1 is in use by another node") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no duplicate found:\n{}",
+            net.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = net.stop();
+    assert!(
+        stopped.counter("link:", "conflicts") >= 1,
+        "{}",
+        stopped.stdout
+    );
+    // The kernel's advertisement, and nothing from the stack for fd00::1.
+    let answers = tshark_fields(
+        &net.pcap_path(),
+        "icmpv6.type == 136 && icmpv6.nd.na.target_address == fd00::1",
+        &["eth.src"],
+    );
+    assert!(!answers.is_empty(), "the kernel did not answer the probe");
+    assert!(
+        answers.iter().all(|r| r[0] != STACK_MAC),
+        "the stack advertised the duplicate: {answers:?}"
+    );
 }
 
 #[test]
