@@ -240,7 +240,7 @@ impl Ipv6Layer {
                 dropped(stats, DropReason::Ipv6BadExtension, packet.len())
             }
             NEXT_FRAGMENT => self.fragment_input(now, h, packet, upper.offset, stats, emit),
-            NEXT_ICMPV6 => self.icmp_input(now, h, body, stats, emit),
+            NEXT_ICMPV6 => self.icmp_input(h, body, stats, emit),
             // RFC 8200 §4.7: nothing follows; the packet is done with.
             NEXT_NONE => dropped(stats, DropReason::Ipv6NoNextHeader, packet.len()),
             _ => {
@@ -417,7 +417,6 @@ impl Ipv6Layer {
 
     fn icmp_input(
         &mut self,
-        _now: Instant,
         h: &Ipv6Header,
         bytes: &[u8],
         stats: &mut Stats,
