@@ -6,7 +6,7 @@
 #
 # SECONDS per target (default 600); TARGETs default to every file in
 # fuzz/fuzz_targets/ (ip_input icmp udp tcp_options tcb_listen
-# tcb_established ethernet). Installs cargo-fuzz if it is missing.
+# tcb_established ethernet ipv6). Installs cargo-fuzz if it is missing.
 #
 # Each target runs as ONE libFuzzer process (no -jobs/-fork: one core),
 # reading the committed seeds in fuzz/corpus/TARGET/ and keeping what it

@@ -1,6 +1,6 @@
 //! Configuration of a stack: addresses, the device, limits.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +32,16 @@ pub struct Config {
     pub addr: Ipv4Addr,
     /// Prefix length of the link's subnet (for its broadcast address).
     pub prefix_len: u8,
+    /// The stack's own IPv6 address and the prefix length of its link
+    /// (`--addr6 fd00::2/64`); `None` (the default): IPv6 is off and IPv6
+    /// packets are dropped as `ip-not-ipv4`, as before. On a TAP the stack
+    /// also takes a link-local address, [`Config::link_local6`].
+    pub addr6: Option<(Ipv6Addr, u8)>,
+    /// In TAP mode with IPv6, how many times duplicate address detection
+    /// probes each address before it is used (RFC 4862 §5.1
+    /// `DupAddrDetectTransmits`, default 1, a second apart); 0 uses them at
+    /// once (as `ip addr add ... nodad`).
+    pub dad_transmits: u32,
     /// The TUN device to attach to, or create (used by [`crate::Stack::new`]);
     /// a TAP device when [`Config::medium`] is [`Medium::Ethernet`].
     pub tun_name: String,
@@ -108,6 +118,8 @@ impl Default for Config {
         Config {
             addr: Ipv4Addr::new(10, 0, 0, 2),
             prefix_len: 24,
+            addr6: None,
+            dad_transmits: 1,
             tun_name: "tun0".to_string(),
             medium: Medium::Ip,
             mac: None,
@@ -151,6 +163,18 @@ impl Config {
     /// administered address from `seed`.
     pub fn mac_or_random(&self, seed: u64) -> MacAddr {
         self.mac.unwrap_or_else(|| MacAddr::random_local(seed))
+    }
+
+    /// The stack's IPv6 link-local address in TAP mode with IPv6 on: fe80::/64
+    /// with the modified EUI-64 interface identifier of its MAC (RFC 4291
+    /// §2.5.6 and Appendix A, RFC 4862 §5.3), so it is stable and can be
+    /// read off the MAC. `None` on a TUN, without [`Config::addr6`], or
+    /// before the MAC is known.
+    pub fn link_local6(&self) -> Option<Ipv6Addr> {
+        if self.medium != Medium::Ethernet || self.addr6.is_none() {
+            return None;
+        }
+        self.mac.map(MacAddr::link_local6)
     }
 
     /// The reassembly timeout.
@@ -224,8 +248,42 @@ impl Config {
         if self.ttl == 0 {
             return Err("TTL 0 is never sent (RFC 1122 §3.2.1.7)".into());
         }
+        if let Some((a6, prefix)) = self.addr6 {
+            validate_addr6(a6, prefix)?;
+            if self.mtu.is_some_and(|m| m < 1280) {
+                return Err("IPv6 needs an MTU of at least 1280 bytes (RFC 8200 §5)".into());
+            }
+        }
         Ok(())
     }
+}
+
+/// Refuses an IPv6 address a host cannot have as its own (RFC 4291):
+/// unspecified, loopback, multicast, IPv4-mapped, or a subnet's
+/// Subnet-Router anycast address (interface identifier zero, §2.6.1).
+fn validate_addr6(a: Ipv6Addr, prefix: u8) -> Result<(), String> {
+    let why = if a.is_unspecified() {
+        Some("the unspecified address")
+    } else if a.is_loopback() {
+        Some("the loopback address")
+    } else if a.is_multicast() {
+        Some("a multicast address")
+    } else if a.to_ipv4_mapped().is_some() {
+        Some("an IPv4-mapped address")
+    } else if prefix < 127 && u128::from(a) & (u128::MAX >> prefix) == 0 {
+        Some("the subnet's Subnet-Router anycast address")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(format!(
+            "{a} cannot be the stack's IPv6 address: it is {why}"
+        ));
+    }
+    if prefix == 0 || prefix > 128 {
+        return Err(format!("IPv6 prefix length /{prefix}: between 1 and 128"));
+    }
+    Ok(())
 }
 
 /// A random seed from the process's randomly keyed hasher (no extra crate).
@@ -313,6 +371,45 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(point_to_point.validate(), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_addresses_a_host_cannot_have_are_refused_and_link_local_follows_the_mac() {
+        let with = |a: &str, prefix: u8| Config {
+            addr6: Some((a.parse().expect("address"), prefix)),
+            ..Config::default()
+        };
+        assert_eq!(with("fd00::2", 64).validate(), Ok(()));
+        assert_eq!(with("fd00::2", 128).validate(), Ok(()));
+        for (a, why) in [
+            ("::", "unspecified"),
+            ("::1", "loopback"),
+            ("ff02::1", "multicast"),
+            ("::ffff:10.0.0.2", "IPv4-mapped"),
+            ("fd00::", "Subnet-Router"),
+        ] {
+            let e = with(a, 64).validate().expect_err("refused");
+            assert!(e.contains(why), "{a}: {e}");
+        }
+        assert!(with("fd00::2", 0).validate().is_err());
+        assert!(with("fd00::2", 129).validate().is_err());
+        let small = Config {
+            mtu: Some(1000),
+            ..with("fd00::2", 64)
+        };
+        assert!(small.validate().unwrap_err().contains("1280"));
+        // Off by default; a link-local address only on a TAP with a MAC.
+        assert_eq!(Config::default().addr6, None);
+        let tap = Config {
+            medium: Medium::Ethernet,
+            mac: Some(MacAddr([0x02, 0, 0, 0, 0, 0x02])),
+            ..with("fd00::2", 64)
+        };
+        assert_eq!(
+            tap.link_local6(),
+            Some("fe80::ff:fe00:2".parse().expect("address"))
+        );
+        assert_eq!(with("fd00::2", 64).link_local6(), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use log::{debug, trace};
 
 use crate::config::{random_seed, Config, Rng};
 use crate::device::{RxMeta, TxMeta};
+use crate::ip::ipv6::Ipv6Layer;
 use crate::ip::{icmp as ip_icmp, Datagram, IpOptions, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
 use crate::tcp::icmp::IcmpError;
@@ -83,6 +84,8 @@ impl TxQueue {
 #[derive(Debug)]
 pub struct Interface {
     ip: Ipv4Layer,
+    /// IPv6, when the stack has an IPv6 address (`Config::addr6`).
+    ip6: Option<Ipv6Layer>,
     udp: UdpTable,
     tcp: TcpLayer,
     icmp_limit: ip_icmp::RateLimiter,
@@ -125,6 +128,17 @@ impl Interface {
                 rng.next_u64() as u16,
                 config.reassembly,
             ),
+            ip6: config.addr6.map(|(addr6, _)| {
+                Ipv6Layer::with_reassembly(
+                    addr6,
+                    config.link_local6(),
+                    config.ttl,
+                    mtu,
+                    ip_icmp::RateLimiter::new(config.icmp_errors_per_sec, config.icmp_error_burst),
+                    config.reassembly,
+                    rng.next_u64() as u32,
+                )
+            }),
             udp: UdpTable::new(config.addr, rng.next_u64()),
             icmp_limit: ip_icmp::RateLimiter::new(
                 config.icmp_errors_per_sec,
@@ -168,14 +182,21 @@ impl Interface {
         self.ip.broadcast()
     }
 
+    /// The stack's IPv6 addresses: the configured one and, in TAP mode,
+    /// the link-local one; `None` with IPv6 off.
+    pub fn addrs6(&self) -> Option<(std::net::Ipv6Addr, Option<std::net::Ipv6Addr>)> {
+        self.ip6.as_ref().map(|l| (l.addr(), l.link_local()))
+    }
+
     /// The link MTU.
     pub fn mtu(&self) -> usize {
         self.ip.mtu()
     }
 
-    /// Bytes held by incomplete datagrams awaiting reassembly.
+    /// Bytes held by incomplete datagrams awaiting reassembly (IPv4's
+    /// and IPv6's).
     pub fn reassembly_bytes(&self) -> usize {
-        self.ip.reassembly_bytes()
+        self.ip.reassembly_bytes() + self.ip6.as_ref().map_or(0, Ipv6Layer::reassembly_bytes)
     }
 
     /// The counters so far.
@@ -290,6 +311,12 @@ impl Interface {
     }
 
     fn receive_inner(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
+        // The IP version picks the layer: one branch on the first nibble,
+        // so IPv4's path is as it was. Without an IPv6 address an IPv6
+        // packet takes IPv4's path and is dropped there (`ip-not-ipv4`).
+        if packet.first().is_some_and(|b| b >> 4 == 6) && self.ip6.is_some() {
+            return self.receive_ipv6(now, packet);
+        }
         self.stats.ip_packets_in += 1;
         // Expire overdue reassemblies first, so a late fragment cannot revive one.
         if self.ip.poll_at().is_some_and(|t| t <= now) {
@@ -321,6 +348,17 @@ impl Interface {
                 self.send_unreachable(now, icmp::CODE_PROTOCOL_UNREACHABLE, &datagram);
             }
         }
+    }
+
+    /// An IPv6 packet: the IPv6 layer answers it (ICMPv6) or drops it.
+    #[inline(never)]
+    fn receive_ipv6(&mut self, now: Instant, packet: &[u8]) {
+        let Some(ip6) = &mut self.ip6 else {
+            return;
+        };
+        trace!("rx {} bytes (IPv6)", packet.len());
+        let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+        ip6.receive(now, packet, &mut self.stats, &mut |p| tx_queue.push(tcp, p));
     }
 
     fn drop(&mut self, reason: DropReason, d: &Datagram<'_>) {
@@ -483,6 +521,10 @@ impl Interface {
     /// Fires due timers.
     pub fn poll(&mut self, now: Instant) {
         self.tcp.poll(now);
+        if let Some(ip6) = &mut self.ip6 {
+            let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+            ip6.poll(now, &mut self.stats, &mut |p| tx_queue.push(tcp, p));
+        }
         let mut expired = Vec::new();
         self.ip.poll(now, &mut self.stats, &mut |header, first| {
             expired.push((header.to_vec(), first.to_vec()));
@@ -522,10 +564,12 @@ impl Interface {
 
     /// When [`Interface::poll`] next has work, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
-        match (self.ip.poll_at(), self.tcp.poll_at()) {
+        let min = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        let ip6 = self.ip6.as_ref().and_then(Ipv6Layer::poll_at);
+        min(min(self.ip.poll_at(), self.tcp.poll_at()), ip6)
     }
 
     /// The next packet to write to the device (it derefs to its bytes).
@@ -579,7 +623,12 @@ impl Interface {
     /// established connection notes it as a soft error (RFC 1122
     /// §4.2.3.9), a connected UDP socket gets the error.
     pub fn next_hop_unreachable(&mut self, now: Instant, packet: &[u8]) {
-        let Some(ihl) = packet.first().map(|b| usize::from(b & 0x0f) * 4) else {
+        // IPv6 has no transport to tell yet (only ICMPv6 replies go out).
+        let Some(ihl) = packet
+            .first()
+            .filter(|b| *b >> 4 == 4)
+            .map(|b| usize::from(b & 0x0f) * 4)
+        else {
             return;
         };
         let (Some(proto), Some(src), Some(dst), Some(t)) = (

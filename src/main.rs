@@ -72,6 +72,17 @@ struct DeviceArgs {
     /// The stack's own IPv4 address (the kernel side must route to it).
     #[arg(long, default_value = "10.0.0.2", value_name = "IPV4")]
     addr: Ipv4Addr,
+    /// The stack's own IPv6 address and its link's prefix length, e.g.
+    /// fd00::2/64 (default: IPv6 off). This release answers ping -6 (ICMPv6
+    /// echo) and, with --tap, neighbour discovery on it and on a
+    /// link-local address from the MAC (modified EUI-64); TCP and UDP are
+    /// IPv4 only for now.
+    #[arg(long, value_name = "IPV6/PREFIX", value_parser = parse_cidr6)]
+    addr6: Option<(std::net::Ipv6Addr, u8)>,
+    /// With --tap and --addr6: duplicate address detection probes per
+    /// address before it is used (RFC 4862, a second apart; 0: at once).
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "addr6")]
+    dad_transmits: u32,
     /// Set the device MTU (default: keep the device's, 1500 for a new one).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u16).range(68..))]
     mtu: Option<u16>,
@@ -216,6 +227,8 @@ impl DeviceArgs {
     fn config(&self) -> Config {
         let mut config = Config {
             addr: self.addr,
+            addr6: self.addr6,
+            dad_transmits: self.dad_transmits,
             tun_name: self.device_name().to_owned(),
             medium: if self.tap.is_some() {
                 tunstack::Medium::Ethernet
@@ -363,6 +376,22 @@ fn parse_list(s: &str) -> Result<BTreeSet<u64>, String> {
         .collect()
 }
 
+fn parse_cidr6(s: &str) -> Result<(std::net::Ipv6Addr, u8), String> {
+    let (ip, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected IPV6/PREFIX, e.g. fd00::2/64"))?;
+    let ip = ip
+        .parse()
+        .map_err(|e| format!("bad IPv6 address {ip:?}: {e}"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .map_err(|e| format!("bad prefix {prefix:?}: {e}"))?;
+    if prefix == 0 || prefix > 128 {
+        return Err(format!("prefix {prefix}: between 1 and 128"));
+    }
+    Ok((ip, prefix))
+}
+
 fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     let (ip, prefix) = s
         .split_once('/')
@@ -477,7 +506,10 @@ fn run(args: RunArgs) -> std::io::Result<()> {
     }
     println!(
         "tunstack: {} up on {} ({}mtu {}, offload {}{}); http {}, tcp echo {}, tcp discard {}, tcp source {}, udp echo {}, udp time {}{}",
-        stack.addr(),
+        match args.device.addr6 {
+            Some((a6, _)) => format!("{} and {a6}", stack.addr()),
+            None => stack.addr().to_string(),
+        },
         args.device.device_name(),
         stack
             .mac()

@@ -61,6 +61,41 @@ pub enum DropReason {
     FragmentTimeout,
     /// A transport protocol the stack does not serve.
     UnknownProtocol,
+    /// Shorter than an IPv6 header.
+    Ipv6Truncated,
+    /// An IPv6 packet (EtherType 0x86DD) whose version field is not 6.
+    Ipv6BadVersion,
+    /// IPv6 payload length past the end of the packet (or a jumbogram's zero).
+    Ipv6BadPayloadLength,
+    /// IPv6 source address multicast, unspecified, loopback, IPv4-mapped or ours.
+    Ipv6BadSource,
+    /// IPv6 destination is not one of our addresses or groups.
+    Ipv6NotForUs,
+    /// An IPv6 extension header or option past its end, or too many headers.
+    Ipv6BadExtension,
+    /// An unrecognised IPv6 option whose type says discard (RFC 8200 §4.2).
+    Ipv6UnknownOption,
+    /// A type 0 routing header with segments left (RFC 5095).
+    Ipv6RoutingType0,
+    /// Another routing header with segments left (a host does not forward).
+    Ipv6RoutingUnsupported,
+    /// An IPv6 packet whose next header is No Next Header (59): nothing to deliver.
+    Ipv6NoNextHeader,
+    /// An upper-layer protocol not served over IPv6 (TCP and UDP among them, for now).
+    Ipv6UnknownNextHeader,
+    /// ICMPv6 message shorter than its header.
+    Icmpv6Truncated,
+    /// ICMPv6 checksum (with the pseudo-header) does not verify.
+    Icmpv6BadChecksum,
+    /// An ICMPv6 type the stack does not act on (or an echo request to a group).
+    Icmpv6Unhandled,
+    /// A neighbour discovery message that fails RFC 4861 §7.1 validation (hop limit not 255, bad code, length or options), TAP mode.
+    NdInvalid,
+    /// A neighbour solicitation for an address that is not ours (TAP mode).
+    NdNotForUs,
+    /// A packet to or from one of our IPv6 addresses while it is tentative
+    /// (under duplicate address detection) or found duplicate (TAP mode).
+    Ipv6Tentative,
     /// ICMP message shorter than its header.
     IcmpTruncated,
     /// ICMP checksum does not verify.
@@ -89,7 +124,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 34] = [
+    pub const ALL: [DropReason; 51] = [
         DropReason::EthernetRunt,
         DropReason::EthernetNotForUs,
         DropReason::EthernetBadSource,
@@ -113,6 +148,23 @@ impl DropReason {
         DropReason::FragmentEvicted,
         DropReason::FragmentTimeout,
         DropReason::UnknownProtocol,
+        DropReason::Ipv6Truncated,
+        DropReason::Ipv6BadVersion,
+        DropReason::Ipv6BadPayloadLength,
+        DropReason::Ipv6BadSource,
+        DropReason::Ipv6NotForUs,
+        DropReason::Ipv6BadExtension,
+        DropReason::Ipv6UnknownOption,
+        DropReason::Ipv6RoutingType0,
+        DropReason::Ipv6RoutingUnsupported,
+        DropReason::Ipv6NoNextHeader,
+        DropReason::Ipv6UnknownNextHeader,
+        DropReason::Icmpv6Truncated,
+        DropReason::Icmpv6BadChecksum,
+        DropReason::Icmpv6Unhandled,
+        DropReason::NdInvalid,
+        DropReason::NdNotForUs,
+        DropReason::Ipv6Tentative,
         DropReason::IcmpTruncated,
         DropReason::IcmpBadChecksum,
         DropReason::IcmpUnhandled,
@@ -127,7 +179,7 @@ impl DropReason {
     ];
 
     /// The reasons the link layer (TAP mode) counts.
-    pub const LINK: [DropReason; 9] = [
+    pub const LINK: [DropReason; 12] = [
         DropReason::EthernetRunt,
         DropReason::EthernetNotForUs,
         DropReason::EthernetBadSource,
@@ -135,6 +187,9 @@ impl DropReason {
         DropReason::ArpMalformed,
         DropReason::ArpUnsupported,
         DropReason::ArpNotForUs,
+        DropReason::NdInvalid,
+        DropReason::NdNotForUs,
+        DropReason::Ipv6Tentative,
         DropReason::NeighbourQueueFull,
         DropReason::NeighbourUnreachable,
     ];
@@ -158,6 +213,23 @@ impl DropReason {
             DropReason::FragmentEvicted => "frag-evicted",
             DropReason::FragmentTimeout => "frag-timeout",
             DropReason::UnknownProtocol => "ip-unknown-protocol",
+            DropReason::Ipv6Truncated => "ipv6-truncated",
+            DropReason::Ipv6BadVersion => "ipv6-bad-version",
+            DropReason::Ipv6BadPayloadLength => "ipv6-bad-payload-length",
+            DropReason::Ipv6BadSource => "ipv6-bad-source",
+            DropReason::Ipv6NotForUs => "ipv6-not-for-us",
+            DropReason::Ipv6BadExtension => "ipv6-bad-extension",
+            DropReason::Ipv6UnknownOption => "ipv6-unknown-option",
+            DropReason::Ipv6RoutingType0 => "ipv6-routing-type0",
+            DropReason::Ipv6RoutingUnsupported => "ipv6-routing-unsupported",
+            DropReason::Ipv6NoNextHeader => "ipv6-no-next-header",
+            DropReason::Ipv6UnknownNextHeader => "ipv6-unknown-next-header",
+            DropReason::Icmpv6Truncated => "icmpv6-truncated",
+            DropReason::Icmpv6BadChecksum => "icmpv6-bad-checksum",
+            DropReason::Icmpv6Unhandled => "icmpv6-unhandled",
+            DropReason::NdInvalid => "nd-invalid",
+            DropReason::NdNotForUs => "nd-not-for-us",
+            DropReason::Ipv6Tentative => "ipv6-tentative",
             DropReason::IcmpTruncated => "icmp-truncated",
             DropReason::IcmpBadChecksum => "icmp-bad-checksum",
             DropReason::IcmpUnhandled => "icmp-unhandled",
@@ -274,8 +346,16 @@ pub struct LinkStats {
     pub resolutions_failed: u64,
     /// ARP packets from another station claiming our address.
     pub conflicts: u64,
-    /// Entries in the neighbour cache now (a gauge).
+    /// Entries in the neighbour cache now (a gauge), IPv6's included.
     pub neighbours: u64,
+    /// Neighbor Solicitations received (RFC 4861), IPv6 only.
+    pub nd_solicitations_in: u64,
+    /// Neighbor Advertisements received.
+    pub nd_advertisements_in: u64,
+    /// Neighbor Solicitations sent (resolutions, re-checks).
+    pub nd_solicitations_out: u64,
+    /// Neighbor Advertisements sent (answers to solicitations).
+    pub nd_advertisements_out: u64,
     drops: [u64; DropReason::LINK.len()],
 }
 
@@ -306,6 +386,10 @@ impl LinkStats {
         self.resolutions_failed += other.resolutions_failed;
         self.conflicts += other.conflicts;
         self.neighbours += other.neighbours;
+        self.nd_solicitations_in += other.nd_solicitations_in;
+        self.nd_advertisements_in += other.nd_advertisements_in;
+        self.nd_solicitations_out += other.nd_solicitations_out;
+        self.nd_advertisements_out += other.nd_advertisements_out;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }
@@ -326,7 +410,21 @@ impl fmt::Display for LinkStats {
             self.neighbours,
             self.resolutions_failed,
             self.conflicts
-        )
+        )?;
+        let nd = [
+            self.nd_solicitations_in,
+            self.nd_advertisements_in,
+            self.nd_solicitations_out,
+            self.nd_advertisements_out,
+        ];
+        if nd.iter().any(|n| *n > 0) {
+            write!(
+                f,
+                ", {} NS in, {} NA in, {} NS out, {} NA out",
+                nd[0], nd[1], nd[2], nd[3]
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -351,6 +449,20 @@ pub struct Stats {
     pub ip_reassembled: u64,
     /// Datagrams that went out fragmented.
     pub ip_fragmented: u64,
+    /// IPv6 packets received (before validation), with an IPv6 address
+    /// configured; without one they count as `ip_packets_in` and are
+    /// dropped as `ip-not-ipv4`.
+    pub ip6_packets_in: u64,
+    /// IPv6 packets written to the device.
+    pub ip6_packets_out: u64,
+    /// ICMPv6 echo requests answered.
+    pub icmp6_echo_replies: u64,
+    /// ICMPv6 error messages sent (Parameter Problem, Time Exceeded).
+    pub icmp6_errors_sent: u64,
+    /// IPv6 datagrams completed by reassembly.
+    pub ip6_reassembled: u64,
+    /// IPv6 datagrams that went out fragmented.
+    pub ip6_fragmented: u64,
     /// Echo requests answered.
     pub icmp_echo_replies: u64,
     /// Destination-unreachable messages sent.
@@ -381,6 +493,12 @@ impl Default for Stats {
             ip_packets_out: 0,
             ip_reassembled: 0,
             ip_fragmented: 0,
+            ip6_packets_in: 0,
+            ip6_packets_out: 0,
+            icmp6_echo_replies: 0,
+            icmp6_errors_sent: 0,
+            ip6_reassembled: 0,
+            ip6_fragmented: 0,
             icmp_echo_replies: 0,
             icmp_unreachables_sent: 0,
             icmp_time_exceeded_sent: 0,
@@ -434,6 +552,12 @@ impl Stats {
         self.ip_packets_out += other.ip_packets_out;
         self.ip_reassembled += other.ip_reassembled;
         self.ip_fragmented += other.ip_fragmented;
+        self.ip6_packets_in += other.ip6_packets_in;
+        self.ip6_packets_out += other.ip6_packets_out;
+        self.icmp6_echo_replies += other.icmp6_echo_replies;
+        self.icmp6_errors_sent += other.icmp6_errors_sent;
+        self.ip6_reassembled += other.ip6_reassembled;
+        self.ip6_fragmented += other.ip6_fragmented;
         self.icmp_echo_replies += other.icmp_echo_replies;
         self.icmp_unreachables_sent += other.icmp_unreachables_sent;
         self.icmp_time_exceeded_sent += other.icmp_time_exceeded_sent;
@@ -505,6 +629,21 @@ impl fmt::Display for Stats {
             self.icmp_time_exceeded_sent,
             self.icmp_rate_limited
         )?;
+        if self.ip6_packets_in + self.ip6_packets_out > 0 {
+            writeln!(
+                f,
+                "ip6:  {} packets in, {} out, {} reassembled, {} fragmented",
+                self.ip6_packets_in,
+                self.ip6_packets_out,
+                self.ip6_reassembled,
+                self.ip6_fragmented
+            )?;
+            writeln!(
+                f,
+                "icmp6: {} echo replies, {} errors sent",
+                self.icmp6_echo_replies, self.icmp6_errors_sent
+            )?;
+        }
         writeln!(
             f,
             "udp:  {} datagrams in, {} out",

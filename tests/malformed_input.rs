@@ -495,3 +495,284 @@ fn random_and_mutated_frames_never_panic() {
         "every frame accounted for: {s}"
     );
 }
+
+// ---- IPv6 ----
+
+mod ipv6_input {
+    use std::net::Ipv6Addr;
+    use std::time::Duration;
+
+    use super::outputs;
+    use super::Rng;
+    use tunstack::iface::Interface;
+    use tunstack::stats::DropReason;
+    use tunstack::time::Instant;
+    use tunstack::wire::icmpv6::{self, Icmpv6Message};
+    use tunstack::wire::ipv6::{self, Ipv6Header};
+    use tunstack::Config;
+
+    const PEER: &str = "fd00::1";
+    const US: &str = "fd00::2";
+
+    fn a6(s: &str) -> Ipv6Addr {
+        s.parse().expect("address")
+    }
+
+    fn iface6() -> Interface {
+        let config = Config {
+            addr6: Some((a6(US), 64)),
+            ..Config::default()
+        };
+        Interface::new(&config, 1500, 1)
+    }
+
+    fn packet(next: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        ipv6::write(&mut p, a6(PEER), a6(US), next, 64, body);
+        p
+    }
+
+    fn echo(data: &[u8]) -> Vec<u8> {
+        let mut msg = Vec::new();
+        icmpv6::write(
+            &mut msg,
+            a6(PEER),
+            a6(US),
+            icmpv6::ECHO_REQUEST,
+            0,
+            [0, 1, 0, 1],
+            data,
+        );
+        packet(58, &msg)
+    }
+
+    /// Checks a packet the stack sent: valid IPv6 from us, within the
+    /// MTU, an ICMPv6 message whose checksum verifies.
+    fn check_output(out: &[u8]) {
+        let (h, p) = Ipv6Header::parse(out).expect("everything sent is valid IPv6");
+        assert_eq!(p.len(), out.len(), "no padding");
+        assert!(out.len() <= 1500);
+        assert_eq!(h.src, a6(US));
+        assert!(!h.dst.is_multicast() && !h.dst.is_unspecified());
+        if h.next_header == ipv6::NEXT_FRAGMENT {
+            // A piece of a reply too big for the MTU (RFC 8200 §4.5).
+            let more = p.get(43).is_some_and(|b| b & 1 == 1);
+            assert!(p.len() > 48 && (!more || (p.len() - 48) % 8 == 0));
+            return;
+        }
+        assert_eq!(h.next_header, 58);
+        Icmpv6Message::parse(h.src, h.dst, &p[40..]).expect("a valid ICMPv6 checksum");
+    }
+
+    #[test]
+    fn malformed_ipv6_is_dropped_and_counted_under_its_reason() {
+        let good = echo(b"payload!");
+        let mut cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
+            ("truncated", good[..30].to_vec(), DropReason::Ipv6Truncated),
+            (
+                "payload length past the packet",
+                good[..good.len() - 2].to_vec(),
+                DropReason::Ipv6BadPayloadLength,
+            ),
+            (
+                "unknown next header",
+                packet(253, b"x"),
+                DropReason::Ipv6UnknownNextHeader,
+            ),
+            (
+                "no next header",
+                packet(59, b""),
+                DropReason::Ipv6NoNextHeader,
+            ),
+            (
+                "a fragment of 4 bytes with more to come",
+                packet(44, &[58, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4]),
+                DropReason::FragmentInconsistent,
+            ),
+            (
+                "a fragment header cut short",
+                packet(44, &[58, 0, 0, 1]),
+                DropReason::Ipv6BadExtension,
+            ),
+            (
+                "routing type 0 with segments left",
+                packet(43, &[58, 0, 0, 1, 0, 0, 0, 0]),
+                DropReason::Ipv6RoutingType0,
+            ),
+            (
+                "destination options past the end",
+                packet(60, &[58, 3, 1, 4, 0, 0, 0, 0]),
+                DropReason::Ipv6BadExtension,
+            ),
+            (
+                "unknown option, discard",
+                packet(60, &[58, 0, 0x7f, 2, 0, 0, 1, 0]),
+                DropReason::Ipv6UnknownOption,
+            ),
+            (
+                "ICMPv6 shorter than its header",
+                packet(58, &[128, 0, 0]),
+                DropReason::Icmpv6Truncated,
+            ),
+        ];
+        let mut p = good.clone();
+        p[8..24].copy_from_slice(&a6("ff02::1").octets());
+        cases.push(("multicast source", p, DropReason::Ipv6BadSource));
+        let mut p = good.clone();
+        p[24..40].copy_from_slice(&a6("fd00::3").octets());
+        cases.push(("another destination", p, DropReason::Ipv6NotForUs));
+        let mut p = good.clone();
+        let last = p.len() - 1;
+        p[last] ^= 0x40;
+        cases.push(("bad ICMPv6 checksum", p, DropReason::Icmpv6BadChecksum));
+        for (what, p, reason) in cases {
+            let mut i = iface6();
+            i.receive(Instant::ZERO, &p);
+            let s = i.stats();
+            assert_eq!(s.dropped(reason), 1, "{what}: {s}");
+            assert_eq!(s.dropped_total(), 1, "{what}: only that reason: {s}");
+            assert_eq!(s.icmp6_echo_replies, 0, "{what}");
+            for out in outputs(&mut i) {
+                check_output(&out);
+            }
+        }
+        // The good one is answered.
+        let mut i = iface6();
+        i.receive(Instant::ZERO, &good);
+        assert_eq!(outputs(&mut i).len(), 1);
+    }
+
+    #[test]
+    fn random_and_mutated_ipv6_packets_never_panic() {
+        let mut i = iface6();
+        let seeds = [
+            echo(&[9; 64]),
+            packet(0, &[60, 0, 1, 4, 0, 0, 0, 0, 58, 0, 0xc2, 4, 0, 0, 0, 0]),
+            packet(44, &[58, 0, 0, 0, 0, 0, 0, 1, 128, 0, 0, 0, 0, 0, 0, 0]),
+            packet(43, &[58, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            packet(6, &[0; 20]),
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut now = Instant::ZERO;
+        let rounds = 100_000u64;
+        for round in 0..rounds {
+            let mut p = seeds[rng.below(seeds.len())].clone();
+            match rng.below(4) {
+                0 => {
+                    for _ in 0..rng.below(8) + 1 {
+                        let at = rng.below(p.len());
+                        p[at] ^= 1 << rng.below(8);
+                    }
+                }
+                1 => p.truncate(rng.below(p.len() + 1)),
+                2 => {
+                    // Payload length, next header, hop limit, and the
+                    // first extension header's bytes.
+                    let at = [4usize, 5, 6, 7, 40, 41, 42, 43][rng.below(8)];
+                    if at < p.len() {
+                        p[at] = rng.next() as u8;
+                    }
+                }
+                _ => {
+                    p = (0..rng.below(120)).map(|_| rng.next() as u8).collect();
+                    if let Some(b) = p.first_mut() {
+                        *b = 0x60 | (*b & 0x0f);
+                    }
+                }
+            }
+            i.receive(now, &p);
+            if round % 1000 == 0 {
+                now += Duration::from_millis(100);
+                i.poll(now);
+            }
+            for out in outputs(&mut i) {
+                check_output(&out);
+            }
+        }
+        let s = i.stats();
+        // A mutated version nibble (or an empty packet) takes IPv4's path.
+        assert_eq!(s.ip6_packets_in + s.ip_packets_in, rounds, "{s}");
+        assert!(s.ip6_packets_in > rounds * 9 / 10, "{s}");
+        assert!(s.icmp6_echo_replies > 0 && s.icmp6_errors_sent > 0, "{s}");
+    }
+
+    /// TAP mode with IPv6: random and mutated frames (neighbour
+    /// discovery among them) never panic the link layer or the core.
+    #[test]
+    fn random_and_mutated_ipv6_frames_never_panic() {
+        use tunstack::link::ethernet::{EthernetHeader, MacAddr, ETHERTYPE_IPV6};
+        use tunstack::link::{EthernetLink, NeighbourConfig};
+
+        let us = MacAddr([0x02, 0, 0, 0, 0, 2]);
+        let peer = MacAddr([0x02, 0, 0, 0, 0, 1]);
+        let group = ipv6::solicited_node(a6(US));
+        let framed = |dst: MacAddr, body: &[u8]| {
+            let mut f = EthernetHeader {
+                dst,
+                src: peer,
+                ethertype: ETHERTYPE_IPV6,
+            }
+            .to_bytes()
+            .to_vec();
+            f.extend_from_slice(body);
+            f
+        };
+        let mut ns = Vec::new();
+        icmpv6::write_neighbor_solicitation(&mut ns, a6(PEER), group, a6(US), peer.0);
+        let mut ns_packet = Vec::new();
+        ipv6::write(&mut ns_packet, a6(PEER), group, 58, 255, &ns);
+        let seeds = [
+            framed(MacAddr::ipv6_multicast(group), &ns_packet),
+            framed(us, &echo(&[9; 64])),
+        ];
+        let config = Config {
+            addr6: Some((a6(US), 64)),
+            medium: tunstack::Medium::Ethernet,
+            mac: Some(us),
+            ..Config::default()
+        };
+        let mut iface = Interface::new(&config, 1500, 1);
+        let mut link = EthernetLink::new(us, config.addr, 24, NeighbourConfig::default())
+            .with_ipv6(a6(US), NeighbourConfig::default());
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut now = Instant::ZERO;
+        for round in 0..50_000u64 {
+            let mut f = seeds[rng.below(seeds.len())].clone();
+            match rng.below(3) {
+                0 => {
+                    for _ in 0..rng.below(6) + 1 {
+                        let at = 14 + rng.below(f.len() - 14);
+                        f[at] ^= 1 << rng.below(8);
+                    }
+                }
+                1 => f.truncate(rng.below(f.len() + 1)),
+                _ => {
+                    let at = 14 + rng.below(f.len() - 14);
+                    f[at] = rng.next() as u8;
+                }
+            }
+            if let Some(ip) = link.receive(now, &f) {
+                iface.receive(now, &f[ip]);
+            }
+            if round % 500 == 0 {
+                now += Duration::from_secs(1);
+                link.poll(now);
+                iface.poll(now);
+            }
+            for p in outputs(&mut iface) {
+                link.send_ip(now, &p);
+            }
+            while let Some(p) = link.pop_unreachable() {
+                iface.next_hop_unreachable(now, &p);
+            }
+            while let Some(out) = link.pop_frame() {
+                let h = EthernetHeader::parse(&out).expect("every frame sent has a header");
+                assert_eq!(h.src, us);
+                if h.ethertype == ETHERTYPE_IPV6 {
+                    let (ip, p) = Ipv6Header::parse(&out[14..]).expect("valid IPv6");
+                    Icmpv6Message::parse(ip.src, ip.dst, &p[40..]).expect("valid ICMPv6");
+                }
+            }
+        }
+    }
+}

@@ -17,6 +17,9 @@
 #[cfg(feature = "tokio")]
 #[path = "netns/async_apps.rs"]
 mod async_apps;
+/// IPv6 with ICMPv6 and, on a TAP, neighbour discovery.
+#[path = "netns/ipv6.rs"]
+mod ipv6;
 mod support;
 /// TAP mode: Ethernet and ARP.
 #[path = "netns/tap.rs"]

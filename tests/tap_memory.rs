@@ -359,3 +359,91 @@ fn tap_mode_refuses_more_than_one_queue() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("one queue"), "{err}");
 }
+
+/// IPv6 on the whole stack: duplicate address detection, then a
+/// neighbour solicitation answered and a ping -6 echoed, in frames.
+#[test]
+fn with_ipv6_the_stack_probes_its_addresses_then_answers_nd_and_ping6() {
+    use std::net::Ipv6Addr;
+    use tunstack::wire::icmpv6::{self, Icmpv6Message, NeighborMessage};
+    use tunstack::wire::ipv6::{self, Ipv6Header};
+
+    let us: Ipv6Addr = "fd00::2".parse().expect("address");
+    let host: Ipv6Addr = "fd00::1".parse().expect("address");
+    let (ours, link) = memory::ethernet_link(1500);
+    let config = Config {
+        seed: Some(7),
+        medium: Medium::Ethernet,
+        mac: Some(STACK_MAC),
+        addr6: Some((us, 64)),
+        ..Config::default()
+    };
+    let _stack = Stack::with_device(config, ours).expect("stack starts");
+    let ipv6_of = |b: &[u8]| -> (Ipv6Header, Vec<u8>) {
+        let (h, p) = Ipv6Header::parse(b).expect("valid IPv6");
+        (h, p[40..].to_vec())
+    };
+    // RFC 4862 §5.4.2: both addresses probed from :: first.
+    let mut probed = Vec::new();
+    while probed.len() < 2 {
+        let (_, body) = next_frame(&link, |h, _| h.ethertype == ETHERTYPE_IPV6);
+        let (h, msg) = ipv6_of(&body);
+        assert!(h.src.is_unspecified());
+        let m = Icmpv6Message::parse(h.src, h.dst, &msg).expect("checksum");
+        probed.push(NeighborMessage::parse(&m).expect("a probe").target);
+    }
+    assert!(probed.contains(&us) && probed.contains(&STACK_MAC.link_local6()));
+    // Ask for fd00::2 until DAD is done (about a second) and it answers.
+    let group = ipv6::solicited_node(us);
+    let mut ns = Vec::new();
+    icmpv6::write_neighbor_solicitation(&mut ns, host, group, us, HOST_MAC.0);
+    let mut solicit = Vec::new();
+    ipv6::write(&mut solicit, host, group, 58, 255, &ns);
+    let deadline = Instant::now() + WAIT;
+    let advert = loop {
+        assert!(Instant::now() < deadline, "no advertisement");
+        link.send_packet(frame(
+            MacAddr::ipv6_multicast(group),
+            HOST_MAC,
+            ETHERTYPE_IPV6,
+            &solicit,
+        ));
+        std::thread::sleep(Duration::from_millis(200));
+        let found = std::iter::from_fn(|| link.try_recv_packet()).find_map(|f| {
+            let h = EthernetHeader::parse(&f)?;
+            (h.ethertype == ETHERTYPE_IPV6).then(|| (h, f[HEADER_LEN..].to_vec()))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+    };
+    assert_eq!(advert.0.dst, HOST_MAC);
+    let (h, msg) = ipv6_of(&advert.1);
+    assert_eq!((h.src, h.dst, h.hop_limit), (us, host, 255));
+    let m = Icmpv6Message::parse(h.src, h.dst, &msg).expect("checksum");
+    let na = NeighborMessage::parse(&m).expect("an advertisement");
+    assert_eq!((na.target, na.link_addr), (us, Some(STACK_MAC.0)));
+    // ping -6: the reply goes straight to the MAC it learned.
+    let mut echo = Vec::new();
+    icmpv6::write(
+        &mut echo,
+        host,
+        us,
+        icmpv6::ECHO_REQUEST,
+        0,
+        [0, 9, 0, 1],
+        b"six",
+    );
+    let mut ping = Vec::new();
+    ipv6::write(&mut ping, host, us, 58, 64, &echo);
+    link.send_packet(frame(STACK_MAC, HOST_MAC, ETHERTYPE_IPV6, &ping));
+    let (eth, body) = next_frame(&link, |h, _| h.ethertype == ETHERTYPE_IPV6);
+    assert_eq!(eth.dst, HOST_MAC);
+    let (h, msg) = ipv6_of(&body);
+    assert_eq!((h.src, h.dst), (us, host));
+    let m = Icmpv6Message::parse(h.src, h.dst, &msg).expect("checksum");
+    assert_eq!(
+        (m.kind(), m.field(), m.body()),
+        (icmpv6::ECHO_REPLY, [0, 9, 0, 1], &b"six"[..])
+    );
+}

@@ -10,6 +10,8 @@
 //! - [`ip`]: `ip_input`, `icmp`, `udp` — a whole `Interface`.
 //! - [`tcp`]: `tcp_options`, `tcb_listen`, `tcb_established` — a `TcpLayer`.
 //! - [`link`]: `ethernet` — an `EthernetLink` (TAP mode) before an `Interface`.
+//! - [`ip6`]: `ipv6` — IPv6 on a TUN-mode `Interface` and, with neighbour
+//!   discovery, behind an `EthernetLink`.
 //! - [`seeds`]: the seed corpus.
 //!
 //! Every harness drives the sans-IO core with a virtual clock and checks
@@ -25,12 +27,14 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub mod ip;
+pub mod ip6;
 pub mod link;
 pub mod packets;
 pub mod seeds;
 pub mod tcp;
 
 pub use ip::{icmp, ip_input, udp};
+pub use ip6::ipv6;
 pub use link::ethernet;
 pub use tcp::{tcb_established, tcb_listen, tcp_options};
 
@@ -149,7 +153,7 @@ pub fn tolerate_known_bugs() -> bool {
 pub type Harness = fn(&[u8]);
 
 /// Every harness by target name.
-pub const TARGETS: [(&str, Harness); 7] = [
+pub const TARGETS: [(&str, Harness); 8] = [
     ("ip_input", ip_input),
     ("icmp", icmp),
     ("udp", udp),
@@ -157,4 +161,5 @@ pub const TARGETS: [(&str, Harness); 7] = [
     ("tcb_listen", tcb_listen),
     ("tcb_established", tcb_established),
     ("ethernet", ethernet),
+    ("ipv6", ipv6),
 ];

@@ -73,6 +73,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let whole = |proto, payload: &[u8]| packet_to(US, proto, payload);
     add("ip_input", "ping", ip_input_records(0, &[whole(1, &ping)]));
     ethernet_seeds(&mut add, &ping);
+    super::ip6::seeds(&mut add);
     add(
         "ip_input",
         "ping_fragmented",

@@ -94,8 +94,8 @@ impl<D: Device> Device for EthernetDevice<D> {
         Ok(Some(r.len))
     }
 
-    /// The next IPv4 packet, in place inside the frame that carried it.
-    /// ARP and dropped frames are handled on the way.
+    /// The next IP packet, in place inside the frame that carried it.
+    /// ARP, neighbour discovery and dropped frames are handled on the way.
     fn recv_with(&mut self, buf: &mut [u8]) -> io::Result<Option<Received>> {
         self.service();
         loop {
@@ -118,7 +118,7 @@ impl<D: Device> Device for EthernetDevice<D> {
     }
 
     fn send(&mut self, packet: &[u8]) -> io::Result<()> {
-        self.link.send_ipv4(self.clock.now(), packet);
+        self.link.send_ip(self.clock.now(), packet);
         self.flush()
     }
 

@@ -72,6 +72,23 @@ pub struct FragKey {
     pub id: u16,
 }
 
+/// What a [`Reassembler`] keys its datagrams by: [`FragKey`] for IPv4,
+/// [`super::ipv6::Frag6Key`] for IPv6. Eviction picks the source holding
+/// the most.
+pub trait FragmentKey: Copy + Ord + std::fmt::Debug {
+    /// The sender's address.
+    type Source: Copy + Ord;
+    /// The sender of the datagram.
+    fn source(&self) -> Self::Source;
+}
+
+impl FragmentKey for FragKey {
+    type Source = Ipv4Addr;
+    fn source(&self) -> Ipv4Addr {
+        self.src
+    }
+}
+
 /// Why a fragment (and, for some reasons, its whole datagram) was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FragError {
@@ -94,9 +111,9 @@ pub enum FragError {
 
 /// A complete datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reassembled {
+pub struct Reassembled<K = FragKey> {
     /// The datagram's identity.
-    pub key: FragKey,
+    pub key: K,
     /// The reassembled IP payload.
     pub payload: Vec<u8>,
 }
@@ -203,12 +220,15 @@ impl Incomplete {
     }
 }
 
-/// Reassembles fragmented IPv4 datagrams (see the module docs).
+/// Reassembles fragmented datagrams (see the module docs), IPv4's by
+/// default, IPv6's with [`super::ipv6::Frag6Key`].
 #[derive(Debug)]
-pub struct Reassembler {
+pub struct Reassembler<K = FragKey> {
     config: ReassemblyConfig,
+    /// The largest payload a datagram may have.
+    max_payload: usize,
     /// A `BTreeMap` so that iteration (expiry order) is deterministic.
-    datagrams: BTreeMap<FragKey, Incomplete>,
+    datagrams: BTreeMap<K, Incomplete>,
     /// Payload bytes held across all datagrams.
     bytes: usize,
     /// Incomplete datagrams evicted to make room, not yet taken by
@@ -217,10 +237,19 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
-    /// An empty reassembler with these limits.
+    /// An empty reassembler of IPv4 datagrams with these limits.
     pub fn new(config: ReassemblyConfig) -> Reassembler {
+        Reassembler::with_max_payload(config, MAX_PAYLOAD)
+    }
+}
+
+impl<K: FragmentKey> Reassembler<K> {
+    /// An empty reassembler with these limits, for datagrams of at most
+    /// `max_payload` bytes.
+    pub fn with_max_payload(config: ReassemblyConfig, max_payload: usize) -> Reassembler<K> {
         Reassembler {
             config,
+            max_payload,
             datagrams: BTreeMap::new(),
             bytes: 0,
             evicted: 0,
@@ -234,16 +263,16 @@ impl Reassembler {
     pub fn push(
         &mut self,
         now: Instant,
-        key: FragKey,
+        key: K,
         offset: usize,
         more: bool,
         payload: &[u8],
-    ) -> Result<Option<Reassembled>, FragError> {
+    ) -> Result<Option<Reassembled<K>>, FragError> {
         self.expire(now);
         let len = payload.len();
         // RFC 791 §3.1: Total Length is 16 bits, so no payload byte lies past 65515.
         let end = match offset.checked_add(len) {
-            Some(end) if end <= MAX_PAYLOAD => end,
+            Some(end) if end <= self.max_payload => end,
             _ => return Err(FragError::TooLong),
         };
         // RFC 791 §3.2: offsets count 8-octet blocks, and every fragment but the
@@ -311,10 +340,10 @@ impl Reassembler {
     /// source holding the most, so one flooding source cannot push out
     /// everyone else's (Linux's evictor frees old queues the same way, by
     /// age). False when there is nothing else to evict.
-    fn evict_one(&mut self, keep: &FragKey) -> bool {
-        let mut per_source: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+    fn evict_one(&mut self, keep: &K) -> bool {
+        let mut per_source: BTreeMap<K::Source, usize> = BTreeMap::new();
         for k in self.datagrams.keys().filter(|k| *k != keep) {
-            *per_source.entry(k.src).or_default() += 1;
+            *per_source.entry(k.source()).or_default() += 1;
         }
         let Some(top) = per_source
             .iter()
@@ -326,7 +355,7 @@ impl Reassembler {
         let victim = self
             .datagrams
             .iter()
-            .filter(|(k, _)| k.src == top && *k != keep)
+            .filter(|(k, _)| k.source() == top && *k != keep)
             .min_by_key(|(k, d)| (d.deadline, **k))
             .map(|(k, _)| *k);
         match victim {
@@ -347,7 +376,7 @@ impl Reassembler {
     }
 
     /// Forgets one datagram and releases its memory.
-    fn discard(&mut self, key: &FragKey) {
+    fn discard(&mut self, key: &K) {
         if let Some(datagram) = self.datagrams.remove(key) {
             self.bytes -= datagram.received;
         }
@@ -369,7 +398,7 @@ impl Reassembler {
     pub fn expire_with(
         &mut self,
         now: Instant,
-        on_expired: &mut dyn FnMut(FragKey, Option<&[u8]>),
+        on_expired: &mut dyn FnMut(K, Option<&[u8]>),
     ) -> usize {
         let bytes = &mut self.bytes;
         let mut dropped = 0;

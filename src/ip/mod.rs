@@ -1,4 +1,5 @@
-//! IPv4: input validation, reassembly, fragmentation and ICMP.
+//! IPv4: input validation, reassembly, fragmentation and ICMP; IPv6 with
+//! ICMPv6 in [`ipv6`].
 //!
 //! [`Ipv4Layer::input`] turns raw packets from the device into datagrams for
 //! the transport layers, or a counted [`DropReason`]. [`Ipv4Layer::output`]
@@ -16,6 +17,7 @@ use crate::wire::packet::PacketBuf;
 
 pub mod frag;
 pub mod icmp;
+pub mod ipv6;
 
 use frag::{FragError, FragKey, Reassembler, ReassemblyConfig};
 

@@ -10,7 +10,7 @@ pub const HEADER_LEN: usize = 14;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 /// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
-/// EtherType of IPv6 (not served yet; dropped and counted).
+/// EtherType of IPv6 (served with `Config::addr6`; else dropped and counted).
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 /// A 48-bit Ethernet (MAC) address.
@@ -44,6 +44,38 @@ impl MacAddr {
     /// A unicast address other than all zeros: one a station can have.
     pub fn is_unicast(self) -> bool {
         !self.is_multicast() && self != MacAddr::ZERO
+    }
+
+    /// The link-local IPv6 address of this MAC: fe80::/64 and the modified
+    /// EUI-64 interface identifier (RFC 4291 Appendix A: ff:fe in the
+    /// middle, the universal/local bit inverted; RFC 4862 §5.3).
+    pub fn link_local6(self) -> std::net::Ipv6Addr {
+        let m = self.0;
+        std::net::Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 0x02,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+
+    /// The group address an IPv6 multicast address maps to: 33:33 and its
+    /// low 32 bits (RFC 2464 §7).
+    pub fn ipv6_multicast(addr: std::net::Ipv6Addr) -> MacAddr {
+        let o = addr.octets();
+        MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
     }
 
     /// The group address an IPv4 multicast address maps to: 01:00:5e and

@@ -1,4 +1,5 @@
-//! The link layer of TAP mode: Ethernet II and ARP (RFC 826).
+//! The link layer of TAP mode: Ethernet II, ARP (RFC 826) and, with an
+//! IPv6 address, neighbour discovery (RFC 4861, [`ndisc`]).
 //!
 //! In TUN mode there is no link layer: the device carries bare IP packets
 //! and none of this code is on the path. In TAP mode the device carries
@@ -7,8 +8,10 @@
 //!
 //! - frames in: runts, frames for another station (unicast to another
 //!   MAC, or a group address other than broadcast), frames from a group or
-//!   zero source, and EtherTypes other than IPv4 and ARP are dropped and
-//!   counted; ARP is answered and learned from; IPv4 goes up;
+//!   zero source, and EtherTypes other than IPv4 and ARP (and IPv6 when
+//!   the stack has an IPv6 address) are dropped and counted; ARP is
+//!   answered and learned from; IPv4 goes up; so does IPv6, except the
+//!   neighbour solicitations and advertisements, which [`ndisc`] handles;
 //! - packets out: the next hop's MAC comes from the [`neighbour`] cache,
 //!   which asks for it with ARP and holds a few packets meanwhile; a
 //!   neighbour that never answers makes its packets *unreachable*, which
@@ -33,11 +36,13 @@ use crate::time::Instant;
 
 pub mod arp;
 pub mod ethernet;
+pub mod ndisc;
 pub mod neighbour;
 
 use arp::{ArpError, ArpPacket, Operation};
 pub use ethernet::MacAddr;
-use ethernet::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
+use ethernet::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
+use ndisc::Ndisc;
 pub use neighbour::NeighbourConfig;
 use neighbour::{Action, NeighbourCache, Resolution};
 
@@ -55,6 +60,8 @@ pub struct EthernetLink {
     addr: Ipv4Addr,
     broadcast: Ipv4Addr,
     neighbours: NeighbourCache<Ipv4Addr>,
+    /// Neighbour discovery, when the stack has an IPv6 address.
+    ndisc: Option<Ndisc>,
     /// Frames to send, oldest first.
     out: VecDeque<Vec<u8>>,
     /// Packets of ours whose next hop did not answer.
@@ -83,6 +90,7 @@ impl EthernetLink {
             addr,
             broadcast: Ipv4Addr::from(u32::from(addr) | host_mask),
             neighbours: NeighbourCache::new(config),
+            ndisc: None,
             out: VecDeque::new(),
             unreachable: VecDeque::new(),
             spare: Vec::new(),
@@ -91,6 +99,36 @@ impl EthernetLink {
             next_announcement: Some(Instant::ZERO),
             stats: LinkStats::default(),
         }
+    }
+
+    /// Turns IPv6 on: the stack has `addr6` and the link-local address of
+    /// its MAC, answers neighbour solicitations for both and resolves its
+    /// IPv6 neighbours (RFC 4861). Both addresses are probed once by
+    /// duplicate address detection before use ([`EthernetLink::with_dad`]).
+    pub fn with_ipv6(mut self, addr6: std::net::Ipv6Addr, config: NeighbourConfig) -> Self {
+        self.ndisc = Some(Ndisc::new(self.mac, addr6, config, 1));
+        self
+    }
+
+    /// Duplicate address detection with `transmits` probes per address
+    /// (RFC 4862 §5.1 `DupAddrDetectTransmits`, 1 by default; 0: the
+    /// addresses are used at once). After [`EthernetLink::with_ipv6`].
+    pub fn with_dad(mut self, transmits: u32) -> Self {
+        if let Some(n) = &mut self.ndisc {
+            n.set_dad_transmits(transmits);
+        }
+        self
+    }
+
+    /// The IPv6 link-local address, with IPv6 on.
+    pub fn link_local6(&self) -> Option<std::net::Ipv6Addr> {
+        self.ndisc.as_ref().map(Ndisc::link_local)
+    }
+
+    /// The MAC the IPv6 neighbour cache holds for `addr`, if it has an
+    /// answer.
+    pub fn neighbour6(&self, addr: std::net::Ipv6Addr) -> Option<MacAddr> {
+        self.ndisc.as_ref().and_then(|n| n.neighbour(addr))
     }
 
     /// The stack's station address.
@@ -106,7 +144,8 @@ impl EthernetLink {
     /// The counters.
     pub fn stats(&self) -> LinkStats {
         let mut stats = self.stats;
-        stats.neighbours = self.neighbours.len() as u64;
+        stats.neighbours =
+            (self.neighbours.len() + self.ndisc.as_ref().map_or(0, Ndisc::len)) as u64;
         stats
     }
 
@@ -118,9 +157,12 @@ impl EthernetLink {
         let Some(eth) = EthernetHeader::parse(frame) else {
             return self.drop(DropReason::EthernetRunt);
         };
-        // Ours, or broadcast. No multicast group is joined yet (IPv6's
-        // solicited-node groups will be).
-        if eth.dst != self.mac && !eth.dst.is_broadcast() {
+        // Ours, or broadcast; with IPv6, the groups neighbour discovery
+        // joins (all-nodes, our solicited-node groups).
+        if eth.dst != self.mac
+            && !eth.dst.is_broadcast()
+            && !self.ndisc.as_ref().is_some_and(|n| n.accepts_mac(eth.dst))
+        {
             return self.drop(DropReason::EthernetNotForUs);
         }
         if !eth.src.is_unicast() || eth.src == self.mac {
@@ -131,6 +173,23 @@ impl EthernetLink {
             ETHERTYPE_ARP => {
                 self.arp_input(now, eth, &frame[HEADER_LEN..]);
                 None
+            }
+            ETHERTYPE_IPV6 if self.ndisc.is_some() => {
+                let ndisc = self.ndisc.as_mut()?;
+                let packet = &frame[HEADER_LEN..];
+                if ndisc.receive(now, eth.src, packet, &mut self.stats) {
+                    self.flush_ndisc();
+                    return None;
+                }
+                // RFC 4862 §5.4: nothing to a tentative address goes up.
+                let dst = packet
+                    .get(24..40)
+                    .and_then(|d| <[u8; 16]>::try_from(d).ok())
+                    .map(std::net::Ipv6Addr::from);
+                if dst.is_some_and(|d| !ndisc.takes(d)) {
+                    return self.drop(DropReason::Ipv6Tentative);
+                }
+                Some(HEADER_LEN..frame.len())
             }
             _ => self.drop(DropReason::EthernetUnknownType),
         }
@@ -213,6 +272,36 @@ impl EthernetLink {
         }
     }
 
+    /// Queues an IP packet of ours for its next hop: IPv6 (by its version
+    /// nibble, with IPv6 on) through neighbour discovery, the rest as IPv4.
+    pub fn send_ip(&mut self, now: Instant, packet: &[u8]) {
+        if packet.first().is_some_and(|b| b >> 4 == 6) {
+            if let Some(ndisc) = &mut self.ndisc {
+                ndisc.send(now, packet, &mut self.stats);
+                self.flush_ndisc();
+                return;
+            }
+        }
+        self.send_ipv4(now, packet);
+    }
+
+    /// Moves what neighbour discovery queued into frames.
+    fn flush_ndisc(&mut self) {
+        let Some(mut ndisc) = self.ndisc.take() else {
+            return;
+        };
+        for (mac, packet) in ndisc.drain_out() {
+            self.queue_frame(mac, ETHERTYPE_IPV6, &packet);
+            self.recycle(packet);
+        }
+        for packet in ndisc.drain_unreachable() {
+            if self.unreachable.len() < 64 {
+                self.unreachable.push_back(packet);
+            }
+        }
+        self.ndisc = Some(ndisc);
+    }
+
     /// Queues an IPv4 packet of ours for its next hop: sent at once if the
     /// neighbour is known, else it waits for ARP.
     pub fn send_ipv4(&mut self, now: Instant, packet: &[u8]) {
@@ -266,14 +355,23 @@ impl EthernetLink {
             self.neighbours.poll(now, &mut self.actions);
             self.run_actions();
         }
+        if let Some(ndisc) = &mut self.ndisc {
+            ndisc.poll(now, &mut self.stats);
+            self.flush_ndisc();
+        }
     }
 
     /// When [`EthernetLink::poll`] has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        match (self.next_announcement, self.neighbours.poll_at()) {
+        let min = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        let ndisc = self.ndisc.as_ref().and_then(Ndisc::poll_at);
+        min(
+            min(self.next_announcement, self.neighbours.poll_at()),
+            ndisc,
+        )
     }
 
     /// The next frame to send.
@@ -365,5 +463,8 @@ impl EthernetLink {
     }
 }
 
+#[cfg(test)]
+#[path = "ndisc_tests.rs"]
+mod ndisc_tests;
 #[cfg(test)]
 mod tests;

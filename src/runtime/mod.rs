@@ -486,6 +486,10 @@ impl Stack {
         };
         let seed = config.seed.unwrap_or_else(random_seed);
         let mac = ethernet.then(|| config.mac_or_random(seed.rotate_left(17)));
+        // The MAC is fixed here, so every core derives the same IPv6
+        // link-local address from it (`Config::link_local6`).
+        let mut config = config;
+        config.mac = mac.or(config.mac);
         let n = devices.len();
         let mut shards = Vec::with_capacity(n);
         for device in devices {
@@ -506,12 +510,18 @@ impl Stack {
             // In TAP mode the link layer sits above both, so the capture
             // records frames (ARP included) and faults hit frames.
             let device: Box<dyn Device> = if let Some(mac) = mac {
-                let link = crate::link::EthernetLink::new(
+                let mut link = crate::link::EthernetLink::new(
                     mac,
                     config.addr,
                     config.prefix_len,
                     config.neighbours,
                 );
+                if let Some((addr6, _)) = config.addr6 {
+                    link = link
+                        .with_ipv6(addr6, config.neighbours)
+                        .with_dad(config.dad_transmits);
+                    info!("tunstack: IPv6 link-local address {}", mac.link_local6());
+                }
                 info!("tunstack: TAP mode, MAC {mac}");
                 Box::new(EthernetDevice::new(device, link))
             } else {

@@ -14,7 +14,7 @@
 //!   it is ([`crate::tcp::ephemeral_port_owner`]), unless this shard
 //!   listens on that port;
 //! - UDP and IP fragments: shard 0, where UDP sockets live and datagrams
-//!   are reassembled;
+//!   are reassembled; and all of IPv6;
 //! - ICMP errors: as the TCP or UDP packet they quote would go; echo
 //!   requests and everything else: the shard that received them.
 //!
@@ -30,6 +30,11 @@ const ICMP_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
 pub(crate) fn owner(packet: &[u8], me: usize, n: usize, listening: impl Fn(u16) -> bool) -> usize {
     if n <= 1 {
         return me;
+    }
+    // IPv6 (its fragments above all, which must meet in one reassembler)
+    // lives on shard 0, as UDP does.
+    if packet.first().is_some_and(|b| b >> 4 == 6) {
+        return 0;
     }
     let Some(ip) = Ipv4View::new(packet) else {
         return me;
@@ -175,6 +180,6 @@ mod tests {
             let k = owner(&p, 1, 3, |_| false);
             assert!(k < 3);
         }
-        assert_eq!(owner(&[0x60; 40], 1, 2, |_| false), 1);
+        assert_eq!(owner(&[0x60; 40], 1, 2, |_| false), 0);
     }
 }

@@ -6,7 +6,9 @@
 pub mod checksum;
 pub mod gso;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod packet;
 pub mod tcp;
 pub mod udp;

@@ -41,6 +41,12 @@ use std::time::{Duration, Instant};
 pub const STACK_ADDR: &str = "10.0.0.2";
 /// The kernel side of the TUN.
 pub const HOST_CIDR: &str = "10.0.0.1/24";
+/// The stack's IPv6 address, as `--addr6` takes it.
+pub const STACK_ADDR6_CIDR: &str = "fd00::2/64";
+/// The stack's IPv6 address.
+pub const STACK_ADDR6: &str = "fd00::2";
+/// The kernel side's IPv6 address.
+pub const HOST_CIDR6: &str = "fd00::1/64";
 
 /// How long the stack may take to print its "up on" line.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -226,6 +232,8 @@ pub struct TestNet {
     stdout_reader: Option<JoinHandle<()>>,
     /// The stack writes pcapng (`stack.pcapng`) instead of pcap.
     pcapng: bool,
+    /// IPv6 is on in the namespace (see [`TestNet::new_ipv6`]).
+    pub ipv6: bool,
 }
 
 impl TestNet {
@@ -316,16 +324,45 @@ impl TestNet {
     /// Like [`TestNet::new`] with a TAP device `tap0` instead of `tun0`
     /// (for `tunstack connect --tap tap0`).
     pub fn new_tap(tools: &[&str]) -> Option<TestNet> {
-        TestNet::new_on(tools, "tap0")
+        TestNet::new_on(tools, "tap0", false)
     }
 
     /// Sets up the namespace and tun0 without starting a stack, or returns
     /// `None` (after printing why) when the test must be skipped.
     pub fn new(tools: &[&str]) -> Option<TestNet> {
-        TestNet::new_on(tools, "tun0")
+        TestNet::new_on(tools, "tun0", false)
     }
 
-    fn new_on(tools: &[&str], device: &'static str) -> Option<TestNet> {
+    /// Like [`TestNet::new`] on `device` (`tun0` or `tap0`) with IPv6 on
+    /// in the namespace: the kernel side also has fd00::1/64, added with
+    /// `nodad` (and duplicate address detection off for the link-local
+    /// address), so both are usable at once, and sends no router
+    /// solicitations.
+    pub fn new_ipv6(tools: &[&str], device: &'static str) -> Option<TestNet> {
+        TestNet::new_on(tools, device, true)
+    }
+
+    /// [`TestNet::new_ipv6`] with `tunstack run --addr6 fd00::2/64` and
+    /// `extra_args` started on it.
+    pub fn start_ipv6(
+        tools: &[&str],
+        device: &'static str,
+        extra_args: &[&str],
+    ) -> Option<TestNet> {
+        let mut net = TestNet::new_ipv6(tools, device)?;
+        let mut args = vec!["--addr6", STACK_ADDR6_CIDR];
+        args.extend_from_slice(extra_args);
+        net.spawn_stack(Path::new(TUNSTACK), &["run"], &args, run_is_ready);
+        Some(net)
+    }
+
+    /// Starts `tunstack run` with `extra_args` on a namespace set up
+    /// without a stack.
+    pub fn start_stack(&mut self, extra_args: &[&str]) {
+        self.spawn_stack(Path::new(TUNSTACK), &["run"], extra_args, run_is_ready);
+    }
+
+    fn new_on(tools: &[&str], device: &'static str, ipv6: bool) -> Option<TestNet> {
         if let Some(reason) = netns_unavailable() {
             skip(&reason);
             return None;
@@ -368,6 +405,7 @@ impl TestNet {
             stdout_lines: Arc::new(Mutex::new(Vec::new())),
             stdout_reader: None,
             pcapng: false,
+            ipv6,
         };
         std::fs::create_dir_all(&net.dir)
             .unwrap_or_else(|e| panic!("creating {}: {e}", net.dir.display()));
@@ -377,11 +415,21 @@ impl TestNet {
 
     fn setup_link(&self) {
         // IPv6 off inside the namespace, so the kernel's router solicitations
-        // do not show up as drops in the counters the tests assert on.
-        for sysctl in [
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ] {
+        // do not show up as drops in the counters the tests assert on;
+        // for the IPv6 tests on, without DAD's wait or solicitations.
+        let sysctls: &[&str] = if self.ipv6 {
+            &[
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+                "net.ipv6.conf.default.router_solicitations=0",
+            ]
+        } else {
+            &[
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]
+        };
+        for sysctl in sysctls {
             self.exec(&["sysctl", "-qw", sysctl], Duration::from_secs(5));
         }
         self.exec(&["ip", "link", "set", "lo", "up"], Duration::from_secs(5))
@@ -398,6 +446,13 @@ impl TestNet {
             Duration::from_secs(5),
         )
         .expect_success("ip addr add");
+        if self.ipv6 {
+            self.exec(
+                &["ip", "-6", "addr", "add", HOST_CIDR6, "dev", dev, "nodad"],
+                Duration::from_secs(5),
+            )
+            .expect_success("ip -6 addr add");
+        }
         self.exec(&["ip", "link", "set", dev, "up"], Duration::from_secs(5))
             .expect_success("ip link set up");
     }
@@ -655,6 +710,22 @@ impl TestNet {
             &[
                 "ping", "-n", "-c", &count_s, "-s", &size_s, "-i", "0.2", "-W", "2", "-w",
                 &deadline, STACK_ADDR,
+            ],
+            Duration::from_secs(u64::from(count) + 10),
+        );
+        (PingSummary::parse(&out.stdout), out)
+    }
+
+    /// `ping -6` from the kernel side to `target` (e.g. `fd00::2`, or
+    /// `fe80::...%tap0`); returns its summary.
+    pub fn ping6(&self, count: u32, size: u32, target: &str) -> (PingSummary, Output) {
+        let count_s = count.to_string();
+        let size_s = size.to_string();
+        let deadline = (count + 4).to_string();
+        let out = self.exec(
+            &[
+                "ping", "-6", "-n", "-c", &count_s, "-s", &size_s, "-i", "0.2", "-W", "2", "-w",
+                &deadline, target,
             ],
             Duration::from_secs(u64::from(count) + 10),
         );
