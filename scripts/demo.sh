@@ -5,8 +5,9 @@
 #   scripts/demo.sh          (as root; or: sudo scripts/demo.sh)
 #
 # Everything happens inside a namespace `tunstack-demo-<pid>` that this script
-# creates and deletes: the kernel side of tun0 is 10.0.0.1/24, the stack is
-# 10.0.0.2. Nothing in your own network configuration is touched.
+# creates and deletes: the kernel side of tun0 is 10.0.0.1/24 and fd00::1/64,
+# the stack is 10.0.0.2 and fd00::2 (ping -6 works; TCP and UDP are IPv4
+# only so far). Nothing in your own network configuration is touched.
 #
 # Then a short TAP part: the stack on a TAP device `tap0` in a second
 # namespace `tunstack-demo-tap-<pid>` speaks Ethernet and ARP; ping, `ip
@@ -30,6 +31,8 @@ source "$REPO/scripts/common.sh"
 
 STACK_ADDR=10.0.0.2
 HOST_CIDR=10.0.0.1/24
+STACK6=fd00::2
+HOST6_CIDR=fd00::1/64
 NS="tunstack-demo-$$"
 NS_TAP="tunstack-demo-tap-$$"
 PCAP="$REPO/pcaps/demo.pcapng"
@@ -111,14 +114,14 @@ in_ns() {
 
 section "Network namespace $NS"
 ip netns add "$NS"
-# No IPv6 in the namespace: the kernel's router solicitations would only
-# show up as drops (the stack is IPv4-only).
-in_ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
 in_ns ip link set lo up
 in_ns ip tuntap add dev tun0 mode tun
 in_ns ip addr add "$HOST_CIDR" dev tun0
+# IPv6 too (the stack answers ping -6 at the network layer); nodad: the
+# address is usable at once.
+in_ns ip -6 addr add "$HOST6_CIDR" dev tun0 nodad
 in_ns ip link set tun0 up
-echo "tun0 inside $NS: kernel side $HOST_CIDR, stack $STACK_ADDR"
+echo "tun0 inside $NS: kernel side $HOST_CIDR and $HOST6_CIDR, stack $STACK_ADDR and $STACK6"
 
 section "Start tunstack on tun0 as $STACK_ADDR (log: $LOG)"
 # tunstack::tcp=debug logs every TCP state transition (shown at the end).
@@ -129,7 +132,7 @@ mkdir -p "$(dirname "$PCAP")"
 # on for every connection (1 s idle, then every 0.5 s, 3 probes): the
 # keepalive step waits long enough to see probes answered.
 RUST_LOG=info,tunstack::tcp=debug ip netns exec "$NS" "$BIN" run --tun tun0 --addr "$STACK_ADDR" \
-    --pcap "$PCAP" --pcap-segmented --keepalive 1000,500,3 >"$LOG" 2>&1 &
+    --addr6 "$STACK6/64" --pcap "$PCAP" --pcap-segmented --keepalive 1000,500,3 >"$LOG" 2>&1 &
 STACK_PID=$!
 deadline=$((SECONDS + READY_TIMEOUT))
 until grep -q "^tunstack: .* up on " "$LOG"; do
@@ -192,6 +195,22 @@ step_ping() {
 step_ping_fragmented() {
     echo "\$ ping -c 3 -s 8000 $STACK_ADDR   # 8008-byte ICMP messages: fragmented both ways at MTU 1500"
     ping_no_loss -c 3 -s 8000
+}
+
+step_ping6() {
+    echo "\$ ping -6 -c 3 $STACK6"
+    local out
+    out="$(in_ns ping -6 -n -W 2 -w 10 -c 3 "$STACK6" 2>&1)" || true
+    echo "$out"
+    grep -q " 0% packet loss" <<<"$out"
+}
+
+step_ping6_fragmented() {
+    echo "\$ ping -6 -c 3 -s 8000 $STACK6   # IPv6 fragment headers both ways"
+    local out
+    out="$(in_ns ping -6 -n -W 2 -w 10 -c 3 -s 8000 "$STACK6" 2>&1)" || true
+    echo "$out"
+    grep -q " 0% packet loss" <<<"$out"
 }
 
 step_udp_echo() {
@@ -396,6 +415,8 @@ PY
 DEMO_STEPS=(
     "step_ping|ICMP echo: ping -c 4"
     "step_ping_fragmented|IP fragmentation: ping -c 3 -s 8000"
+    "step_ping6|IPv6: ping -6"
+    "step_ping6_fragmented|IPv6 fragmentation: ping -6 -s 8000"
     "step_udp_echo|UDP echo (port 7)"
     "step_udp_time|UDP time (port 9000)"
     "step_udp_closed_port|UDP to a closed port (ICMP port unreachable)"
