@@ -180,11 +180,18 @@ run_step() {
 }
 
 # ping and check for 0% loss; extra arguments go to ping.
-ping_no_loss() {
-    local out
-    out="$(in_ns ping -n -W 2 -w 20 "$@" "$STACK_ADDR" 2>&1)" || true
+# ping_answered RUNNER ARGS...: runs ping ARGS through RUNNER (in_ns or
+# in_tap), shows its output, and succeeds if every echo was answered.
+ping_answered() {
+    local runner=$1 out
+    shift
+    out="$("$runner" ping -n -W 2 -w 20 "$@" 2>&1)" || true
     echo "$out"
     grep -q " 0% packet loss" <<<"$out"
+}
+
+ping_no_loss() {
+    ping_answered in_ns "$@" "$STACK_ADDR"
 }
 
 step_ping() {
@@ -199,18 +206,12 @@ step_ping_fragmented() {
 
 step_ping6() {
     echo "\$ ping -6 -c 3 $STACK6"
-    local out
-    out="$(in_ns ping -6 -n -W 2 -w 10 -c 3 "$STACK6" 2>&1)" || true
-    echo "$out"
-    grep -q " 0% packet loss" <<<"$out"
+    ping_answered in_ns -6 -c 3 "$STACK6"
 }
 
 step_ping6_fragmented() {
     echo "\$ ping -6 -c 3 -s 8000 $STACK6   # IPv6 fragment headers both ways"
-    local out
-    out="$(in_ns ping -6 -n -W 2 -w 10 -c 3 -s 8000 "$STACK6" 2>&1)" || true
-    echo "$out"
-    grep -q " 0% packet loss" <<<"$out"
+    ping_answered in_ns -6 -c 3 -s 8000 "$STACK6"
 }
 
 step_udp_echo() {
@@ -540,10 +541,7 @@ grep "^tunstack: " "$TAP_LOG" || true
 
 step_tap_ping() {
     echo "\$ ping -c 3 $STACK_ADDR   # the kernel asks for the stack's MAC first (ARP)"
-    local out
-    out="$(in_tap ping -n -W 2 -w 10 -c 3 "$STACK_ADDR" 2>&1)" || true
-    echo "$out"
-    grep -q " 0% packet loss" <<<"$out"
+    ping_answered in_tap -c 3 "$STACK_ADDR"
 }
 
 step_tap_neigh() {
