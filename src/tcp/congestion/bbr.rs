@@ -389,12 +389,6 @@ impl Bbr {
         self.last_lost_end = Some(end);
     }
 
-    /// MarkConnectionAppLimited, from outside (the application ran out of
-    /// data with room in cwnd).
-    pub fn mark_app_limited(&mut self, inflight: u32) {
-        self.rate.mark_app_limited(inflight);
-    }
-
     /// UpdateOnACK (§5.2.3).
     pub fn on_ack(&mut self, d: &Delivery<'_>, w: &mut Window) {
         if d.app_limited {

@@ -345,14 +345,6 @@ impl Congestion {
         }
     }
 
-    /// The application ran out of data with room left in cwnd (BBR's
-    /// MarkConnectionAppLimited).
-    pub fn on_app_limited(&mut self, inflight: u32) {
-        if let State::Bbr(b) = &mut self.state {
-            b.mark_app_limited(inflight);
-        }
-    }
-
     /// Every ACK, in and out of recovery, for the algorithms that sample
     /// delivery (BBR's UpdateOnACK, draft-ietf-ccwg-bbr §5.2.3).
     pub fn on_delivery(&mut self, d: &Delivery<'_>) {
