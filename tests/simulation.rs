@@ -451,19 +451,21 @@ fn goodput_clears_its_floors() {
     }
 }
 
-/// At 0 % loss a loss-based sender into tunstack fills most of the
-/// bottleneck. It overshoots the queue once in slow start (NewReno has no
-/// HyStart++; CUBIC's exits late) and SACK recovery repairs the burst.
-/// This was 5 Mbit/s while tunstack's receiver kept only 16 out-of-order
-/// ranges and dropped in-window data past them, and 41 Mbit/s (CUBIC) while
-/// HyStart++ got one RTT sample a round (docs/SIM-GOODPUT.md); the floor,
-/// 70 % of the bottleneck, leaves room for the overshoot. Replay:
+/// At 0 % loss a loss-based sender into tunstack should fill 80 % of the
+/// bottleneck, as it does into smoltcp. It overshoots the queue once in
+/// slow start (NewReno has no HyStart++; CUBIC's exits late) and SACK
+/// recovery repairs the burst: 8 MiB now run at about 79 (NewReno) and 78
+/// Mbit/s (CUBIC), just under the floor. They ran at 5 Mbit/s while
+/// tunstack's receiver kept only 16 out-of-order ranges and dropped
+/// in-window data past them, and CUBIC at 41 while HyStart++ got one RTT
+/// sample a round (docs/SIM-GOODPUT.md). Replay:
 /// `TUNSTACK_GOODPUT_REPLAY=cubic,tunstack,0,1 cargo test --release --test
 /// simulation goodput_replay -- --nocapture`.
 #[test]
+#[ignore = "known shortfall: about 79 and 78 Mbit/s against a floor of 80 (the slow-start overshoot)"]
 fn goodput_loss_based_senders_fill_the_bottleneck_into_tunstack() {
     use sim::goodput::{self, Peer};
-    let floor = 0.7 * (goodput::RATE * 8) as f64 / 1e6;
+    let floor = 0.8 * (goodput::RATE * 8) as f64 / 1e6;
     let pairs = [Algorithm::NewReno, Algorithm::Cubic]
         .map(|cc| (Peer::tunstack(cc), Peer::tunstack(Algorithm::Cubic)));
     let cells = goodput::sweep(&pairs, &[0.0], 1..=1, 8 << 20);
