@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::time::Instant;
 
 use super::scoreboard::Scoreboard;
-use super::seq::SeqNum;
+use super::seq::{split_span_at, SeqNum, SeqSpan};
 
 /// One transmission of `[start, end)` (RFC 8985 §5.2's per-segment state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,15 @@ pub(crate) struct Sent {
     pub sacked: bool,
     /// RACK deemed it lost, and it has not been sent again since.
     pub lost: bool,
+}
+
+impl SeqSpan for Sent {
+    fn span(&self) -> (SeqNum, SeqNum) {
+        (self.start, self.end)
+    }
+    fn set_span(&mut self, start: SeqNum, end: SeqNum) {
+        (self.start, self.end) = (start, end);
+    }
 }
 
 /// RACK-TLP state of one connection.
@@ -107,13 +116,7 @@ impl Rack {
     }
 
     fn split_at(&mut self, at: SeqNum) {
-        let Some(i) = self.index_of(at).filter(|&i| self.sent[i].start < at) else {
-            return;
-        };
-        let mut right = self.sent[i];
-        right.start = at;
-        self.sent[i].end = at;
-        self.sent.insert(i + 1, right);
+        split_span_at(&mut self.sent, at);
     }
 
     /// Takes in an ACK (RFC 8985 §6.2 steps 1-2): drops what `una` covers,

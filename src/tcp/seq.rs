@@ -98,6 +98,35 @@ impl fmt::Display for SeqNum {
     }
 }
 
+/// A record of the sequence space `[start, end)`, kept in a list sorted by
+/// sequence number with no overlaps: RACK's transmission record
+/// (`tcp/rack.rs`) and BBR's delivery-rate samples
+/// (`tcp/congestion/rate.rs`).
+pub(crate) trait SeqSpan: Copy {
+    /// `[start, end)`.
+    fn span(&self) -> (SeqNum, SeqNum);
+    /// Sets `[start, end)`.
+    fn set_span(&mut self, start: SeqNum, end: SeqNum);
+}
+
+/// Splits the record of `list` holding `at` (if one does, and `at` is not
+/// its start) in two at `at`; the list stays sorted and disjoint.
+pub(crate) fn split_span_at<T: SeqSpan>(list: &mut std::collections::VecDeque<T>, at: SeqNum) {
+    let i = list.partition_point(|s| s.span().1 <= at);
+    let Some(&record) = list.get(i) else {
+        return;
+    };
+    let (start, end) = record.span();
+    if start >= at {
+        return;
+    }
+    let (mut left, mut right) = (record, record);
+    left.set_span(start, at);
+    right.set_span(at, end);
+    list[i] = left;
+    list.insert(i + 1, right);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

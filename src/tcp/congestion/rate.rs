@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::tcp::seq::SeqNum;
+use crate::tcp::seq::{split_span_at, SeqNum, SeqSpan};
 use crate::time::Instant;
 
 /// The per-packet (P) state of §4.1.2.2, for `[start, end)`.
@@ -44,6 +44,15 @@ struct Packet {
 impl Packet {
     fn len(&self) -> u64 {
         u64::from(self.end - self.start)
+    }
+}
+
+impl SeqSpan for Packet {
+    fn span(&self) -> (SeqNum, SeqNum) {
+        (self.start, self.end)
+    }
+    fn set_span(&mut self, start: SeqNum, end: SeqNum) {
+        (self.start, self.end) = (start, end);
     }
 }
 
@@ -157,14 +166,7 @@ impl RateSampler {
 
     /// Splits the record holding `at` (if one does) in two at `at`.
     fn split_at(&mut self, at: SeqNum) {
-        let i = self.sent.partition_point(|s| s.end <= at);
-        let Some(s) = self.sent.get_mut(i).filter(|s| s.start < at) else {
-            return;
-        };
-        let mut right = *s;
-        s.end = at;
-        right.start = at;
-        self.sent.insert(i + 1, right);
+        split_span_at(&mut self.sent, at);
     }
 
     /// Upon receiving an ACK (§4.1.2.4, UpdateRateSample for each newly
