@@ -7,14 +7,14 @@
 //! runtime drives it, and tests drive it by hand.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use log::{debug, trace};
 
 use crate::config::{random_seed, Config, Rng};
 use crate::device::{RxMeta, TxMeta};
-use crate::ip::ipv6::Ipv6Layer;
+use crate::ip::ipv6::{Datagram6, Ipv6Layer, Report6, Up6};
 use crate::ip::{icmp as ip_icmp, Datagram, IpOptions, Ipv4Layer};
 use crate::stats::{DropReason, Stats};
 use crate::tcp::icmp::IcmpError;
@@ -26,12 +26,15 @@ use crate::tcp::{
 use crate::time::Instant;
 use crate::udp::{SocketId, UdpError, UdpTable};
 use crate::wire::packet::PacketBuf;
-use crate::wire::{gso, icmp, udp};
+use crate::wire::{gso, icmp, icmpv6, udp};
 
 /// IP protocol number of ICMP.
 const PROTO_ICMP: u8 = 1;
 /// IP protocol number of TCP.
 const PROTO_TCP: u8 = 6;
+/// ICMPv6 Destination Unreachable's code for a port no one listens on
+/// (RFC 4443 §3.1).
+const UNREACHABLE6_PORT: u8 = 4;
 
 /// Something the socket layer must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +46,7 @@ pub enum Event {
         /// The receiving socket.
         socket: SocketId,
         /// Who sent it.
-        from: SocketAddrV4,
+        from: SocketAddr,
         /// The payload.
         payload: Vec<u8>,
     },
@@ -156,7 +159,7 @@ impl Interface {
     /// any).
     pub fn tcp_listening_on(&self, port: u16) -> bool {
         self.tcp
-            .listening_on(SocketAddrV4::new(self.ip.addr(), port))
+            .listening_on(SocketAddr::new(self.ip.addr().into(), port))
     }
 
     /// Makes this core shard `k` of `n` (a multi-queue stack): TCP opens
@@ -315,7 +318,7 @@ impl Interface {
         // so IPv4's path is as it was. Without an IPv6 address an IPv6
         // packet takes IPv4's path and is dropped there (`ip-not-ipv4`).
         if packet.first().is_some_and(|b| b >> 4 == 6) && self.ip6.is_some() {
-            return self.receive_ipv6(now, packet);
+            return self.receive_ipv6(now, packet, meta);
         }
         self.stats.ip_packets_in += 1;
         // Expire overdue reassemblies first, so a late fragment cannot revive one.
@@ -339,8 +342,13 @@ impl Interface {
                     checksum_trusted: datagram.checksum_trusted,
                     ..meta
                 };
-                self.tcp
-                    .on_segment_with(now, datagram.src, datagram.dst, &datagram.payload, meta)
+                self.tcp.on_segment_with(
+                    now,
+                    datagram.src.into(),
+                    datagram.dst.into(),
+                    &datagram.payload,
+                    meta,
+                )
             }
             _ => {
                 self.drop(DropReason::UnknownProtocol, &datagram);
@@ -350,15 +358,122 @@ impl Interface {
         }
     }
 
-    /// An IPv6 packet: the IPv6 layer answers it (ICMPv6) or drops it.
+    /// An IPv6 packet: the IPv6 layer answers it (ICMPv6), drops it, or
+    /// hands it to TCP or UDP.
     #[inline(never)]
-    fn receive_ipv6(&mut self, now: Instant, packet: &[u8]) {
+    fn receive_ipv6(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
         let Some(ip6) = &mut self.ip6 else {
             return;
         };
         trace!("rx {} bytes (IPv6)", packet.len());
         let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
-        ip6.receive(now, packet, &mut self.stats, &mut |p| tx_queue.push(tcp, p));
+        let trusted = meta.checksum_trusted;
+        let up = ip6.receive(now, packet, trusted, &mut self.stats, &mut |p| {
+            tx_queue.push(tcp, p)
+        });
+        match up {
+            Some(Up6::Datagram(d)) if d.next_header == PROTO_TCP => {
+                // RFC 9293 §3.9.1.1 (MUST-46's other side): TCP is unicast;
+                // a segment to a group is not for a connection.
+                if d.dst.is_multicast() {
+                    self.stats.drop(DropReason::TcpRejected);
+                    return;
+                }
+                // The device's word holds for the whole packet, never for
+                // a reassembled one (the IPv6 layer says which).
+                let meta = RxMeta {
+                    checksum_trusted: d.checksum_trusted,
+                    ..meta
+                };
+                let (src, dst) = (d.src.into(), d.dst.into());
+                self.tcp.on_segment_with(now, src, dst, &d.payload, meta);
+            }
+            Some(Up6::Datagram(d)) => self.udp6_input(now, &d),
+            Some(Up6::Error(r)) => self.icmp6_error_input(now, r),
+            None => {}
+        }
+    }
+
+    /// A UDP datagram over IPv6: to its socket, or answered with Port
+    /// Unreachable (RFC 4443 §3.1 code 4; never about a datagram to a
+    /// group, §2.4 (e.3)).
+    fn udp6_input(&mut self, now: Instant, d: &Datagram6<'_>) {
+        let dgram =
+            match udp::UdpDatagram::parse_with(d.src, d.dst, &d.payload, !d.checksum_trusted) {
+                Ok(u) => u,
+                Err(reason) => {
+                    self.stats.drop(reason);
+                    return;
+                }
+            };
+        let from = SocketAddr::new(d.src.into(), dgram.src_port);
+        match self.udp.lookup(from, dgram.dst_port) {
+            Some(socket) if !d.dst.is_multicast() => {
+                self.stats.udp_datagrams_in += 1;
+                self.events.push_back(Event::UdpDatagram {
+                    socket,
+                    from,
+                    payload: dgram.payload.to_vec(),
+                });
+            }
+            _ => {
+                self.stats.drop(DropReason::UdpNoSocket);
+                let Some(ip6) = &mut self.ip6 else {
+                    return;
+                };
+                let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+                ip6.unreachable(now, UNREACHABLE6_PORT, d, &mut self.stats, &mut |p| {
+                    tx_queue.push(tcp, p)
+                });
+            }
+        }
+    }
+
+    /// An ICMPv6 error about a TCP segment or UDP datagram we sent (RFC
+    /// 4443 §2.4 (a)) goes to its connection or connected socket, as
+    /// IPv4's do ([`Interface::icmp_tcp_input`]). Packet Too Big lowers
+    /// the path MTU (RFC 8201 §4), never below IPv6's minimum of 1280.
+    fn icmp6_error_input(&mut self, now: Instant, r: Report6) {
+        let Some(ip6) = &self.ip6 else {
+            return;
+        };
+        if !ip6.is_ours(r.src) {
+            self.stats.drop(DropReason::IcmpUnhandled);
+            return;
+        }
+        let t = r.transport;
+        let local = SocketAddr::new(r.src.into(), u16::from_be_bytes([t[0], t[1]]));
+        let remote = SocketAddr::new(r.dst.into(), u16::from_be_bytes([t[2], t[3]]));
+        let mtu = ip6.mtu();
+        if r.next_header == PROTO_TCP {
+            let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+            // RFC 4443 §3.1 codes: 0 no route, 1 administratively
+            // prohibited, 3 address unreachable, 4 port unreachable.
+            let err = match (r.kind, r.code) {
+                (icmpv6::DEST_UNREACHABLE, 4) => IcmpError::Hard,
+                (icmpv6::DEST_UNREACHABLE, 0) => IcmpError::NetUnreachable,
+                (icmpv6::DEST_UNREACHABLE, _) => IcmpError::HostUnreachable,
+                (icmpv6::PACKET_TOO_BIG, _) => {
+                    IcmpError::FragmentationNeeded(u16::try_from(r.field).unwrap_or(u16::MAX))
+                }
+                _ => IcmpError::Transient,
+            };
+            self.tcp.on_icmp(now, (local, remote), seq, err, mtu);
+        } else if r.kind == icmpv6::DEST_UNREACHABLE {
+            match self.udp.lookup(remote, local.port()) {
+                Some(socket) if self.udp.remote(socket) == Some(remote) => {
+                    let error = match r.code {
+                        4 => std::io::ErrorKind::ConnectionRefused,
+                        0 => std::io::ErrorKind::NetworkUnreachable,
+                        _ => std::io::ErrorKind::HostUnreachable,
+                    };
+                    self.events.push_back(Event::UdpError { socket, error });
+                }
+                _ => self.stats.drop(DropReason::IcmpUnhandled),
+            }
+        } else {
+            self.stats.drop(DropReason::IcmpUnhandled);
+        }
     }
 
     fn drop(&mut self, reason: DropReason, d: &Datagram<'_>) {
@@ -410,8 +525,8 @@ impl Interface {
             return self.drop(DropReason::IcmpUnhandled, d);
         }
         let t = q.transport;
-        let local = SocketAddrV4::new(q.src, u16::from_be_bytes([t[0], t[1]]));
-        let remote = SocketAddrV4::new(q.dst, u16::from_be_bytes([t[2], t[3]]));
+        let local = SocketAddr::new(q.src.into(), u16::from_be_bytes([t[0], t[1]]));
+        let remote = SocketAddr::new(q.dst.into(), u16::from_be_bytes([t[2], t[3]]));
         let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
         let err = match (msg.kind(), msg.code()) {
             (icmp::DEST_UNREACHABLE, icmp::CODE_PROTOCOL_UNREACHABLE)
@@ -439,7 +554,7 @@ impl Interface {
         }
         let src_port = u16::from_be_bytes([q.transport[0], q.transport[1]]);
         let dst_port = u16::from_be_bytes([q.transport[2], q.transport[3]]);
-        let peer = SocketAddrV4::new(q.dst, dst_port);
+        let peer = SocketAddr::new(q.dst.into(), dst_port);
         match self.udp.lookup(peer, src_port) {
             Some(socket) if self.udp.remote(socket) == Some(peer) => {
                 let error = match msg.code() {
@@ -462,7 +577,7 @@ impl Interface {
             Ok(u) => u,
             Err(reason) => return self.drop(reason, d),
         };
-        let from = SocketAddrV4::new(d.src, dgram.src_port);
+        let from = SocketAddr::new(d.src.into(), dgram.src_port);
         match self.udp.lookup(from, dgram.dst_port) {
             Some(socket) => {
                 self.stats.udp_datagrams_in += 1;
@@ -578,10 +693,14 @@ impl Interface {
     pub fn pop_transmit(&mut self) -> Option<PacketBuf> {
         if self.tx_queue.queue.is_empty() {
             while let Some(mut seg) = self.tcp.pop_output() {
+                let IpAddr::V4(dst) = seg.dst else {
+                    self.transmit_tcp6(seg);
+                    continue;
+                };
                 let stats = &mut self.stats;
                 if self
                     .ip
-                    .output_in_place(seg.dst, PROTO_TCP, &mut seg.packet, seg.ip, stats)
+                    .output_in_place(dst, PROTO_TCP, &mut seg.packet, seg.ip, stats)
                 {
                     self.tx_queue.queue.push_back(seg.packet);
                     continue;
@@ -592,7 +711,7 @@ impl Interface {
                 let meta = seg.packet.meta();
                 let note = seg.packet.note();
                 self.ip
-                    .output(seg.dst, PROTO_TCP, &seg.packet, seg.ip, stats, &mut |p| {
+                    .output(dst, PROTO_TCP, &seg.packet, seg.ip, stats, &mut |p| {
                         tx_queue.push_with(tcp, p, meta);
                         if let Some(last) = tx_queue.queue.back_mut() {
                             last.set_note(note);
@@ -602,6 +721,36 @@ impl Interface {
             }
         }
         self.tx_queue.queue.pop_front()
+    }
+
+    /// Queues a TCP segment to an IPv6 peer: its IPv6 header written in
+    /// front of it in place, or, for what does not fit the link (a
+    /// segment cut before the MTU shrank), fragments (RFC 8200 §4.5).
+    #[inline(never)]
+    fn transmit_tcp6(&mut self, mut seg: crate::tcp::OutSegment) {
+        let (Some(ip6), IpAddr::V6(src), IpAddr::V6(dst)) = (&mut self.ip6, seg.src, seg.dst)
+        else {
+            // A connection of a family the stack has no address for
+            // cannot exist; nothing to send it with.
+            self.stats.drop(DropReason::OutputTooBig);
+            return self.tcp.recycle(seg.packet);
+        };
+        let stats = &mut self.stats;
+        if ip6.output_in_place(src, dst, PROTO_TCP, &mut seg.packet, seg.ip, stats) {
+            self.tx_queue.queue.push_back(seg.packet);
+            return;
+        }
+        let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+        let meta = seg.packet.meta();
+        if meta.gso_size > 0 {
+            // Cut by the device only when whole; never fragmented.
+            stats.drop(DropReason::OutputTooBig);
+            return tcp.recycle(seg.packet);
+        }
+        ip6.output(src, dst, PROTO_TCP, &seg.packet, stats, &mut |p| {
+            tx_queue.push_with(tcp, p, meta)
+        });
+        self.tcp.recycle(seg.packet);
     }
 
     /// Returns a transmitted packet's buffer for reuse.
@@ -646,8 +795,8 @@ impl Interface {
         }
         let sport = u16::from_be_bytes([t[0], t[1]]);
         let dport = u16::from_be_bytes([t[2], t[3]]);
-        let local = SocketAddrV4::new(src, sport);
-        let remote = SocketAddrV4::new(dst, dport);
+        let local = SocketAddr::new(src.into(), sport);
+        let remote = SocketAddr::new(dst.into(), dport);
         if proto == PROTO_TCP {
             let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
             let mtu = self.ip.mtu();
@@ -676,13 +825,20 @@ impl Interface {
     }
 
     /// Opens a UDP socket on `local`.
-    pub fn udp_bind(&mut self, local: SocketAddrV4) -> Result<(SocketId, SocketAddrV4), UdpError> {
-        self.udp.bind(local)
+    pub fn udp_bind(
+        &mut self,
+        local: impl Into<SocketAddr>,
+    ) -> Result<(SocketId, SocketAddr), UdpError> {
+        self.udp.bind(local.into())
     }
 
     /// Sets a UDP socket's peer.
-    pub fn udp_connect(&mut self, id: SocketId, remote: SocketAddrV4) -> Result<(), UdpError> {
-        self.udp.connect(id, remote)
+    pub fn udp_connect(
+        &mut self,
+        id: SocketId,
+        remote: impl Into<SocketAddr>,
+    ) -> Result<(), UdpError> {
+        self.udp.connect(id, remote.into())
     }
 
     /// Closes a UDP socket.
@@ -695,16 +851,51 @@ impl Interface {
     pub fn udp_send(
         &mut self,
         id: SocketId,
-        to: SocketAddrV4,
+        to: impl Into<SocketAddr>,
         payload: &[u8],
         opts: IpOptions,
     ) -> Result<(), UdpError> {
+        let to = to.into();
         let local = self.udp.local_addr(id).ok_or(UdpError::NotFound)?;
+        let dst = match to.ip() {
+            IpAddr::V4(dst) if local.is_ipv4() || local.ip().is_unspecified() => dst,
+            IpAddr::V4(_) => return Err(UdpError::NoRoute),
+            IpAddr::V6(dst) => return self.udp_send6(local, dst, to.port(), payload),
+        };
         let src = (self.ip.addr(), local.port());
         let mut buf = std::mem::take(&mut self.scratch);
-        udp::write(&mut buf, src, (*to.ip(), to.port()), payload);
+        udp::write(&mut buf, src, (dst, to.port()), payload);
         self.stats.udp_datagrams_out += 1;
-        self.transmit(*to.ip(), udp::PROTOCOL, &buf, opts);
+        self.transmit(dst, udp::PROTOCOL, &buf, opts);
+        self.scratch = buf;
+        Ok(())
+    }
+
+    /// [`Interface::udp_send`] to an IPv6 peer, from the socket's address
+    /// or the one of ours that suits the peer (RFC 6724, as
+    /// [`Ipv6Layer::source_for`] picks).
+    fn udp_send6(
+        &mut self,
+        local: SocketAddr,
+        dst: Ipv6Addr,
+        port: u16,
+        payload: &[u8],
+    ) -> Result<(), UdpError> {
+        let Some(ip6) = &mut self.ip6 else {
+            return Err(UdpError::NoRoute);
+        };
+        let src = match local.ip() {
+            IpAddr::V6(a) if !a.is_unspecified() => a,
+            IpAddr::V4(_) => return Err(UdpError::NoRoute),
+            IpAddr::V6(_) => ip6.source_for(dst),
+        };
+        let mut buf = std::mem::take(&mut self.scratch);
+        udp::write(&mut buf, (src, local.port()), (dst, port), payload);
+        self.stats.udp_datagrams_out += 1;
+        let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+        ip6.output(src, dst, udp::PROTOCOL, &buf, &mut self.stats, &mut |p| {
+            tx_queue.push(tcp, p)
+        });
         self.scratch = buf;
         Ok(())
     }
@@ -717,10 +908,10 @@ impl Interface {
     /// queue of `backlog` connections.
     pub fn tcp_listen(
         &mut self,
-        local: SocketAddrV4,
+        local: impl Into<SocketAddr>,
         backlog: usize,
     ) -> Result<ListenerId, TcpError> {
-        self.tcp.listen(local, backlog)
+        self.tcp.listen(local.into(), backlog)
     }
 
     /// Closes a TCP listener; connections not yet accepted are reset.
@@ -740,15 +931,16 @@ impl Interface {
     pub fn tcp_connect(
         &mut self,
         now: Instant,
-        remote: SocketAddrV4,
-    ) -> Result<(ConnId, SocketAddrV4), TcpError> {
+        remote: impl Into<SocketAddr>,
+    ) -> Result<(ConnId, SocketAddr), TcpError> {
+        let remote = remote.into();
         // MUST-46 (RFC 9293 §3.9.1.1): an active OPEN to a broadcast
         // address is an error, the subnet's directed broadcast included
         // (the TCP layer knows only the limited broadcast).
-        if *remote.ip() == self.ip.broadcast() {
+        if remote.ip() == self.ip.broadcast() {
             return Err(TcpError::InvalidInput);
         }
-        let local = SocketAddrV4::new(self.ip.addr(), 0);
+        let local = SocketAddr::new(self.ip.addr().into(), 0);
         let id = self.tcp.connect(now, local, remote)?;
         let local = self.tcp.info(id).map_or(local, |i| i.local);
         Ok((id, local))
@@ -851,7 +1043,7 @@ impl Interface {
     }
 
     /// Every listener with its address and queue lengths `(syn, accept)`.
-    pub fn tcp_listeners(&self) -> Vec<(ListenerId, SocketAddrV4, usize, usize)> {
+    pub fn tcp_listeners(&self) -> Vec<(ListenerId, SocketAddr, usize, usize)> {
         self.tcp.listeners()
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -308,7 +308,7 @@ struct ConnectArgs {
     device: DeviceArgs,
     /// The server, e.g. 10.0.0.1:5000.
     #[arg(value_name = "IPV4:PORT")]
-    server: SocketAddrV4,
+    server: SocketAddr,
     /// Give up connecting after SECS seconds.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     timeout: u64,
@@ -649,7 +649,7 @@ fn ms(d: Duration) -> f64 {
 
 fn connect(args: ConnectArgs) -> std::io::Result<()> {
     let stack = Stack::new(args.device.config())?;
-    let server = SocketAddr::V4(args.server);
+    let server = args.server;
     let stream =
         TcpStream::connect_timeout(&stack, &server, Duration::from_secs(args.timeout.max(1)))?;
     eprintln!("tunstack: connected {} -> {server}", stream.local_addr()?);

@@ -27,7 +27,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::{self, Write};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use crate::time::Instant;
@@ -63,8 +63,8 @@ pub(crate) use note;
 /// A note waiting for a segment of its connection.
 #[derive(Debug)]
 struct Pending {
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     /// Only a segment that carries a FIN takes it.
     fin_only: bool,
     text: String,
@@ -85,7 +85,7 @@ pub struct Notes {
     /// The id of the last segment emitted (0: none yet).
     last_id: u32,
     /// The connection of the last segment emitted.
-    last_conn: Option<(SocketAddrV4, SocketAddrV4)>,
+    last_conn: Option<(SocketAddr, SocketAddr)>,
     /// The core's time and the wall-clock time at one moment, to write
     /// deadlines as times of day.
     wall: Option<(Instant, SystemTime)>,
@@ -141,7 +141,7 @@ impl Notes {
 
     /// Notes the packet being received if there is one, else the next
     /// segment of the connection `local`-`remote`.
-    pub fn event(&mut self, local: SocketAddrV4, remote: SocketAddrV4, note: fmt::Arguments<'_>) {
+    pub fn event(&mut self, local: SocketAddr, remote: SocketAddr, note: fmt::Arguments<'_>) {
         if self.receiving {
             append(&mut self.rx, note);
         } else {
@@ -153,8 +153,8 @@ impl Notes {
     /// segment the connection `local`-`remote` sent (see [`Notes::last`]).
     pub fn received_or_last(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         note: fmt::Arguments<'_>,
     ) {
         if self.receiving {
@@ -165,25 +165,20 @@ impl Notes {
     }
 
     /// Notes the next segment the connection `local`-`remote` sends.
-    pub fn next(&mut self, local: SocketAddrV4, remote: SocketAddrV4, note: fmt::Arguments<'_>) {
+    pub fn next(&mut self, local: SocketAddr, remote: SocketAddr, note: fmt::Arguments<'_>) {
         self.wait_for(local, remote, false, note);
     }
 
     /// Notes the next segment carrying a FIN that the connection
     /// `local`-`remote` sends (a close: the FIN may wait behind data).
-    pub fn next_fin(
-        &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        note: fmt::Arguments<'_>,
-    ) {
+    pub fn next_fin(&mut self, local: SocketAddr, remote: SocketAddr, note: fmt::Arguments<'_>) {
         self.wait_for(local, remote, true, note);
     }
 
     fn wait_for(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         fin_only: bool,
         note: fmt::Arguments<'_>,
     ) {
@@ -210,12 +205,7 @@ impl Notes {
 
     /// Notes the packet being received if there is one, else the next
     /// segment with a FIN of the connection `local`-`remote`.
-    pub fn event_fin(
-        &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        note: fmt::Arguments<'_>,
-    ) {
+    pub fn event_fin(&mut self, local: SocketAddr, remote: SocketAddr, note: fmt::Arguments<'_>) {
         if self.receiving {
             append(&mut self.rx, note);
         } else {
@@ -225,7 +215,7 @@ impl Notes {
 
     /// Notes the last segment the connection `local`-`remote` sent, if
     /// it was the last segment emitted.
-    pub fn last(&mut self, local: SocketAddrV4, remote: SocketAddrV4, note: fmt::Arguments<'_>) {
+    pub fn last(&mut self, local: SocketAddr, remote: SocketAddr, note: fmt::Arguments<'_>) {
         if self.last_conn != Some((local, remote)) {
             return;
         }
@@ -242,7 +232,7 @@ impl Notes {
 
     /// A segment of `local`-`remote` (with a FIN if `fin`) is emitted:
     /// its id (never 0), under which the notes waiting for it are kept.
-    pub fn emitted(&mut self, local: SocketAddrV4, remote: SocketAddrV4, fin: bool) -> u32 {
+    pub fn emitted(&mut self, local: SocketAddr, remote: SocketAddr, fin: bool) -> u32 {
         self.last_id = self.last_id.wrapping_add(1).max(1);
         self.last_conn = Some((local, remote));
         let id = self.last_id;
@@ -309,8 +299,8 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn ep(port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), port)
+    fn ep(port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2), port))
     }
 
     #[test]

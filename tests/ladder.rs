@@ -258,8 +258,8 @@ fn seg(frame: usize, src: &str, dst: &str, flags: &str, seq: u32, ack: u32) -> T
     TcpPacket {
         frame,
         time: Duration::from_millis(frame as u64),
-        src,
-        dst,
+        src: src.into(),
+        dst: dst.into(),
         header: TcpHeaderRepr {
             src_port: src.port(),
             dst_port: dst.port(),
@@ -443,7 +443,7 @@ fn svg_of_every_reference_capture_is_well_formed_with_a_size() {
 fn svg_escapes_markup_in_labels() {
     let a: SocketAddrV4 = "10.0.0.1:1".parse().unwrap();
     let l = Ladder {
-        endpoints: [a, a],
+        endpoints: [a.into(), a.into()],
         initial: [State::Closed, State::Listen],
         rows: vec![Row {
             kind: RowKind::Segment {

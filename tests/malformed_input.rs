@@ -123,7 +123,8 @@ fn each_malformation_is_dropped_and_counted_under_its_reason() {
 
     let mut i = iface();
     // Bind port 7 so the UDP cases reach the UDP checks.
-    i.udp_bind("0.0.0.0:7".parse().unwrap()).unwrap();
+    i.udp_bind("0.0.0.0:7".parse::<std::net::SocketAddr>().unwrap())
+        .unwrap();
     for (name, packet, reason) in &cases {
         let before = i.stats().dropped(*reason);
         let total = i.stats().dropped_total();
@@ -248,7 +249,8 @@ impl Rng {
 #[test]
 fn random_and_mutated_packets_never_panic_and_are_all_accounted_for() {
     let mut i = iface();
-    i.udp_bind("0.0.0.0:7".parse().unwrap()).unwrap();
+    i.udp_bind("0.0.0.0:7".parse::<std::net::SocketAddr>().unwrap())
+        .unwrap();
     let seeds: Vec<Vec<u8>> = vec![
         udp(1000, 7, b"hello"),
         udp(1000, 9, b"closed"),

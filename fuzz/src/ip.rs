@@ -127,7 +127,7 @@ pub struct IpHarness {
     /// Whole datagrams transmitted since the last `take_sent`.
     sent: Vec<(u8, Vec<u8>)>,
     /// Payloads delivered to each UDP socket.
-    delivered: Vec<(SocketId, SocketAddrV4, Vec<u8>)>,
+    delivered: Vec<(SocketId, std::net::SocketAddr, Vec<u8>)>,
     /// ICMP errors reported to UDP sockets.
     udp_errors: Vec<(SocketId, std::io::ErrorKind)>,
 }
@@ -472,7 +472,7 @@ pub fn udp(data: &[u8]) {
     assert!(delivered.len() <= 1, "one datagram delivered twice");
     if let Some((socket, from, payload)) = delivered.first() {
         let d = expected.expect("an invalid datagram was delivered");
-        assert_eq!(*from, SocketAddrV4::new(PEER, d.src_port));
+        assert_eq!(*from, std::net::SocketAddr::from((PEER, d.src_port)));
         assert_eq!(payload.as_slice(), d.payload, "delivered payload differs");
         let port = if *socket == h.echo {
             UDP_ECHO_PORT

@@ -2,11 +2,11 @@
 //! validation, the extension-header walk, echo replies and Parameter
 //! Problem errors, rate-limited.
 //!
-//! This is the first slice of IPv6: the stack answers `ping -6` on TUN and
-//! on TAP (where [`crate::link`] adds neighbour discovery). TCP and UDP
-//! over IPv6 are not served yet: a packet for them is answered with a
-//! Parameter Problem, "unrecognized Next Header" (RFC 4443 §3.4), as for
-//! any protocol the stack does not speak, and counted. Fragments are
+//! The stack answers `ping -6` on TUN and on TAP (where [`crate::link`]
+//! adds neighbour discovery), and hands TCP and UDP datagrams, and the
+//! ICMPv6 errors about what they sent, up to the transports
+//! ([`Up6`]). Any other protocol is answered with a Parameter Problem,
+//! "unrecognized Next Header" (RFC 4443 §3.4), and counted. Fragments are
 //! reassembled (RFC 8200 §4.5) by the same [`Reassembler`] as IPv4's, with
 //! the same limits (`Config::reassembly`) and eviction; an overlap drops
 //! the whole datagram (RFC 5722); atomic fragments are taken at once (RFC
@@ -15,12 +15,14 @@
 //! Sans-IO like [`super::Ipv4Layer`]: [`Ipv6Layer::receive`] takes the
 //! time and a packet, and hands what it sends to a closure.
 
+use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
 use log::debug;
 
 use super::frag::{FragError, FragmentKey, Reassembler, ReassemblyConfig};
 use super::icmp::RateLimiter;
+use super::IpOptions;
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
 use crate::wire::icmpv6::{self, Icmpv6Error, Icmpv6Message};
@@ -28,6 +30,76 @@ use crate::wire::ipv6::{
     self, Ipv6Header, HEADER_LEN, MIN_MTU, NEXT_FRAGMENT, NEXT_ICMPV6, NEXT_NONE, PROBLEM_FIELD,
     PROBLEM_NEXT_HEADER,
 };
+use crate::wire::packet::PacketBuf;
+
+/// Next Header value of TCP.
+pub const NEXT_TCP: u8 = 6;
+/// Next Header value of UDP.
+pub const NEXT_UDP: u8 = 17;
+
+/// A TCP or UDP datagram for us: one whole packet, or a reassembled one.
+#[derive(Debug)]
+pub struct Datagram6<'a> {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address (ours, or a group we are in).
+    pub dst: Ipv6Addr,
+    /// The upper-layer protocol (TCP or UDP).
+    pub next_header: u8,
+    /// The packet up to the upper-layer header (fixed and extension
+    /// headers), to quote in an error.
+    pub header: Cow<'a, [u8]>,
+    /// The upper-layer message.
+    pub payload: Cow<'a, [u8]>,
+    /// The device vouches for the transport checksum (offload). Never for
+    /// a reassembled datagram.
+    pub checksum_trusted: bool,
+}
+
+/// An ICMPv6 error about a packet we sent (RFC 4443 §2.4 (a): passed to
+/// the upper-layer process that sent it), with the part of the quote the
+/// transport needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report6 {
+    /// Type: Destination Unreachable, Packet Too Big, Time Exceeded or
+    /// Parameter Problem.
+    pub kind: u8,
+    /// Code.
+    pub code: u8,
+    /// The four bytes after the checksum (Packet Too Big: the MTU).
+    pub field: u32,
+    /// The quoted packet's source (ours, if we sent it).
+    pub src: Ipv6Addr,
+    /// The quoted packet's destination.
+    pub dst: Ipv6Addr,
+    /// The quoted packet's upper-layer protocol.
+    pub next_header: u8,
+    /// The quoted upper-layer header's first eight bytes (ports, and
+    /// TCP's sequence number).
+    pub transport: [u8; 8],
+}
+
+/// What the IPv6 layer hands up.
+#[derive(Debug)]
+pub enum Up6<'a> {
+    /// A datagram for TCP or UDP.
+    Datagram(Datagram6<'a>),
+    /// An ICMPv6 error for the transport that sent the packet it quotes.
+    Error(Report6),
+}
+
+impl Up6<'_> {
+    fn into_owned(self) -> Up6<'static> {
+        match self {
+            Up6::Datagram(d) => Up6::Datagram(Datagram6 {
+                header: Cow::Owned(d.header.into_owned()),
+                payload: Cow::Owned(d.payload.into_owned()),
+                ..d
+            }),
+            Up6::Error(r) => Up6::Error(r),
+        }
+    }
+}
 
 /// Length of the Fragment header (RFC 8200 §4.5).
 const FRAGMENT_HEADER_LEN: usize = 8;
@@ -163,15 +235,17 @@ impl Ipv6Layer {
 
     /// Takes one IPv6 packet from the link: validates it, walks its
     /// extension headers, answers echo requests and sends the errors
-    /// that are due (`emit` gets each packet to send). Everything that is
-    /// not answered is dropped and counted.
-    pub fn receive(
+    /// that are due (`emit` gets each packet to send), and returns what
+    /// is for a transport. Everything else is dropped and counted.
+    /// `trusted`: the device vouches for the transport checksum.
+    pub fn receive<'a>(
         &mut self,
         now: Instant,
-        packet: &[u8],
+        packet: &'a [u8],
+        trusted: bool,
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
-    ) {
+    ) -> Option<Up6<'a>> {
         stats.ip6_packets_in += 1;
         // Expire overdue reassemblies first, so a late fragment cannot
         // revive one (and its Time Exceeded goes out).
@@ -180,7 +254,10 @@ impl Ipv6Layer {
         }
         let (h, packet) = match Ipv6Header::parse(packet) {
             Ok(parsed) => parsed,
-            Err(reason) => return dropped(stats, reason, packet.len()),
+            Err(reason) => {
+                dropped(stats, reason, packet.len());
+                return None;
+            }
         };
         // RFC 4291 §2.7: a multicast address MUST NOT be a source;
         // §2.5.3: a packet from the loopback address arriving on an
@@ -195,28 +272,33 @@ impl Ipv6Layer {
             || h.src.to_ipv4_mapped().is_some()
             || self.is_ours(h.src)
         {
-            return dropped(stats, DropReason::Ipv6BadSource, packet.len());
+            dropped(stats, DropReason::Ipv6BadSource, packet.len());
+            return None;
         }
         if !self.accepts(h.dst) {
-            return dropped(stats, DropReason::Ipv6NotForUs, packet.len());
+            dropped(stats, DropReason::Ipv6NotForUs, packet.len());
+            return None;
         }
         // RFC 8200 §3: the Hop Limit is checked by nodes that forward; a
         // destination takes any value, 0 included (Linux does too).
-        self.process(now, &h, packet, false, stats, emit);
+        self.process(now, &h, packet, false, trusted, stats, emit)
     }
 
     /// Walks a validated packet's extension headers and hands it on: to
-    /// reassembly, ICMPv6, or an error. `reassembled` says it was put
-    /// together from fragments (and may not hold another Fragment header).
-    fn process(
+    /// reassembly, ICMPv6, a transport (returned), or an error.
+    /// `reassembled` says it was put together from fragments (and may not
+    /// hold another Fragment header).
+    #[allow(clippy::too_many_arguments)]
+    fn process<'a>(
         &mut self,
         now: Instant,
         h: &Ipv6Header,
-        packet: &[u8],
+        packet: &'a [u8],
         reassembled: bool,
+        trusted: bool,
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
-    ) {
+    ) -> Option<Up6<'a>> {
         let multicast = h.dst.is_multicast();
         let upper = match ipv6::walk_extensions(packet, multicast) {
             Ok(upper) => upper,
@@ -230,17 +312,29 @@ impl Ipv6Layer {
                         self.send_error(now, code, pointer, h, packet, stats, emit);
                     }
                 }
-                return;
+                return None;
             }
         };
         let body = &packet[upper.offset..];
         match upper.next_header {
+            NEXT_TCP | NEXT_UDP => {
+                return Some(Up6::Datagram(Datagram6 {
+                    src: h.src,
+                    dst: h.dst,
+                    next_header: upper.next_header,
+                    header: Cow::Borrowed(&packet[..upper.offset]),
+                    payload: Cow::Borrowed(body),
+                    checksum_trusted: trusted && !reassembled,
+                }))
+            }
             // A fragment inside a reassembled datagram: nothing sends that.
             NEXT_FRAGMENT if reassembled => {
                 dropped(stats, DropReason::Ipv6BadExtension, packet.len())
             }
-            NEXT_FRAGMENT => self.fragment_input(now, h, packet, upper.offset, stats, emit),
-            NEXT_ICMPV6 => self.icmp_input(h, body, stats, emit),
+            NEXT_FRAGMENT => {
+                return self.fragment_input(now, h, packet, upper.offset, stats, emit);
+            }
+            NEXT_ICMPV6 => return self.icmp_input(h, body, stats, emit).map(Up6::Error),
             // RFC 8200 §4.7: nothing follows; the packet is done with.
             NEXT_NONE => dropped(stats, DropReason::Ipv6NoNextHeader, packet.len()),
             _ => {
@@ -254,6 +348,7 @@ impl Ipv6Layer {
                 }
             }
         }
+        None
     }
 
     /// A fragment whose Fragment header starts at `at` (RFC 8200 §4.5).
@@ -265,9 +360,10 @@ impl Ipv6Layer {
         at: usize,
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
-    ) {
+    ) -> Option<Up6<'static>> {
         let Some(fh) = packet.get(at..at + FRAGMENT_HEADER_LEN) else {
-            return dropped(stats, DropReason::Ipv6BadExtension, packet.len());
+            dropped(stats, DropReason::Ipv6BadExtension, packet.len());
+            return None;
         };
         let offset_and_m = u16::from_be_bytes([fh[2], fh[3]]);
         let offset = usize::from(offset_and_m >> 3) * 8;
@@ -288,7 +384,7 @@ impl Ipv6Layer {
             if !to_group {
                 self.send_error(now, PROBLEM_FIELD, 4, h, packet, stats, emit);
             }
-            return;
+            return None;
         }
         // RFC 8200 §4.5: a fragment that would make the reassembled
         // Payload Length exceed 65,535 is discarded, with Parameter Problem
@@ -300,7 +396,7 @@ impl Ipv6Layer {
                 let pointer = u32::try_from(at + 2).unwrap_or(0);
                 self.send_error(now, PROBLEM_FIELD, pointer, h, packet, stats, emit);
             }
-            return;
+            return None;
         }
         let pushed = self.reassembler.push(now, key, offset, more, data);
         for _ in 0..self.reassembler.take_evicted() {
@@ -327,9 +423,10 @@ impl Ipv6Layer {
                     next_header: key.next_header,
                     ..*h
                 };
-                self.process(now, &header, &rebuilt, true, stats, emit);
+                self.process(now, &header, &rebuilt, true, false, stats, emit)
+                    .map(Up6::into_owned)
             }
-            Ok(None) => {}
+            Ok(None) => None,
             Err(e) => {
                 // RFC 5722 §4: an overlapping fragment discards the whole
                 // datagram (the reassembler does).
@@ -341,6 +438,7 @@ impl Ipv6Layer {
                     FragError::NoMemory => DropReason::FragmentNoMemory,
                 };
                 dropped(stats, reason, packet.len());
+                None
             }
         }
     }
@@ -421,14 +519,16 @@ impl Ipv6Layer {
         bytes: &[u8],
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
-    ) {
+    ) -> Option<Report6> {
         let msg = match Icmpv6Message::parse(h.src, h.dst, bytes) {
             Ok(m) => m,
             Err(Icmpv6Error::Truncated) => {
-                return dropped(stats, DropReason::Icmpv6Truncated, bytes.len())
+                dropped(stats, DropReason::Icmpv6Truncated, bytes.len());
+                return None;
             }
             Err(Icmpv6Error::BadChecksum) => {
-                return dropped(stats, DropReason::Icmpv6BadChecksum, bytes.len())
+                dropped(stats, DropReason::Icmpv6BadChecksum, bytes.len());
+                return None;
             }
         };
         // RFC 4443 §4.2: every node MUST answer an echo request, with the
@@ -448,13 +548,104 @@ impl Ipv6Layer {
             stats.icmp6_echo_replies += 1;
             self.output(h.dst, h.src, NEXT_ICMPV6, &reply, stats, emit);
             self.message = reply;
+            return None;
+        }
+        // RFC 4443 §2.4 (a): an error goes to the upper-layer process that
+        // sent the packet it quotes, here the transport (which checks the
+        // quote is about something it sent).
+        if let Some(report) = Self::report(&msg) {
+            return Some(report);
+        }
+        // RFC 4443 §2.4 (b): unknown informational messages MUST be
+        // silently discarded, as an error whose quote is too short to
+        // name a transport; neighbour discovery is the link layer's (TAP
+        // mode), and on a TUN there is none.
+        dropped(stats, DropReason::Icmpv6Unhandled, bytes.len());
+        None
+    }
+
+    /// An error message's report for a transport: the quoted packet's
+    /// addresses and the first eight bytes of its TCP or UDP header, which
+    /// must follow its fixed header directly (what we send never carries
+    /// extension headers, but for fragmentation, and a fragment's quote
+    /// does not name the ports).
+    fn report(msg: &Icmpv6Message<'_>) -> Option<Report6> {
+        if !matches!(
+            msg.kind(),
+            icmpv6::DEST_UNREACHABLE
+                | icmpv6::PACKET_TOO_BIG
+                | icmpv6::TIME_EXCEEDED
+                | icmpv6::PARAMETER_PROBLEM
+        ) {
+            return None;
+        }
+        let quoted = msg.body();
+        let next_header = *quoted.get(6)?;
+        if !matches!(next_header, NEXT_TCP | NEXT_UDP) || quoted.first()? >> 4 != 6 {
+            return None;
+        }
+        let addr = |at: usize| -> Option<Ipv6Addr> {
+            let b: [u8; 16] = quoted.get(at..at + 16)?.try_into().ok()?;
+            Some(Ipv6Addr::from(b))
+        };
+        Some(Report6 {
+            kind: msg.kind(),
+            code: msg.code(),
+            field: u32::from_be_bytes(msg.field()),
+            src: addr(8)?,
+            dst: addr(24)?,
+            next_header,
+            transport: quoted.get(HEADER_LEN..HEADER_LEN + 8)?.try_into().ok()?,
+        })
+    }
+
+    /// Sends a Destination Unreachable (RFC 4443 §3.1) with `code` about
+    /// datagram `d`, rate-limited like every error: for a UDP port no
+    /// socket has (code 4, RFC 4443 §3.1 "SHOULD"). `d` must not be to a
+    /// group (§2.4 (e.3)).
+    pub fn unreachable(
+        &mut self,
+        now: Instant,
+        code: u8,
+        d: &Datagram6<'_>,
+        stats: &mut Stats,
+        emit: &mut dyn FnMut(&[u8]),
+    ) {
+        if d.dst.is_multicast() {
             return;
         }
-        // RFC 4443 §2.4 (a), (b): errors about what we sent would go to
-        // the transport that sent it (none over IPv6 yet); unknown
-        // informational messages MUST be silently discarded. Neighbour
-        // discovery is the link layer's (TAP mode); on a TUN there is none.
-        dropped(stats, DropReason::Icmpv6Unhandled, bytes.len());
+        let mut packet = Vec::with_capacity(d.header.len() + d.payload.len());
+        packet.extend_from_slice(&d.header);
+        packet.extend_from_slice(&d.payload);
+        // A packet whose checksum the device left to us carries a partial
+        // sum (offload): quote it as it would be on a wire.
+        if d.checksum_trusted {
+            crate::wire::gso::complete_checksum(&mut packet);
+        }
+        let h = Ipv6Header {
+            traffic_class: 0,
+            flow_label: 0,
+            payload_len: 0,
+            next_header: d.next_header,
+            hop_limit: 0,
+            src: d.src,
+            dst: d.dst,
+        };
+        self.send_error_of(
+            now,
+            icmpv6::DEST_UNREACHABLE,
+            code,
+            0,
+            &h,
+            &packet,
+            stats,
+            emit,
+        );
+    }
+
+    /// The link MTU.
+    pub fn mtu(&self) -> usize {
+        self.mtu
     }
 
     /// Sends a Parameter Problem (RFC 4443 §3.4) with `code` and `pointer`
@@ -466,6 +657,25 @@ impl Ipv6Layer {
         now: Instant,
         code: u8,
         pointer: u32,
+        h: &Ipv6Header,
+        packet: &[u8],
+        stats: &mut Stats,
+        emit: &mut dyn FnMut(&[u8]),
+    ) {
+        let kind = icmpv6::PARAMETER_PROBLEM;
+        self.send_error_of(now, kind, code, pointer, h, packet, stats, emit);
+    }
+
+    /// Sends the error `kind`/`code` with `field` after its checksum about
+    /// `packet` (whole, header `h`), rate-limited (§2.4 (f)) and quoting as
+    /// much of the packet as fits in 1280 bytes (§2.4 (c)).
+    #[allow(clippy::too_many_arguments)]
+    fn send_error_of(
+        &mut self,
+        now: Instant,
+        kind: u8,
+        code: u8,
+        field: u32,
         h: &Ipv6Header,
         packet: &[u8],
         stats: &mut Stats,
@@ -490,14 +700,54 @@ impl Ipv6Layer {
             &mut msg,
             src,
             h.src,
-            icmpv6::PARAMETER_PROBLEM,
+            kind,
             code,
-            pointer.to_be_bytes(),
+            field.to_be_bytes(),
             quoted,
         );
         stats.icmp6_errors_sent += 1;
         self.output(src, h.src, NEXT_ICMPV6, &msg, stats, emit);
         self.message = msg;
+    }
+
+    /// Writes an IPv6 header for `packet` (a transport segment built
+    /// behind headroom) in front of it, in place: true when it fits the
+    /// link MTU (a super-segment, cut by the device, may be larger) and
+    /// the headroom; false leaves it untouched, for [`Ipv6Layer::output`].
+    /// `opts.ttl` is the hop limit, `opts.tos` the Traffic Class.
+    pub fn output_in_place(
+        &mut self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        next_header: u8,
+        packet: &mut PacketBuf,
+        opts: IpOptions,
+        stats: &mut Stats,
+    ) -> bool {
+        let len = packet.len();
+        let limit = if packet.meta().gso_size > 0 {
+            HEADER_LEN + MAX_PAYLOAD
+        } else {
+            self.mtu
+        };
+        if len + HEADER_LEN > limit || len > MAX_PAYLOAD || packet.headroom() < HEADER_LEN {
+            return false;
+        }
+        let header = Ipv6Header {
+            traffic_class: opts.tos,
+            flow_label: 0,
+            payload_len: u16::try_from(len).unwrap_or(u16::MAX),
+            next_header,
+            hop_limit: opts.ttl.unwrap_or(self.hop_limit),
+            src,
+            dst,
+        };
+        let Some(room) = packet.prepend(HEADER_LEN) else {
+            return false;
+        };
+        room.copy_from_slice(&header.to_bytes());
+        stats.ip6_packets_out += 1;
+        true
     }
 
     /// Sends `payload` from `src` to `dst`: in one packet, or in fragments

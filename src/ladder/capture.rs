@@ -16,7 +16,7 @@
 //! skipped, not errors: a capture from a busy interface holds many.
 
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use etherparse::{IpNumber, Ipv4HeaderSlice, TcpHeaderSlice};
@@ -74,9 +74,9 @@ pub struct TcpPacket {
     /// Timestamp since the Unix epoch.
     pub time: Duration,
     /// Sender.
-    pub src: SocketAddrV4,
+    pub src: SocketAddr,
     /// Receiver.
-    pub dst: SocketAddrV4,
+    pub dst: SocketAddr,
     /// The TCP header.
     pub header: TcpHeaderRepr,
     /// Data bytes, from the IP total length (not what the snaplen kept).
@@ -418,8 +418,8 @@ pub fn tcp_packet(record: &Record<'_>) -> Option<TcpPacket> {
     Some(TcpPacket {
         frame: record.frame,
         time: record.time,
-        src: SocketAddrV4::new(src, tcp.source_port()),
-        dst: SocketAddrV4::new(dst, tcp.destination_port()),
+        src: SocketAddr::new(src.into(), tcp.source_port()),
+        dst: SocketAddr::new(dst.into(), tcp.destination_port()),
         header: TcpHeaderRepr {
             src_port: tcp.source_port(),
             dst_port: tcp.destination_port(),

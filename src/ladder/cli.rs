@@ -1,7 +1,7 @@
 //! `tunstack ladder FILE`: the one part of the ladder that touches files.
 
 use std::io::{self, Write};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::{connections, svg, tcp_packets, text, Connection, Ladder};
@@ -43,7 +43,7 @@ pub fn select<'a>(
             )),
         };
     }
-    let endpoint: SocketAddrV4 = choice
+    let endpoint: SocketAddr = choice
         .parse()
         .map_err(|_| format!("--conn {choice:?}: expected a number or ADDR:PORT"))?;
     let chosen: Vec<_> = numbered.filter(|(_, c)| c.has_endpoint(endpoint)).collect();

@@ -191,7 +191,7 @@ pub(super) fn flags_name(f: TcpFlags) -> String {
 }
 
 /// Which side sent `p`.
-fn sender(p: &TcpPacket, left: std::net::SocketAddrV4) -> Side {
+fn sender(p: &TcpPacket, left: std::net::SocketAddr) -> Side {
     if p.src == left {
         Side::Left
     } else {
@@ -202,7 +202,7 @@ fn sender(p: &TcpPacket, left: std::net::SocketAddrV4) -> Side {
 /// Each side's relative-number base: its SYN's sequence number; without a
 /// SYN, one below the first sequence number it sent or the first ACK that
 /// named it, whichever comes first (Wireshark's choice).
-fn bases(packets: &[TcpPacket], left: std::net::SocketAddrV4) -> [u32; 2] {
+fn bases(packets: &[TcpPacket], left: std::net::SocketAddr) -> [u32; 2] {
     let mut base = [None, None];
     for p in packets {
         let s = sender(p, left).index();
@@ -223,7 +223,7 @@ fn bases(packets: &[TcpPacket], left: std::net::SocketAddrV4) -> [u32; 2] {
 /// Initial states: the side that opens starts CLOSED, the other LISTEN
 /// (CLOSED if its first segment is an RST or a SYN of its own); without a
 /// handshake in the capture both start ESTABLISHED.
-fn initial_states(packets: &[TcpPacket], left: std::net::SocketAddrV4) -> [State; 2] {
+fn initial_states(packets: &[TcpPacket], left: std::net::SocketAddr) -> [State; 2] {
     let first_syn = packets.iter().find(|p| p.header.flags.syn);
     match first_syn {
         None => [State::Established; 2],
@@ -245,7 +245,7 @@ fn initial_states(packets: &[TcpPacket], left: std::net::SocketAddrV4) -> [State
 /// that occupies sequence space arrives after the receiver's last segment
 /// whose ACK does not cover it yet, if a later one does; arrivals in one
 /// direction keep their order.
-fn arrivals(packets: &[TcpPacket], left: std::net::SocketAddrV4) -> Vec<usize> {
+fn arrivals(packets: &[TcpPacket], left: std::net::SocketAddr) -> Vec<usize> {
     let mut at = Vec::with_capacity(packets.len());
     let mut last = [0usize; 2];
     for (i, p) in packets.iter().enumerate() {
@@ -287,7 +287,7 @@ pub(super) fn build(conn: &Connection) -> Ladder {
     let packets = &conn.packets;
     let Some(endpoints) = conn.endpoints() else {
         return Ladder {
-            endpoints: [std::net::SocketAddrV4::new([0, 0, 0, 0].into(), 0); 2],
+            endpoints: [std::net::SocketAddr::new([0, 0, 0, 0].into(), 0); 2],
             initial: [State::Closed; 2],
             rows: Vec::new(),
             last: [State::Closed; 2],

@@ -50,7 +50,7 @@ pub mod text;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use capture::{tcp_packets, CaptureError, TcpPacket};
@@ -218,7 +218,7 @@ impl Row {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ladder {
     /// The left and right endpoints.
-    pub endpoints: [SocketAddrV4; 2],
+    pub endpoints: [SocketAddr; 2],
     /// Each side's state before the first segment.
     pub initial: [State; 2],
     /// The rows, top to bottom.
@@ -281,7 +281,7 @@ impl Connection {
     /// The left endpoint (the one that sent the first SYN without ACK, or
     /// failing that the destination of the first SYN+ACK, or the first
     /// sender) and the right one.
-    pub fn endpoints(&self) -> Option<[SocketAddrV4; 2]> {
+    pub fn endpoints(&self) -> Option<[SocketAddr; 2]> {
         let f = |p: &&TcpPacket| p.header.flags.syn;
         let first = self.packets.first()?;
         let left = match self.packets.iter().find(f) {
@@ -303,7 +303,7 @@ impl Connection {
     }
 
     /// Whether `endpoint` is one of this connection's two ends.
-    pub fn has_endpoint(&self, endpoint: SocketAddrV4) -> bool {
+    pub fn has_endpoint(&self, endpoint: SocketAddr) -> bool {
         self.packets
             .first()
             .is_some_and(|p| p.src == endpoint || p.dst == endpoint)
@@ -315,7 +315,7 @@ impl Connection {
 /// an RST was seen) and with a new sequence number starts a new connection.
 pub fn connections(packets: Vec<TcpPacket>) -> Vec<Connection> {
     let mut conns: Vec<Connection> = Vec::new();
-    let mut by_tuple: HashMap<(SocketAddrV4, SocketAddrV4), usize> = HashMap::new();
+    let mut by_tuple: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::new();
     for p in packets {
         let key = if p.src <= p.dst {
             (p.src, p.dst)

@@ -11,7 +11,7 @@
 //! look-up among at most `connections` entries, and a push.
 
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::capture::{tcp_packet, Record, TcpPacket};
@@ -53,11 +53,11 @@ impl RecentConnection {
     }
 
     /// Its two endpoints, the first sender first.
-    pub fn endpoints(&self) -> Option<(SocketAddrV4, SocketAddrV4)> {
+    pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
         self.head.first().map(|p| (p.src, p.dst))
     }
 
-    fn key(&self) -> Option<(SocketAddrV4, SocketAddrV4)> {
+    fn key(&self) -> Option<(SocketAddr, SocketAddr)> {
         self.head.first().map(|p| key(p.src, p.dst))
     }
 
@@ -91,7 +91,7 @@ impl RecentConnection {
 }
 
 /// The unordered 4-tuple of a segment.
-fn key(a: SocketAddrV4, b: SocketAddrV4) -> (SocketAddrV4, SocketAddrV4) {
+fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
     if a <= b {
         (a, b)
     } else {
@@ -180,13 +180,17 @@ mod tests {
     use crate::wire::tcp::{TcpFlags, TcpHeaderRepr};
     use std::net::Ipv4Addr;
 
-    const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
-    const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+    const A: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        Ipv4Addr::new(10, 0, 0, 1),
+        40000,
+    ));
+    const B: SocketAddr =
+        SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7));
 
     /// A raw IPv4 packet holding a TCP segment from `src` to `dst`.
     fn segment(
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         flags: &str,
         seq: u32,
         ack: u32,
@@ -209,7 +213,7 @@ mod tests {
         };
         let payload = vec![0u8; len];
         let mut tcp = Vec::new();
-        h.emit_with(*src.ip(), *dst.ip(), [&payload, &[]], false, &mut tcp);
+        h.emit_with(src.ip(), dst.ip(), [&payload, &[]], false, &mut tcp);
         let total = 20 + tcp.len();
         let mut ip = vec![
             0x45,
@@ -225,13 +229,13 @@ mod tests {
             0,
             0,
         ];
-        ip.extend_from_slice(&src.ip().octets());
-        ip.extend_from_slice(&dst.ip().octets());
+        ip.extend_from_slice(&octets4(src.ip()));
+        ip.extend_from_slice(&octets4(dst.ip()));
         ip.extend_from_slice(&tcp);
         ip
     }
 
-    fn handshake_and_close(r: &mut RecentConnections, a: SocketAddrV4, isn: u32) {
+    fn handshake_and_close(r: &mut RecentConnections, a: SocketAddr, isn: u32) {
         let t = Duration::ZERO;
         r.record(t, &segment(a, B, "S", isn, 0, 0));
         r.record(t, &segment(B, a, "SA", 500, isn + 1, 0));
@@ -266,7 +270,7 @@ mod tests {
     fn the_oldest_connection_is_evicted_and_ids_step_per_shard() {
         let mut r = RecentConnections::new(2, 1, 2);
         for port in 1..=3u16 {
-            handshake_and_close(&mut r, SocketAddrV4::new(*A.ip(), port), 7);
+            handshake_and_close(&mut r, SocketAddr::from((A.ip(), port)), 7);
         }
         let ids: Vec<u64> = r.snapshot().iter().map(|c| c.id).collect();
         assert_eq!(ids, [3, 5]);
@@ -300,5 +304,13 @@ mod tests {
         r.record(t, &segment(A, B, "S", 99_999, 0, 0));
         assert_eq!(r.len(), 2);
         assert_eq!(r.snapshot()[1].total(), 2);
+    }
+
+    /// An IPv4 address's bytes (these tests speak IPv4).
+    fn octets4(ip: std::net::IpAddr) -> [u8; 4] {
+        match ip {
+            std::net::IpAddr::V4(a) => a.octets(),
+            std::net::IpAddr::V6(_) => panic!("an IPv4 test met an IPv6 address"),
+        }
     }
 }

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -63,28 +63,28 @@ const RX_BUFFER: usize = 65_536 + crate::wire::gso::VNET_HDR_LEN;
 /// What a newly bound UDP socket gets back from the runtime.
 pub(crate) struct UdpBinding {
     pub(crate) id: SocketId,
-    pub(crate) local: SocketAddrV4,
+    pub(crate) local: SocketAddr,
     pub(crate) shared: Arc<UdpShared>,
 }
 
 /// The runtime's answer to a connect: the connection, its local address,
 /// and the stream its handle shares with the core.
-pub(crate) type Connecting = Result<(ConnId, SocketAddrV4, Arc<Stream>), TcpError>;
+pub(crate) type Connecting = Result<(ConnId, SocketAddr, Arc<Stream>), TcpError>;
 
 /// Requests from API handles to the runtime thread.
 pub(crate) enum Command {
     UdpBind {
-        local: SocketAddrV4,
+        local: SocketAddr,
         reply: Reply<Result<UdpBinding, UdpError>>,
     },
     UdpConnect {
         id: SocketId,
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         reply: Reply<Result<(), UdpError>>,
     },
     UdpSend {
         id: SocketId,
-        to: SocketAddrV4,
+        to: SocketAddr,
         payload: Vec<u8>,
         ip: IpOptions,
     },
@@ -97,7 +97,7 @@ pub(crate) enum Command {
     /// Listen on `local`, queueing accepted connections in `shared` (the
     /// same queue on every shard).
     TcpListen {
-        local: SocketAddrV4,
+        local: SocketAddr,
         backlog: usize,
         shared: Arc<ListenerShared>,
         reply: Reply<Result<ListenerId, TcpError>>,
@@ -111,7 +111,7 @@ pub(crate) enum Command {
         done: Option<Reply<()>>,
     },
     TcpConnect {
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         reply: Reply<Connecting>,
     },
     /// The application queued data while the core waited for it.
@@ -237,6 +237,8 @@ pub struct StackHandle {
     /// Where the next connection the application opens goes (round robin).
     next_shard: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) addr: Ipv4Addr,
+    /// The stack's IPv6 address and, in TAP mode, its link-local one.
+    pub(crate) addrs6: [Option<Ipv6Addr>; 2],
     /// The subnet's directed broadcast address.
     pub(crate) broadcast: Ipv4Addr,
     /// TTL of the packets the stack originates (`Config::ttl`).
@@ -379,6 +381,15 @@ impl StackHandle {
     /// The stack's IPv4 address.
     pub fn addr(&self) -> Ipv4Addr {
         self.addr
+    }
+
+    /// Whether `ip` is one of the stack's addresses, or unspecified (a
+    /// wildcard to bind).
+    pub(crate) fn may_bind(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => a.is_unspecified() || a == self.addr,
+            IpAddr::V6(a) => a.is_unspecified() || self.addrs6.contains(&Some(a)),
+        }
     }
 
     /// Wakes `waker` at `at` (see [`TimerQueue`]); the runtime is woken to
@@ -547,6 +558,7 @@ impl Stack {
             shards: links.clone(),
             next_shard: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             addr: config.addr,
+            addrs6: [config.addr6.map(|(a, _)| a), config.link_local6()],
             broadcast: config.broadcast(),
             default_ttl: config.ttl.max(1),
         };
@@ -628,6 +640,11 @@ impl Stack {
     /// The stack's IPv4 address.
     pub fn addr(&self) -> Ipv4Addr {
         self.handle.addr
+    }
+
+    /// The stack's IPv6 address (`Config::addr6`), if it has one.
+    pub fn addr6(&self) -> Option<Ipv6Addr> {
+        self.handle.addrs6[0]
     }
 
     /// Whether the device took segmentation and checksum offload

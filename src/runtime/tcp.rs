@@ -6,7 +6,7 @@
 //! queues, shutdown and close.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
@@ -21,8 +21,8 @@ pub(crate) struct Accepted {
     /// The shard that owns the connection.
     pub(crate) shard: usize,
     pub(crate) id: ConnId,
-    pub(crate) local: SocketAddrV4,
-    pub(crate) peer: SocketAddrV4,
+    pub(crate) local: SocketAddr,
+    pub(crate) peer: SocketAddr,
     pub(crate) stream: Arc<Stream>,
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Instant as StdInstant;
@@ -20,7 +20,7 @@ pub(crate) const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
 
 /// What a UDP socket's queue holds: datagrams, and errors that ICMP reported.
 pub(crate) enum UdpDelivery {
-    Datagram(SocketAddrV4, Vec<u8>),
+    Datagram(SocketAddr, Vec<u8>),
     Error(io::ErrorKind),
 }
 

@@ -73,7 +73,7 @@ use super::handle::{
     tcp_error, try_connected, try_echo, try_peek, try_read, try_read_with, try_write,
     try_write_with, ListenerHandle, Pokes, StreamHandle,
 };
-use super::resolve_v4;
+use super::resolve;
 use super::udp::{try_recv as try_udp_recv, UdpHandle};
 use crate::runtime::{Command, StackHandle, TimerKey};
 use crate::tcp::{ConnInfo, KeepaliveConfig, TcpOption};
@@ -98,7 +98,7 @@ impl TcpListener {
         addr: A,
         backlog: usize,
     ) -> io::Result<TcpListener> {
-        let local = resolve_v4(addr)?;
+        let local = resolve(addr)?;
         Ok(TcpListener {
             handle: ListenerHandle::bind_async(stack, local, backlog).await?,
         })
@@ -106,15 +106,13 @@ impl TcpListener {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.local))
+        Ok(self.handle.local)
     }
 
     /// Takes a connection if one is waiting, or registers the task.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         match self.handle.try_accept(Some(cx.waker())) {
-            Some(r) => {
-                Poll::Ready(r.map(|(h, peer)| (TcpStream { handle: h }, SocketAddr::V4(peer))))
-            }
+            Some(r) => Poll::Ready(r.map(|(h, peer)| (TcpStream { handle: h }, peer))),
             None => Poll::Pending,
         }
     }
@@ -160,7 +158,7 @@ impl TcpStream {
 
     /// Connects to `addr`.
     pub async fn connect<A: ToSocketAddrs>(stack: &StackHandle, addr: A) -> io::Result<TcpStream> {
-        let remote = resolve_v4(addr)?;
+        let remote = resolve(addr)?;
         let stack = stack.for_new_connection();
         let (id, local, shared) = stack
             .call_async(|reply| Command::TcpConnect { remote, reply })
@@ -183,12 +181,12 @@ impl TcpStream {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.peer))
+        Ok(self.handle.peer)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.local))
+        Ok(self.handle.local)
     }
 
     /// Reads into `buf`: `Ready(Ok(0))` at end of stream.
@@ -512,7 +510,7 @@ impl From<super::udp::UdpSocket> for UdpSocket {
 impl UdpSocket {
     /// Binds to `addr` (port 0: an ephemeral port).
     pub async fn bind<A: ToSocketAddrs>(stack: &StackHandle, addr: A) -> io::Result<UdpSocket> {
-        let local = resolve_v4(addr)?;
+        let local = resolve(addr)?;
         Ok(UdpSocket {
             handle: UdpHandle::bind_async(stack, local).await?,
         })
@@ -520,7 +518,7 @@ impl UdpSocket {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.local))
+        Ok(self.handle.local)
     }
 
     /// The connected peer.
@@ -530,7 +528,7 @@ impl UdpSocket {
 
     /// Sets the peer: `send` goes there, and only its datagrams are received.
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        let remote = resolve_v4(addr)?;
+        let remote = resolve(addr)?;
         let id = self.handle.id;
         self.handle
             .stack
@@ -549,15 +547,7 @@ impl UdpSocket {
         buf: &[u8],
         to: SocketAddr,
     ) -> Poll<io::Result<usize>> {
-        let to = match to {
-            SocketAddr::V4(v4) => v4,
-            SocketAddr::V6(_) => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "tunstack speaks IPv4 only",
-                )))
-            }
-        };
+        let to = super::canonical(to);
         let mut st = self.handle.shared.lock();
         match self.handle.try_send(&mut st, buf, to) {
             Some(r) => Poll::Ready(r),
@@ -588,13 +578,13 @@ impl UdpSocket {
 
     /// Sends one datagram to `addr`.
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let to = SocketAddr::V4(resolve_v4(addr)?);
+        let to = resolve(addr)?;
         poll_fn(|cx| self.poll_send_to(cx, buf, to)).await
     }
 
     /// Sends to the connected peer.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let to = SocketAddr::V4(self.handle.connected_peer()?);
+        let to = self.handle.connected_peer()?;
         poll_fn(|cx| self.poll_send_to(cx, buf, to)).await
     }
 

@@ -5,7 +5,7 @@
 //! slot, the async API registers its task's waker there.
 
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
@@ -33,7 +33,7 @@ pub(crate) struct ListenerHandle {
     pub(crate) stack: StackHandle,
     /// The listener on each shard (a SYN may arrive on any of them).
     pub(crate) ids: Vec<(StackHandle, ListenerId)>,
-    pub(crate) local: SocketAddrV4,
+    pub(crate) local: SocketAddr,
     pub(crate) shared: Arc<ListenerShared>,
 }
 
@@ -41,7 +41,7 @@ impl ListenerHandle {
     /// Listens on `local` on every shard, blocking for the answers.
     pub(crate) fn bind(
         stack: &StackHandle,
-        local: SocketAddrV4,
+        local: SocketAddr,
         backlog: usize,
     ) -> io::Result<ListenerHandle> {
         let mut l = ListenerHandle::empty(stack, local);
@@ -57,7 +57,7 @@ impl ListenerHandle {
     /// [`ListenerHandle::bind`] for tasks.
     pub(crate) async fn bind_async(
         stack: &StackHandle,
-        local: SocketAddrV4,
+        local: SocketAddr,
         backlog: usize,
     ) -> io::Result<ListenerHandle> {
         let mut l = ListenerHandle::empty(stack, local);
@@ -87,7 +87,7 @@ impl ListenerHandle {
     }
 
     /// A handle listening nowhere yet (dropping it closes what was opened).
-    fn empty(stack: &StackHandle, local: SocketAddrV4) -> ListenerHandle {
+    fn empty(stack: &StackHandle, local: SocketAddr) -> ListenerHandle {
         ListenerHandle {
             stack: stack.clone(),
             ids: Vec::new(),
@@ -112,7 +112,7 @@ impl ListenerHandle {
     pub(crate) fn try_accept(
         &self,
         waker: Option<&Waker>,
-    ) -> Option<io::Result<(StreamHandle, SocketAddrV4)>> {
+    ) -> Option<io::Result<(StreamHandle, SocketAddr)>> {
         let mut q = self.shared.lock();
         if let Some(a) = q.ready.pop_front() {
             let ask = std::mem::take(&mut q.stalled);
@@ -125,8 +125,15 @@ impl ListenerHandle {
                 }
             }
             let owner = self.stack.on_shard(a.shard);
-            let stream = StreamHandle::new(owner, a.id, a.local, a.peer, a.stream);
-            return Some(Ok((stream, a.peer)));
+            // An IPv4 connection on a dual-stack `[::]` listener shows its
+            // addresses IPv4-mapped (`::ffff:10.0.0.1`), as on Linux.
+            let (local, peer) = if self.local.is_ipv6() {
+                (mapped(a.local), mapped(a.peer))
+            } else {
+                (a.local, a.peer)
+            };
+            let stream = StreamHandle::new(owner, a.id, local, peer, a.stream);
+            return Some(Ok((stream, peer)));
         }
         if q.gone {
             return Some(Err(stack_gone()));
@@ -162,8 +169,17 @@ impl Drop for ListenerHandle {
     }
 }
 
+/// `a` as an IPv6 socket sees it: an IPv4 address mapped (RFC 4291
+/// §2.5.5.2).
+fn mapped(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V4(v4) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        v6 => v6,
+    }
+}
+
 /// "binding TCP local: why".
-fn bind_error(local: SocketAddrV4, e: TcpError) -> io::Error {
+fn bind_error(local: SocketAddr, e: TcpError) -> io::Error {
     io::Error::new(e.kind(), format!("binding TCP {local}: {e}"))
 }
 
@@ -186,8 +202,8 @@ pub(crate) struct LocalOptions {
 pub(crate) struct StreamHandle {
     pub(crate) stack: StackHandle,
     pub(crate) id: ConnId,
-    pub(crate) local: SocketAddrV4,
-    pub(crate) peer: SocketAddrV4,
+    pub(crate) local: SocketAddr,
+    pub(crate) peer: SocketAddr,
     pub(crate) stream: Arc<Stream>,
     /// The runtime already forgot the connection (after `abort`).
     pub(crate) released: bool,
@@ -198,8 +214,8 @@ impl StreamHandle {
     pub(crate) fn new(
         stack: StackHandle,
         id: ConnId,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
         stream: Arc<Stream>,
     ) -> StreamHandle {
         StreamHandle {

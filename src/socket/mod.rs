@@ -4,7 +4,7 @@
 //! commands to the runtime and read their own queues.
 
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 
 pub mod aio;
 pub(crate) mod handle;
@@ -16,21 +16,28 @@ pub mod udp;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
-/// Resolves `addr` to the first IPv4 socket address.
-pub(crate) fn resolve_v4<A: ToSocketAddrs>(addr: A) -> io::Result<SocketAddrV4> {
-    let mut saw_v6 = false;
-    for a in addr.to_socket_addrs()? {
-        match a {
-            SocketAddr::V4(v4) => return Ok(v4),
-            SocketAddr::V6(_) => saw_v6 = true,
-        }
+/// Resolves `addr` to its first socket address, of either family. An
+/// IPv4-mapped IPv6 address (`[::ffff:10.0.0.1]`) is taken as the IPv4
+/// address it stands for, as Linux does on a dual-stack socket; the
+/// scope and flow label of an IPv6 address are dropped.
+pub(crate) fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<SocketAddr> {
+    match addr.to_socket_addrs()?.next() {
+        Some(a) => Ok(canonical(a)),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to use",
+        )),
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidInput,
-        if saw_v6 {
-            "tunstack speaks IPv4 only"
-        } else {
-            "no address to use"
+}
+
+/// `a` as the stack keys it: IPv4-mapped IPv6 as IPv4, IPv6 without scope
+/// or flow label.
+pub(crate) fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => SocketAddr::new((*v6.ip()).into(), v6.port()),
         },
-    ))
+        v4 => v4,
+    }
 }

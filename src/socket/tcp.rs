@@ -10,7 +10,7 @@
 //! opened the receive window enough to announce.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use super::handle::{
     tcp_error, try_connected, try_peek, try_read, try_write, try_write_urgent, ListenerHandle,
     Pokes, StreamHandle,
 };
-use super::resolve_v4;
+use super::resolve;
 use crate::runtime::Command;
 use crate::tcp::stream::urgent_remaining;
 use crate::tcp::{ConnInfo, KeepaliveConfig, TcpOption};
@@ -61,10 +61,12 @@ pub struct TcpListener {
     default_ttl: u8,
     ttl: AtomicU8,
     tos: AtomicU8,
+    only_v6: AtomicBool,
 }
 
 impl TcpListener {
-    /// Listens on `addr` (`0.0.0.0` or the stack's address) with the
+    /// Listens on `addr` (`0.0.0.0`, `[::]`, or one of the stack's
+    /// addresses) with the
     /// default backlog of 4096 (`somaxconn`). A port whose old connections linger in
     /// TIME-WAIT can be bound again, as with `SO_REUSEADDR`.
     pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
@@ -78,8 +80,8 @@ impl TcpListener {
         addr: A,
         backlog: usize,
     ) -> io::Result<TcpListener> {
-        let local = resolve_v4(addr)?;
-        if !local.ip().is_unspecified() && *local.ip() != stack.addr() {
+        let local = resolve(addr)?;
+        if !stack.handle().may_bind(local.ip()) {
             return Err(io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
                 format!("binding TCP {local}: not this stack's address"),
@@ -93,12 +95,13 @@ impl TcpListener {
             default_ttl: stack_ttl,
             ttl: AtomicU8::new(0),
             tos: AtomicU8::new(0),
+            only_v6: AtomicBool::new(false),
         })
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.local))
+        Ok(self.handle.local)
     }
 
     /// Waits for a connection: as long as it takes, up to the accept
@@ -111,7 +114,7 @@ impl TcpListener {
                 return r.map(|(h, peer)| {
                     let s = TcpStream::from_handle(h);
                     s.inherit(self);
-                    (s, SocketAddr::V4(peer))
+                    (s, peer)
                 });
             }
             if self.nonblocking.load(Ordering::Relaxed) {
@@ -178,6 +181,30 @@ impl TcpListener {
             0 => u32::from(self.default_ttl),
             t => u32::from(t),
         })
+    }
+
+    /// `IPV6_V6ONLY`: a listener bound to `[::]` takes IPv4 connections
+    /// too (their addresses IPv4-mapped, `::ffff:10.0.0.1`), unless this is
+    /// set; from then on only IPv6 ones. Linux takes the option only
+    /// before `bind`; here it works on a bound listener, for the
+    /// connections that arrive after it. `InvalidInput` on a listener not
+    /// bound to IPv6.
+    pub fn set_only_v6(&self, only_v6: bool) -> io::Result<()> {
+        if !self.handle.local.is_ipv6() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "IPV6_V6ONLY is for a listener bound to an IPv6 address",
+            ));
+        }
+        self.set_listener_option(TcpOption::OnlyV6(only_v6))?;
+        self.only_v6.store(only_v6, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the listener takes IPv6 connections only
+    /// ([`TcpListener::set_only_v6`]).
+    pub fn only_v6(&self) -> io::Result<bool> {
+        Ok(self.only_v6.load(Ordering::Relaxed))
     }
 
     /// `IP_TOS` of the connections this listener accepts from now on.
@@ -280,7 +307,7 @@ impl TcpStream {
     /// Connects to `addr`, waiting as long as the SYN retries last (about
     /// two minutes with the Linux defaults).
     pub fn connect<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
-        let remote = resolve_v4(addr)?;
+        let remote = resolve(addr)?;
         TcpStream::open(stack, remote, None)
     }
 
@@ -296,15 +323,11 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        let remote = resolve_v4(addr)?;
+        let remote = resolve(addr)?;
         TcpStream::open(stack, remote, Some(Instant::now() + timeout))
     }
 
-    fn open(
-        stack: &Stack,
-        remote: SocketAddrV4,
-        deadline: Option<Instant>,
-    ) -> io::Result<TcpStream> {
+    fn open(stack: &Stack, remote: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let stack = stack.handle().for_new_connection();
         let (id, local, shared) = stack
             .call(|reply| Command::TcpConnect { remote, reply })?
@@ -337,12 +360,12 @@ impl TcpStream {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.peer))
+        Ok(self.handle.peer)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.local))
+        Ok(self.handle.local)
     }
 
     /// Shuts down the read half (further data is discarded and `read`

@@ -5,12 +5,12 @@
 //! completes or says to wait.
 
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::resolve_v4;
+use super::resolve;
 use crate::ip::IpOptions;
 use crate::runtime::{stack_gone, Command, StackHandle, UdpDelivery, UdpShared, UdpState};
 use crate::udp::{SocketId, UdpError};
@@ -23,6 +23,7 @@ pub(crate) fn udp_error(e: UdpError) -> io::Error {
         UdpError::AddrNotAvailable | UdpError::NoEphemeralPort => io::ErrorKind::AddrNotAvailable,
         UdpError::InvalidRemote => io::ErrorKind::InvalidInput,
         UdpError::NotFound => io::ErrorKind::NotConnected,
+        UdpError::NoRoute => io::ErrorKind::NetworkUnreachable,
     };
     io::Error::new(kind, e.to_string())
 }
@@ -32,9 +33,9 @@ pub(crate) fn udp_error(e: UdpError) -> io::Error {
 pub(crate) struct UdpHandle {
     pub(crate) stack: StackHandle,
     pub(crate) id: SocketId,
-    pub(crate) local: SocketAddrV4,
+    pub(crate) local: SocketAddr,
     pub(crate) shared: Arc<UdpShared>,
-    peer: Mutex<Option<SocketAddrV4>>,
+    peer: Mutex<Option<SocketAddr>>,
     broadcast: AtomicBool,
     /// 0: the stack's default TTL.
     ttl: AtomicU8,
@@ -43,7 +44,7 @@ pub(crate) struct UdpHandle {
 
 impl UdpHandle {
     /// Binds (a blocking call).
-    pub(crate) fn bind(stack: &StackHandle, local: SocketAddrV4) -> io::Result<UdpHandle> {
+    pub(crate) fn bind(stack: &StackHandle, local: SocketAddr) -> io::Result<UdpHandle> {
         let binding = stack
             .call(|reply| Command::UdpBind { local, reply })?
             .map_err(|e| bind_error(local, e))?;
@@ -53,7 +54,7 @@ impl UdpHandle {
     /// Binds (awaited).
     pub(crate) async fn bind_async(
         stack: &StackHandle,
-        local: SocketAddrV4,
+        local: SocketAddr,
     ) -> io::Result<UdpHandle> {
         let binding = stack
             .call_async(|reply| Command::UdpBind { local, reply })
@@ -75,16 +76,16 @@ impl UdpHandle {
         }
     }
 
-    pub(crate) fn peer(&self) -> Option<SocketAddrV4> {
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
         *self.peer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.peer().map(SocketAddr::V4).ok_or_else(not_connected)
+        self.peer().ok_or_else(not_connected)
     }
 
     /// Records the peer after the runtime accepted it.
-    pub(crate) fn set_peer(&self, remote: SocketAddrV4) {
+    pub(crate) fn set_peer(&self, remote: SocketAddr) {
         *self.peer.lock().unwrap_or_else(PoisonError::into_inner) = Some(remote);
     }
 
@@ -141,7 +142,7 @@ impl UdpHandle {
     }
 
     /// Why `buf` cannot be sent to `to` at all, if it cannot.
-    fn check_send(&self, buf: &[u8], to: SocketAddrV4) -> io::Result<()> {
+    fn check_send(&self, buf: &[u8], to: SocketAddr) -> io::Result<()> {
         if buf.len() > MAX_PAYLOAD {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -158,7 +159,10 @@ impl UdpHandle {
             ));
         }
         // As Linux: a broadcast needs SO_BROADCAST, or EACCES.
-        let broadcast = to.ip().is_broadcast() || *to.ip() == self.stack.broadcast;
+        let broadcast = match to.ip() {
+            IpAddr::V4(ip) => ip.is_broadcast() || ip == self.stack.broadcast,
+            IpAddr::V6(_) => false,
+        };
         if broadcast && !self.broadcast() {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -173,7 +177,7 @@ impl UdpHandle {
         &self,
         st: &mut UdpState,
         buf: &[u8],
-        to: SocketAddrV4,
+        to: SocketAddr,
     ) -> Option<io::Result<usize>> {
         if let Err(e) = self.check_send(buf, to) {
             return Some(Err(e));
@@ -197,7 +201,7 @@ impl UdpHandle {
     }
 
     /// The connected peer, for `send`.
-    pub(crate) fn connected_peer(&self) -> io::Result<SocketAddrV4> {
+    pub(crate) fn connected_peer(&self) -> io::Result<SocketAddr> {
         self.peer().ok_or_else(not_connected)
     }
 }
@@ -208,7 +212,7 @@ impl Drop for UdpHandle {
     }
 }
 
-fn bind_error(local: SocketAddrV4, e: UdpError) -> io::Error {
+fn bind_error(local: SocketAddr, e: UdpError) -> io::Error {
     io::Error::new(udp_error(e).kind(), format!("binding UDP {local}: {e}"))
 }
 
@@ -228,7 +232,7 @@ pub(crate) fn try_recv(
         Some(UdpDelivery::Datagram(from, payload)) => {
             let n = payload.len().min(buf.len());
             buf[..n].copy_from_slice(&payload[..n]);
-            Ok((n, SocketAddr::V4(*from)))
+            Ok((n, *from))
         }
         Some(UdpDelivery::Error(kind)) => {
             Err(io::Error::new(*kind, "ICMP: the peer is unreachable"))
@@ -284,7 +288,7 @@ impl UdpSocket {
     /// Binds a socket to `addr` on `stack` (`0.0.0.0` or the stack's address;
     /// port 0 picks an ephemeral port).
     pub fn bind<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<UdpSocket> {
-        let local = resolve_v4(addr)?;
+        let local = resolve(addr)?;
         Ok(UdpSocket {
             handle: UdpHandle::bind(stack.handle(), local)?,
             default_ttl: stack.default_ttl(),
@@ -296,7 +300,7 @@ impl UdpSocket {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.handle.local))
+        Ok(self.handle.local)
     }
 
     /// The connected peer.
@@ -310,11 +314,11 @@ impl UdpSocket {
     /// [`UdpSocket::set_broadcast`] is on. Blocks while the socket's send
     /// buffer is full.
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let to = resolve_v4(addr)?;
+        let to = resolve(addr)?;
         self.send_datagram(buf, to)
     }
 
-    fn send_datagram(&self, buf: &[u8], to: SocketAddrV4) -> io::Result<usize> {
+    fn send_datagram(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         let deadline = deadline(&self.write_timeout);
         let shared = &self.handle.shared;
         let mut st = shared.lock();
@@ -372,7 +376,7 @@ impl UdpSocket {
 
     /// Sets the peer: `send` goes there, and only its datagrams are received.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        let remote = resolve_v4(addr)?;
+        let remote = resolve(addr)?;
         let id = self.handle.id;
         self.handle
             .stack

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::state::State;
@@ -123,9 +123,9 @@ pub struct ConnInfo {
     /// The handle.
     pub id: ConnId,
     /// Our address.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The peer's address.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// Current state.
     pub state: State,
     /// Bytes waiting to be sent or acknowledged.
@@ -238,10 +238,10 @@ fn bits_per_second(bytes: u64) -> String {
 /// `src` to `dst`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutSegment {
-    /// IPv4 source.
-    pub src: Ipv4Addr,
-    /// IPv4 destination.
-    pub dst: Ipv4Addr,
+    /// IP source (the connection's family).
+    pub src: IpAddr,
+    /// IP destination.
+    pub dst: IpAddr,
     /// The TCP segment (it derefs to its bytes).
     pub packet: PacketBuf,
     /// The connection's IP header choices (TTL, TOS).

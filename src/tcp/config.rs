@@ -1,6 +1,7 @@
 //! Tunables of the TCP layer. Defaults follow Linux where the RFCs leave a
 //! choice.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Keepalive parameters (RFC 9293 §3.8.4; Linux `tcp_keepalive_*`).
@@ -160,14 +161,25 @@ impl TcpConfig {
         u16::try_from(self.mtu.saturating_sub(40).max(8)).unwrap_or(u16::MAX)
     }
 
-    /// Most payload bytes in one segment we build for a peer whose MSS is
-    /// `mss`: the MSS, or with offload the most whole MSS-sized pieces that
-    /// fit a 64 KiB IPv4 packet (behind 20 bytes of IP and 20 of TCP).
-    pub fn max_segment(&self, mss: u32) -> u32 {
+    /// The MSS we announce to a peer of `ip`'s family: over IPv6, the MTU
+    /// less 40 bytes of fixed header and 20 of TCP (RFC 8200 §5, RFC 9293
+    /// §3.7.1).
+    pub fn mss_for(&self, ip: IpAddr) -> u16 {
+        match ip {
+            IpAddr::V4(_) => self.mss(),
+            IpAddr::V6(_) => u16::try_from(self.mtu.saturating_sub(60).max(8)).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// Most payload bytes in one segment we build for a peer of `ip`'s
+    /// family whose MSS is `mss`: the MSS, or with offload the most whole
+    /// MSS-sized pieces that fit a 64 KiB packet (behind 20 bytes of IPv4
+    /// or 40 of IPv6, and 20 of TCP).
+    pub fn max_segment(&self, mss: u32, ip: IpAddr) -> u32 {
         if !self.offload || mss == 0 {
             return mss;
         }
-        let room = u32::from(u16::MAX) - 40;
+        let room = u32::from(u16::MAX) - if ip.is_ipv6() { 60 } else { 40 };
         (room / mss * mss).max(mss)
     }
 

@@ -3,7 +3,7 @@
 //! generation in `output.rs`, what timers do in `timers.rs` (their deadlines
 //! in `deadlines.rs`).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ pub(crate) struct Ctx<'a> {
 
 /// RFC 9293 §3.7.1, MUST-15: the send MSS when the peer sent no MSS option.
 pub(crate) const DEFAULT_MSS: u32 = 536;
+/// The MSS assumed over IPv6 when the peer sends none (RFC 8200 §5: a
+/// 1280-byte link, less 40 bytes of IPv6 and 20 of TCP).
+pub(crate) const DEFAULT_MSS6: u32 = 1220;
 
 /// The send sequence space (RFC 9293 §3.3.1, Figure 3), what the peer
 /// told us about its receive side, and where our SYN and FIN stand.
@@ -193,8 +196,8 @@ pub(crate) struct Handle {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub id: ConnId,
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     pub state: State,
     /// The listener this passively opened connection belongs to, until the
     /// application accepts it.
@@ -276,7 +279,7 @@ impl Conn {
     /// `iss` when it enters SYN-SENT and is dispatched.
     pub fn active(
         id: ConnId,
-        (local, remote): (SocketAddrV4, SocketAddrV4),
+        (local, remote): (SocketAddr, SocketAddr),
         iss: SeqNum,
         cfg: &TcpConfig,
         pool: &Arc<BufferPool>,
@@ -291,7 +294,7 @@ impl Conn {
     pub fn from_syn(
         id: ConnId,
         listener: ListenerId,
-        (local, remote): (SocketAddrV4, SocketAddrV4),
+        (local, remote): (SocketAddr, SocketAddr),
         iss: SeqNum,
         syn: &TcpHeaderRepr,
         (cfg, opts): (&TcpConfig, &[TcpOption]),
@@ -321,7 +324,7 @@ impl Conn {
     pub fn from_cookie(
         id: ConnId,
         listener: ListenerId,
-        (local, remote): (SocketAddrV4, SocketAddrV4),
+        (local, remote): (SocketAddr, SocketAddr),
         ack: &TcpHeaderRepr,
         mss: u16,
         (cfg, opts): (&TcpConfig, &[TcpOption]),
@@ -356,8 +359,8 @@ impl Conn {
     /// A connection in `state` about to send or answer a SYN from `iss`.
     fn new(
         id: ConnId,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         state: State,
         iss: SeqNum,
         cfg: &TcpConfig,
@@ -397,9 +400,9 @@ impl Conn {
                 rtt_mark: None,
                 rtt: None,
                 space_start: None,
-                space: 10 * usize::from(cfg.mss()),
+                space: 10 * usize::from(cfg.mss_for(local.ip())),
                 adv: SeqNum(0),
-                mss: u32::from(cfg.mss()),
+                mss: u32::from(cfg.mss_for(local.ip())),
                 fin_received: false,
                 up: None,
             },
@@ -618,10 +621,17 @@ impl Conn {
         if let Some((val, _)) = o.timestamp.filter(|_| self.ts.ok) {
             self.ts.recent = val;
         }
-        // MUST-15: 536 when no MSS option; never more than our own MTU allows.
-        let peer = mss.map_or(DEFAULT_MSS, u32::from).max(64);
-        self.snd.mss = peer.min(u32::from(cfg.mss()));
-        self.rcv.mss = self.rcv.mss.min(peer.max(DEFAULT_MSS));
+        // MUST-15: 536 when no MSS option (over IPv6, 1220: RFC 8200 §5's
+        // 1280-byte minimum MTU less 60 bytes of headers); never more than
+        // our own MTU allows.
+        let default = if self.local.is_ipv6() {
+            DEFAULT_MSS6
+        } else {
+            DEFAULT_MSS
+        };
+        let peer = mss.map_or(default, u32::from).max(64);
+        self.snd.mss = peer.min(u32::from(cfg.mss_for(self.local.ip())));
+        self.rcv.mss = self.rcv.mss.min(peer.max(default));
         self.cc.set_mss(self.snd.mss);
         // RFC 7323 §2.2: scaling only if both sides sent the option.
         match (cfg.window_scaling, wscale) {

@@ -22,11 +22,11 @@
 //! timestamps: the MSS is rounded down to one of four values, and window
 //! scaling is not offered (so the window is at most 64 KiB).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::time::Instant;
 
-use super::isn::siphash24;
+use super::isn::{put_endpoint, siphash24};
 use super::seq::SeqNum;
 
 /// The MSS values a cookie can encode (as Linux's IPv4 table, minus the
@@ -68,21 +68,19 @@ impl SynCookies {
 
     fn hash(
         &self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         client_isn: SeqNum,
         period: u32,
         mss_idx: u32,
     ) -> u32 {
-        let mut msg = [0u8; 21];
-        msg[0..4].copy_from_slice(&local.ip().octets());
-        msg[4..6].copy_from_slice(&local.port().to_be_bytes());
-        msg[6..10].copy_from_slice(&remote.ip().octets());
-        msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
-        msg[12..16].copy_from_slice(&client_isn.get().to_be_bytes());
-        msg[16..20].copy_from_slice(&period.to_be_bytes());
-        msg[20] = mss_idx as u8;
-        (siphash24(&self.key, &msg) as u32) & HASH_MASK
+        let mut msg = [0u8; 45];
+        let mut at = put_endpoint(&mut msg, 0, local);
+        at = put_endpoint(&mut msg, at, remote);
+        msg[at..at + 4].copy_from_slice(&client_isn.get().to_be_bytes());
+        msg[at + 4..at + 8].copy_from_slice(&period.to_be_bytes());
+        msg[at + 8] = mss_idx as u8;
+        (siphash24(&self.key, &msg[..at + 9]) as u32) & HASH_MASK
     }
 
     /// The cookie (our ISN) for a SYN from `remote` with sequence number
@@ -90,8 +88,8 @@ impl SynCookies {
     pub fn make(
         &self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         client_isn: SeqNum,
         peer_mss: u16,
     ) -> (SeqNum, u16) {
@@ -107,8 +105,8 @@ impl SynCookies {
     pub fn check(
         &self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         client_isn: SeqNum,
         cookie: SeqNum,
     ) -> Option<u16> {
@@ -129,8 +127,12 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    const US: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
-    const THEM: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
+    const US: SocketAddr =
+        SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80));
+    const THEM: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        Ipv4Addr::new(10, 0, 0, 1),
+        40000,
+    ));
 
     #[test]
     fn a_cookie_checks_out_for_its_tuple_and_isn_within_two_periods() {
@@ -165,7 +167,7 @@ mod tests {
             None,
             "other client ISN"
         );
-        let other = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40001);
+        let other = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 40001));
         assert_eq!(
             c.check(t, US, other, SeqNum(12345), cookie),
             None,

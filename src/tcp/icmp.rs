@@ -27,6 +27,9 @@ use super::state::State;
 /// Smallest path MTU a Fragmentation Needed message can make us use (as
 /// Linux's `min_pmtu`): a forged message cannot shrink segments to nothing.
 pub const MIN_PMTU: u16 = 552;
+/// IPv6's minimum link MTU (RFC 8200 §5): a Packet Too Big reporting less
+/// is taken as this (RFC 8201 §4).
+pub const MIN_MTU6: u16 = 1280;
 
 /// What an ICMP error says about a segment we sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,9 +105,17 @@ impl Conn {
     fn lower_mss(&mut self, now: Instant, mtu: u16, link_mtu: usize, cx: &mut Ctx<'_>) -> bool {
         // A message without the next-hop MTU (RFC 1191 §5) or a silly one:
         // drop to the floor; never below it, never above what we use.
-        let floor = MIN_PMTU.min(u16::try_from(link_mtu).unwrap_or(u16::MAX));
+        // RFC 8201 §4 over IPv6: a reported MTU below the minimum link
+        // MTU of 1280 (RFC 8200 §5) is taken as 1280; the headers are 20
+        // bytes longer.
+        let (min, headers) = if self.local.is_ipv6() {
+            (MIN_MTU6, 60)
+        } else {
+            (MIN_PMTU, 40)
+        };
+        let floor = min.min(u16::try_from(link_mtu).unwrap_or(u16::MAX));
         let mtu = if mtu < 68 { floor } else { mtu.max(floor) };
-        let mss = u32::from(mtu).saturating_sub(40).max(8);
+        let mss = u32::from(mtu).saturating_sub(headers).max(8);
         if mss >= self.snd.mss {
             return false;
         }

@@ -5,7 +5,7 @@
 //! still increase over time for any one 4-tuple (RFC 9293 §3.4.1, MUST-8).
 
 use crate::time::Instant;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::seq::SeqNum;
 
@@ -28,13 +28,11 @@ impl IsnGenerator {
     }
 
     /// The ISN for a connection `local` ↔ `remote` opened at `now`.
-    pub fn isn(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> SeqNum {
-        let mut msg = [0u8; 12];
-        msg[0..4].copy_from_slice(&local.ip().octets());
-        msg[4..6].copy_from_slice(&local.port().to_be_bytes());
-        msg[6..10].copy_from_slice(&remote.ip().octets());
-        msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
-        let f = siphash24(&self.key, &msg) as u32;
+    pub fn isn(&self, now: Instant, local: SocketAddr, remote: SocketAddr) -> SeqNum {
+        let mut msg = [0u8; 36];
+        let mut at = put_endpoint(&mut msg, 0, local);
+        at = put_endpoint(&mut msg, at, remote);
+        let f = siphash24(&self.key, &msg[..at]) as u32;
         // RFC 6528: M is a 4-microsecond timer.
         let m = (now.total_micros() / 4) as u32;
         SeqNum(m.wrapping_add(f))
@@ -42,6 +40,23 @@ impl IsnGenerator {
 }
 
 /// SipHash-2-4 (Aumasson & Bernstein), 64-bit output.
+/// Writes `ep`'s address and port into `msg` at `at` (6 bytes for IPv4,
+/// 18 for IPv6), for the keyed hashes; returns where the next field goes.
+pub(crate) fn put_endpoint(msg: &mut [u8], at: usize, ep: SocketAddr) -> usize {
+    let len = match ep.ip() {
+        std::net::IpAddr::V4(a) => {
+            msg[at..at + 4].copy_from_slice(&a.octets());
+            4
+        }
+        std::net::IpAddr::V6(a) => {
+            msg[at..at + 16].copy_from_slice(&a.octets());
+            16
+        }
+    };
+    msg[at + len..at + len + 2].copy_from_slice(&ep.port().to_be_bytes());
+    at + len + 2
+}
+
 pub(crate) fn siphash24(key: &[u8; 16], msg: &[u8]) -> u64 {
     let k0 = u64::from_le_bytes(key_half(key, 0));
     let k1 = u64::from_le_bytes(key_half(key, 8));
@@ -124,9 +139,9 @@ mod tests {
     #[test]
     fn isn_advances_with_the_4us_clock_and_depends_on_the_tuple() {
         let g = IsnGenerator::new(key());
-        let l = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
-        let r = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
-        let r2 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40001);
+        let l = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2), 7));
+        let r = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 40000));
+        let r2 = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 40001));
         let a = g.isn(Instant::ZERO, l, r);
         let b = g.isn(Instant::from_micros(400), l, r);
         assert_eq!(b - a, 100);

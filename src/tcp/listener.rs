@@ -3,7 +3,7 @@
 //! the backlog.
 
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::time::Instant;
 
@@ -14,7 +14,7 @@ use super::options::TcpOption;
 #[derive(Debug)]
 pub(crate) struct Listener {
     pub id: ListenerId,
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     pub backlog: usize,
     /// Connections in SYN-RCVD.
     pub syn_queue: Vec<ConnId>,
@@ -29,7 +29,7 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    pub fn new(id: ListenerId, local: SocketAddrV4, backlog: usize) -> Self {
+    pub fn new(id: ListenerId, local: SocketAddr, backlog: usize) -> Self {
         Listener {
             id,
             local,

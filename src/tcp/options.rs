@@ -27,6 +27,10 @@ pub enum TcpOption {
     /// `TCP_CONGESTION`: the congestion control algorithm. Switching keeps
     /// the window and threshold reached so far, as Linux does.
     Congestion(super::congestion::Algorithm),
+    /// `IPV6_V6ONLY` on a listener bound to `[::]`: true, it takes IPv6
+    /// connections only; false (the default, Linux's `bindv6only=0`), IPv4
+    /// ones too. Nothing on a connection.
+    OnlyV6(bool),
 }
 
 /// The smallest buffer a socket may set: one full segment of the largest
@@ -83,7 +87,7 @@ impl Conn {
             TcpOption::Tos(tos) => self.ip.tos = tos,
             TcpOption::UserTimeout(t) => self.user_timeout = t.filter(|t| !t.is_zero()),
             TcpOption::Congestion(algorithm) => self.cc.set_algorithm(algorithm),
-            TcpOption::RecvBuffer(_) | TcpOption::SendBuffer(_) => {}
+            TcpOption::RecvBuffer(_) | TcpOption::SendBuffer(_) | TcpOption::OnlyV6(_) => {}
         }
     }
 

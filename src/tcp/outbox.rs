@@ -3,7 +3,7 @@
 //! layer-wide challenge-ACK rate limiter.
 
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::ip::IpOptions;
@@ -51,8 +51,8 @@ impl Outbox {
     /// Queues one segment from `local` to `remote`.
     pub fn emit(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         h: &TcpHeaderRepr,
         payload: [&[u8]; 2],
         ip: IpOptions,
@@ -64,8 +64,8 @@ impl Outbox {
     /// the device cuts into pieces of `mss` bytes (0: never cut).
     pub fn emit_segments(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         h: &TcpHeaderRepr,
         payload: [&[u8]; 2],
         ip: IpOptions,
@@ -74,8 +74,8 @@ impl Outbox {
         let mut packet = PacketBuf::with_headroom(self.pool.pop().unwrap_or_default());
         let len = payload[0].len() + payload[1].len();
         h.emit_with(
-            *local.ip(),
-            *remote.ip(),
+            local.ip(),
+            remote.ip(),
             payload,
             self.offload,
             packet.buf_mut(),
@@ -107,8 +107,8 @@ impl Outbox {
             packet.set_note(self.notes.emitted(local, remote, h.flags.fin));
         }
         self.segments.push_back(OutSegment {
-            src: *local.ip(),
-            dst: *remote.ip(),
+            src: local.ip(),
+            dst: remote.ip(),
             packet,
             ip,
         });
@@ -174,7 +174,7 @@ impl Outbox {
     /// §3.10.7.1: never answer a RST; if the ACK bit is set send
     /// `<SEQ=SEG.ACK><CTL=RST>`, otherwise
     /// `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`.
-    pub fn reset_for(&mut self, local: SocketAddrV4, remote: SocketAddrV4, seg: &TcpSegment<'_>) {
+    pub fn reset_for(&mut self, local: SocketAddr, remote: SocketAddr, seg: &TcpSegment<'_>) {
         let h = &seg.header;
         if h.flags.rst {
             return;

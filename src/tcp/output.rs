@@ -174,7 +174,7 @@ impl Conn {
             },
             cx.io,
         );
-        h.options.mss = Some(cx.cfg.mss());
+        h.options.mss = Some(cx.cfg.mss_for(self.local.ip()));
         // RFC 2018 §2: offer SACK in a SYN; a SYN-ACK carries it only if
         // the SYN did.
         if cx.cfg.sack && (!syn_ack || self.rcv.sack_ok) {
@@ -267,7 +267,7 @@ impl Conn {
         let mut max = if self.urgent_pointer(self.snd.nxt).is_some() {
             mss
         } else {
-            cx.cfg.max_segment(mss as u32) as usize
+            cx.cfg.max_segment(mss as u32, self.local.ip()) as usize
         };
         // A paced sender sends a quantum at a time (draft-ietf-ccwg-bbr
         // §5.6.3, C.send_quantum).

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Identifies a UDP socket inside the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,6 +28,9 @@ pub enum UdpError {
     InvalidRemote,
     /// No such socket.
     NotFound,
+    /// No way to that address: IPv6 on a stack without an IPv6 address,
+    /// or a family the socket's bound address cannot send from.
+    NoRoute,
 }
 
 impl fmt::Display for UdpError {
@@ -38,20 +41,23 @@ impl fmt::Display for UdpError {
             UdpError::NoEphemeralPort => "no free ephemeral port",
             UdpError::InvalidRemote => "invalid remote address",
             UdpError::NotFound => "no such socket",
+            UdpError::NoRoute => "network unreachable: no address of that family to send from",
         })
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    local: SocketAddrV4,
-    remote: Option<SocketAddrV4>,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
 }
 
 /// The UDP sockets of one stack.
 #[derive(Debug)]
 pub struct UdpTable {
     addr: Ipv4Addr,
+    /// Our IPv6 addresses (none without IPv6).
+    addrs6: Vec<Ipv6Addr>,
     sockets: HashMap<SocketId, Entry>,
     ports: HashMap<u16, SocketId>,
     next_id: u32,
@@ -65,6 +71,7 @@ impl UdpTable {
         let span = u64::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
         UdpTable {
             addr,
+            addrs6: Vec::new(),
             sockets: HashMap::new(),
             ports: HashMap::new(),
             next_id: 1,
@@ -72,9 +79,22 @@ impl UdpTable {
         }
     }
 
-    /// Binds `local` (address 0.0.0.0 or ours; port 0 for an ephemeral one).
-    pub fn bind(&mut self, local: SocketAddrV4) -> Result<(SocketId, SocketAddrV4), UdpError> {
-        if !local.ip().is_unspecified() && *local.ip() != self.addr {
+    /// Gives the table the stack's IPv6 addresses, which sockets may bind.
+    pub fn set_addrs6(&mut self, addrs: impl IntoIterator<Item = Ipv6Addr>) {
+        self.addrs6 = addrs.into_iter().collect();
+    }
+
+    /// Binds `local` (an unspecified address or ours, of either family;
+    /// port 0 for an ephemeral one). A port holds one socket for both
+    /// families: `[::]` takes datagrams of both (dual-stack, Linux's
+    /// default `bindv6only=0`), `0.0.0.0` or an IPv4 address only IPv4's,
+    /// an IPv6 address only IPv6's.
+    pub fn bind(&mut self, local: SocketAddr) -> Result<(SocketId, SocketAddr), UdpError> {
+        let ours = match local.ip() {
+            IpAddr::V4(a) => a.is_unspecified() || a == self.addr,
+            IpAddr::V6(a) => a.is_unspecified() || self.addrs6.contains(&a),
+        };
+        if !ours {
             return Err(UdpError::AddrNotAvailable);
         }
         let port = if local.port() == 0 {
@@ -86,7 +106,7 @@ impl UdpTable {
         };
         let id = SocketId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let local = SocketAddrV4::new(*local.ip(), port);
+        let local = SocketAddr::new(local.ip(), port);
         self.sockets.insert(
             id,
             Entry {
@@ -115,7 +135,7 @@ impl UdpTable {
     }
 
     /// Sets the socket's peer: it then receives only from `remote`.
-    pub fn connect(&mut self, id: SocketId, remote: SocketAddrV4) -> Result<(), UdpError> {
+    pub fn connect(&mut self, id: SocketId, remote: SocketAddr) -> Result<(), UdpError> {
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(UdpError::InvalidRemote);
         }
@@ -132,20 +152,28 @@ impl UdpTable {
     }
 
     /// The socket's local address.
-    pub fn local_addr(&self, id: SocketId) -> Option<SocketAddrV4> {
+    pub fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
         self.sockets.get(&id).map(|e| e.local)
     }
 
     /// The socket's peer, if connected.
-    pub fn remote(&self, id: SocketId) -> Option<SocketAddrV4> {
+    pub fn remote(&self, id: SocketId) -> Option<SocketAddr> {
         self.sockets.get(&id).and_then(|e| e.remote)
     }
 
     /// Which socket receives a datagram from `src` to local port `dst_port`:
     /// the port's socket, unless it is connected to someone else.
-    pub fn lookup(&self, src: SocketAddrV4, dst_port: u16) -> Option<SocketId> {
+    pub fn lookup(&self, src: SocketAddr, dst_port: u16) -> Option<SocketId> {
         let id = *self.ports.get(&dst_port)?;
         let entry = self.sockets.get(&id)?;
+        // A socket of one family hears only its family, but `[::]` both.
+        let hears = match entry.local.ip() {
+            IpAddr::V4(_) => src.is_ipv4(),
+            IpAddr::V6(a) => a.is_unspecified() || src.is_ipv6(),
+        };
+        if !hears {
+            return None;
+        }
         match entry.remote {
             Some(remote) if remote != src => None,
             _ => Some(id),
@@ -169,8 +197,8 @@ mod tests {
 
     const US: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
-    fn sa(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(ip, port)
+    fn sa(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+        SocketAddr::new(ip.into(), port)
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! accumulator and folding at the end, and §2 (A) says a piece that starts
 //! at an odd offset contributes its sum byte-swapped.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A running ones'-complement sum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,6 +144,24 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize)
     c.add_u16(u16::from(protocol));
     c.add_u16(len as u16);
     c
+}
+
+/// The pseudo-header of either family as a [`Checksum`] to continue:
+/// IPv4's (RFC 9293 §3.1, RFC 768) or IPv6's (RFC 8200 §8.1, a 32-bit
+/// length). The addresses are of one family; a pair that is not (which no
+/// caller builds) is summed as IPv6 with the IPv4 one mapped.
+pub fn pseudo_header_sum_ip(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> Checksum {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => pseudo_header_sum(s, d, protocol, len),
+        (s, d) => super::ipv6::pseudo_header_sum(v6(s), v6(d), protocol, len),
+    }
+}
+
+fn v6(a: IpAddr) -> std::net::Ipv6Addr {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
 }
 
 /// True when `data`, which carries its own checksum field, verifies.

@@ -8,9 +8,9 @@
 
 use etherparse::TcpHeaderSlice;
 
-use super::checksum::pseudo_header_sum;
+use super::checksum::pseudo_header_sum_ip;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Option kinds (IANA "TCP Option Kind Numbers").
 mod kind {
@@ -254,11 +254,11 @@ impl fmt::Display for TcpParseError {
 
 impl std::error::Error for TcpParseError {}
 
-/// The Internet checksum over the IPv4 pseudo-header and `parts`
-/// (RFC 9293 §3.1). Returns the folded one's-complement sum, not inverted.
-fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, parts: &[&[u8]]) -> u16 {
+/// The Internet checksum over the pseudo-header (IPv4's, RFC 9293 §3.1,
+/// or IPv6's, RFC 8200 §8.1) and `parts`. Returns the folded one's-complement sum, not inverted.
+fn pseudo_sum(src: IpAddr, dst: IpAddr, parts: &[&[u8]]) -> u16 {
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    let mut c = pseudo_header_sum(src, dst, 6, total);
+    let mut c = pseudo_header_sum_ip(src, dst, 6, total);
     for part in parts {
         c.add(part);
     }
@@ -268,19 +268,24 @@ fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, parts: &[&[u8]]) -> u16 {
 impl<'a> TcpSegment<'a> {
     /// Parses `bytes` (a whole TCP segment) received from `src` to `dst`,
     /// verifying the checksum first (MUST-2/3). Never panics.
-    pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, bytes: &'a [u8]) -> Result<Self, TcpParseError> {
-        Self::parse_with(src, dst, bytes, true)
+    pub fn parse(
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        bytes: &'a [u8],
+    ) -> Result<Self, TcpParseError> {
+        Self::parse_with(src.into(), dst.into(), bytes, true)
     }
 
     /// [`TcpSegment::parse`], verifying the checksum only if `verify`: a
     /// device with checksum offload says when the kernel built the segment
     /// on this host and left its checksum undone, or verified it already.
     pub fn parse_with(
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
         bytes: &'a [u8],
         verify: bool,
     ) -> Result<Self, TcpParseError> {
+        let (src, dst) = (src.into(), dst.into());
         let slice = TcpHeaderSlice::from_slice(bytes).map_err(|_| TcpParseError::Malformed)?;
         if bytes.len() > usize::from(u16::MAX) {
             return Err(TcpParseError::Malformed);
@@ -324,7 +329,13 @@ impl TcpHeaderRepr {
     /// Appends this header and `payload` (given in up to two pieces, as it
     /// comes out of a ring buffer) to `out`, with the checksum for a packet
     /// from `src` to `dst`. The payload must keep the segment under 64 KiB.
-    pub fn emit(&self, src: Ipv4Addr, dst: Ipv4Addr, payload: [&[u8]; 2], out: &mut Vec<u8>) {
+    pub fn emit(
+        &self,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        payload: [&[u8]; 2],
+        out: &mut Vec<u8>,
+    ) {
         self.emit_with(src, dst, payload, false, out);
     }
 
@@ -334,12 +345,13 @@ impl TcpHeaderRepr {
     /// `NEEDS_CSUM`). The payload is then copied but never summed.
     pub fn emit_with(
         &self,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
         payload: [&[u8]; 2],
         partial: bool,
         out: &mut Vec<u8>,
     ) {
+        let (src, dst) = (src.into(), dst.into());
         let start = out.len();
         if self.options.is_empty() {
             self.write_plain_header(out);
@@ -349,7 +361,7 @@ impl TcpHeaderRepr {
         let header_len = out.len() - start;
         out.extend_from_slice(payload[0]);
         out.extend_from_slice(payload[1]);
-        let mut c = pseudo_header_sum(src, dst, 6, out.len() - start);
+        let mut c = pseudo_header_sum_ip(src, dst, 6, out.len() - start);
         let sum = if partial {
             c.sum()
         } else {
@@ -396,6 +408,7 @@ impl TcpHeaderRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);

@@ -1,6 +1,6 @@
 //! UDP datagrams (RFC 768): validated view and builder.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::checksum;
 use crate::stats::DropReason;
@@ -28,8 +28,8 @@ pub struct UdpDatagram<'a> {
 impl<'a> UdpDatagram<'a> {
     /// Validates `bytes` (the IP payload) as a UDP datagram from `src` to `dst`.
     pub fn parse(
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
         bytes: &'a [u8],
     ) -> Result<UdpDatagram<'a>, DropReason> {
         Self::parse_with(src, dst, bytes, true)
@@ -38,11 +38,12 @@ impl<'a> UdpDatagram<'a> {
     /// [`UdpDatagram::parse`], verifying the checksum only if `verify` (a
     /// device with checksum offload vouches for it).
     pub fn parse_with(
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
         bytes: &'a [u8],
         verify: bool,
     ) -> Result<UdpDatagram<'a>, DropReason> {
+        let (src, dst) = (src.into(), dst.into());
         if bytes.len() < HEADER_LEN {
             return Err(DropReason::UdpBadLength);
         }
@@ -54,9 +55,16 @@ impl<'a> UdpDatagram<'a> {
         let stored = u16::from_be_bytes([bytes[6], bytes[7]]);
         // RFC 768 / RFC 1122 §4.1.3.4: a zero checksum means none was sent;
         // otherwise a datagram whose checksum fails MUST be discarded.
+        // RFC 8200 §8.1: over IPv6 the checksum is mandatory, and a
+        // datagram with a zero checksum MUST be discarded.
+        if stored == 0 && src.is_ipv6() {
+            return Err(DropReason::UdpBadChecksum);
+        }
         if verify && stored != 0 {
-            let acc = checksum::pseudo_header(src, dst, PROTOCOL, len as u16);
-            if !checksum::verifies(acc, datagram) {
+            let c = checksum::pseudo_header_sum_ip(src, dst, PROTOCOL, len);
+            let mut c = c;
+            c.add(datagram);
+            if c.finish() != 0 {
                 return Err(DropReason::UdpBadChecksum);
             }
         }
@@ -71,7 +79,12 @@ impl<'a> UdpDatagram<'a> {
 /// Writes a UDP datagram with its checksum (always generated, RFC 1122
 /// §4.1.3.4) into `out`, replacing its contents. `payload` must be at most
 /// [`MAX_PAYLOAD`] bytes.
-pub fn write(out: &mut Vec<u8>, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) {
+pub fn write(
+    out: &mut Vec<u8>,
+    src: (impl Into<IpAddr>, u16),
+    dst: (impl Into<IpAddr>, u16),
+    payload: &[u8],
+) {
     let len = (HEADER_LEN + payload.len()).min(usize::from(u16::MAX)) as u16;
     out.clear();
     out.extend_from_slice(&src.1.to_be_bytes());
@@ -79,8 +92,9 @@ pub fn write(out: &mut Vec<u8>, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payl
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(payload);
-    let acc = checksum::pseudo_header(src.0, dst.0, PROTOCOL, len);
-    let mut c = checksum::finish(checksum::sum(acc, out));
+    let mut sum = checksum::pseudo_header_sum_ip(src.0.into(), dst.0.into(), PROTOCOL, len.into());
+    sum.add(out);
+    let mut c = sum.finish();
     // RFC 768: a computed checksum of zero is sent as all ones.
     if c == 0 {
         c = 0xffff;
@@ -91,6 +105,7 @@ pub fn write(out: &mut Vec<u8>, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);

@@ -26,7 +26,7 @@
 #![allow(dead_code)] // Not every test module uses every helper.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use tunstack::tcp::{
@@ -202,8 +202,11 @@ impl Bench {
     #[track_caller]
     fn collect(&mut self) {
         while let Some(o) = self.tcp.pop_output() {
-            for bytes in wire_segments(o.src, o.dst, &o.packet) {
-                let out = Out::parse(o.src, o.dst, &bytes, self.now);
+            let (IpAddr::V4(src), IpAddr::V4(dst)) = (o.src, o.dst) else {
+                panic!("an IPv4 bench got a segment {} -> {}", o.src, o.dst);
+            };
+            for bytes in wire_segments(src, dst, &o.packet) {
+                let out = Out::parse(src, dst, &bytes, self.now);
                 if out.dst == PEER && !out.rst && (out.syn || seq_lt(self.stack_seq, out.end())) {
                     self.stack_seq = out.end();
                 }

@@ -134,7 +134,7 @@ fn may_2_old_duplicate_syn_returns_to_time_wait() {
     let tw = b.tcp.connections();
     assert!(
         tw.iter()
-            .any(|c| c.state == State::TimeWait && c.remote == PEER && c.local == US),
+            .any(|c| c.state == State::TimeWait && c.remote == PEER.into() && c.local == US.into()),
         "TIME-WAIT lost: {tw:?}"
     );
 }

@@ -4,7 +4,7 @@
 //! (MUST-50), ICMP handling (MUST-54..56) and address validation (MUST-57,
 //! MUST-63). RFC 9293 §3.9.2.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use tunstack::iface::Interface;
 use tunstack::stats::DropReason;
@@ -242,6 +242,9 @@ fn icmp_about(
 fn connecting(ip: &mut Ip) -> (ConnId, SocketAddrV4, u32) {
     let remote = SocketAddrV4::new(PEER_IP, 80);
     let (id, local) = ip.iface.tcp_connect(ip.now, remote).expect("connect");
+    let SocketAddr::V4(local) = local else {
+        panic!("an IPv4 connection got the local address {local}");
+    };
     let syn = ip.sent().pop().and_then(|s| s.tcp).expect("a SYN");
     (id, local, syn.seq)
 }

@@ -55,7 +55,7 @@ fn must_11_rst_in_passive_syn_rcvd_returns_to_listen() {
     b.send(seg!(RST, seq = PEER_ISS + 1));
     b.expect_nothing();
     assert!(b.tcp.connections().is_empty());
-    assert_eq!(b.tcp.listeners(), vec![(lid, US, 0, 0)]);
+    assert_eq!(b.tcp.listeners(), vec![(lid, US.into(), 0, 0)]);
     assert!(b.events().is_empty());
     b.send(seg!(SYN, seq = 7000));
     b.expect(|s| s.is("SA") && s.ack_no == 7001);
@@ -331,7 +331,7 @@ fn full_accept_queue_holds_back_the_handshake() {
         ack = c.wrapping_add(1)
     ));
     b.expect_nothing();
-    assert_eq!(b.tcp.listeners(), vec![(lid, US, 1, 2)]);
+    assert_eq!(b.tcp.listeners(), vec![(lid, US.into(), 1, 2)]);
     let again = b.wait_for_segment(1000);
     assert!(again.is("SA") && again.seq == c && again.dst.port() == 40002);
     b.tcp.accept(lid).unwrap();
@@ -341,7 +341,7 @@ fn full_accept_queue_holds_back_the_handshake() {
         seq = 7001,
         ack = c.wrapping_add(1)
     ));
-    assert_eq!(b.tcp.listeners(), vec![(lid, US, 0, 2)]);
+    assert_eq!(b.tcp.listeners(), vec![(lid, US.into(), 0, 2)]);
 }
 
 /// MUST-41: a passive OPEN creates a listener or fails; it never disturbs

@@ -49,7 +49,7 @@ fn echo_request(src: &str, dst: &str, data: &[u8]) -> Vec<u8> {
 /// Feeds `p` to `l`; returns the packets sent.
 fn feed(l: &mut Ipv6Layer, stats: &mut Stats, p: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    l.receive(Instant::from_secs(1), p, stats, &mut |q| {
+    l.receive(Instant::from_secs(1), p, false, stats, &mut |q| {
         out.push(q.to_vec())
     });
     out
@@ -209,8 +209,8 @@ fn problem(out: &[Vec<u8>]) -> (u8, u32, Vec<u8>) {
 #[test]
 fn an_unknown_next_header_gets_parameter_problem_code_1_pointing_at_it() {
     let (mut l, mut stats) = (layer(), Stats::default());
-    // TCP over IPv6 is not served yet.
-    let tcp = packet(PEER, US, 6, 64, &[0; 20]);
+    // SCTP (132): a protocol the stack does not speak.
+    let tcp = packet(PEER, US, 132, 64, &[0; 20]);
     let (code, pointer, quoted) = problem(&feed(&mut l, &mut stats, &tcp));
     assert_eq!((code, pointer, quoted), (1, 6, tcp));
     // Behind a destination options header, the pointer is its field.
@@ -219,7 +219,7 @@ fn an_unknown_next_header_gets_parameter_problem_code_1_pointing_at_it() {
         US,
         NEXT_DEST_OPTS,
         64,
-        &[17, 0, 1, 4, 0, 0, 0, 0, 0, 0],
+        &[132, 0, 1, 4, 0, 0, 0, 0, 0, 0],
     );
     assert_eq!(problem(&feed(&mut l, &mut stats, &p)).1, 40);
     assert_eq!(stats.dropped(DropReason::Ipv6UnknownNextHeader), 2);
@@ -228,11 +228,11 @@ fn an_unknown_next_header_gets_parameter_problem_code_1_pointing_at_it() {
     assert!(feed(
         &mut l,
         &mut stats,
-        &packet(PEER, "ff02::1", 6, 64, &[0; 20])
+        &packet(PEER, "ff02::1", 132, 64, &[0; 20])
     )
     .is_empty());
     // A big packet is quoted only up to 1280 bytes in all.
-    let big = packet(PEER, US, 6, 64, &[0; 1400]);
+    let big = packet(PEER, US, 132, 64, &[0; 1400]);
     assert_eq!(problem(&feed(&mut l, &mut stats, &big)).2.len(), 1280 - 48);
 }
 
@@ -260,7 +260,7 @@ fn routing_type_0_and_unknown_options_get_parameter_problems() {
 fn errors_are_rate_limited() {
     let mut l = Ipv6Layer::new(addr(US), None, 64, 1500, RateLimiter::new(10, 3));
     let mut stats = Stats::default();
-    let tcp = packet(PEER, US, 6, 64, &[0; 20]);
+    let tcp = packet(PEER, US, 132, 64, &[0; 20]);
     let mut sent = 0;
     for _ in 0..10 {
         sent += feed(&mut l, &mut stats, &tcp).len();
@@ -275,6 +275,7 @@ fn errors_are_rate_limited() {
     l.receive(
         Instant::from_secs(1) + Duration::from_millis(200),
         &tcp,
+        false,
         &mut stats,
         &mut |q| out.push(q.to_vec()),
     );
@@ -437,10 +438,14 @@ fn a_timed_out_reassembly_sends_time_exceeded_only_after_fragment_zero() {
     let frags = fragments(&echo_message(&[3; 3000]), 1448, 11);
     let t0 = Instant::from_secs(1);
     let mut out = Vec::new();
-    l.receive(t0, &frags[0].2, &mut stats, &mut |p| out.push(p.to_vec()));
+    l.receive(t0, &frags[0].2, false, &mut stats, &mut |p| {
+        out.push(p.to_vec())
+    });
     // Another datagram with only a later fragment.
     let others = fragments(&echo_message(&[4; 3000]), 1448, 12);
-    l.receive(t0, &others[1].2, &mut stats, &mut |p| out.push(p.to_vec()));
+    l.receive(t0, &others[1].2, false, &mut stats, &mut |p| {
+        out.push(p.to_vec())
+    });
     assert!(out.is_empty());
     let deadline = l.poll_at().expect("a deadline");
     assert_eq!(deadline, t0 + ReassemblyConfig::default().timeout);
@@ -483,4 +488,152 @@ fn endless_fragments_stay_within_the_reassembly_memory() {
         assert!(l.reassembly_bytes() <= config.max_bytes);
     }
     assert!(stats.dropped(DropReason::FragmentEvicted) > 0);
+}
+
+#[test]
+fn tcp_and_udp_go_up_whole_and_reassembled_never_trusted() {
+    let (mut l, mut stats) = (layer(), Stats::default());
+    let t = Instant::from_secs(1);
+    let body: Vec<u8> = (0..40u8).collect();
+    for next in [NEXT_TCP, NEXT_UDP] {
+        let p = packet(PEER, US, next, 64, &body);
+        let mut out = Vec::new();
+        let up = l.receive(t, &p, true, &mut stats, &mut |q| out.push(q.to_vec()));
+        let Some(Up6::Datagram(d)) = up else {
+            panic!("next header {next}: {up:?}");
+        };
+        assert_eq!((d.src, d.dst, d.next_header), (addr(PEER), addr(US), next));
+        assert_eq!((&d.header[..], &d.payload[..]), (&p[..40], &body[..]));
+        assert!(
+            d.checksum_trusted,
+            "the device's word holds for a whole packet"
+        );
+        assert!(out.is_empty(), "nothing answered: {out:?}");
+    }
+    // Behind a destination options header, the header to quote holds it.
+    let mut opts = vec![NEXT_TCP, 0, 1, 4, 0, 0, 0, 0];
+    opts.extend_from_slice(&body);
+    let p = packet(PEER, US, NEXT_DEST_OPTS, 64, &opts);
+    let Some(Up6::Datagram(d)) = l.receive(t, &p, false, &mut stats, &mut |_| {}) else {
+        panic!("TCP behind options not delivered");
+    };
+    assert_eq!((d.header.len(), &d.payload[..]), (48, &body[..]));
+    // A TCP segment in two fragments comes up once, whole, untrusted.
+    let segment: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let mut got = Vec::new();
+    for (offset, chunk) in segment.chunks(1448).enumerate() {
+        let offset = offset * 1448;
+        let more = offset + chunk.len() < segment.len();
+        let mut frag = vec![NEXT_TCP, 0];
+        frag.extend_from_slice(&((offset as u16) | u16::from(more)).to_be_bytes());
+        frag.extend_from_slice(&7u32.to_be_bytes());
+        frag.extend_from_slice(chunk);
+        let p = packet(PEER, US, NEXT_FRAGMENT, 64, &frag);
+        if let Some(Up6::Datagram(d)) = l.receive(t, &p, true, &mut stats, &mut |_| {}) {
+            got.push((d.payload.to_vec(), d.checksum_trusted));
+        }
+    }
+    assert_eq!(got, vec![(segment, false)]);
+}
+
+#[test]
+fn errors_about_our_tcp_and_udp_are_reported_with_the_quoted_ports() {
+    let (mut l, mut stats) = (layer(), Stats::default());
+    // What we sent: TCP from US:80 to PEER:40000, sequence 0x01020304.
+    let mut tcp = vec![0, 80, 0x9c, 0x40, 1, 2, 3, 4];
+    tcp.extend_from_slice(&[0; 12]);
+    let quoted = packet(US, PEER, NEXT_TCP, 64, &tcp);
+    for (kind, code, field) in [
+        (icmpv6::PACKET_TOO_BIG, 0, 1400u32),
+        (icmpv6::DEST_UNREACHABLE, 4, 0),
+        (icmpv6::TIME_EXCEEDED, 0, 0),
+    ] {
+        let mut msg = Vec::new();
+        icmpv6::write(
+            &mut msg,
+            addr(PEER),
+            addr(US),
+            kind,
+            code,
+            field.to_be_bytes(),
+            &quoted,
+        );
+        let p = packet(PEER, US, NEXT_ICMPV6, 64, &msg);
+        let up = l.receive(Instant::from_secs(1), &p, false, &mut stats, &mut |_| {});
+        let Some(Up6::Error(r)) = up else {
+            panic!("type {kind}: {up:?}");
+        };
+        assert_eq!(
+            r,
+            Report6 {
+                kind,
+                code,
+                field,
+                src: addr(US),
+                dst: addr(PEER),
+                next_header: NEXT_TCP,
+                transport: [0, 80, 0x9c, 0x40, 1, 2, 3, 4],
+            }
+        );
+    }
+    // A quote too short to name the ports is dropped, not reported.
+    let mut msg = Vec::new();
+    let short = &quoted[..44];
+    icmpv6::write(
+        &mut msg,
+        addr(PEER),
+        addr(US),
+        icmpv6::DEST_UNREACHABLE,
+        4,
+        [0; 4],
+        short,
+    );
+    let p = packet(PEER, US, NEXT_ICMPV6, 64, &msg);
+    assert!(l
+        .receive(Instant::from_secs(1), &p, false, &mut stats, &mut |_| {})
+        .is_none());
+    assert_eq!(stats.dropped(DropReason::Icmpv6Unhandled), 1);
+}
+
+#[test]
+fn port_unreachable_quotes_the_datagram_and_never_answers_a_group() {
+    let (mut l, mut stats) = (layer(), Stats::default());
+    let udp = [0x9c, 0x40, 0, 9, 0, 12, 0, 0, 1, 2, 3, 4];
+    let p = packet(PEER, US, NEXT_UDP, 64, &udp);
+    let Some(Up6::Datagram(d)) =
+        l.receive(Instant::from_secs(1), &p, false, &mut stats, &mut |_| {})
+    else {
+        panic!("UDP not delivered");
+    };
+    let mut out = Vec::new();
+    l.unreachable(Instant::from_secs(1), 4, &d, &mut stats, &mut |q| {
+        out.push(q.to_vec())
+    });
+    assert_eq!(out.len(), 1);
+    let (h, rest) = Ipv6Header::parse(&out[0]).expect("an IPv6 packet");
+    assert_eq!(
+        (h.src, h.dst, h.next_header),
+        (addr(US), addr(PEER), NEXT_ICMPV6)
+    );
+    let m = Icmpv6Message::parse(h.src, h.dst, &rest[HEADER_LEN..]).expect("valid ICMPv6");
+    assert_eq!(
+        (m.kind(), m.code(), m.body()),
+        (icmpv6::DEST_UNREACHABLE, 4, &p[..])
+    );
+    // To a group: nothing (RFC 4443 §2.4 (e.3)).
+    let to_group = packet(PEER, "ff02::1", NEXT_UDP, 64, &udp);
+    let Some(Up6::Datagram(d)) = l.receive(
+        Instant::from_secs(1),
+        &to_group,
+        false,
+        &mut stats,
+        &mut |_| {},
+    ) else {
+        panic!("UDP to all-nodes not delivered");
+    };
+    out.clear();
+    l.unreachable(Instant::from_secs(1), 4, &d, &mut stats, &mut |q| {
+        out.push(q.to_vec())
+    });
+    assert!(out.is_empty());
 }

@@ -2,7 +2,7 @@
 //! opens a connection in SYN-RECEIVED or, while the SYN queue is full, is
 //! answered with a SYN cookie (RFC 4987 §3.6) whose returning ACK opens it.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::time::Instant;
 use crate::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpOptionsRepr, TcpSegment};
@@ -30,8 +30,8 @@ impl TcpLayer {
         &mut self,
         now: Instant,
         lid: ListenerId,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &TcpSegment<'_>,
         iss_override: Option<SeqNum>,
     ) {
@@ -63,7 +63,7 @@ impl TcpLayer {
         // RFC 9293 §3.10.7.2: a SYN from a broadcast or multicast address
         // is not answered.
         let ip = remote.ip();
-        if ip.is_broadcast() || ip.is_multicast() || ip.is_unspecified() {
+        if super::is_broadcast(ip) || ip.is_multicast() || ip.is_unspecified() {
             return;
         }
         // A SYN flood must not lock real clients out: when the SYN queue is
@@ -116,8 +116,8 @@ impl TcpLayer {
         &mut self,
         now: Instant,
         lid: ListenerId,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &TcpSegment<'_>,
     ) {
         let h = seg.header;
@@ -142,7 +142,7 @@ impl TcpLayer {
             window,
             urgent: 0,
             options: TcpOptionsRepr {
-                mss: Some(self.cfg.mss()),
+                mss: Some(self.cfg.mss_for(local.ip())),
                 ..Default::default()
             },
         };
@@ -163,8 +163,8 @@ impl TcpLayer {
         &mut self,
         now: Instant,
         lid: ListenerId,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &TcpSegment<'_>,
     ) -> CookieAck {
         let h = seg.header;

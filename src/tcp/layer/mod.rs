@@ -4,7 +4,7 @@
 //! opens, SYN cookies) are handled in `listen.rs`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::time::Instant;
@@ -39,6 +39,20 @@ pub fn ephemeral_port_owner(port: u16, shards: usize) -> Option<usize> {
     (shards > 1 && EPHEMERAL.contains(&port)).then(|| usize::from(port) % shards)
 }
 
+/// Whether `ip` is IPv4's limited broadcast (IPv6 has none; a subnet's
+/// broadcast is the IP layer's to spot).
+pub(crate) fn is_broadcast(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(a) if a.is_broadcast())
+}
+
+/// The unspecified address of `ip`'s family (a wildcard listener's).
+pub(crate) fn unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
 /// Spare buffer storage kept for reuse by the connections, bytes.
 const POOL_BYTES: usize = 16 << 20;
 
@@ -54,13 +68,13 @@ pub struct TcpLayer {
     isn: IsnGenerator,
     cookies: SynCookies,
     conns: HashMap<ConnId, Conn>,
-    tuples: HashMap<(SocketAddrV4, SocketAddrV4), ConnId>,
+    tuples: HashMap<(SocketAddr, SocketAddr), ConnId>,
     /// TIME-WAIT connections a new SYN reopened, by the new connection:
     /// restored if that one dies before it is established (RFC 9293
     /// §3.6.1: the SYN may have been an old duplicate).
     reopened: HashMap<ConnId, Conn>,
     listeners: HashMap<ListenerId, Listener>,
-    listen_addrs: HashMap<SocketAddrV4, ListenerId>,
+    listen_addrs: HashMap<SocketAddr, ListenerId>,
     next_id: u64,
     next_port: u16,
     /// This layer's shard and the number of shards: with more than one,
@@ -214,8 +228,14 @@ impl TcpLayer {
     /// Handles one TCP segment (`tcp`: header and payload) received in an
     /// IPv4 packet from `src` to `dst`. The checksum is verified over the
     /// pseudo-header (MUST-2/3); bad segments are counted and dropped.
-    pub fn on_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, tcp: &[u8]) {
-        self.on_segment_with(now, src, dst, tcp, RxMeta::default());
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        tcp: &[u8],
+    ) {
+        self.on_segment_with(now, src.into(), dst.into(), tcp, RxMeta::default());
     }
 
     /// [`TcpLayer::on_segment`] with what the device says of the segment
@@ -226,8 +246,8 @@ impl TcpLayer {
     pub fn on_segment_with(
         &mut self,
         now: Instant,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         tcp: &[u8],
         meta: RxMeta,
     ) {
@@ -250,8 +270,8 @@ impl TcpLayer {
             self.out.stats.segments_in += pieces.saturating_sub(1) as u64;
         }
         let h = seg.header;
-        let local = SocketAddrV4::new(dst, h.dst_port);
-        let remote = SocketAddrV4::new(src, h.src_port);
+        let local = SocketAddr::new(dst, h.dst_port);
+        let remote = SocketAddr::new(src, h.src_port);
         log::trace!(
             "{remote} -> {local} in [{}] seq={} ack={} win={} len={}",
             h.flags,
@@ -329,16 +349,26 @@ impl TcpLayer {
     }
 
     /// Whether a listener takes connections to `local`.
-    pub fn listening_on(&self, local: SocketAddrV4) -> bool {
-        self.find_listener(local).is_some()
+    pub fn listening_on(&self, local: impl Into<SocketAddr>) -> bool {
+        self.find_listener(local.into()).is_some()
     }
 
-    fn find_listener(&self, local: SocketAddrV4) -> Option<ListenerId> {
+    /// The listener for a segment to `local`: one bound to that address,
+    /// else to its family's wildcard, else, for IPv4, a dual-stack `[::]`
+    /// one (unless it is IPv6-only, [`TcpOption::OnlyV6`]).
+    fn find_listener(&self, local: SocketAddr) -> Option<ListenerId> {
+        let wildcard = |ip| self.listen_addrs.get(&SocketAddr::new(ip, local.port()));
         self.listen_addrs
             .get(&local)
+            .or_else(|| wildcard(unspecified(local.ip())))
             .or_else(|| {
-                self.listen_addrs
-                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
+                let id = wildcard(IpAddr::V6(Ipv6Addr::UNSPECIFIED)).filter(|_| local.is_ipv4())?;
+                let only_v6 = self
+                    .listeners
+                    .get(id)?
+                    .options
+                    .contains(&TcpOption::OnlyV6(true));
+                (!only_v6).then_some(id)
             })
             .copied()
     }
@@ -501,12 +531,28 @@ impl TcpLayer {
     /// Opens a listener on `local` (IP may be 0.0.0.0). Connections still
     /// lingering on the port (e.g. in TIME-WAIT) do not prevent it, as with
     /// `SO_REUSEADDR`; another listener on the same address does.
-    pub fn listen(&mut self, local: SocketAddrV4, backlog: usize) -> Result<ListenerId, TcpError> {
+    pub fn listen(
+        &mut self,
+        local: impl Into<SocketAddr>,
+        backlog: usize,
+    ) -> Result<ListenerId, TcpError> {
+        let local = local.into();
         if local.port() == 0 {
             return Err(TcpError::InvalidInput);
         }
-        let clash = self.listen_addrs.keys().any(|a| {
+        // As Linux: two listeners on one port clash when their addresses
+        // overlap: the same, or a wildcard of a family the other is of,
+        // where a dual-stack `[::]` is of both.
+        let dual = |a: &SocketAddr, only_v6: bool| a.ip() == Ipv6Addr::UNSPECIFIED && !only_v6;
+        let clash = self.listen_addrs.iter().any(|(a, id)| {
+            let a_only_v6 = self
+                .listeners
+                .get(id)
+                .is_some_and(|l| l.options.contains(&TcpOption::OnlyV6(true)));
+            let families_meet =
+                a.is_ipv4() == local.is_ipv4() || dual(a, a_only_v6) || dual(&local, false);
             a.port() == local.port()
+                && families_meet
                 && (a.ip() == local.ip() || a.ip().is_unspecified() || local.ip().is_unspecified())
         });
         if clash {
@@ -558,15 +604,16 @@ impl TcpLayer {
     pub fn connect(
         &mut self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        remote: impl Into<SocketAddr>,
     ) -> Result<ConnId, TcpError> {
+        let (local, remote) = (local.into(), remote.into());
         if remote.port() == 0 || remote.ip().is_unspecified() || local.ip().is_unspecified() {
             return Err(TcpError::AddrNotAvailable);
         }
         // MUST-46 (RFC 9293 §3.9.1.1): an active OPEN to a broadcast or
         // multicast address is an error.
-        if remote.ip().is_broadcast() || remote.ip().is_multicast() {
+        if is_broadcast(remote.ip()) || remote.ip().is_multicast() {
             return Err(TcpError::InvalidInput);
         }
         if self.conns.len() >= self.cfg.max_connections {
@@ -593,11 +640,7 @@ impl TcpLayer {
         Ok(id)
     }
 
-    fn ephemeral(
-        &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-    ) -> Result<SocketAddrV4, TcpError> {
+    fn ephemeral(&mut self, local: SocketAddr, remote: SocketAddr) -> Result<SocketAddr, TcpError> {
         let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
         for _ in 0..span {
             let port = self.next_port;
@@ -609,7 +652,7 @@ impl TcpLayer {
             if ephemeral_port_owner(port, self.shard.1).is_some_and(|k| k != self.shard.0) {
                 continue;
             }
-            let candidate = SocketAddrV4::new(*local.ip(), port);
+            let candidate = SocketAddr::new(local.ip(), port);
             if !self.tuples.contains_key(&(candidate, remote))
                 && self.find_listener(candidate).is_none()
             {
@@ -731,7 +774,7 @@ impl TcpLayer {
     pub fn on_icmp(
         &mut self,
         now: Instant,
-        (local, remote): (SocketAddrV4, SocketAddrV4),
+        (local, remote): (SocketAddr, SocketAddr),
         seq: u32,
         err: IcmpError,
         link_mtu: usize,
@@ -802,7 +845,7 @@ impl TcpLayer {
     }
 
     /// Every listener with its address and queue lengths `(syn, accept)`.
-    pub fn listeners(&self) -> Vec<(ListenerId, SocketAddrV4, usize, usize)> {
+    pub fn listeners(&self) -> Vec<(ListenerId, SocketAddr, usize, usize)> {
         let mut v: Vec<_> = self
             .listeners
             .values()

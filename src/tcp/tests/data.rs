@@ -313,11 +313,11 @@ fn acks_still_get_in_while_our_window_is_zero() {
 #[test]
 fn syn_from_a_broadcast_address_is_ignored() {
     let mut l = TcpLayer::new(cfg(), [1; 16]);
-    l.listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7), 4)
+    l.listen(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 7)), 4)
         .unwrap();
     let mut bytes = Vec::new();
-    hdr("S", 1, 0).emit(Ipv4Addr::BROADCAST, *US.ip(), [b"", b""], &mut bytes);
-    l.on_segment(ms(0), Ipv4Addr::BROADCAST, *US.ip(), &bytes);
+    hdr("S", 1, 0).emit(Ipv4Addr::BROADCAST, US.ip(), [b"", b""], &mut bytes);
+    l.on_segment(ms(0), Ipv4Addr::BROADCAST, US.ip(), &bytes);
     assert!(drain(&mut l).is_empty());
     assert!(l.connections().is_empty());
 }

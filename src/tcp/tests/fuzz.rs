@@ -51,7 +51,7 @@ fn random_segment(r: &mut Rng, near_seq: u32, near_ack: u32) -> Vec<u8> {
     };
     let payload: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
     let mut bytes = Vec::new();
-    h.emit(*THEM.ip(), *US.ip(), [&payload, &[]], &mut bytes);
+    h.emit(THEM.ip(), US.ip(), [&payload, &[]], &mut bytes);
     if r.below(5) == 0 && bytes.len() >= 20 {
         // Scribble over the header (data offset, options) and fix the sum.
         let i = 12 + r.below(8) as usize;
@@ -66,8 +66,8 @@ fn random_segments_and_calls_never_panic() {
     let mut r = Rng(0x1234_5678_9abc_def1);
     for round in 0..200 {
         let (mut l, id, snd) = server();
-        l.listen(SocketAddrV4::new(*US.ip(), 8), 2).unwrap();
-        let client = l.connect(ms(0), SocketAddrV4::new(*US.ip(), 9), THEM).ok();
+        l.listen(SocketAddr::from((US.ip(), 8)), 2).unwrap();
+        let client = l.connect(ms(0), SocketAddr::from((US.ip(), 9)), THEM).ok();
         let mut now = 0u64;
         let mut buf = vec![0u8; 5000];
         for _ in 0..300 {
@@ -92,7 +92,7 @@ fn random_segments_and_calls_never_panic() {
                         seg[2..4].copy_from_slice(&[0, if r.below(2) == 0 { 8 } else { 9 }]);
                         fix_checksum(&mut seg);
                     }
-                    l.on_segment(ms(now), *THEM.ip(), *US.ip(), &seg);
+                    l.on_segment(ms(now), THEM.ip(), US.ip(), &seg);
                 }
             }
             drain(&mut l);

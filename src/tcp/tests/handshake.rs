@@ -64,10 +64,10 @@ fn active_open_sends_syn_and_establishes_on_syn_ack() {
 fn connect_with_port_zero_picks_an_ephemeral_port() {
     let mut l = TcpLayer::new(cfg(), [1; 16]);
     let a = l
-        .connect(ms(0), SocketAddrV4::new(*US.ip(), 0), THEM)
+        .connect(ms(0), SocketAddr::from((US.ip(), 0)), THEM)
         .unwrap();
     let b = l
-        .connect(ms(0), SocketAddrV4::new(*US.ip(), 0), THEM)
+        .connect(ms(0), SocketAddr::from((US.ip(), 0)), THEM)
         .unwrap();
     let (pa, pb) = (
         l.info(a).unwrap().local.port(),
@@ -333,7 +333,7 @@ fn listener_can_rebind_while_old_connections_linger_in_time_wait() {
     assert_eq!(l.listen(US, 4).map(|_| ()), Ok(()));
     assert_eq!(l.listen(US, 4).map(|_| ()), Err(TcpError::AddrInUse));
     assert_eq!(
-        l.listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7), 4)
+        l.listen(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 7)), 4)
             .map(|_| ()),
         Err(TcpError::AddrInUse)
     );
@@ -381,19 +381,19 @@ fn bad_checksum_and_malformed_segments_are_dropped_without_panic() {
     let mut l = TcpLayer::new(cfg(), [1; 16]);
     l.listen(US, 4).unwrap();
     let mut bytes = Vec::new();
-    hdr("S", 1, 0).emit(*THEM.ip(), *US.ip(), [b"", b""], &mut bytes);
+    hdr("S", 1, 0).emit(THEM.ip(), US.ip(), [b"", b""], &mut bytes);
     let mut bad = bytes.clone();
     bad[4] ^= 0xff;
-    l.on_segment(ms(0), *THEM.ip(), *US.ip(), &bad);
+    l.on_segment(ms(0), THEM.ip(), US.ip(), &bad);
     for n in 0..bytes.len() {
-        l.on_segment(ms(0), *THEM.ip(), *US.ip(), &bytes[..n]);
+        l.on_segment(ms(0), THEM.ip(), US.ip(), &bytes[..n]);
     }
     // Data offset 15 with garbage options, checksum fixed up.
     let mut weird = hdr("S", 1, 0);
     weird.options.mss = Some(0);
     let mut w = Vec::new();
-    weird.emit(*THEM.ip(), *US.ip(), [b"", b""], &mut w);
-    l.on_segment(ms(0), *THEM.ip(), *US.ip(), &w);
+    weird.emit(THEM.ip(), US.ip(), [b"", b""], &mut w);
+    l.on_segment(ms(0), THEM.ip(), US.ip(), &w);
     assert_eq!(drain(&mut l).len(), 1, "MSS 0 survives (clamped)");
     let st: TcpStats = l.stats();
     assert_eq!(st.bad_checksum, 1);
@@ -406,11 +406,11 @@ fn illegal_option_lengths_are_survived() {
     l.listen(US, 4).unwrap();
     // Build a SYN with raw options: unknown kind 99 len 4, then a zero-length option.
     let mut bytes = Vec::new();
-    hdr("S", 1, 0).emit(*THEM.ip(), *US.ip(), [b"", b""], &mut bytes);
+    hdr("S", 1, 0).emit(THEM.ip(), US.ip(), [b"", b""], &mut bytes);
     bytes[12] = 8 << 4; // data offset 8: 12 option bytes
     bytes.splice(20..20, [99, 4, 0, 0, 2, 4, 0x02, 0x00, 7, 0, 1, 1]);
     fix_checksum(&mut bytes);
-    l.on_segment(ms(0), *THEM.ip(), *US.ip(), &bytes);
+    l.on_segment(ms(0), THEM.ip(), US.ip(), &bytes);
     let sa = one(&mut l);
     assert!(sa.h.flags.syn && sa.h.flags.ack);
     assert_eq!(

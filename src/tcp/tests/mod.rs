@@ -1,7 +1,7 @@
 //! Unit tests of the TCP core: craft a segment, feed it, assert the exact
 //! reply and state. Time is passed by hand.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::time::Instant;
@@ -19,9 +19,13 @@ mod reset;
 mod timers;
 
 /// The stack's address in these tests.
-pub(super) const US: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+pub(super) const US: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7));
 /// The peer's (the kernel's) address.
-pub(super) const THEM: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
+pub(super) const THEM: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    Ipv4Addr::new(10, 0, 0, 1),
+    40000,
+));
 /// The peer's initial sequence number.
 pub(super) const PEER_ISS: u32 = 1000;
 
@@ -68,8 +72,8 @@ pub(super) fn hdr(flags: &str, seq: u32, ack: u32) -> TcpHeaderRepr {
 /// Feeds `h` + `payload` from THEM to US.
 pub(super) fn inject(l: &mut TcpLayer, now: Instant, h: TcpHeaderRepr, payload: &[u8]) {
     let mut bytes = Vec::new();
-    h.emit(*THEM.ip(), *US.ip(), [payload, &[]], &mut bytes);
-    l.on_segment(now, *THEM.ip(), *US.ip(), &bytes);
+    h.emit(THEM.ip(), US.ip(), [payload, &[]], &mut bytes);
+    l.on_segment(now, THEM.ip(), US.ip(), &bytes);
 }
 
 /// A parsed output segment.
@@ -200,8 +204,8 @@ pub(super) fn fix_checksum(seg: &mut [u8]) {
             sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
         }
     };
-    add(&THEM.ip().octets());
-    add(&US.ip().octets());
+    add(&octets4(THEM.ip()));
+    add(&octets4(US.ip()));
     add(&[0, 6]);
     add(&(seg.len() as u16).to_be_bytes());
     add(seg);
@@ -210,4 +214,12 @@ pub(super) fn fix_checksum(seg: &mut [u8]) {
     }
     let sum = !(sum as u16);
     seg[16..18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// An IPv4 address's bytes (these tests speak IPv4).
+fn octets4(ip: std::net::IpAddr) -> [u8; 4] {
+    match ip {
+        std::net::IpAddr::V4(a) => a.octets(),
+        std::net::IpAddr::V6(_) => panic!("an IPv4 test met an IPv6 address"),
+    }
 }

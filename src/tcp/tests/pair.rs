@@ -6,8 +6,11 @@ use std::collections::VecDeque;
 use super::*;
 use crate::tcp::{OutSegment, TcpError};
 
-const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
-const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+const A: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    Ipv4Addr::new(10, 0, 0, 1),
+    40000,
+));
+const B: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7));
 const LATENCY: Duration = Duration::from_millis(5);
 
 /// One application endpoint: sends `payload`, half-closes, reads to EOF,
@@ -113,7 +116,7 @@ fn run(size: usize, drop_every: usize) -> (TcpLayer, TcpLayer, Instant) {
             let Some((_, seg)) = link.pop_front() else {
                 break;
             };
-            let l = if seg.dst == *A.ip() { &mut la } else { &mut lb };
+            let l = if seg.dst == A.ip() { &mut la } else { &mut lb };
             l.on_segment(now, seg.src, seg.dst, &seg.packet);
         }
         la.poll(now);

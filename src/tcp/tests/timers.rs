@@ -154,8 +154,8 @@ fn keepalive_probes_then_aborts_after_count() {
 #[test]
 fn poll_at_reports_the_earliest_deadline_across_connections() {
     let (mut l, id, _snd) = server();
-    let other = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 80);
-    l.connect(ms(0), SocketAddrV4::new(*US.ip(), 0), other)
+    let other = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 9), 80));
+    l.connect(ms(0), SocketAddr::from((US.ip(), 0)), other)
         .unwrap();
     l.send(ms(0), id, b"x").unwrap();
     drain(&mut l);
