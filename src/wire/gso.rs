@@ -162,11 +162,20 @@ impl Layout {
             return None;
         }
         let (csum_field, l4_len) = match protocol {
-            PROTO_TCP => (16, usize::from(packet.get(ip_len + 12)? >> 4) * 4),
+            PROTO_TCP => {
+                let l4_len = usize::from(packet.get(ip_len + 12)? >> 4) * 4;
+                // RFC 9293 §3.1: the Data Offset is at least 5 words; a
+                // shorter header would put the checksum field, flags and
+                // all, in the payload.
+                if l4_len < 20 {
+                    return None;
+                }
+                (16, l4_len)
+            }
             PROTO_UDP => (6, 8),
             _ => return None,
         };
-        if l4_len < 8 || packet.len() < ip_len + l4_len {
+        if packet.len() < ip_len + l4_len {
             return None;
         }
         Some(Layout {
@@ -419,6 +428,22 @@ mod tests {
             Some(VnetHdr::default())
         );
         assert_eq!(VnetHdr::for_packet(&[0x60; 40], 1448, true), None);
+    }
+
+    #[test]
+    fn a_tcp_header_shorter_than_20_bytes_is_not_tcp() {
+        // Data Offset 2 (8 bytes) and 13 bytes of TCP: the flags and the
+        // checksum field would lie past the end (this used to panic).
+        let mut p = vec![
+            0x45, 0, 0, 33, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1,
+        ];
+        p.extend_from_slice(&[0, 80, 0, 81, 0, 0, 0, 1, 0, 0, 0, 0, 0x20]);
+        let mut out = Vec::new();
+        assert_eq!(segment(&p, 8, &mut |s| out.push(s.to_vec())), 1);
+        assert_eq!(out, [p.clone()]);
+        let mut q = p.clone();
+        assert!(!complete_checksum(&mut q));
+        assert_eq!(VnetHdr::for_packet(&p, 8, true), None);
     }
 
     #[test]
