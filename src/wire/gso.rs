@@ -228,14 +228,24 @@ fn pseudo_sum(packet: &[u8], l: &Layout, l4_len: usize) -> Checksum {
 
 /// Completes the transport checksum of an IPv4 or IPv6 TCP or UDP
 /// `packet` whose checksum field holds the pseudo-header sum
-/// (`F_NEEDS_CSUM`), as the kernel or a NIC would. False (packet
-/// untouched) if it is neither.
+/// (`F_NEEDS_CSUM`), as the kernel or a NIC would. A checksum that already
+/// verifies (`F_DATA_VALID`: the kernel checked it) is left as it is. False
+/// (packet untouched) if it is neither TCP nor UDP.
 pub fn complete_checksum(packet: &mut [u8]) -> bool {
     let Some(l) = Layout::of(packet) else {
         return false;
     };
+    let l4_len = packet.len() - l.ip_len;
     let mut c = Checksum::new();
     c.add(&packet[l.ip_len..]);
+    // Where the pseudo-header and the segment already sum to all ones, the
+    // completed checksum would be what the field holds: a full checksum
+    // stays, and a partial one is never left half done.
+    let mut whole = pseudo_sum(packet, &l, l4_len);
+    whole.add_u16(c.sum());
+    if whole.verifies() {
+        return true;
+    }
     let mut sum = c.finish();
     // RFC 768, RFC 8200 §8.1: a computed UDP checksum of zero is sent as
     // all ones.
@@ -606,6 +616,20 @@ mod tests {
             out.push(s.to_vec())
         });
         assert_eq!(out, [good]);
+    }
+
+    #[test]
+    fn a_checksum_that_already_verifies_is_left_as_it_is() {
+        // What a device marks `F_DATA_VALID` (the kernel verified it) and
+        // the stack trusts: completing it again must not spoil it.
+        let v4 = tcp_packet(5, false, b"hello, world");
+        let v6 = tcp6_packet(5, false, b"hello, world");
+        let udp = udp6_packet(b"a question");
+        for good in [v4, v6, udp] {
+            let mut p = good.clone();
+            assert!(complete_checksum(&mut p));
+            assert_eq!(p, good);
+        }
     }
 
     #[test]
