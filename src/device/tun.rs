@@ -329,27 +329,11 @@ impl TunDevice {
     /// What the virtio-net header `hdr` says about `packet`, or `None` to
     /// skip a packet the stack cannot take (counted, logged once).
     fn offloaded(&mut self, hdr: VnetHdr, packet: &mut [u8]) -> Option<RxMeta> {
-        let tcp_or_udp =
-            packet.first().is_some_and(|b| b >> 4 == 4) && matches!(packet.get(9), Some(6 | 17));
-        let mut meta = RxMeta::default();
-        if hdr.flags & gso::F_NEEDS_CSUM != 0 {
-            if tcp_or_udp {
-                // Built on this host with its checksum left to the
-                // "hardware": never crossed a wire, nothing to verify.
-                meta.checksum_trusted = true;
-            } else if !gso::complete_checksum_at(packet, hdr.csum_start, hdr.csum_offset) {
-                return self.unsupported(hdr);
-            }
-        } else if hdr.flags & gso::F_DATA_VALID != 0 {
-            meta.checksum_trusted = true;
-        }
-        match hdr.gso_type & !gso::GSO_ECN {
-            gso::GSO_NONE => {}
-            gso::GSO_TCPV4 if hdr.gso_size > 0 => {
-                self.gso_received += 1;
-                meta.gso_size = hdr.gso_size;
-            }
-            _ => return self.unsupported(hdr),
+        let Some(meta) = rx_meta(hdr, packet) else {
+            return self.unsupported(hdr);
+        };
+        if meta.gso_size > 0 {
+            self.gso_received += 1;
         }
         Some(meta)
     }
@@ -365,6 +349,45 @@ impl TunDevice {
         self.gso_unsupported += 1;
         None
     }
+}
+
+/// What the virtio-net header `hdr` says about `packet` as the stack takes
+/// it: a checksum to trust, a TCP super-segment (IPv4 or IPv6), or `None`
+/// for a kind it does not take. A partial checksum anywhere but in TCP or
+/// UDP right after the IP header is completed here, where `hdr` says it
+/// lies.
+fn rx_meta(hdr: VnetHdr, packet: &mut [u8]) -> Option<RxMeta> {
+    // TCP (6) or UDP (17) right after the IP header: IPv4's Protocol at
+    // byte 9, or IPv6's Next Header at byte 6 (RFC 8200 §3; an extension
+    // header there is neither, and its checksum is completed below).
+    let tcp_or_udp = match packet.first().map(|b| b >> 4) {
+        Some(4) => matches!(packet.get(9), Some(6 | 17)),
+        Some(6) => matches!(packet.get(6), Some(6 | 17)),
+        _ => false,
+    };
+    let mut meta = RxMeta::default();
+    if hdr.flags & gso::F_NEEDS_CSUM != 0 {
+        if tcp_or_udp {
+            // Built on this host with its checksum left to the
+            // "hardware": never crossed a wire, nothing to verify.
+            meta.checksum_trusted = true;
+        } else if !gso::complete_checksum_at(packet, hdr.csum_start, hdr.csum_offset) {
+            return None;
+        }
+    } else if hdr.flags & gso::F_DATA_VALID != 0 {
+        meta.checksum_trusted = true;
+    }
+    match hdr.gso_type & !gso::GSO_ECN {
+        gso::GSO_NONE => {}
+        // The kernel's TSO, for IPv4 and IPv6 alike (`TUN_F_TSO4 |
+        // TUN_F_TSO6`): one packet whose IP length covers the whole
+        // payload, handed on whole.
+        gso::GSO_TCPV4 | gso::GSO_TCPV6 if hdr.gso_size > 0 => {
+            meta.gso_size = hdr.gso_size;
+        }
+        _ => return None,
+    }
+    Some(meta)
 }
 
 /// Sleeps until `a` or `b` has a packet to read, or `timeout` passes
@@ -675,6 +698,122 @@ fn wait_for_carrier(name: &str, limit: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
+
+    const A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+    const B6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+
+    /// An IPv6 TCP segment (`udp`: a UDP datagram) with a full checksum,
+    /// and the same with the checksum field holding the pseudo-header sum
+    /// (what the kernel hands over with `F_NEEDS_CSUM`).
+    fn v6_packet(udp: bool, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let b = etherparse::PacketBuilder::ipv6(A6.octets(), B6.octets(), 64);
+        let mut full = Vec::new();
+        let (next_header, at) = if udp {
+            b.udp(5353, 53).write(&mut full, payload).expect("fits");
+            (17, 46)
+        } else {
+            b.tcp(40000, 80, 1, 1000)
+                .ack(2)
+                .write(&mut full, payload)
+                .expect("fits");
+            (6, 56)
+        };
+        let mut partial = full.clone();
+        let sum = crate::wire::ipv6::pseudo_header_sum(A6, B6, next_header, full.len() - 40);
+        partial[at..at + 2].copy_from_slice(&sum.sum().to_be_bytes());
+        (full, partial)
+    }
+
+    fn needs_csum(csum_start: u16, csum_offset: u16) -> VnetHdr {
+        VnetHdr {
+            flags: gso::F_NEEDS_CSUM,
+            csum_start,
+            csum_offset,
+            ..VnetHdr::default()
+        }
+    }
+
+    #[test]
+    fn v6_tcp_and_udp_with_a_partial_checksum_are_trusted_as_they_are() {
+        for (udp, offset) in [(false, 16), (true, 6)] {
+            let (_, partial) = v6_packet(udp, b"data");
+            let mut p = partial.clone();
+            let meta = rx_meta(needs_csum(40, offset), &mut p).expect("taken");
+            assert_eq!(
+                meta,
+                RxMeta {
+                    checksum_trusted: true,
+                    gso_size: 0
+                }
+            );
+            // Left partial: the stack skips the check.
+            assert_eq!(p, partial);
+        }
+        // The kernel verified it.
+        let (full, _) = v6_packet(false, b"data");
+        let valid = VnetHdr {
+            flags: gso::F_DATA_VALID,
+            ..VnetHdr::default()
+        };
+        let meta = rx_meta(valid, &mut full.clone()).expect("taken");
+        assert!(meta.checksum_trusted);
+    }
+
+    #[test]
+    fn a_v6_partial_checksum_behind_an_extension_header_is_completed_here() {
+        let (full, partial) = v6_packet(false, b"data");
+        // A Hop-by-Hop header (PadN) between the IPv6 and TCP headers.
+        let with_hbh = |p: &[u8]| {
+            let mut q = p[..40].to_vec();
+            q[6] = 0;
+            q[5] += 8;
+            q.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+            q.extend_from_slice(&p[40..]);
+            q
+        };
+        let mut p = with_hbh(&partial);
+        let meta = rx_meta(needs_csum(48, 16), &mut p).expect("taken");
+        assert!(!meta.checksum_trusted, "the stack verifies it");
+        assert_eq!(p, with_hbh(&full));
+        // A field past the end: not something the stack can take.
+        assert_eq!(rx_meta(needs_csum(48, 200), &mut with_hbh(&partial)), None);
+    }
+
+    #[test]
+    fn v6_tcp_super_segments_are_taken_like_v4_ones() {
+        let (_, partial) = v6_packet(false, &[7u8; 4000]);
+        for gso_type in [
+            gso::GSO_TCPV6,
+            gso::GSO_TCPV6 | gso::GSO_ECN,
+            gso::GSO_TCPV4,
+        ] {
+            let hdr = VnetHdr {
+                gso_type,
+                gso_size: 1428,
+                hdr_len: 60,
+                ..needs_csum(40, 16)
+            };
+            let meta = rx_meta(hdr, &mut partial.clone()).expect("taken");
+            assert_eq!(
+                meta,
+                RxMeta {
+                    checksum_trusted: true,
+                    gso_size: 1428
+                }
+            );
+        }
+        // No segment size, or UDP segmentation (`GSO_UDP_L4`, never
+        // offered): not taken.
+        for (gso_type, gso_size) in [(gso::GSO_TCPV6, 0), (5, 1428)] {
+            let hdr = VnetHdr {
+                gso_type,
+                gso_size,
+                ..needs_csum(40, 16)
+            };
+            assert_eq!(rx_meta(hdr, &mut partial.clone()), None);
+        }
+    }
 
     const NET_DEV: &str = "\
 Inter-|   Receive                                                |  Transmit
