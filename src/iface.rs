@@ -142,7 +142,12 @@ impl Interface {
                     rng.next_u64() as u32,
                 )
             }),
-            udp: UdpTable::new(config.addr, rng.next_u64()),
+            udp: {
+                let mut udp = UdpTable::new(config.addr, rng.next_u64());
+                let ours6 = config.addr6.map(|(a, _)| a).into_iter();
+                udp.set_addrs6(ours6.chain(config.link_local6()));
+                udp
+            },
             icmp_limit: ip_icmp::RateLimiter::new(
                 config.icmp_errors_per_sec,
                 config.icmp_error_burst,
@@ -160,6 +165,10 @@ impl Interface {
     pub fn tcp_listening_on(&self, port: u16) -> bool {
         self.tcp
             .listening_on(SocketAddr::new(self.ip.addr().into(), port))
+            || self.ip6.as_ref().is_some_and(|ip6| {
+                self.tcp
+                    .listening_on(SocketAddr::new(ip6.addr().into(), port))
+            })
     }
 
     /// Makes this core shard `k` of `n` (a multi-queue stack): TCP opens
@@ -940,7 +949,14 @@ impl Interface {
         if remote.ip() == self.ip.broadcast() {
             return Err(TcpError::InvalidInput);
         }
-        let local = SocketAddr::new(self.ip.addr().into(), 0);
+        // The source of our family for the peer: our IPv6 address (or the
+        // link-local one for a link-local peer, RFC 6724), or IPv4's.
+        let local_ip = match (remote.ip(), &self.ip6) {
+            (IpAddr::V4(_), _) => IpAddr::V4(self.ip.addr()),
+            (IpAddr::V6(peer), Some(ip6)) => IpAddr::V6(ip6.source_for(peer)),
+            (IpAddr::V6(_), None) => return Err(TcpError::NetworkUnreachable),
+        };
+        let local = SocketAddr::new(local_ip, 0);
         let id = self.tcp.connect(now, local, remote)?;
         let local = self.tcp.info(id).map_or(local, |i| i.local);
         Ok((id, local))

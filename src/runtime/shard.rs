@@ -14,9 +14,11 @@
 //!   it is ([`crate::tcp::ephemeral_port_owner`]), unless this shard
 //!   listens on that port;
 //! - UDP and IP fragments: shard 0, where UDP sockets live and datagrams
-//!   are reassembled; and all of IPv6;
-//! - ICMP errors: as the TCP or UDP packet they quote would go; echo
-//!   requests and everything else: the shard that received them.
+//!   are reassembled; IPv6 likewise, but for TCP right behind the fixed
+//!   header, which goes as over IPv4;
+//! - ICMP errors: as the TCP or UDP packet they quote would go (ICMPv6
+//!   errors about such TCP too); echo requests and everything else: the
+//!   shard that received them.
 //!
 //! A packet that belongs elsewhere is handed over to its shard.
 
@@ -32,9 +34,10 @@ pub(crate) fn owner(packet: &[u8], me: usize, n: usize, listening: impl Fn(u16) 
         return me;
     }
     // IPv6 (its fragments above all, which must meet in one reassembler)
-    // lives on shard 0, as UDP does.
+    // lives on shard 0, as UDP does; but TCP with no extension header is
+    // routed as over IPv4.
     if packet.first().is_some_and(|b| b >> 4 == 6) {
-        return 0;
+        return ipv6_owner(packet, me, n, listening);
     }
     let Some(ip) = Ipv4View::new(packet) else {
         return me;
@@ -67,6 +70,35 @@ pub(crate) fn owner(packet: &[u8], me: usize, n: usize, listening: impl Fn(u16) 
             }
         }
         _ => me,
+    }
+}
+
+/// [`owner`] for an IPv6 packet.
+fn ipv6_owner(packet: &[u8], me: usize, n: usize, listening: impl Fn(u16) -> bool) -> usize {
+    /// The 16-bit field `at` bytes into `p`.
+    fn field(p: &[u8], at: usize) -> Option<u16> {
+        let b = p.get(at..at + 2)?;
+        Some(u16::from_be_bytes([b[0], b[1]]))
+    }
+    const FIXED: usize = 40;
+    match packet.get(6) {
+        Some(6) => match field(packet, FIXED + 2) {
+            Some(port) if !listening(port) => ephemeral_port_owner(port, n).unwrap_or(me),
+            Some(_) => me,
+            None => 0,
+        },
+        // ICMPv6 errors (types 1 to 4, RFC 4443 §2.1) quote the packet
+        // after four bytes: TCP in it left from our port.
+        Some(58) if packet.get(FIXED).is_some_and(|t| (1..=4).contains(t)) => {
+            let quoted = FIXED + 8;
+            match packet.get(quoted + 6) {
+                Some(6) => field(packet, quoted + FIXED)
+                    .and_then(|port| ephemeral_port_owner(port, n))
+                    .unwrap_or(0),
+                _ => 0,
+            }
+        }
+        _ => 0,
     }
 }
 
@@ -169,6 +201,39 @@ mod tests {
         let mut body = vec![3, 3, 0, 0, 0, 0, 0, 0];
         body.extend_from_slice(&ipv4(17, 0, &[0; 8]));
         assert_eq!(owner(&ipv4(1, 0, &body), 1, 2, none), 0);
+    }
+
+    fn ipv6(next: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
+        p[6] = next;
+        p.extend_from_slice(body);
+        p
+    }
+
+    #[test]
+    fn ipv6_tcp_goes_as_ipv4_tcp_and_the_rest_to_shard_0() {
+        let none = |_| false;
+        for port in [40_000u16, 40_001, 40_002, 40_003] {
+            assert_eq!(
+                owner(&ipv6(6, &tcp_to(port)), 1, 4, none),
+                usize::from(port) % 4
+            );
+        }
+        // A listening port, or a well-known one: where it came.
+        assert_eq!(owner(&ipv6(6, &tcp_to(40_001)), 0, 2, |p| p == 40_001), 0);
+        assert_eq!(owner(&ipv6(6, &tcp_to(80)), 1, 2, none), 1);
+        // UDP, fragments (44) and echo requests: shard 0.
+        assert_eq!(owner(&ipv6(17, &[0; 8]), 1, 2, none), 0);
+        assert_eq!(owner(&ipv6(44, &[6, 0, 0, 0, 0, 0, 0, 1]), 1, 2, none), 0);
+        assert_eq!(owner(&ipv6(58, &[128, 0, 0, 0, 0, 0, 0, 0]), 1, 2, none), 0);
+        // A Packet Too Big about our segment from port 40001.
+        let mut quoted = ipv6(6, &[0; 8]);
+        quoted[40..42].copy_from_slice(&40_001u16.to_be_bytes());
+        let mut body = vec![2, 0, 0, 0, 0, 0, 5, 0xdc];
+        body.extend_from_slice(&quoted);
+        assert_eq!(owner(&ipv6(58, &body), 0, 2, none), 1);
     }
 
     #[test]

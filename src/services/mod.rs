@@ -21,9 +21,19 @@ pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %X";
 /// Longest format string the time server accepts.
 const MAX_FORMAT_LEN: usize = 256;
 
+/// The address the services bind: `[::]` (both families, dual-stack) on a
+/// stack with IPv6, else `0.0.0.0`.
+fn wildcard(stack: &Stack) -> std::net::IpAddr {
+    if stack.addr6().is_some() {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    }
+}
+
 /// Starts a UDP echo server (RFC 862) on `port`: every datagram is sent back.
 pub fn udp_echo(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
-    let socket = UdpSocket::bind(stack, ("0.0.0.0", port))?;
+    let socket = UdpSocket::bind(stack, (wildcard(stack), port))?;
     info!("service: udp echo on port {port}");
     std::thread::Builder::new()
         .name(format!("udp-echo-{port}"))
@@ -198,7 +208,7 @@ where
     F: Fn(aio::TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let listener = aio::TcpListener::from(TcpListener::bind(stack, ("0.0.0.0", port))?);
+    let listener = aio::TcpListener::from(TcpListener::bind(stack, (wildcard(stack), port))?);
     info!("service: {name} on port {port}");
     let (keepalive, user_timeout) = (opts.keepalive, opts.user_timeout);
     stack.spawn(async move {
@@ -223,7 +233,7 @@ where
 /// strftime format (empty means `%Y-%m-%d %X`), the server answers the local
 /// time in that format.
 pub fn udp_time(stack: &Stack, port: u16) -> io::Result<JoinHandle<()>> {
-    let socket = UdpSocket::bind(stack, ("0.0.0.0", port))?;
+    let socket = UdpSocket::bind(stack, (wildcard(stack), port))?;
     info!("service: udp time on port {port}");
     std::thread::Builder::new()
         .name(format!("udp-time-{port}"))

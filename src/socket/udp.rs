@@ -158,6 +158,20 @@ impl UdpHandle {
                 format!("cannot send to {to}"),
             ));
         }
+        // An IPv4 socket cannot reach IPv6 (an IPv6 one reaches IPv4 only
+        // from `[::]`, dual-stack), nor a stack without IPv6.
+        let reachable = match (self.local.ip(), to.ip()) {
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+            (IpAddr::V6(l), IpAddr::V4(_)) => l.is_unspecified(),
+            (_, IpAddr::V6(_)) => self.stack.addrs6[0].is_some(),
+            _ => true,
+        };
+        if !reachable {
+            return Err(io::Error::new(
+                io::ErrorKind::NetworkUnreachable,
+                format!("cannot send to {to} from {}", self.local),
+            ));
+        }
         // As Linux: a broadcast needs SO_BROADCAST, or EACCES.
         let broadcast = match to.ip() {
             IpAddr::V4(ip) => ip.is_broadcast() || ip == self.stack.broadcast,

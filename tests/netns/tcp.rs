@@ -251,7 +251,7 @@ pub(super) fn assert_clean_tcp_capture(pcap: &Path, min_tcp: usize) -> usize {
 
 /// The stack stopped cleanly and rejected no segment for its checksum (the
 /// kernel only sends good ones).
-fn assert_stopped_cleanly(stopped: &Stopped) {
+pub(super) fn assert_stopped_cleanly(stopped: &Stopped) {
     assert!(
         stopped.status.success(),
         "tunstack exited {}:\n{}",

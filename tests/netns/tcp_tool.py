@@ -48,6 +48,11 @@ import sys
 import threading
 import time
 
+
+def family(host):
+    """AF_INET6 for an IPv6 address such as fd00::2, else AF_INET."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
 PATTERN_MOD = 251
 
 
@@ -208,7 +213,7 @@ def cmd_refused(args):
     if len(args) != 2:
         return usage("refused HOST PORT")
     host, port = args[0], int(args[1])
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(family(host), socket.SOCK_STREAM)
     s.settimeout(5)
     try:
         s.connect((host, port))
@@ -264,7 +269,7 @@ def cmd_bytes(args):
         return usage("bytes HOST PORT N")
     host, port, n = rest[0], int(rest[1]), int(rest[2])
     pause = float(opts.get("--pause", 0))
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(family(host), socket.SOCK_STREAM)
     if "--rcvbuf" in opts:
         # Before connect(), so the window scale and the first window follow it.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(opts["--rcvbuf"]))

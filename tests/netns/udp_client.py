@@ -36,7 +36,9 @@ def main(argv):
         return 64
     host, port, messages = args[0], int(args[1]), args[2:]
 
-    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # AF_INET6 for an IPv6 address such as fd00::2.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    client = socket.socket(family, socket.SOCK_DGRAM)
     client.settimeout(timeout)
     try:
         if connect:
