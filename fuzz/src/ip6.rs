@@ -1,10 +1,13 @@
 //! The IPv6 harness: a TUN-mode `Interface` with an IPv6 address, and a
 //! TAP-mode one behind an `EthernetLink` with neighbour discovery, fed
-//! IPv6 packets and frames with a virtual clock. Everything either sends
-//! must be valid IPv6 from one of our addresses, within the MTU, with an
-//! ICMPv6 checksum that verifies; neighbour discovery messages carry hop
-//! limit 255; frames come from our MAC; the neighbour cache stays within
-//! its bound and no timer stays due after `poll`.
+//! IPv6 packets and frames with a virtual clock. The TUN one has a TCP
+//! listener on `[::]:80` and a UDP socket on `[::]:7`, so TCP and UDP over
+//! IPv6 are reached too. Everything either sends must be valid IPv6 from
+//! one of our addresses, within the MTU, with an ICMPv6, TCP or UDP
+//! checksum that verifies, never TCP or UDP to a group; neighbour
+//! discovery messages carry hop limit 255; frames come from our MAC; the
+//! neighbour cache stays within its bound and no timer stays due after
+//! `poll`.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -17,9 +20,15 @@ use tunstack::link::{EthernetLink, NeighbourConfig};
 use tunstack::time::Instant;
 use tunstack::wire::icmpv6::{self, Icmpv6Message};
 use tunstack::wire::ipv6::{self, Ipv6Header};
+use tunstack::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
+use tunstack::wire::udp::{self, UdpDatagram};
 use tunstack::{Config, Medium};
 
 use super::*;
+
+/// Next Header values of TCP and UDP.
+const TCP: u8 = 6;
+const UDP: u8 = 17;
 
 /// The stack's IPv6 address.
 pub const US6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
@@ -58,7 +67,10 @@ impl Harness6 {
             addr6: Some((US6, 64)),
             ..Config::default()
         };
-        let tun = Interface::new(&config, MTU, 1);
+        let mut tun = Interface::new(&config, MTU, 1);
+        let any6 = |port| std::net::SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+        tun.tcp_listen(any6(80), 8).expect("listen on [::]:80");
+        tun.udp_bind(any6(7)).expect("bind [::]:7");
         let tap_config = Config {
             medium: Medium::Ethernet,
             mac: Some(US_MAC),
@@ -85,10 +97,12 @@ impl Harness6 {
             *b = 0x60 | (*b & 0x0f);
         }
         self.tun.receive(self.now, &p);
+        self.tun.poll(self.now);
         while let Some(out) = self.tun.pop_transmit() {
             self.check_packet(&out, false);
             self.tun.recycle(out);
         }
+        while self.tun.pop_event().is_some() {}
         assert_eq!(self.tun.stats().ip_packets_out, 0, "IPv4 sent in answer");
     }
 
@@ -191,7 +205,20 @@ impl Harness6 {
             assert!(!h.dst.is_multicast(), "a fragment sent to a group");
             return;
         }
-        assert_eq!(h.next_header, ipv6::NEXT_ICMPV6, "only ICMPv6 is sent");
+        let body = &whole[ipv6::HEADER_LEN..];
+        match h.next_header {
+            TCP => {
+                assert!(!h.dst.is_multicast(), "TCP sent to a group");
+                TcpSegment::parse(h.src, h.dst, body).expect("TCP sent with a bad checksum");
+                return;
+            }
+            UDP => {
+                assert!(!h.dst.is_multicast(), "UDP sent to a group");
+                UdpDatagram::parse(h.src, h.dst, body).expect("UDP sent with a bad checksum");
+                return;
+            }
+            next => assert_eq!(next, ipv6::NEXT_ICMPV6, "sent next header {next}"),
+        }
         let m = Icmpv6Message::parse(h.src, h.dst, &whole[ipv6::HEADER_LEN..])
             .expect("ICMPv6 sent with a bad checksum");
         if matches!(
@@ -276,8 +303,57 @@ pub fn seeds(add: &mut impl FnMut(&'static str, &str, Vec<u8>)) {
     );
     add(
         "ipv6",
-        "tcp_unknown_next_header",
-        record(TUN_PACKET, 0, &packet(PEER6, US6, 6, 64, &[0; 20])),
+        "unknown_next_header",
+        record(TUN_PACKET, 0, &packet(PEER6, US6, 253, 64, &[0; 20])),
+    );
+    // TCP: a SYN to the listener and one to a closed port (a RST), then
+    // the handshake's ACK and data; a datagram to the UDP socket and one
+    // to a closed port (Port Unreachable).
+    let segment = |dst_port: u16, seq: u32, ack: Option<u32>, syn: bool, data: &[u8]| {
+        let h = TcpHeaderRepr {
+            src_port: 40000,
+            dst_port,
+            seq,
+            ack: ack.unwrap_or(0),
+            flags: TcpFlags {
+                syn,
+                ack: ack.is_some(),
+                ..TcpFlags::default()
+            },
+            window: 65535,
+            ..TcpHeaderRepr::default()
+        };
+        let mut t = Vec::new();
+        h.emit(PEER6, US6, [data, &[]], &mut t);
+        packet(PEER6, US6, TCP, 64, &t)
+    };
+    add(
+        "ipv6",
+        "tcp_syn_then_data_and_a_closed_port",
+        [
+            record(TUN_PACKET, 0, &segment(80, 1000, None, true, &[])),
+            record(TUN_PACKET, 1, &segment(81, 1000, None, true, &[])),
+            record(
+                TUN_PACKET,
+                1,
+                &segment(80, 1001, Some(1), false, b"GET / HTTP/1.0\r\n\r\n"),
+            ),
+        ]
+        .concat(),
+    );
+    let datagram = |dst_port: u16| {
+        let mut u = Vec::new();
+        udp::write(&mut u, (PEER6, 5000), (US6, dst_port), b"hello");
+        packet(PEER6, US6, UDP, 64, &u)
+    };
+    add(
+        "ipv6",
+        "udp_to_a_socket_and_a_closed_port",
+        [
+            record(TUN_PACKET, 0, &datagram(7)),
+            record(TUN_PACKET, 0, &datagram(9)),
+        ]
+        .concat(),
     );
     let mut big = Vec::new();
     let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
