@@ -6,8 +6,8 @@
 #
 # Everything happens inside a namespace `tunstack-demo-<pid>` that this script
 # creates and deletes: the kernel side of tun0 is 10.0.0.1/24 and fd00::1/64,
-# the stack is 10.0.0.2 and fd00::2 (ping -6 works; TCP and UDP are IPv4
-# only so far). Nothing in your own network configuration is touched.
+# the stack is 10.0.0.2 and fd00::2 (ping -6, curl -6 and UDP over IPv6
+# work too). Nothing in your own network configuration is touched.
 #
 # Then a short TAP part: the stack on a TAP device `tap0` in a second
 # namespace `tunstack-demo-tap-<pid>` speaks Ethernet and ARP; ping, `ip
@@ -300,6 +300,40 @@ step_tcp_http_bytes() {
     echo "size and SHA-256 match"
 }
 
+step_curl6() {
+    local n=1000000
+    echo "\$ curl -6 -o <file> 'http://[$STACK6]/bytes/$n'   # TCP over IPv6: the same service on [::]:80"
+    local rc=0 took
+    took="$(in_ns curl -6 -sS -m 20 -o "$DOWNLOAD" -w '%{time_total}' "http://[$STACK6]/bytes/$n" 2>&1)" || rc=$?
+    [[ $rc -eq 0 ]] || {
+        echo "curl -6 failed (exit status $rc): $took"
+        return 1
+    }
+    local size got want
+    size=$(stat -c %s "$DOWNLOAD")
+    got=$(sha256sum "$DOWNLOAD" | cut -d' ' -f1)
+    want=$(python3 -c "import hashlib; b = bytes(range(251)) * ($n // 251 + 1); print(hashlib.sha256(b[:$n]).hexdigest())")
+    echo "received $size bytes in ${took}s over IPv6"
+    echo "sha256 received: $got"
+    echo "sha256 expected: $want"
+    [[ $size -eq $n && $got == "$want" ]] || {
+        echo "the download differs from the pattern"
+        return 1
+    }
+    echo "size and SHA-256 match"
+}
+
+step_udp6_echo() {
+    echo "\$ python3 tests/netns/udp_client.py $STACK6 7 'hello over IPv6'   # an AF_INET6 socket"
+    local out rc=0
+    out="$(in_ns python3 "$UDP_CLIENT" "$STACK6" 7 'hello over IPv6' 2>&1)" || rc=$?
+    echo "$out"
+    [[ $rc -eq 0 && $out == "hello over IPv6" ]] || {
+        echo "no echo over IPv6 (client exit status $rc)"
+        return 1
+    }
+}
+
 ECHO_CONN=""
 
 step_tcp_echo() {
@@ -427,6 +461,8 @@ DEMO_STEPS=(
     "step_tcp_state_log|TCP state transitions of the echo connection"
     "step_tcp_stack_closes_first|TCP: the stack closes first (HTTP with Connection: close)"
     "step_tcp_keepalive|TCP keepalive: an idle connection probed and kept"
+    "step_curl6|TCP over IPv6: 1 MB download (curl -6), size and SHA-256"
+    "step_udp6_echo|UDP over IPv6: echo (port 7)"
 )
 
 for entry in "${DEMO_STEPS[@]}"; do

@@ -596,6 +596,58 @@ fn ethernet_sll_and_sll2_captures_give_the_same_ladder() {
     }
 }
 
+/// `pcap` (raw IPv4) with every packet rewritten as IPv6, the TCP segment
+/// unchanged: 10.0.0.N becomes fd00::N.
+fn as_ipv6(pcap: &[u8]) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    for r in read_records(pcap).unwrap() {
+        let ihl = usize::from(r.data[0] & 0x0f) * 4;
+        let tcp = &r.data[ihl..];
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[6, 64]);
+        for at in [12, 16] {
+            let mut a = [0u8; 16];
+            a[0] = 0xfd;
+            a[15] = r.data[at + 3];
+            p.extend_from_slice(&a);
+        }
+        p.extend_from_slice(tcp);
+        let len = (p.len() as u32).to_le_bytes();
+        out.extend_from_slice(&(r.time.as_secs() as u32).to_le_bytes());
+        out.extend_from_slice(&r.time.subsec_micros().to_le_bytes());
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&p);
+    }
+    out
+}
+
+#[test]
+fn an_ipv6_capture_gives_the_ladder_of_the_same_segments_over_ipv4() {
+    let pcap = capture("handshake-data-close-kernel-closes-first");
+    // The same text but for the addresses (and the spaces that centre
+    // the longer IPv6 names over their columns).
+    let words = |t: String| -> Vec<String> {
+        let t = t
+            .replace("[fd00::1]", "10.0.0.1")
+            .replace("[fd00::2]", "10.0.0.2");
+        t.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let v6 = as_ipv6(&pcap);
+    assert_eq!(&v6[..4], &pcap[..4], "a little-endian classic pcap");
+    let got = text_of(&v6);
+    assert!(got.contains("[fd00::1]:36326"), "{got}");
+    assert_eq!(words(got), words(text_of(&pcap)));
+    // The same over Ethernet with EtherType 0x86dd.
+    let mut eth = ETHERNET.to_vec();
+    eth[12..14].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(ladders_of(&relink_pcap(&v6, 1, &eth)), ladders_of(&v6));
+    assert!(!ladders_of(&v6).is_empty());
+}
+
 #[test]
 fn ipv6_and_non_tcp_packets_are_skipped() {
     let pcap = capture("rst-to-closed-port");

@@ -1,5 +1,5 @@
 //! Reading capture files: classic pcap and pcapng, down to the TCP
-//! segments over IPv4 that the ladder draws.
+//! segments over IPv4 and IPv6 that the ladder draws.
 //!
 //! Both formats are parsed here by hand rather than with the `pcap-file`
 //! crate: the ladder needs four pcapng blocks (SHB, IDB, EPB, SPB) and the
@@ -10,13 +10,14 @@
 //! pcapng (issue 14, part 2) may still pick the crate.
 //!
 //! Link types: `LINKTYPE_RAW` (101, and the old 12 and 14), `LINKTYPE_IPV4`
-//! (228), Ethernet (1, with 802.1Q/802.1ad tags skipped), Linux cooked
-//! capture SLL (113) and SLL2 (276). Packets that are not TCP over IPv4
-//! (IPv6, ARP, UDP, fragments, headers cut short by the snaplen) are
-//! skipped, not errors: a capture from a busy interface holds many.
+//! (228), `LINKTYPE_IPV6` (229), Ethernet (1, with 802.1Q/802.1ad tags
+//! skipped), Linux cooked capture SLL (113) and SLL2 (276). Packets that
+//! are not TCP over IPv4 or IPv6 (ARP, UDP, fragments, IPv6 with extension
+//! headers, headers cut short by the snaplen) are skipped, not errors: a
+//! capture from a busy interface holds many.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use etherparse::{IpNumber, Ipv4HeaderSlice, TcpHeaderSlice};
@@ -66,7 +67,7 @@ pub struct Record<'a> {
     pub data: &'a [u8],
 }
 
-/// A TCP segment over IPv4, as the ladder needs it.
+/// A TCP segment over IPv4 or IPv6, as the ladder needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpPacket {
     /// Frame number in the capture, 1-based.
@@ -373,14 +374,18 @@ fn if_tsresol(mut opts: &[u8], e: Endian) -> Result<u64, String> {
     Ok(units)
 }
 
-/// The IP packet inside a record, or `None` when the link layer does not
-/// carry IPv4 (IPv6, ARP, an unknown link type, a header cut short).
-pub fn ipv4_payload(linktype: u32, data: &[u8]) -> Option<&[u8]> {
+/// The IP packet (IPv4 or IPv6) inside a record, or `None` when the link
+/// layer carries neither (ARP, an unknown link type, a header cut short).
+pub fn ip_payload(linktype: u32, data: &[u8]) -> Option<&[u8]> {
     const ETHERTYPE_IPV4: u16 = 0x0800;
+    const ETHERTYPE_IPV6: u16 = 0x86dd;
     let be16 = |at: usize| Some(u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?));
     let (ethertype, at) = match linktype {
-        // Raw IP (101; 12 and 14 on some BSDs and old libpcaps), IPv4 only (228).
-        12 | 14 | 101 | 228 => return data.first().filter(|b| *b >> 4 == 4).map(|_| data),
+        // Raw IP (101; 12 and 14 on some BSDs and old libpcaps), IPv4 only
+        // (228), IPv6 only (229).
+        12 | 14 | 101 => return data.first().filter(|b| matches!(*b >> 4, 4 | 6)).map(|_| data),
+        228 => return data.first().filter(|b| *b >> 4 == 4).map(|_| data),
+        229 => return data.first().filter(|b| *b >> 4 == 6).map(|_| data),
         // Ethernet, with any 802.1Q / 802.1ad tags skipped.
         1 => {
             let mut at = 12;
@@ -397,24 +402,47 @@ pub fn ipv4_payload(linktype: u32, data: &[u8]) -> Option<&[u8]> {
         276 => (be16(0)?, 20),
         _ => return None,
     };
-    (ethertype == ETHERTYPE_IPV4)
-        .then(|| data.get(at..))
-        .flatten()
+    // The version nibble must be the EtherType's.
+    let version = match ethertype {
+        ETHERTYPE_IPV4 => 4,
+        ETHERTYPE_IPV6 => 6,
+        _ => return None,
+    };
+    data.get(at..).filter(|ip| ip.first().is_some_and(|b| b >> 4 == version))
+}
+
+/// The TCP segment of an IPv6 packet whose fixed header TCP follows
+/// directly: its addresses and bytes (`None` for anything else).
+fn ipv6_tcp(ip_bytes: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
+    let ip = etherparse::Ipv6HeaderSlice::from_slice(ip_bytes).ok()?;
+    if ip.next_header() != IpNumber::TCP {
+        return None;
+    }
+    let end = 40 + usize::from(ip.payload_length());
+    let tcp = ip_bytes.get(40..end)?;
+    Some((ip.source_addr().into(), ip.destination_addr().into(), tcp))
 }
 
 /// The TCP segment in a record, or `None` if there is none to draw.
 pub fn tcp_packet(record: &Record<'_>) -> Option<TcpPacket> {
-    let ip_bytes = ipv4_payload(record.linktype, record.data)?;
-    let ip = Ipv4HeaderSlice::from_slice(ip_bytes).ok()?;
-    if ip.protocol() != IpNumber::TCP || ip.is_fragmenting_payload() {
-        return None;
-    }
-    let ip_header_len = usize::from(ip.ihl()) * 4;
-    let tcp_bytes = ip_bytes.get(ip_header_len..)?;
+    let ip_bytes = ip_payload(record.linktype, record.data)?;
+    let (src, dst, tcp_bytes, tcp_len): (IpAddr, IpAddr, &[u8], usize) =
+        if ip_bytes.first()? >> 4 == 6 {
+            let (src, dst, tcp) = ipv6_tcp(ip_bytes)?;
+            (src, dst, tcp, tcp.len())
+        } else {
+            let ip = Ipv4HeaderSlice::from_slice(ip_bytes).ok()?;
+            if ip.protocol() != IpNumber::TCP || ip.is_fragmenting_payload() {
+                return None;
+            }
+            let ip_header_len = usize::from(ip.ihl()) * 4;
+            let len = usize::from(ip.total_len()).checked_sub(ip_header_len)?;
+            let (src, dst) = (ip.source_addr().into(), ip.destination_addr().into());
+            (src, dst, ip_bytes.get(ip_header_len..)?, len)
+        };
     let tcp = TcpHeaderSlice::from_slice(tcp_bytes).ok()?;
     let tcp_header_len = usize::from(tcp.data_offset()) * 4;
-    let payload_len = usize::from(ip.total_len()).checked_sub(ip_header_len + tcp_header_len)?;
-    let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    let payload_len = tcp_len.checked_sub(tcp_header_len)?;
     Some(TcpPacket {
         frame: record.frame,
         time: record.time,
@@ -442,7 +470,7 @@ pub fn tcp_packet(record: &Record<'_>) -> Option<TcpPacket> {
     })
 }
 
-/// Every TCP-over-IPv4 segment of a capture file, in file order.
+/// Every TCP segment (over IPv4 or IPv6) of a capture file, in file order.
 pub fn tcp_packets(bytes: &[u8]) -> Result<Vec<TcpPacket>, CaptureError> {
     Ok(read_records(bytes)?.iter().filter_map(tcp_packet).collect())
 }

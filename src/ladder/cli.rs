@@ -82,7 +82,7 @@ pub fn main(args: LadderArgs) -> io::Result<()> {
     if conns.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}: no TCP segments over IPv4", args.file.display()),
+            format!("{}: no TCP segments over IPv4 or IPv6", args.file.display()),
         ));
     }
     let chosen = select(&conns, args.conn.as_deref())

@@ -1,7 +1,7 @@
 //! A bounded record of the last TCP connections' segments, for the live
 //! ladders of the HTTP status page (`GET /ladder/N`).
 //!
-//! The runtime hands it every IPv4 packet it receives and sends (when the
+//! The runtime hands it every IP packet it receives and sends (when the
 //! record is on: [`crate::Config::recent_connections`]); it keeps the
 //! headers of TCP segments only, never payloads: for each of the last
 //! `connections` connections, the first [`HEAD`] segments (the handshake
@@ -123,7 +123,7 @@ impl RecentConnections {
         }
     }
 
-    /// Records `packet` (a raw IPv4 packet) seen at `time`; anything but
+    /// Records `packet` (a raw IPv4 or IPv6 packet) seen at `time`; anything but
     /// a TCP segment is ignored.
     pub fn record(&mut self, time: Duration, packet: &[u8]) {
         let record = Record {
