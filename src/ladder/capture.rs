@@ -383,7 +383,12 @@ pub fn ip_payload(linktype: u32, data: &[u8]) -> Option<&[u8]> {
     let (ethertype, at) = match linktype {
         // Raw IP (101; 12 and 14 on some BSDs and old libpcaps), IPv4 only
         // (228), IPv6 only (229).
-        12 | 14 | 101 => return data.first().filter(|b| matches!(*b >> 4, 4 | 6)).map(|_| data),
+        12 | 14 | 101 => {
+            return data
+                .first()
+                .filter(|b| matches!(*b >> 4, 4 | 6))
+                .map(|_| data)
+        }
         228 => return data.first().filter(|b| *b >> 4 == 4).map(|_| data),
         229 => return data.first().filter(|b| *b >> 4 == 6).map(|_| data),
         // Ethernet, with any 802.1Q / 802.1ad tags skipped.
@@ -408,7 +413,8 @@ pub fn ip_payload(linktype: u32, data: &[u8]) -> Option<&[u8]> {
         ETHERTYPE_IPV6 => 6,
         _ => return None,
     };
-    data.get(at..).filter(|ip| ip.first().is_some_and(|b| b >> 4 == version))
+    data.get(at..)
+        .filter(|ip| ip.first().is_some_and(|b| b >> 4 == version))
 }
 
 /// The TCP segment of an IPv6 packet whose fixed header TCP follows
