@@ -36,6 +36,8 @@ mod close;
 mod data;
 #[path = "conformance/iplevel.rs"]
 mod iplevel;
+#[path = "conformance/ipv6.rs"]
+mod ipv6;
 #[path = "conformance/isn.rs"]
 mod isn;
 #[path = "conformance/keepalive.rs"]

@@ -452,8 +452,8 @@ pub fn tcp_packet(record: &Record<'_>) -> Option<TcpPacket> {
     Some(TcpPacket {
         frame: record.frame,
         time: record.time,
-        src: SocketAddr::new(src.into(), tcp.source_port()),
-        dst: SocketAddr::new(dst.into(), tcp.destination_port()),
+        src: SocketAddr::new(src, tcp.source_port()),
+        dst: SocketAddr::new(dst, tcp.destination_port()),
         header: TcpHeaderRepr {
             src_port: tcp.source_port(),
             dst_port: tcp.destination_port(),
