@@ -372,8 +372,11 @@ s.sendto(bytes(20), ('fd00::2', 0))
 
 #[test]
 fn tap_ipv6_ping_resolves_the_stack_by_neighbour_discovery() {
-    let Some(mut net) = TestNet::start_ipv6(&["ping", "tshark"], "tap0", &["--mac", STACK_MAC])
-    else {
+    let Some(mut net) = TestNet::start_ipv6(
+        &["ping", "python3", "tshark"],
+        "tap0",
+        &["--mac", STACK_MAC],
+    ) else {
         return;
     };
     wait_for_dad(&net);
@@ -402,6 +405,22 @@ fn tap_ipv6_ping_resolves_the_stack_by_neighbour_discovery() {
         "{}",
         out.stdout
     );
+    // TCP over IPv6 in Ethernet frames, to the global address and to the
+    // link-local one (the stack answers from the address the SYN named).
+    for host in [STACK_ADDR6, target.as_str()] {
+        let out = tcp_tool(
+            &net,
+            &["echo", host, "7", "--size", "100000", "--clients", "2"],
+            Duration::from_secs(30),
+        )
+        .expect_success("tcp_tool.py echo over IPv6 on a TAP");
+        assert!(
+            out.stdout
+                .contains("2/2 clients got their 100000 bytes back"),
+            "{host}: {}",
+            out.stdout
+        );
+    }
     let neigh = net
         .exec(
             &["ip", "-6", "neigh", "show", "dev", "tap0"],
