@@ -277,11 +277,13 @@ step_tcp_http_page() {
     fi
 }
 
-step_tcp_http_bytes() {
-    local n=1000000
-    echo "\$ curl -o <file> http://$STACK_ADDR/bytes/$n   # $n bytes of a pattern: byte i is i mod 251"
+# Downloads /bytes/N from BASE (a URL up to the path) with curl OPTS...,
+# and checks its size and SHA-256 against the pattern.
+download_pattern() {
+    local n=$1 base=$2
+    shift 2
     local rc=0 took
-    took="$(in_ns curl -sS -m 20 -o "$DOWNLOAD" -w '%{time_total}' "http://$STACK_ADDR/bytes/$n" 2>&1)" || rc=$?
+    took="$(in_ns curl "$@" -sS -m 20 -o "$DOWNLOAD" -w '%{time_total}' "$base/bytes/$n" 2>&1)" || rc=$?
     [[ $rc -eq 0 ]] || {
         echo "curl failed (exit status $rc): $took"
         return 1
@@ -300,27 +302,16 @@ step_tcp_http_bytes() {
     echo "size and SHA-256 match"
 }
 
+step_tcp_http_bytes() {
+    local n=1000000
+    echo "\$ curl -o <file> http://$STACK_ADDR/bytes/$n   # $n bytes of a pattern: byte i is i mod 251"
+    download_pattern "$n" "http://$STACK_ADDR"
+}
+
 step_curl6() {
     local n=1000000
     echo "\$ curl -6 -o <file> 'http://[$STACK6]/bytes/$n'   # TCP over IPv6: the same service on [::]:80"
-    local rc=0 took
-    took="$(in_ns curl -6 -sS -m 20 -o "$DOWNLOAD" -w '%{time_total}' "http://[$STACK6]/bytes/$n" 2>&1)" || rc=$?
-    [[ $rc -eq 0 ]] || {
-        echo "curl -6 failed (exit status $rc): $took"
-        return 1
-    }
-    local size got want
-    size=$(stat -c %s "$DOWNLOAD")
-    got=$(sha256sum "$DOWNLOAD" | cut -d' ' -f1)
-    want=$(python3 -c "import hashlib; b = bytes(range(251)) * ($n // 251 + 1); print(hashlib.sha256(b[:$n]).hexdigest())")
-    echo "received $size bytes in ${took}s over IPv6"
-    echo "sha256 received: $got"
-    echo "sha256 expected: $want"
-    [[ $size -eq $n && $got == "$want" ]] || {
-        echo "the download differs from the pattern"
-        return 1
-    }
-    echo "size and SHA-256 match"
+    download_pattern "$n" "http://[$STACK6]" -6
 }
 
 step_udp6_echo() {
