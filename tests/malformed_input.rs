@@ -511,6 +511,8 @@ mod ipv6_input {
     use tunstack::time::Instant;
     use tunstack::wire::icmpv6::{self, Icmpv6Message};
     use tunstack::wire::ipv6::{self, Ipv6Header};
+    use tunstack::wire::tcp::{TcpFlags, TcpHeaderRepr, TcpSegment};
+    use tunstack::wire::udp;
     use tunstack::Config;
 
     const PEER: &str = "fd00::1";
@@ -549,7 +551,7 @@ mod ipv6_input {
     }
 
     /// Checks a packet the stack sent: valid IPv6 from us, within the
-    /// MTU, an ICMPv6 message whose checksum verifies.
+    /// MTU, an ICMPv6 message or TCP segment whose checksum verifies.
     fn check_output(out: &[u8]) {
         let (h, p) = Ipv6Header::parse(out).expect("everything sent is valid IPv6");
         assert_eq!(p.len(), out.len(), "no padding");
@@ -562,8 +564,91 @@ mod ipv6_input {
             assert!(p.len() > 48 && (!more || (p.len() - 48) % 8 == 0));
             return;
         }
+        if h.next_header == 6 {
+            TcpSegment::parse(h.src, h.dst, &p[40..]).expect("a valid TCP checksum");
+            return;
+        }
         assert_eq!(h.next_header, 58);
         Icmpv6Message::parse(h.src, h.dst, &p[40..]).expect("a valid ICMPv6 checksum");
+    }
+
+    /// A segment from the peer's port 40000 to `port`.
+    fn tcp(port: u16, syn: bool, data: &[u8]) -> Vec<u8> {
+        let h = TcpHeaderRepr {
+            src_port: 40000,
+            dst_port: port,
+            seq: 7,
+            flags: TcpFlags {
+                syn,
+                ack: !syn,
+                ..TcpFlags::default()
+            },
+            window: 1000,
+            ..TcpHeaderRepr::default()
+        };
+        let mut t = Vec::new();
+        h.emit(a6(PEER), a6(US), [data, &[]], &mut t);
+        packet(6, &t)
+    }
+
+    /// A UDP datagram from the peer's port 5000 to `port`.
+    fn udp_to(port: u16, data: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        udp::write(&mut u, (a6(PEER), 5000), (a6(US), port), data);
+        packet(17, &u)
+    }
+
+    #[test]
+    fn malformed_tcp_and_udp_over_ipv6_are_dropped_and_counted() {
+        let good = udp_to(9, b"hello");
+        let mut zero = good.clone();
+        zero[46..48].copy_from_slice(&[0, 0]);
+        let mut long = good.clone();
+        long[44..46].copy_from_slice(&100u16.to_be_bytes());
+        let mut bad = good.clone();
+        bad[48] ^= 1;
+        for (what, p, reason) in [
+            (
+                "a zero UDP checksum (RFC 8200 §8.1)",
+                zero,
+                DropReason::UdpBadChecksum,
+            ),
+            (
+                "a UDP length past the packet",
+                long,
+                DropReason::UdpBadLength,
+            ),
+            ("a bad UDP checksum", bad, DropReason::UdpBadChecksum),
+            (
+                "UDP to a port with no socket",
+                good,
+                DropReason::UdpNoSocket,
+            ),
+        ] {
+            let mut i = iface6();
+            i.receive(Instant::ZERO, &p);
+            let s = i.stats();
+            assert_eq!(s.dropped(reason), 1, "{what}: {s}");
+            assert_eq!(s.dropped_total(), 1, "{what}: only that reason: {s}");
+            for out in outputs(&mut i) {
+                check_output(&out);
+            }
+        }
+        // TCP: a bad checksum and a header cut short are counted by TCP,
+        // and nothing is sent; a good SYN to a closed port gets a RST.
+        let good = tcp(81, true, b"");
+        let mut bad = good.clone();
+        bad[50] ^= 1;
+        let mut i = iface6();
+        i.receive(Instant::ZERO, &bad);
+        i.receive(Instant::ZERO, &packet(6, &good[40..50]));
+        assert!(outputs(&mut i).is_empty());
+        let t = i.stats().tcp;
+        assert_eq!((t.bad_checksum, t.malformed), (1, 1), "{t:?}");
+        i.receive(Instant::ZERO, &good);
+        let out = outputs(&mut i);
+        assert_eq!(out.len(), 1);
+        check_output(&out[0]);
     }
 
     #[test]
@@ -647,12 +732,18 @@ mod ipv6_input {
     #[test]
     fn random_and_mutated_ipv6_packets_never_panic() {
         let mut i = iface6();
+        let any = |port| std::net::SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+        i.tcp_listen(any(80), 8).expect("listen");
+        i.udp_bind(any(7)).expect("bind");
         let seeds = [
             echo(&[9; 64]),
             packet(0, &[60, 0, 1, 4, 0, 0, 0, 0, 58, 0, 0xc2, 4, 0, 0, 0, 0]),
             packet(44, &[58, 0, 0, 0, 0, 0, 0, 1, 128, 0, 0, 0, 0, 0, 0, 0]),
             packet(43, &[58, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             packet(6, &[0; 20]),
+            tcp(80, true, b""),
+            tcp(80, false, b"GET / HTTP/1.0\r\n\r\n"),
+            udp_to(7, b"echo"),
         ];
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let mut now = Instant::ZERO;
@@ -690,6 +781,7 @@ mod ipv6_input {
             for out in outputs(&mut i) {
                 check_output(&out);
             }
+            while i.pop_event().is_some() {}
         }
         let s = i.stats();
         // A mutated version nibble (or an empty packet) takes IPv4's path.
