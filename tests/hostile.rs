@@ -976,3 +976,63 @@ fn endless_fragments_are_bounded_and_the_stack_keeps_serving() {
     );
     assert_stack_sent_nothing_malformed(&pcap, 3);
 }
+
+/// nmap's scans over IPv6 (`nmap -6`) get the verdicts they get over IPv4:
+/// the same RFC 9293 §3.10.7 answers, from the TCP core that now serves
+/// both families.
+#[test]
+fn nmap_6_scans_get_the_answers_rfc_9293_prescribes_over_ipv6() {
+    let _one = one_at_a_time();
+    let Some(mut net) = TestNet::start_ipv6(&["nmap", "tshark"], "tun0", &[]) else {
+        return;
+    };
+    let open_filtered = "open|filtered";
+    let scans: [(&str, [&str; 3]); 5] = [
+        ("-sS", ["closed", "open", "open"]),
+        ("-sT", ["closed", "open", "open"]),
+        ("-sF", ["closed", open_filtered, open_filtered]),
+        ("-sA", ["unfiltered", "unfiltered", "unfiltered"]),
+        ("-sM", ["closed", "closed", "closed"]),
+    ];
+    for (scan, expected) in scans {
+        let out = net
+            .exec(
+                &[
+                    "nmap",
+                    "-6",
+                    "-n",
+                    "-Pn",
+                    "-e",
+                    "tun0",
+                    "-T4",
+                    "-p",
+                    "1,7,80",
+                    scan,
+                    "-oG",
+                    "-",
+                    support::STACK_ADDR6,
+                ],
+                Duration::from_secs(60),
+            )
+            .expect_success(&format!("nmap -6 {scan}"));
+        let got = nmap_ports(&out.stdout);
+        let want: Vec<(u16, String)> = [1, ECHO_PORT, HTTP_PORT]
+            .into_iter()
+            .zip(expected.map(String::from))
+            .collect();
+        assert_eq!(got, want, "nmap -6 {scan}:\n{}", out.stdout);
+    }
+    let stopped = stop(&mut net);
+    assert!(
+        stopped.status.success(),
+        "tunstack exited {}:\n{}",
+        stopped.status,
+        stopped.stdout
+    );
+    let bad = tshark(
+        &net.pcap_path(),
+        &["-Y", "_ws.malformed || _ws.expert.severity >= error"],
+    )
+    .stdout;
+    assert!(bad.trim().is_empty(), "tshark finds errors:\n{bad}");
+}
