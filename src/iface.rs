@@ -590,6 +590,14 @@ impl Interface {
         match self.udp.lookup(from, dgram.dst_port) {
             Some(socket) => {
                 self.stats.udp_datagrams_in += 1;
+                // A dual-stack `[::]` socket sees an IPv4 sender
+                // IPv4-mapped (RFC 4291 §2.5.5.2), as on Linux.
+                let dual = self.udp.local_addr(socket).is_some_and(|l| l.is_ipv6());
+                let from = if dual {
+                    SocketAddr::new(d.src.to_ipv6_mapped().into(), dgram.src_port)
+                } else {
+                    from
+                };
                 self.events.push_back(Event::UdpDatagram {
                     socket,
                     from,

@@ -137,12 +137,20 @@ fn udp_over_ipv6_round_trips_and_a_closed_port_is_reported() {
     srv.send_to(b"and back", from).expect("reply");
     let (n, from) = cli.recv_from(&mut buf).expect("the reply");
     assert_eq!((&buf[..n], from), (&b"and back"[..], v6(SERVER6, 9000)));
-    // The dual-stack socket hears IPv4 too.
+    // The dual-stack socket hears IPv4 too, the sender IPv4-mapped (as
+    // on Linux), and answers it at that address.
     let cli4 = UdpSocket::bind(&client, "0.0.0.0:0").expect("bind IPv4");
+    cli4.set_read_timeout(Some(WAIT)).unwrap();
     cli4.send_to(b"v4", SocketAddr::from((SERVER4, 9000)))
         .expect("send over IPv4");
     let (n, from) = srv.recv_from(&mut buf).expect("the IPv4 datagram");
-    assert_eq!((&buf[..n], from.ip()), (&b"v4"[..], IpAddr::V4(CLIENT4)));
+    let mapped = IpAddr::V6(CLIENT4.to_ipv6_mapped());
+    assert_eq!((&buf[..n], from.ip()), (&b"v4"[..], mapped));
+    srv.send_to(b"v4 back", from)
+        .expect("reply to a mapped address");
+    let (n, back_from) = cli4.recv_from(&mut buf).expect("the reply over IPv4");
+    let server = SocketAddr::from((SERVER4, 9000));
+    assert_eq!((&buf[..n], back_from), (&b"v4 back"[..], server));
     // An IPv4 socket cannot send to IPv6.
     let err = cli4.send_to(b"x", v6(SERVER6, 9000)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NetworkUnreachable);
