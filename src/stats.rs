@@ -323,6 +323,9 @@ pub struct TcpStats {
     pub pmtu_reductions: u64,
     /// Connections aborted on timeout (R2, SYN retries, keepalive).
     pub timeouts: u64,
+    /// Loss recoveries and timeouts found spurious and undone (RFC 3522
+    /// Eifel detection with timestamps, RFC 3708 with D-SACK).
+    pub spurious_undone: u64,
 }
 
 /// The link layer's counters in TAP mode (reported as
@@ -540,6 +543,7 @@ impl TcpStats {
         self.icmp_ignored += other.icmp_ignored;
         self.pmtu_reductions += other.pmtu_reductions;
         self.timeouts += other.timeouts;
+        self.spurious_undone += other.spurious_undone;
     }
 }
 
@@ -652,8 +656,8 @@ impl fmt::Display for Stats {
         let t = &self.tcp;
         writeln!(
             f,
-            "tcp:  {} connections, {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} of them returned (connections opened), {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} tail loss probes, {} found lost by RACK, {} PAWS drops, {} without timestamps, {} timeouts",
-            t.connections, t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.tlp_probes, t.rack_lost, t.paws_rejected, t.ts_missing, t.timeouts
+            "tcp:  {} connections, {} segments in, {} out, {} retransmitted, {} resets sent, {} bad checksums, {} malformed, {} SYNs dropped, {} listen overflows, {} SYN cookies sent, {} of them returned (connections opened), {} challenge ACKs ({} limited), {} out-of-window ACKs limited, {} tail loss probes, {} found lost by RACK, {} spurious recoveries undone, {} PAWS drops, {} without timestamps, {} timeouts",
+            t.connections, t.segments_in, t.segments_out, t.retransmits, t.resets_sent, t.bad_checksum, t.malformed, t.syn_dropped, t.listen_overflow, t.syn_cookies_sent, t.syn_cookies_accepted, t.challenge_acks, t.challenge_acks_limited, t.oow_acks_limited, t.tlp_probes, t.rack_lost, t.spurious_undone, t.paws_rejected, t.ts_missing, t.timeouts
         )?;
         let d = &self.device;
         let or_unknown = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());

@@ -58,5 +58,7 @@ mod retransmit;
 mod sack;
 #[path = "conformance/timestamps.rs"]
 mod timestamps;
+#[path = "conformance/undo.rs"]
+mod undo;
 #[path = "conformance/window.rs"]
 mod window;

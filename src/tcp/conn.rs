@@ -178,6 +178,27 @@ pub(crate) struct Recovery {
     pub inflation: u32,
 }
 
+/// What a loss episode (a fast recovery or a retransmission timeout) needs
+/// to be undone if it turns out spurious: the segment was not lost but
+/// delayed (RFC 3522 Eifel detection, RFC 3708 D-SACK detection).
+#[derive(Debug)]
+pub(crate) struct Undo {
+    /// SND.UNA when the episode began: the first segment retransmitted.
+    pub marker: SeqNum,
+    /// Our TSval on that retransmission (RFC 3522 §3.1 "RetransmitTS"),
+    /// with timestamps agreed.
+    pub retransmit_ts: Option<u32>,
+    /// The first ACK past `marker` was looked at (Eifel judges only it).
+    pub judged: bool,
+    /// Segments retransmitted since, that no D-SACK has reported as
+    /// duplicates yet (Linux's `undo_retrans`).
+    pub retransmits_left: u32,
+    /// Whether anything was retransmitted at all.
+    pub retransmitted: bool,
+    /// The congestion window and its algorithm before the episode.
+    pub before: Box<Congestion>,
+}
+
 /// Where the application's handle on this connection stands.
 #[derive(Debug, Default)]
 pub(crate) struct Handle {
@@ -224,6 +245,8 @@ pub(crate) struct Conn {
     /// ACK passes it: duplicate ACKs meanwhile start no recovery (RFC 6582
     /// §4.1, RFC 6675 §5.1).
     pub rto_recover: Option<SeqNum>,
+    /// The last loss episode, while it may still turn out spurious.
+    pub undo: Option<Undo>,
     /// The last dispatch left data unsent because of the congestion window
     /// (not the peer's): only then may the window grow (RFC 7661 §4.3,
     /// RFC 9438 §4.8).
@@ -422,6 +445,7 @@ impl Conn {
             recovery: None,
             rack: Rack::default(),
             rto_recover: None,
+            undo: None,
             cwnd_limited: false,
             last_data_sent: None,
             snd_autotune: cfg.send_buffer_max > cfg.send_buffer,

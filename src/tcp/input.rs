@@ -432,6 +432,7 @@ impl Conn {
             self.dup_acks,
             self.sb.sacked_bytes()
         );
+        self.begin_undo(now);
         self.cc.on_loss(now, self.flight());
         self.timers.tlp = None;
         let head = self.snd.una;
@@ -524,9 +525,22 @@ impl Conn {
         let wnd = u32::from(h.window) << self.snd.wscale;
         let advanced = ack > self.snd.una;
         let mut rtt = None;
+        // RFC 2883 §4: the first SACK block reports a duplicate.
+        let dsack = self.rcv.sack_ok && is_dsack(&h.options.sack, ack.max(self.snd.una));
         if advanced {
             let ecr = h.options.timestamp.map(|(_, ecr)| ecr);
+            let spurious = self.eifel_spurious(ack, ecr, dsack);
             rtt = self.new_ack(now, ack, ecr, cx);
+            if spurious {
+                self.undo_spurious(now, "Eifel, RFC 3522", cx);
+            }
+        }
+        // As Linux (`tcp_try_undo_dsack`), only once the episode is over:
+        // a D-SACK meanwhile may be the network's duplicate of a
+        // retransmission, not a sign the original arrived.
+        let episode_over = self.recovery.is_none() && self.rto_recover.is_none();
+        if dsack && episode_over && self.dsack_spurious(&h.options.sack) {
+            self.undo_spurious(now, "D-SACK, RFC 3708", cx);
         }
         // RFC 2018 §3: the blocks go on the scoreboard (once SACK was
         // agreed: RFC 2018 §2).
@@ -538,7 +552,6 @@ impl Conn {
             0
         };
         if self.rack_on(cx.cfg) {
-            let dsack = is_dsack(&h.options.sack, self.snd.una);
             self.rack.on_ack_dsack(self.snd.una, self.snd.max, dsack);
             self.rack.on_ack(now, self.snd.una, &self.sb, rtt);
             self.tlp_acked(now, &h.options.sack);

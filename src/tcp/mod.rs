@@ -48,6 +48,7 @@ pub mod seq;
 pub mod state;
 pub mod stream;
 mod timers;
+mod undo;
 mod urgent;
 
 #[cfg(test)]

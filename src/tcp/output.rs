@@ -317,8 +317,7 @@ impl Conn {
             return false;
         }
         if retransmitting {
-            self.total_retransmits += 1;
-            cx.out.stats.retransmits += 1;
+            self.count_retransmit(cx);
             // After an RTO all of it is lost.
             self.cc.on_lost(self.snd.nxt, self.snd.nxt + len as u32);
         } else {
@@ -462,8 +461,7 @@ impl Conn {
         if len == 0 && !fin {
             return seq;
         }
-        self.total_retransmits += 1;
-        cx.out.stats.retransmits += 1;
+        self.count_retransmit(cx);
         self.rtt_probe = None; // Karn (RFC 6298 §3)
         self.emit_data(now, seq, len as usize, fin, cx);
         self.timers.rtx = Some(now + self.rto());

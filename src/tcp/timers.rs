@@ -178,6 +178,11 @@ impl Conn {
         self.rtt.back_off(); // RFC 6298 §5.5
         self.rtt_probe = None; // Karn: never time a retransmitted segment
         if self.state.is_synchronized() {
+            // A new episode, unless one (a recovery, or earlier timeouts
+            // in a row) is under way: its start stays what undo restores.
+            if self.recovery.is_none() && self.rto_recover.is_none() {
+                self.begin_undo(now);
+            }
             self.cc.on_rto(now, self.flight()); // RFC 5681 §3.1 eq. (4)
         }
         self.dup_acks = 0;

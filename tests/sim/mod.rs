@@ -98,6 +98,11 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     ("smoltcp-server", 18388, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 18401, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 21221, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    // Stop 19: undoing spurious recoveries (Eifel, D-SACK) changed the
+    // paths through this seed; it now meets the same smoltcp bug (its
+    // socket left in LAST-ACK with 532 bytes queued, tunstack in
+    // FIN-WAIT-2 answering its keep-alives).
+    ("smoltcp-server", 19472, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 23740, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 35924, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 39455, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),

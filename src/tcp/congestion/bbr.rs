@@ -479,10 +479,7 @@ impl Bbr {
     }
 
     /// HandleSpuriousLossDetection (§5.5.11.2): a recovery turned out
-    /// needless (every retransmission of it was reported a duplicate).
-    /// The connection does not tell spurious recoveries yet (no Eifel or
-    /// D-SACK undo), so only the tests call it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// needless (the connection's Eifel or D-SACK detection said so).
     pub fn on_spurious_recovery(&mut self, now: Instant, w: &mut Window) {
         w.cwnd = w.cwnd.max(self.prior_cwnd);
         self.is_loss_in_round = false;

@@ -436,6 +436,27 @@ impl Congestion {
         }
     }
 
+    /// A loss recovery or timeout turned out spurious (RFC 3522 §3.2,
+    /// RFC 3708 §3): `before` is this window as it was when it began. As
+    /// Linux's `tcp_undo_cwnd_reduction`: cwnd and ssthresh go back to at
+    /// least what they were (RFC 4015 §3's "reverse the congestion control
+    /// state"), a loss-based algorithm's own state (CUBIC's W_max and epoch)
+    /// too; BBR undoes its bounds and mode (draft-ietf-ccwg-bbr §5.5.11.2,
+    /// HandleSpuriousLossDetection) and keeps its model.
+    pub fn undo(&mut self, now: Instant, before: &Congestion) {
+        self.timed_out = false;
+        match (&mut self.state, &before.state) {
+            (State::Bbr(b), _) => b.on_spurious_recovery(now, &mut self.window),
+            (state, old) if std::mem::discriminant(state) == std::mem::discriminant(old) => {
+                *state = old.clone();
+            }
+            // The algorithm was switched meanwhile: only the window.
+            _ => {}
+        }
+        self.window.cwnd = self.window.cwnd.max(before.window.cwnd);
+        self.window.ssthresh = self.window.ssthresh.max(before.window.ssthresh);
+    }
+
     /// What was outstanding at the last retransmission timeout has been
     /// acknowledged: the timeout's recovery is over. BBR restores the cwnd
     /// it had before (draft-ietf-ccwg-bbr §5.6.4.4: "upon exiting loss
