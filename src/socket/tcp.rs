@@ -54,6 +54,34 @@ fn timed_out(what: &str) -> io::Error {
 /// assert_eq!(&buf, b"ping");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// Over IPv6, with a dual-stack listener on `[::]` (IPv4 peers then show
+/// IPv4-mapped, as on Linux):
+///
+/// ```
+/// use tunstack::device::memory;
+/// use tunstack::{Config, Stack, TcpListener, TcpStream};
+///
+/// let (a, b) = memory::link(1500);
+/// let server = Stack::with_device(
+///     Config { addr6: Some(("fd00::2".parse().unwrap(), 64)), ..Config::default() },
+///     a,
+/// )?;
+/// let client = Stack::with_device(
+///     Config {
+///         addr: [10, 0, 0, 1].into(),
+///         addr6: Some(("fd00::1".parse().unwrap(), 64)),
+///         ..Config::default()
+///     },
+///     b,
+/// )?;
+/// let listener = TcpListener::bind(&server, "[::]:7")?;
+/// let _c6 = TcpStream::connect(&client, "[fd00::2]:7")?;
+/// assert_eq!(listener.accept()?.1.to_string(), format!("[fd00::1]:{}", _c6.local_addr()?.port()));
+/// let _c4 = TcpStream::connect(&client, "10.0.0.2:7")?;
+/// assert_eq!(listener.accept()?.1.ip().to_string(), "::ffff:10.0.0.1");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct TcpListener {
     pub(crate) handle: ListenerHandle,
     accept_timeout: Mutex<Option<Duration>>,
