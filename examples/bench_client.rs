@@ -13,6 +13,7 @@
 //! bench_client crr 10.0.0.2:9 --duration 2 --concurrency 50   # connections/s
 //! bench_client hold 10.0.0.2:7 --count 10000 --inflight 250   # idle connections
 //! bench_client wait 10.0.0.2:9 --timeout 10        # until the peer accepts
+//! bench_client rr '[fd00::2]:7' --count K          # any of them over IPv6
 //! ```
 //!
 //! Errors go to standard error (which connection, which step, what the

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! bench_kernel_server [--addr 10.0.0.2] [--echo-port 7] [--discard-port 9] [--source-port 5001]
+//! bench_kernel_server --addr fd00::2           # the same over IPv6
 //! ```
 //!
 //! The bulk source: the client sends an ASCII decimal byte count and "\n";
@@ -38,7 +39,7 @@ const ECHO_CHUNK: usize = 64 * 1024;
     about = "Kernel-TCP echo/discard/source server for scripts/bench.sh"
 )]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on, IPv4 or IPv6 (e.g. 10.0.0.2 or fd00::2).
     #[arg(long, default_value = "0.0.0.0")]
     addr: IpAddr,
     /// TCP echo port (0 disables it).
@@ -86,7 +87,11 @@ fn main() -> ExitCode {
 }
 
 fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)

@@ -10,8 +10,10 @@
 #   --runs N        runs per rival and MTU (default 3); medians, min and max
 #   --bytes N       bytes per transfer (default 1 GiB; K/M/G suffixes)
 #   --mtu LIST      MTUs, comma-separated (default 1500,65535)
-#   --rivals LIST   of tunstack,tunstack-off,tunstack-2q,smoltcp,kernel
-#                   (default: all five)
+#   --rivals LIST   of tunstack,tunstack-off,tunstack-2q,smoltcp,kernel,
+#                   tunstack6,kernel6 (default: the first five; the IPv6
+#                   rivals tunstack6 and kernel6 run only when listed: two
+#                   more rivals make the default run about a third longer)
 #   --rr-count K    timed request/response exchanges (default 10000)
 #   --crr-secs S    duration of each connect/close test (default 2; it
 #                   also stops at 30,000 connections, see CRR_MAX)
@@ -31,12 +33,19 @@
 #   smoltcp   examples/bench_smoltcp.rs (smoltcp 0.14), on a TUN device
 #   kernel    examples/bench_kernel_server.rs (tokio, kernel sockets) in a
 #             server namespace, reached over a veth pair
+#   tunstack6 tunstack over IPv6: the same as tunstack with --addr6
+#             fd00::2/64, the kernel side also fd00::1/64 (nodad); every
+#             figure (send, receive, rr, crr, 50-client crr) to [fd00::2]
+#   kernel6   kernel over IPv6: the same veth pair with fd00::1/64 and
+#             fd00::2/64 (nodad), the server on fd00::2
 # The client is examples/bench_client.rs on kernel sockets, in the namespace
-# of the kernel side (10.0.0.1); the peer is 10.0.0.2.
+# of the kernel side (10.0.0.1, fd00::1); the peer is 10.0.0.2 (fd00::2 for
+# the IPv6 rivals). The table's ratios are tunstack / rival, and
+# tunstack6 / kernel6 in place of tunstack / kernel6 when both are run.
 #
-# For each MTU, rival and run: a fresh namespace (two for kernel), the peer
-# pinned to CPU 0, the client to CPU 1 (request/response also with the
-# client on CPU 0, "same CPU"). The 50-client connect test gets a fresh
+# For each MTU, rival and run: a fresh namespace (two for kernel and
+# kernel6), the peer pinned to CPU 0, the client to CPU 1 (request/response
+# also with the client on CPU 0, "same CPU"). The 50-client connect test gets a fresh
 # namespace and peer of its own, and each connect test stops at 30,000
 # connections, so the client's TIME-WAIT ports never run out. Figures:
 # send and receive Gbit/s, request/response p50/p99 latency, sequential and
@@ -146,7 +155,13 @@ for mtu in "${MTU_LIST[@]}"; do
     fi
 done
 for rival in "${RIVAL_LIST[@]}"; do
-    case $rival in tunstack | tunstack-off | tunstack-2q | smoltcp | kernel) ;; *) die "--rivals: unknown rival $rival (tunstack, tunstack-off, tunstack-2q, smoltcp, kernel)" ;; esac
+    case $rival in tunstack | tunstack-off | tunstack-2q | smoltcp | kernel | tunstack6 | kernel6) ;; *) die "--rivals: unknown rival $rival (tunstack, tunstack-off, tunstack-2q, smoltcp, kernel, tunstack6, kernel6)" ;; esac
+    # IPv6 needs a link MTU of at least 1280 (RFC 8200 §5).
+    if [[ $rival == *6 ]]; then
+        for mtu in "${MTU_LIST[@]}"; do
+            ((mtu >= 1280)) || die "--mtu: $mtu is below IPv6's minimum MTU (1280), needed by $rival"
+        done
+    fi
 done
 ((${#MTU_LIST[@]})) || die "--mtu: no MTU"
 ((${#RIVAL_LIST[@]})) || die "--rivals: no rival"
@@ -285,14 +300,29 @@ new_ns() {
     ns_sysctl "$NEW_NS" net.ipv6.conf.default.disable_ipv6 1 || true
 }
 
+# ipv6_on NS: IPv6 back on in a namespace (for the IPv6 rivals), still
+# without router solicitations or advertisements taken, and without
+# duplicate address detection (the addresses get nodad too).
+ipv6_on() {
+    local conf
+    for conf in all default; do
+        ns_sysctl "$1" "net.ipv6.conf.$conf.disable_ipv6" 0 &&
+            ns_sysctl "$1" "net.ipv6.conf.$conf.accept_ra" 0 &&
+            ns_sysctl "$1" "net.ipv6.conf.$conf.router_solicitations" 0 &&
+            ns_sysctl "$1" "net.ipv6.conf.$conf.accept_dad" 0 || return 1
+    done
+}
+
 # The client side of a namespace: every local port. (TIME-WAIT is left as
 # it is, 60 s without reuse, the same for every rival: see CRR_MAX.)
 client_sysctls() {
     ns_sysctl "$1" net.ipv4.ip_local_port_range "1024 65535"
 }
 
-# Set by start_rival: the client's namespace, the peer's PID and log.
+# Set by start_rival: the client's namespace, the peer's PID and log, and
+# the peer's address as the client names it (10.0.0.2 or [fd00::2]).
 CLIENT_NS=""
+PEER_HOST=10.0.0.2
 PEER_NS=""
 PEER_PID=""
 PEER_LOG=""
@@ -302,23 +332,32 @@ PEER_LOG=""
 start_rival() {
     local rival=$1 mtu=$2 ns srv
     PEER_LOG="$WORK/peer-$rival-$mtu-$((NS_SEQ + 1)).log"
+    PEER_HOST=10.0.0.2
+    [[ $rival == *6 ]] && PEER_HOST="[fd00::2]"
     case $rival in
-    tunstack | tunstack-off | tunstack-2q | smoltcp)
+    tunstack | tunstack-off | tunstack-2q | tunstack6 | smoltcp)
         new_ns || return 1
         ns=$NEW_NS
         CLIENT_NS=$ns
         PEER_NS=$ns
-        local mq=() queues=1
+        local mq=() queues=1 v6=()
         [[ $rival == tunstack-2q ]] && mq=(multi_queue) queues=2
+        if [[ $rival == tunstack6 ]]; then
+            ipv6_on "$ns" || return 1
+            v6=(--addr6 fd00::2/64)
+        fi
         ip -n "$ns" tuntap add dev tsb0 mode tun "${mq[@]}" &&
             ip -n "$ns" addr add 10.0.0.1/24 dev tsb0 &&
             ip -n "$ns" link set dev tsb0 mtu "$mtu" up || return 1
+        if [[ $rival == tunstack6 ]]; then
+            ip -n "$ns" addr add fd00::1/64 dev tsb0 nodad || return 1
+        fi
         client_sysctls "$ns" || return 1
         if [[ $rival == tunstack* ]]; then
             local offload=on
             [[ $rival == tunstack-off ]] && offload=off
             RUST_LOG=${TUNSTACK_LOG:-warn} ip netns exec "$ns" taskset -c "$CPU_PEER" \
-                "$BIN_TUNSTACK" run --tun tsb0 --addr 10.0.0.2 --offload "$offload" --queues "$queues" \
+                "$BIN_TUNSTACK" run --tun tsb0 --addr 10.0.0.2 "${v6[@]}" --offload "$offload" --queues "$queues" \
                 --http-port 0 --udp-echo-port 0 --udp-time-port 0 \
                 </dev/null >"$PEER_LOG" 2>&1 &
         else
@@ -327,26 +366,35 @@ start_rival() {
                 </dev/null >"$PEER_LOG" 2>&1 &
         fi
         ;;
-    kernel)
+    kernel | kernel6)
         new_ns cli || return 1
         ns=$NEW_NS
         CLIENT_NS=$ns
         new_ns srv || return 1
         srv=$NEW_NS
         PEER_NS=$srv
+        local listen=10.0.0.2
+        if [[ $rival == kernel6 ]]; then
+            ipv6_on "$ns" && ipv6_on "$srv" || return 1
+            listen=fd00::2
+        fi
         ip -n "$ns" link add tsb0 type veth peer name tsb1 netns "$srv" &&
             ip -n "$ns" addr add 10.0.0.1/24 dev tsb0 &&
             ip -n "$ns" link set dev tsb0 mtu "$mtu" up &&
             ip -n "$srv" addr add 10.0.0.2/24 dev tsb1 &&
             ip -n "$srv" link set dev tsb1 mtu "$mtu" up || return 1
+        if [[ $rival == kernel6 ]]; then
+            ip -n "$ns" addr add fd00::1/64 dev tsb0 nodad &&
+                ip -n "$srv" addr add fd00::2/64 dev tsb1 nodad || return 1
+        fi
         client_sysctls "$ns" || return 1
-        ip netns exec "$srv" taskset -c "$CPU_PEER" "$BIN_KERNEL" --addr 10.0.0.2 \
+        ip netns exec "$srv" taskset -c "$CPU_PEER" "$BIN_KERNEL" --addr "$listen" \
             </dev/null >"$PEER_LOG" 2>&1 &
         ;;
     esac
     PEER_PID=$!
     PIDS+=("$PEER_PID")
-    if ! client_json "$WORK/wait.json" 25 "$CPU_CLIENT" wait 10.0.0.2:9 --timeout 20; then
+    if ! client_json "$WORK/wait.json" 25 "$CPU_CLIENT" wait "$PEER_HOST:9" --timeout 20; then
         say "$rival (mtu $mtu) did not come up; its log:"
         tail -n 20 "$PEER_LOG" >&2 || true
         return 1
@@ -469,7 +517,7 @@ step() {
     echo "FAILED" >&2
     echo "    ${err//$'\n'/$'\n'    }" >&2
     if ((!PEER_STUCK)) && peer_alive &&
-        ! client_json "$WORK/probe.json" 10 "$CPU_CLIENT" wait 10.0.0.2:9 --timeout 3; then
+        ! client_json "$WORK/probe.json" 10 "$CPU_CLIENT" wait "$PEER_HOST:9" --timeout 3; then
         echo "    the peer no longer accepts connections: skipping the rest of this run" >&2
         PEER_STUCK=1
     fi
@@ -493,22 +541,22 @@ run_rival() {
     local mtu=$1 rival=$2 run=$3 name
     if start_rival "$rival" "$mtu"; then
         step "$mtu" "$rival" "$run" send "$CPU_CLIENT" "$TRANSFER_TIMEOUT" \
-            send 10.0.0.2:9 --bytes "$BYTES" --timeout $((TRANSFER_TIMEOUT - 5)) || true
+            send "$PEER_HOST:9" --bytes "$BYTES" --timeout $((TRANSFER_TIMEOUT - 5)) || true
         step "$mtu" "$rival" "$run" recv "$CPU_CLIENT" "$TRANSFER_TIMEOUT" \
-            recv 10.0.0.2:5001 --bytes "$BYTES" --timeout $((TRANSFER_TIMEOUT - 5)) || true
+            recv "$PEER_HOST:5001" --bytes "$BYTES" --timeout $((TRANSFER_TIMEOUT - 5)) || true
         # Parallel streams: the same bytes over 2 and 4 connections at once.
         for n in 2 4; do
             step "$mtu" "$rival" "$run" "send-x$n" "$CPU_CLIENT" "$TRANSFER_TIMEOUT" \
-                send 10.0.0.2:9 --bytes "$BYTES" --streams "$n" --timeout $((TRANSFER_TIMEOUT - 5)) || true
+                send "$PEER_HOST:9" --bytes "$BYTES" --streams "$n" --timeout $((TRANSFER_TIMEOUT - 5)) || true
             step "$mtu" "$rival" "$run" "recv-x$n" "$CPU_CLIENT" "$TRANSFER_TIMEOUT" \
-                recv 10.0.0.2:5001 --bytes "$BYTES" --streams "$n" --timeout $((TRANSFER_TIMEOUT - 5)) || true
+                recv "$PEER_HOST:5001" --bytes "$BYTES" --streams "$n" --timeout $((TRANSFER_TIMEOUT - 5)) || true
         done
         step "$mtu" "$rival" "$run" rr-other "$CPU_CLIENT" "$RR_TIMEOUT" \
-            rr 10.0.0.2:7 --size "$RR_SIZE" --count "$RR_COUNT" --warmup "$RR_WARMUP" --timeout $((RR_TIMEOUT - 5)) || true
+            rr "$PEER_HOST:7" --size "$RR_SIZE" --count "$RR_COUNT" --warmup "$RR_WARMUP" --timeout $((RR_TIMEOUT - 5)) || true
         step "$mtu" "$rival" "$run" rr-same "$CPU_PEER" "$RR_TIMEOUT" \
-            rr 10.0.0.2:7 --size "$RR_SIZE" --count "$RR_COUNT" --warmup "$RR_WARMUP" --timeout $((RR_TIMEOUT - 5)) || true
+            rr "$PEER_HOST:7" --size "$RR_SIZE" --count "$RR_COUNT" --warmup "$RR_WARMUP" --timeout $((RR_TIMEOUT - 5)) || true
         step "$mtu" "$rival" "$run" crr1 "$CPU_CLIENT" "$CRR_TIMEOUT" \
-            crr 10.0.0.2:9 --duration "$CRR_SECS" --concurrency 1 --max-connections "$CRR_MAX" \
+            crr "$PEER_HOST:9" --duration "$CRR_SECS" --concurrency 1 --max-connections "$CRR_MAX" \
             --timeout $((CRR_TIMEOUT - 5)) || true
     else
         for name in send recv send-x2 recv-x2 send-x4 recv-x4 rr-other rr-same crr1; do
@@ -524,7 +572,7 @@ run_rival() {
     # its ports.
     if start_rival "$rival" "$mtu"; then
         step "$mtu" "$rival" "$run" crr50 "$CPU_CLIENT" "$CRR_TIMEOUT" \
-            crr 10.0.0.2:9 --duration "$CRR_SECS" --concurrency "$CRR_CONC" --max-connections "$CRR_MAX" \
+            crr "$PEER_HOST:9" --duration "$CRR_SECS" --concurrency "$CRR_CONC" --max-connections "$CRR_MAX" \
             --timeout $((CRR_TIMEOUT - 5)) || true
     else
         STEP=$((STEP + 1))
@@ -564,7 +612,7 @@ hold_test() {
     mkfifo "$WORK/hold.in"
     exec {HOLD_FD}<>"$WORK/hold.in"
     timeout -k 5 400 ip netns exec "$CLIENT_NS" taskset -c "$CPU_CLIENT" "$BIN_CLIENT" \
-        hold 10.0.0.2:7 --count "$HOLD_COUNT" --inflight "$HOLD_INFLIGHT" \
+        hold "$PEER_HOST:7" --count "$HOLD_COUNT" --inflight "$HOLD_INFLIGHT" \
         --timeout 240 --hold-secs 120 \
         <"$WORK/hold.in" >"$out" 2>"$out.err" &
     pid=$!
@@ -643,7 +691,8 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- the table -----------------------------------------------------------------
 
 # Medians, minima and maxima per MTU, figure and rival, and the ratios
-# tunstack / rival of the medians.
+# tunstack / rival of the medians (tunstack6 / kernel6 instead of
+# tunstack / kernel6 when tunstack6 is run: the IPv6 pair).
 make_table() {
     awk -F'\t' -v mtus="${MTU_LIST[*]}" -v rivals="${RIVAL_LIST[*]}" -v runs="$RUNS" '
     function fmt(x, unit) {
@@ -675,8 +724,8 @@ make_table() {
         if (n == 1) return fmt(MED, unit)
         return fmt(MED, unit) " (" fmt(MIN, unit) "–" fmt(MAX, unit) ")"
     }
-    function ratio(mtu, fig, rival,    a, b) {
-        if (!stats(mtu SUBSEP "tunstack" SUBSEP fig)) return "—"
+    function ratio(mtu, fig, num, rival,    a, b) {
+        if (!stats(mtu SUBSEP num SUBSEP fig)) return "—"
         a = MED
         if (!stats(mtu SUBSEP rival SUBSEP fig) || MED == 0) return "—"
         b = MED
@@ -703,22 +752,30 @@ make_table() {
         label["crr50_cps"] = "50 concurrent clients (conn/s) ↑"; unit["crr50_cps"] = "conn/s"
         nm = split(mtus, m, " ")
         nr = split(rivals, r, " ")
-        has_tunstack = 0
-        for (j = 1; j <= nr; j++) if (r[j] == "tunstack") has_tunstack = 1
+        has_tunstack = has_tunstack6 = 0
+        for (j = 1; j <= nr; j++) {
+            if (r[j] == "tunstack") has_tunstack = 1
+            if (r[j] == "tunstack6") has_tunstack6 = 1
+        }
+        # The ratio columns, numerator / denominator: tunstack / each other
+        # rival, but tunstack6 / kernel6 (the IPv6 pair) when both are run.
+        nq = 0
+        for (j = 1; j <= nr; j++) {
+            if (r[j] == "kernel6" && has_tunstack6) { nq++; qa[nq] = "tunstack6"; qb[nq] = r[j] }
+            else if (has_tunstack && r[j] != "tunstack") { nq++; qa[nq] = "tunstack"; qb[nq] = r[j] }
+        }
         for (i = 1; i <= nm; i++) {
             header = "| MTU " m[i] " |"
             rule = "|---|"
             for (j = 1; j <= nr; j++) { header = header " " r[j] " |"; rule = rule "---|" }
-            if (has_tunstack)
-                for (j = 1; j <= nr; j++) if (r[j] != "tunstack") { header = header " tunstack/" r[j] " |"; rule = rule "---|" }
+            for (q = 1; q <= nq; q++) { header = header " " qa[q] "/" qb[q] " |"; rule = rule "---|" }
             print header
             print rule
             for (f = 1; f <= nf; f++) {
                 fig = figs[f]
                 line = "| " label[fig] " |"
                 for (j = 1; j <= nr; j++) line = line " " cell(m[i] SUBSEP r[j] SUBSEP fig, unit[fig]) " |"
-                if (has_tunstack)
-                    for (j = 1; j <= nr; j++) if (r[j] != "tunstack") line = line " " ratio(m[i], fig, r[j]) " |"
+                for (q = 1; q <= nq; q++) line = line " " ratio(m[i], fig, qa[q], qb[q]) " |"
                 print line
             }
             print ""
@@ -764,6 +821,10 @@ if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null | head -n 1) ]]; then
 fi
 [[ -n ${TUNSTACK_BIN:-} ]] && GIT_REV="binary $TUNSTACK_BIN"
 TABLE=$(make_table)
+IPV6_RATIO_NOTE=""
+if [[ " ${RIVAL_LIST[*]} " == *" tunstack6 "* && " ${RIVAL_LIST[*]} " == *" kernel6 "* ]]; then
+    IPV6_RATIO_NOTE=", and tunstack6 / kernel6 for kernel6"
+fi
 mapfile -t MISSING < <(missing_figures)
 
 mkdir -p "$(dirname "$OUT_MD")"
@@ -774,11 +835,14 @@ mkdir -p "$(dirname "$OUT_MD")"
     echo "- $RUNS run(s) per rival and MTU, each on fresh namespaces; cells: median (min–max)"
     echo "- transfers of $BYTES bytes; request/response: $RR_COUNT exchanges of $RR_SIZE B after $RR_WARMUP warm-up ones, TCP_NODELAY;" \
         "connect/close tests: ${CRR_SECS} s or $CRR_MAX connections each (connect, shutdown(Write), read to EOF, close)"
-    echo "- ↑ higher is better, ↓ lower is better; ratios are tunstack / rival of the medians" \
+    echo "- ↑ higher is better, ↓ lower is better; ratios are tunstack / rival of the medians${IPV6_RATIO_NOTE}" \
         "(above 1 is better for ↑, below 1 is better for ↓)"
     echo "- tunstack (TSO and checksum offload on), tunstack-off (offload off), tunstack-2q (offload on, 2 queues) and smoltcp run on a TUN device; kernel is kernel TCP over a veth pair between two namespaces" \
         "(servers: tunstack run; examples/bench_smoltcp.rs on smoltcp $(lock_version smoltcp);" \
         "examples/bench_kernel_server.rs on tokio $(lock_version tokio))"
+    if [[ " ${RIVAL_LIST[*]} " == *" tunstack6 "* || " ${RIVAL_LIST[*]} " == *" kernel6 "* ]]; then
+        echo "- tunstack6 and kernel6 are tunstack and kernel over IPv6 (fd00::1 to fd00::2, every figure); the other rivals use IPv4"
+    fi
     echo "- measuring took $((ELAPSED / 60)) min $((ELAPSED % 60)) s; load average $LOAD_BEFORE before, $LOAD_AFTER after" \
         "(anything else running on the machine makes the figures noisy)"
     echo
