@@ -73,10 +73,10 @@ struct DeviceArgs {
     #[arg(long, default_value = "10.0.0.2", value_name = "IPV4")]
     addr: Ipv4Addr,
     /// The stack's own IPv6 address and its link's prefix length, e.g.
-    /// fd00::2/64 (default: IPv6 off). This release answers ping -6 (ICMPv6
-    /// echo) and, with --tap, neighbour discovery on it and on a
-    /// link-local address from the MAC (modified EUI-64); TCP and UDP are
-    /// IPv4 only for now.
+    /// fd00::2/64 (default: IPv6 off). The stack answers ping -6, serves
+    /// TCP and UDP over IPv6 (the services listen on [::], both
+    /// families) and, with --tap, neighbour discovery on it and on a
+    /// link-local address from the MAC (modified EUI-64).
     #[arg(long, value_name = "IPV6/PREFIX", value_parser = parse_cidr6)]
     addr6: Option<(std::net::Ipv6Addr, u8)>,
     /// With --tap and --addr6: duplicate address detection probes per
