@@ -40,7 +40,9 @@ use tunstack::Config;
 
 use super::link::{FaultParams, LinkCounters};
 use super::rng::mix;
-use super::scenario::{host_addr, ConnPlan, Ending, EndpointPlan, Pairing, Scenario, ShutRule};
+use super::scenario::{
+    host_addr, ConnPlan, Ending, EndpointPlan, Family, Pairing, Scenario, ShutRule,
+};
 use super::smol::SmolParams;
 use super::world::{self, Hooks};
 
@@ -243,6 +245,9 @@ pub fn scenario(t: &Transfer) -> Scenario {
     Scenario {
         pairing,
         seed: t.seed,
+        // Over IPv4: the ceiling counts its 20-byte header.
+        family: Family::V4,
+        wildcard_listener: pairing.is_smoltcp(1),
         mtu: MTU,
         faults: [faults.clone(), faults],
         tun: [

@@ -2,9 +2,10 @@
 //! application model makes on it. [`TunHost`] drives tunstack's sans-IO
 //! [`Interface`] directly; `smol::SmolHost` drives smoltcp the same way.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use tunstack::iface::{Event, Interface};
+use tunstack::stats::DropReason;
 use tunstack::tcp::{ConnId, KeepaliveConfig, ListenerId, TcpError, TcpEvent};
 use tunstack::time::Instant;
 use tunstack::Config;
@@ -40,9 +41,10 @@ pub enum Wake {
 
 /// A stack on the simulated link.
 pub trait Host {
-    /// Starts accepting `count` connections: tunstack on one listener on
-    /// `port`, smoltcp on one socket on each of `port..port + count`.
-    fn listen(&mut self, port: u16, count: usize);
+    /// Starts accepting `count` connections on `ip` (the unspecified
+    /// address: any of the host's): tunstack on one listener on `port`,
+    /// smoltcp on one socket on each of `port..port + count`.
+    fn listen(&mut self, ip: IpAddr, port: u16, count: usize);
     /// Stops accepting connections.
     fn stop_listening(&mut self, now: Instant);
     /// Opens a connection to `remote`; returns its handle and local port.
@@ -50,7 +52,7 @@ pub trait Host {
         &mut self,
         now: Instant,
         conn: usize,
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         nodelay: bool,
     ) -> Result<(Handle, u16), String>;
     /// The next accepted connection: its handle and the peer's port.
@@ -90,7 +92,8 @@ pub trait Host {
 /// tunstack's sans-IO core.
 pub struct TunHost {
     iface: Interface,
-    addr: Ipv4Addr,
+    /// The stack's addresses, for messages.
+    name: String,
     listener: Option<ListenerId>,
     keepalive: KeepaliveConfig,
     send_buffer: usize,
@@ -103,7 +106,10 @@ impl TunHost {
     pub fn new(config: &Config, mtu: usize, seed: u64, keepalive: KeepaliveConfig) -> TunHost {
         TunHost {
             iface: Interface::new(config, mtu, seed),
-            addr: config.addr,
+            name: match config.addr6 {
+                Some((a6, _)) => format!("{} / {a6}", config.addr),
+                None => config.addr.to_string(),
+            },
             listener: None,
             keepalive,
             // Send buffer autotuning may grow it with cwnd up to its maximum.
@@ -137,8 +143,9 @@ fn io_error(e: TcpError) -> Io {
 }
 
 impl Host for TunHost {
-    fn listen(&mut self, port: u16, count: usize) {
-        let local = SocketAddrV4::new(self.addr, port);
+    fn listen(&mut self, ip: IpAddr, port: u16, count: usize) {
+        // `[::]` is dual-stack, as on Linux without IPV6_V6ONLY.
+        let local = SocketAddr::new(ip, port);
         let id = self.iface.tcp_listen(local, count);
         self.listener = Some(id.unwrap_or_else(|e| panic!("listen on {local}: {e:?}")));
     }
@@ -153,7 +160,7 @@ impl Host for TunHost {
         &mut self,
         now: Instant,
         _conn: usize,
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         nodelay: bool,
     ) -> Result<(Handle, u16), String> {
         let (id, local) = self
@@ -308,10 +315,24 @@ impl Host for TunHost {
 
     fn check_counters(&self, total: u64, clean: u64) -> Result<(), String> {
         let st = self.iface.stats();
-        if st.ip_packets_in != total || st.tcp.segments_in != clean {
+        // Each packet counts once, as IPv4 or as IPv6 (by its version
+        // nibble, corrupted or not).
+        let packets_in = st.ip_packets_in + st.ip6_packets_in;
+        // A TCP run never needs IP fragmentation: every segment is sized
+        // to the MTU (RFC 9293 §3.7.1), so none is fragmented (over IPv6,
+        // by its source) or dropped at output as too big for the link
+        // (over IPv4, with DF set).
+        let too_big = st.dropped(DropReason::OutputTooBig);
+        if st.ip_fragmented + st.ip6_fragmented + too_big > 0 {
             return Err(format!(
-                "stack {} counted {} packets in and {} TCP segments accepted, but the link delivered {} packets of which {} were clean (corrupted ones must all be dropped, clean ones all accepted)\n{st}",
-                self.addr, st.ip_packets_in, st.tcp.segments_in, total, clean
+                "stack {} built a packet larger than the MTU: {} IPv4 and {} IPv6 datagrams fragmented, {} dropped at output as too big\n{st}",
+                self.name, st.ip_fragmented, st.ip6_fragmented, too_big
+            ));
+        }
+        if packets_in != total || st.tcp.segments_in != clean {
+            return Err(format!(
+                "stack {} counted {} packets in ({} IPv4, {} IPv6) and {} TCP segments accepted, but the link delivered {} packets of which {} were clean (corrupted ones must all be dropped, clean ones all accepted)\n{st}",
+                self.name, packets_in, st.ip_packets_in, st.ip6_packets_in, st.tcp.segments_in, total, clean
             ));
         }
         Ok(())

@@ -9,7 +9,12 @@
 //!   confined to one word is always caught by the Internet checksum (the
 //!   one's-complement sum changes unless the word goes 0x0000 <-> 0xFFFF,
 //!   which needs all 16 bits flipped — never done here), so a correct stack
-//!   must never deliver corrupted data;
+//!   must never deliver corrupted data. IPv4's header has its own checksum;
+//!   IPv6's has none (RFC 8200), and only its addresses are covered, by the
+//!   TCP pseudo-header: in an IPv6 packet the word is drawn from the
+//!   addresses and the segment, never from the first 8 bytes (version,
+//!   traffic class, flow label, payload length, next header, hop limit),
+//!   where a flip may be harmless, pass unseen or draw an ICMPv6 error;
 //! - delayed by a base delay, a serialization time (bandwidth) and jitter,
 //!   keeping FIFO order — or reordered: held back by an extra delay that lets
 //!   later packets overtake it.
@@ -318,11 +323,24 @@ impl Direction {
     }
 }
 
+/// The 16-bit words at the start of an IPv6 header that no checksum
+/// covers, or not reliably (RFC 8200 §3: version, traffic class, flow
+/// label; payload length, where a smaller value truncates the segment the
+/// TCP checksum is computed over; next header, where another value draws a
+/// Parameter Problem; hop limit). The addresses after them are in the TCP
+/// pseudo-header (RFC 8200 §8.1).
+const IPV6_UNCHECKED_WORDS: usize = 4;
+
 /// Flips the bits of `mask` (never all 16) in one aligned 16-bit word of
-/// `p`; returns the word index and mask.
+/// `p` that a checksum covers; returns the word index and mask.
 fn corrupt_word(rng: &mut Rng, p: &mut [u8]) -> (usize, u16) {
     let words = p.len().div_ceil(2);
-    let word = rng.below(words as u64) as usize;
+    // One draw either way, so an IPv4 run's draws stay what they were.
+    let first = match version(p) {
+        Some(6) if words > IPV6_UNCHECKED_WORDS => IPV6_UNCHECKED_WORDS,
+        _ => 0,
+    };
+    let word = first + rng.below((words - first) as u64) as usize;
     let mut mask = rng.range(1, 0xFFFE) as u16;
     let hi = word * 2;
     if hi + 1 >= p.len() {
@@ -343,19 +361,21 @@ fn corrupt_word(rng: &mut Rng, p: &mut [u8]) -> (usize, u16) {
 /// TCP checksum: the corruption a checksum cannot see.
 fn evil_rewrite(p: &mut [u8]) {
     let Some(seg) = parse(p) else { return };
+    let Some(at) = tcp_at(p) else { return };
     if seg.len == 0 {
         return;
     }
-    let ihl = usize::from(p[0] & 0x0f) * 4;
     let last = p.len() - 1;
     p[last] ^= 0x5a;
-    p[ihl + 16] = 0;
-    p[ihl + 17] = 0;
-    let sum = tcp_checksum(&p[12..16], &p[16..20], &p[ihl..]);
-    p[ihl + 16..ihl + 18].copy_from_slice(&sum.to_be_bytes());
+    p[at.tcp + 16] = 0;
+    p[at.tcp + 17] = 0;
+    let sum = tcp_checksum(&p[at.src.clone()], &p[at.dst.clone()], &p[at.tcp..]);
+    p[at.tcp + 16..at.tcp + 18].copy_from_slice(&sum.to_be_bytes());
 }
 
-/// The TCP checksum over the IPv4 pseudo-header and `tcp`.
+/// The TCP checksum over the pseudo-header of either family (RFC 9293
+/// §3.1 for IPv4, RFC 8200 §8.1 for IPv6: the same sum, with 4- or
+/// 16-byte addresses) and `tcp`.
 fn tcp_checksum(src: &[u8], dst: &[u8], tcp: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     let mut add = |b: &[u8]| {
@@ -376,7 +396,40 @@ fn tcp_checksum(src: &[u8], dst: &[u8], tcp: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// The fields of a TCP/IPv4 packet the trace shows.
+/// The IP version of a packet (its first nibble).
+pub fn version(p: &[u8]) -> Option<u8> {
+    p.first().map(|b| b >> 4)
+}
+
+/// Where a TCP packet's pieces are: the addresses and the TCP header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TcpAt {
+    src: std::ops::Range<usize>,
+    dst: std::ops::Range<usize>,
+    tcp: usize,
+}
+
+/// Locates the TCP header of an IPv4 packet (after its IHL) or an IPv6 one
+/// (right after the fixed header: the stacks here send no extension
+/// headers); `None` for anything else.
+fn tcp_at(p: &[u8]) -> Option<TcpAt> {
+    let at = match version(p)? {
+        4 if p.get(9) == Some(&6) => TcpAt {
+            src: 12..16,
+            dst: 16..20,
+            tcp: usize::from(p[0] & 0x0f) * 4,
+        },
+        6 if p.get(6) == Some(&6) => TcpAt {
+            src: 8..24,
+            dst: 24..40,
+            tcp: 40,
+        },
+        _ => return None,
+    };
+    (p.len() >= at.dst.end && p.len() >= at.tcp + 20).then_some(at)
+}
+
+/// The fields of a TCP/IP packet the trace shows.
 #[derive(Debug, Clone, Copy)]
 pub struct SegSummary {
     pub src_port: u16,
@@ -388,16 +441,10 @@ pub struct SegSummary {
     pub len: usize,
 }
 
-/// Parses the TCP header of an IPv4 packet (no validation beyond bounds).
+/// Parses the TCP header of an IPv4 or IPv6 packet (no validation beyond
+/// bounds).
 pub fn parse(p: &[u8]) -> Option<SegSummary> {
-    let ihl = usize::from(*p.first()? & 0x0f) * 4;
-    if p.get(9) != Some(&6) {
-        return None;
-    }
-    let t = p.get(ihl..)?;
-    if t.len() < 20 {
-        return None;
-    }
+    let t = p.get(tcp_at(p)?.tcp..)?;
     let be16 = |i: usize| u16::from_be_bytes([t[i], t[i + 1]]);
     let be32 = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
     let doff = usize::from(t[12] >> 4) * 4;
@@ -415,7 +462,16 @@ pub fn parse(p: &[u8]) -> Option<SegSummary> {
 /// A tcpdump-like one-line description of a packet.
 pub fn describe(p: &[u8]) -> String {
     let Some(s) = parse(p) else {
-        return format!("non-TCP packet, {} bytes", p.len());
+        return match version(p) {
+            Some(6) if p.len() >= 40 => {
+                format!(
+                    "non-TCP IPv6 packet (next header {}), {} bytes",
+                    p[6],
+                    p.len()
+                )
+            }
+            _ => format!("non-TCP packet, {} bytes", p.len()),
+        };
     };
     let mut flags = String::new();
     for (bit, c) in [

@@ -3,7 +3,7 @@
 //! and writes, and how the connection ends.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tunstack::tcp::congestion::Algorithm;
@@ -15,8 +15,8 @@ use super::link::FaultParams;
 use super::rng::{mix, Rng};
 use super::smol::SmolParams;
 
-/// Which stacks face each other. Host 0 (10.0.0.1) is always the client,
-/// host 1 (10.0.0.2) the server.
+/// Which stacks face each other. Host 0 (10.0.0.1, fd00::1 over IPv6) is
+/// always the client, host 1 (10.0.0.2, fd00::2) the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pairing {
     /// tunstack client ↔ tunstack server.
@@ -69,9 +69,37 @@ impl Pairing {
     }
 }
 
-/// The address of host `side`.
+/// The IPv4 address of host `side`.
 pub fn host_addr(side: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, 1 + side as u8)
+}
+
+/// The IPv6 address of host `side` (a unique local address, RFC 4193, on
+/// the link's /64).
+pub fn host_addr6(side: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1 + side as u16)
+}
+
+/// The prefix length of the link's IPv6 subnet.
+pub const PREFIX6: u8 = 64;
+
+/// The smallest link MTU IPv6 allows (RFC 8200 §5).
+pub const IPV6_MIN_MTU: usize = 1280;
+
+/// The address family of a run's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
 }
 
 /// When an endpoint sends its FIN (once it has sent everything).
@@ -162,6 +190,14 @@ pub struct ConnPlan {
 pub struct Scenario {
     pub pairing: Pairing,
     pub seed: u64,
+    /// The family every connection uses (both hosts keep their IPv4
+    /// address; over IPv6 each also has its IPv6 one).
+    pub family: Family,
+    /// The server listens on the unspecified address of the family rather
+    /// than its own: a tunstack server on `[::]` (dual-stack) over IPv6, a
+    /// smoltcp server on any address. Over IPv4 it is as it always was: a
+    /// tunstack server on 10.0.0.2, a smoltcp server on any address.
+    pub wildcard_listener: bool,
     pub mtu: usize,
     /// `faults[d]`: direction `d` (0: client → server).
     pub faults: [FaultParams; 2],
@@ -218,9 +254,11 @@ impl Scenario {
             let mut r = rng.fork(100 + c as u64);
             conns.push(conn_plan(&mut r, pairing));
         }
-        Scenario {
+        let scenario = Scenario {
             pairing,
             seed,
+            family: Family::V4,
+            wildcard_listener: pairing.is_smoltcp(1),
             mtu,
             faults,
             tun,
@@ -231,7 +269,55 @@ impl Scenario {
             },
             smol,
             conns,
+        };
+        // The family and the listener, like the congestion control, from
+        // the seed alone: every other draw stays what it was, so an IPv4
+        // seed runs exactly as before IPv6 was drawn. One seed in three
+        // runs over IPv6, half of those to a wildcard listener.
+        if mix(seed ^ salt ^ 0xFA_0006) % 3 == 0 {
+            let wildcard = mix(seed ^ salt ^ 0xFA_0001) % 2 == 0;
+            scenario.over_ipv6(wildcard)
+        } else {
+            scenario
         }
+    }
+
+    /// This scenario with its connections over IPv6: each tunstack host
+    /// gets its IPv6 address, the MTU is raised to IPv6's minimum, and the
+    /// server listens on its IPv6 address or (`wildcard`) on the
+    /// unspecified one.
+    pub fn over_ipv6(mut self, wildcard: bool) -> Scenario {
+        self.family = Family::V6;
+        self.wildcard_listener = wildcard;
+        // RFC 8200 §5: every link carrying IPv6 has an MTU of 1280 or more.
+        self.mtu = self.mtu.max(IPV6_MIN_MTU);
+        for (side, t) in self.tun.iter_mut().enumerate() {
+            t.addr6 = Some((host_addr6(side), PREFIX6));
+        }
+        self
+    }
+
+    /// The address of host `side` in this run's family.
+    pub fn host_ip(&self, side: usize) -> IpAddr {
+        match self.family {
+            Family::V4 => host_addr(side).into(),
+            Family::V6 => host_addr6(side).into(),
+        }
+    }
+
+    /// The address the server listens on (the unspecified one of the
+    /// family for a wildcard listener).
+    pub fn listen_ip(&self) -> IpAddr {
+        match (self.wildcard_listener, self.family) {
+            (false, _) => self.host_ip(1),
+            (true, Family::V4) => Ipv4Addr::UNSPECIFIED.into(),
+            (true, Family::V6) => Ipv6Addr::UNSPECIFIED.into(),
+        }
+    }
+
+    /// Where connection `conn` connects to.
+    pub fn server_addr(&self, conn: usize) -> SocketAddr {
+        SocketAddr::new(self.host_ip(1), self.pairing.server_port(conn))
     }
 }
 
@@ -380,10 +466,12 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seed {} pairing {} mtu {}",
+            "seed {} pairing {} {} mtu {} listener {}",
             self.seed,
             self.pairing.name(),
-            self.mtu
+            self.family,
+            self.mtu,
+            SocketAddr::new(self.listen_ip(), SERVER_PORT)
         )?;
         for (d, p) in self.faults.iter().enumerate() {
             writeln!(f, "  link {}: {p}", if d == 0 { "A>B" } else { "B>A" })?;

@@ -9,7 +9,7 @@
 //! is a fixed 10 s in smoltcp).
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
@@ -108,8 +108,9 @@ pub struct SmolHost {
 }
 
 impl SmolHost {
-    /// A smoltcp interface with address `addr`/24 on a link of `mtu` bytes.
-    pub fn new(addr: Ipv4Addr, mtu: usize, seed: u64, params: SmolParams) -> SmolHost {
+    /// A smoltcp interface with address `addr`/`prefix` (of either family)
+    /// on a link of `mtu` bytes.
+    pub fn new(addr: IpAddr, prefix: u8, mtu: usize, seed: u64, params: SmolParams) -> SmolHost {
         let mut dev = SimDevice {
             mtu,
             ..SimDevice::default()
@@ -119,7 +120,7 @@ impl SmolHost {
         let mut iface = Interface::new(config, &mut dev, SmolInstant::ZERO);
         iface.update_ip_addrs(|addrs| {
             addrs
-                .push(IpCidr::new(IpAddress::Ipv4(addr), 24))
+                .push(IpCidr::new(IpAddress::from(addr), prefix))
                 .expect("room for one address");
         });
         SmolHost {
@@ -181,10 +182,17 @@ fn synchronized(s: State) -> bool {
 }
 
 impl Host for SmolHost {
-    fn listen(&mut self, port: u16, count: usize) {
+    fn listen(&mut self, ip: IpAddr, port: u16, count: usize) {
         for i in 0..count {
             let mut s = self.new_socket(false);
-            s.listen(port + i as u16).expect("smoltcp listen");
+            let port = port + i as u16;
+            // A port alone is any address of the interface.
+            let listened = if ip.is_unspecified() {
+                s.listen(port)
+            } else {
+                s.listen(SocketAddr::new(ip, port))
+            };
+            listened.expect("smoltcp listen");
             let handle = self.sockets.add(s);
             self.socks.push(Sock {
                 handle,
@@ -203,7 +211,7 @@ impl Host for SmolHost {
         &mut self,
         _now: Instant,
         conn: usize,
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         nodelay: bool,
     ) -> Result<(Handle, u16), String> {
         let mut s = self.new_socket(nodelay);

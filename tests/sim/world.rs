@@ -9,16 +9,15 @@
 //! time budget spent) or a livelock (the clock stops advancing).
 
 use std::fmt::Write as _;
-use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use tunstack::time::Instant;
 
 use super::app::Endpoint;
 use super::host::{Host, Io, TunHost, Wake};
-use super::link::{describe, Link, LinkCounters};
+use super::link::{describe, version, Link, LinkCounters};
 use super::rng::{mix, Rng};
-use super::scenario::{host_addr, Ending, Pairing, Scenario, SERVER_PORT};
+use super::scenario::{Ending, Family, Pairing, Scenario, PREFIX6, SERVER_PORT};
 use super::smol::SmolHost;
 use super::trace;
 
@@ -65,7 +64,11 @@ pub struct Hooks {
 fn make_host(s: &Scenario, side: usize) -> Box<dyn Host> {
     let seed = mix(s.seed ^ (0xA5 + side as u64));
     if s.pairing.is_smoltcp(side) {
-        Box::new(SmolHost::new(host_addr(side), s.mtu, seed, s.smol))
+        let prefix = match s.family {
+            Family::V4 => 24,
+            Family::V6 => PREFIX6,
+        };
+        Box::new(SmolHost::new(s.host_ip(side), prefix, s.mtu, seed, s.smol))
     } else {
         Box::new(TunHost::new(&s.tun[side], s.mtu, seed, s.keepalive))
     }
@@ -90,15 +93,28 @@ struct World<'a> {
     probe: Option<Duration>,
 }
 
-/// Folds the first 40 bytes of `p` (IPv4 and TCP headers) into `digest`.
+/// Folds the IP and TCP headers of `p` (their first 40 bytes over IPv4,
+/// 60 over IPv6) into `digest`.
 fn digest_packet(digest: u64, p: &[u8]) -> u64 {
+    let headers = if version(p) == Some(6) { 60 } else { 40 };
     let mut d = mix(digest ^ p.len() as u64);
-    for chunk in p[..p.len().min(40)].chunks(8) {
+    for chunk in p[..p.len().min(headers)].chunks(8) {
         let mut word = [0u8; 8];
         word[..chunk.len()].copy_from_slice(chunk);
         d = mix(d ^ u64::from_le_bytes(word));
     }
     d
+}
+
+/// Whether `p` is a fragment: an IPv4 packet with More Fragments or an
+/// offset (RFC 791 §3.1), or an IPv6 packet whose first header is a
+/// Fragment header (next header 44, RFC 8200 §4.5).
+fn is_fragment(p: &[u8]) -> bool {
+    match version(p) {
+        Some(4) => p.len() >= 8 && u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0,
+        Some(6) => p.get(6) == Some(&44),
+        _ => false,
+    }
 }
 
 /// Runs `s`; `verbose` prints the per-packet trace.
@@ -135,7 +151,7 @@ pub fn run(s: &Scenario, verbose: bool, hooks: Hooks) -> Result<Outcome, String>
             .filter(|_| verbose)
             .map(Duration::from_millis),
     };
-    w.hosts[1].listen(SERVER_PORT, s.conns.len());
+    w.hosts[1].listen(s.listen_ip(), SERVER_PORT, s.conns.len());
     let result = w.run_loop();
     trace::clear_context();
     result.map_err(|e| format!("{e}\n{}", w.report()))
@@ -249,7 +265,7 @@ impl World<'_> {
                 continue;
             }
             self.ctx(0);
-            let remote = SocketAddrV4::new(host_addr(1), self.s.pairing.server_port(c));
+            let remote = self.s.server_addr(c);
             let nodelay = self.eps[c][0].plan.nodelay;
             let (h, port) = self.hosts[0].connect(self.now, c, remote, nodelay)?;
             if self.verbose {
@@ -374,6 +390,7 @@ impl World<'_> {
                 ));
             }
             for p in std::mem::take(&mut self.out) {
+                self.check_packet(side, &p)?;
                 let summary = if self.verbose {
                     describe(&p)
                 } else {
@@ -392,6 +409,46 @@ impl World<'_> {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A packet a host hands to the link fits the link's MTU and is of the
+    /// run's family: every connection of a run is, and neither stack sends
+    /// anything but TCP here (no ICMP, no neighbor discovery on an IP
+    /// link).
+    fn check_packet(&self, side: usize, p: &[u8]) -> Result<(), String> {
+        if p.len() > self.s.mtu {
+            return Err(format!(
+                "host {} sent a {}-byte packet on a link of MTU {}: {}",
+                host_name(side),
+                p.len(),
+                self.s.mtu,
+                describe(p)
+            ));
+        }
+        // Each stack sizes its segments to the MTU (RFC 9293 §3.7.1):
+        // it never has to fragment one.
+        if is_fragment(p) {
+            return Err(format!(
+                "host {} sent an IP fragment ({} bytes): a segment it built did not fit the MTU of {}",
+                host_name(side),
+                p.len(),
+                self.s.mtu
+            ));
+        }
+        let want = match self.s.family {
+            Family::V4 => 4,
+            Family::V6 => 6,
+        };
+        if version(p) != Some(want) {
+            return Err(format!(
+                "host {} sent an IP version {:?} packet in an {} run: {}",
+                host_name(side),
+                version(p),
+                self.s.family,
+                describe(p)
+            ));
         }
         Ok(())
     }
@@ -524,7 +581,7 @@ impl World<'_> {
             }
         }
         for side in 0..2 {
-            let _ = writeln!(r, "  host {} ({}):", host_name(side), host_addr(side));
+            let _ = writeln!(r, "  host {} ({}):", host_name(side), self.s.host_ip(side));
             r.push_str(&self.hosts[side].dump());
         }
         for dir in 0..2 {
