@@ -89,21 +89,6 @@ const SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW: &str =
 const SMOLTCP_IGNORES_SYN_IN_SYN_RECEIVED: &str =
     "smoltcp in SYN-RECEIVED ignores a retransmitted SYN: only its own backed-off SYN-ACKs, all lost, could complete the handshake";
 
-/// tunstack bug: the SWS override timeout (the `else` branch of
-/// `on_persist`, src/tcp/timers.rs) sizes its segment to `snd.mss`, the
-/// MSS that counts data only when no options are present, while the
-/// segment carries timestamps (12 bytes) and any SACK blocks; the data
-/// path sizes segments with `data_mss`. The packet is then the MTU plus
-/// the options: over IPv4 (DF set) it is dropped at output as
-/// `ip-out-too-big` and only a retransmission repairs the gap; over IPv6
-/// the stack fragments its own segment (1280 + 68 bytes at MTU 1280). The
-/// sender runs BBR in 41 of the 48 seeds below (CUBIC or NewReno in the
-/// others): in tunstack seed 346 the data waited half a second (nothing
-/// in flight, the window open) until that timer sent it, most likely held
-/// by pacing after BBR's bandwidth estimate fell to about 2 KB/s.
-const TUNSTACK_SWS_SEGMENT_OVER_MTU: &str =
-    "tunstack's SWS override segment is sized to the MSS without its options: over the MTU, dropped (IPv4) or fragmented (IPv6)";
-
 /// Seeds that fail because of a known bug in a stack, skipped by the sweeps
 /// until it is fixed: `(pairing, seed, what goes wrong)`. They still run: a
 /// notice says when one passes and can be removed.
@@ -155,56 +140,6 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     ("smoltcp-server", 41621, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW), // v6
     ("smoltcp-server", 48257, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW), // v6
     ("smoltcp-server", 1274, SMOLTCP_IGNORES_SYN_IN_SYN_RECEIVED),  // v6
-    // tunstack's own bug: every seed of the same 0..50000 sweep that hits
-    // it (by the packet-size checks). Remove them with the fix.
-    ("smoltcp-client", 2432, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("smoltcp-client", 22196, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("smoltcp-client", 47794, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("smoltcp-server", 13896, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("smoltcp-server", 18168, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("smoltcp-server", 30542, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("smoltcp-server", 40902, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 60, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 346, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 1432, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 1540, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 1808, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 7077, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 7164, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 7531, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 8981, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 9040, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 11039, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 12102, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 12551, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 14606, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 14730, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 15826, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 15910, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 16644, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 17403, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 18465, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 21910, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 22204, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 22594, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 23007, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 24888, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 26319, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 29437, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 30546, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 31310, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 33252, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 36266, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 36429, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 37412, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 37884, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 38281, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 38649, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 41983, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 43330, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 46859, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 47294, TUNSTACK_SWS_SEGMENT_OVER_MTU),
-    ("tunstack", 47314, TUNSTACK_SWS_SEGMENT_OVER_MTU),
 ];
 
 /// Seeds per pairing when `TUNSTACK_SIM_SEEDS` is not set.
