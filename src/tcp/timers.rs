@@ -232,8 +232,11 @@ impl Conn {
             self.persist_backoff = self.persist_backoff.saturating_add(1);
             self.timers.persist = Some(now + self.persist_interval(cx.cfg.max_rto));
         } else {
-            // RFC 9293 §3.8.6.2.1: the SWS override timeout.
-            let len = unsent.min(self.snd.wnd as usize).min(self.snd.mss as usize);
+            // RFC 9293 §3.8.6.2.1: the SWS override timeout. At most the
+            // effective MSS (RFC 6691 §2: the MSS less the options this
+            // segment carries), as every other segment.
+            let mss = self.data_mss(cx.io) as usize;
+            let len = unsent.min(self.snd.wnd as usize).min(mss);
             self.emit_data(now, self.snd.nxt, len, false, cx);
             self.snd.nxt += len as u32;
             self.snd.max = self.snd.max.max(self.snd.nxt);
