@@ -17,10 +17,15 @@ use sim::check::StreamChecker;
 use sim::host::{Host, TunHost};
 use sim::link::{parse, FaultParams, Link, LinkCounters};
 use sim::rng::{fill, stream_key, Rng};
-use sim::scenario::{host_addr, host_addr6, Ending, Family, Pairing, Scenario, PREFIX6};
+use sim::scenario::{host_addr, host_addr6, host_mac, Ending, Family, Pairing, Scenario, PREFIX6};
 use sim::world::{self, Hooks};
+use tunstack::link::arp::{ArpPacket, Operation};
+use tunstack::link::ethernet::{
+    EthernetHeader, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN,
+};
 use tunstack::tcp::congestion::Algorithm;
 use tunstack::time::Instant;
+use tunstack::Medium;
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
@@ -179,10 +184,39 @@ fn tcp_packet(family: Family, seq: u32, len: usize) -> Vec<u8> {
     out
 }
 
+/// `payload` in an Ethernet frame of `ethertype` from host 0 to host 1.
+fn frame(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = EthernetHeader {
+        dst: host_mac(1),
+        src: host_mac(0),
+        ethertype,
+    }
+    .to_bytes()
+    .to_vec();
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Host 0's ARP request for host 1, framed to broadcast.
+fn arp_request() -> Vec<u8> {
+    let request = ArpPacket {
+        op: Operation::Request,
+        sender_mac: host_mac(0),
+        sender_ip: host_addr(0),
+        target_mac: MacAddr::ZERO,
+        target_ip: host_addr(1),
+    };
+    let mut f = frame(ETHERTYPE_ARP, &request.to_bytes());
+    f[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+    f
+}
+
 /// 20,000 packets of `family` through a faulty link into a tunstack core:
 /// every fault happens, every copy is accounted for, and the stack drops
-/// exactly the corrupted copies.
-fn fault_model_run(family: Family) {
+/// exactly the corrupted copies. Over Ethernet the packets travel in
+/// frames, with an ARP request after every tenth, which the link never
+/// corrupts (no checksum the stack checks covers it).
+fn fault_model_run(family: Family, medium: Medium) {
     let params = FaultParams {
         loss: 0.1,
         duplicate: 0.05,
@@ -196,39 +230,72 @@ fn fault_model_run(family: Family) {
     };
     let mut rng = Rng::new(3);
     let mut link = Link::new([params.clone(), params], &mut rng);
+    link.set_medium(medium);
     // The receiving stack: a tunstack core with nothing listening on the
     // port, so every accepted segment is answered with RST.
     let config = tunstack::Config {
         addr: host_addr(1),
         addr6: (family == Family::V6).then_some((host_addr6(1), PREFIX6)),
+        medium,
+        mac: Some(host_mac(1)),
+        dad_transmits: 0,
         ..Default::default()
     };
     let mut host = TunHost::new(&config, 1500, 1, Default::default());
-    let seq = |p: &[u8]| parse(p).expect("a clean TCP packet").seq;
+    let ip_at = if medium == Medium::Ethernet {
+        HEADER_LEN
+    } else {
+        0
+    };
+    let seq = |p: &[u8]| parse(&p[ip_at..]).expect("a clean TCP packet").seq;
+    let arp = arp_request();
     let mut now = Instant::ZERO;
     let mut delivered = Vec::new();
-    for i in 0..20_000u32 {
-        // A burst every 100 µs: sometimes more than the queue holds.
-        let p = tcp_packet(family, i, (i % 7) as usize * 100);
-        let _ = link.send(now, 0, p);
-        now += std::time::Duration::from_micros(if i % 500 == 0 { 10_000 } else { 20 });
+    // Copies delivered that carry TCP, and how many of them are clean.
+    let (mut tcp_total, mut tcp_clean) = (0, 0);
+    let mut arp_delivered = 0;
+    let mut sent = 0;
+    let mut deliver = |link: &mut Link, host: &mut TunHost, now| {
         while let Some((p, corrupt)) = link.pop_due(0, now) {
-            if !corrupt {
-                delivered.push(seq(&p));
+            if p == arp {
+                assert!(!corrupt, "an ARP frame was corrupted");
+                arp_delivered += 1;
+            } else {
+                tcp_total += 1;
+                if !corrupt {
+                    tcp_clean += 1;
+                    delivered.push(seq(&p));
+                }
             }
             host.deliver(now, &p);
         }
+    };
+    for i in 0..20_000u32 {
+        // A burst every 100 µs: sometimes more than the queue holds.
+        let p = tcp_packet(family, i, (i % 7) as usize * 100);
+        let p = match (medium, family) {
+            (Medium::Ip, _) => p,
+            (Medium::Ethernet, Family::V4) => frame(ETHERTYPE_IPV4, &p),
+            (Medium::Ethernet, Family::V6) => frame(ETHERTYPE_IPV6, &p),
+        };
+        let _ = link.send(now, 0, p);
+        sent += 1;
+        if medium == Medium::Ethernet && i % 10 == 9 {
+            let _ = link.send(now, 0, arp.clone());
+            sent += 1;
+        }
+        now += std::time::Duration::from_micros(if i % 500 == 0 { 10_000 } else { 20 });
+        deliver(&mut link, &mut host, now);
     }
     now += std::time::Duration::from_secs(1);
-    while let Some((p, corrupt)) = link.pop_due(0, now) {
-        if !corrupt {
-            delivered.push(seq(&p));
-        }
-        host.deliver(now, &p);
-    }
+    deliver(&mut link, &mut host, now);
     let c: LinkCounters = link.counters(0);
-    eprintln!("{family}: {c:?}");
-    assert_eq!(c.sent, 20_000);
+    eprintln!("{family} over {medium:?}: {c:?}");
+    assert_eq!(c.sent, sent);
+    assert_eq!(tcp_total + arp_delivered, c.delivered);
+    if medium == Medium::Ethernet {
+        assert!(arp_delivered > 1000, "{arp_delivered} ARP frames delivered");
+    }
     assert!(c.lost > 1000 && c.lost < 3000, "~10% lost: {c:?}");
     assert!(c.tail_dropped > 0, "queue overflowed sometimes: {c:?}");
     assert!(c.duplicated > 300, "{c:?}");
@@ -249,13 +316,24 @@ fn fault_model_run(family: Family) {
     sorted.dedup();
     assert!(sorted.len() < delivered.len(), "some packets arrived twice");
     // No corrupted packet got past the checksums; every clean one did.
-    host.check_counters(c.delivered, c.delivered - c.delivered_corrupt)
+    assert_eq!(tcp_total - tcp_clean, c.delivered_corrupt);
+    host.check_counters(tcp_total, tcp_clean)
         .expect("the stack dropped exactly the corrupted packets");
 }
 
 #[test]
 fn fault_model_drops_duplicates_reorders_and_corrupts() {
-    fault_model_run(Family::V4);
+    fault_model_run(Family::V4, Medium::Ip);
+}
+
+/// Over Ethernet the link corrupts only the IP packet of a frame that
+/// carries TCP (with IPv6's unchecked fixed fields spared): never the
+/// Ethernet header, never ARP. The stack behind its `EthernetLink` still
+/// drops exactly the corrupted copies and takes every clean one.
+#[test]
+fn fault_model_over_ethernet_corrupts_only_what_a_checksum_covers() {
+    fault_model_run(Family::V4, Medium::Ethernet);
+    fault_model_run(Family::V6, Medium::Ethernet);
 }
 
 /// IPv6 has no header checksum: were the link to flip bits of the hop
@@ -266,7 +344,7 @@ fn fault_model_drops_duplicates_reorders_and_corrupts() {
 /// copies.
 #[test]
 fn fault_model_over_ipv6_corrupts_only_what_a_checksum_covers() {
-    fault_model_run(Family::V6);
+    fault_model_run(Family::V6, Medium::Ip);
 }
 
 /// Each seed draws its family apart from every other draw: about one in
@@ -328,6 +406,73 @@ fn ipv6_runs_deliver_with_either_listener() {
     }
 }
 
+/// Each seed draws its medium apart from every other draw: about one in
+/// three runs over Ethernet, in either family; exactly then its tunstack
+/// hosts sit behind an Ethernet link with their own MACs and no duplicate
+/// address detection, and the replay's first line says which medium.
+#[test]
+fn seeds_draw_ethernet_one_in_three_in_either_family() {
+    for pairing in Pairing::ALL {
+        let mut ethernet = [0; 2];
+        for seed in 0..900 {
+            let s = Scenario::generate(pairing, seed);
+            let over_ethernet = s.medium == Medium::Ethernet;
+            for side in 0..2 {
+                let t = &s.tun[side];
+                assert_eq!(t.medium, s.medium, "{s}");
+                assert_eq!(t.mac, over_ethernet.then(|| host_mac(side)), "{s}");
+                if over_ethernet {
+                    assert_eq!(t.dad_transmits, 0, "{s}");
+                }
+            }
+            let first = s.to_string().lines().next().unwrap_or("").to_string();
+            let shown = if over_ethernet {
+                "over Ethernet"
+            } else {
+                "over IP "
+            };
+            assert!(first.contains(shown), "{first}");
+            if over_ethernet {
+                ethernet[usize::from(s.family == Family::V6)] += 1;
+            }
+        }
+        let total = ethernet[0] + ethernet[1];
+        assert!(
+            (240..=360).contains(&total),
+            "{}: {total} of 900 over Ethernet",
+            pairing.name()
+        );
+        // A third of those over IPv6, as for every seed.
+        assert!(
+            ethernet[0] > 130 && ethernet[1] > 60,
+            "{}: {ethernet:?} over Ethernet by family",
+            pairing.name()
+        );
+    }
+}
+
+/// Runs over Ethernet pass in every pairing and both families, and their
+/// hosts resolve each other on the wire (ARP, or neighbour discovery)
+/// before the first segment goes out: frames other than TCP were sent.
+#[test]
+fn ethernet_runs_resolve_neighbours_and_deliver() {
+    for pairing in Pairing::ALL {
+        for family in [Family::V4, Family::V6] {
+            let seeds = (0..)
+                .filter(|&seed| Scenario::generate(pairing, seed).family == family)
+                .take(3);
+            for seed in seeds {
+                let s = Scenario::generate(pairing, seed).over_ethernet();
+                let o = world::run(&s, false, Hooks::default()).unwrap_or_else(|e| {
+                    panic!("{} seed {seed} over Ethernet: {e}\n{s}", pairing.name())
+                });
+                assert!(o.link.delivered > 0, "{s}");
+                assert!(o.link_frames >= 2, "no ARP or ND on the wire:\n{s}");
+            }
+        }
+    }
+}
+
 #[test]
 fn runs_exercise_every_fault() {
     let mut total = LinkCounters::default();
@@ -378,10 +523,21 @@ fn undetectable_corruption_fails_the_run() {
         e.abort = None;
         e.shut = sim::scenario::ShutRule::WhenDone;
     }
-    for s in [s.clone(), s.over_ipv6(false)] {
+    let variants = [
+        s.clone(),
+        s.clone().over_ipv6(false),
+        s.clone().over_ethernet(),
+        s.over_ipv6(false).over_ethernet(),
+    ];
+    for s in variants {
         world::run(&s, false, Hooks::default()).expect("the clean run passes");
         let err = world::run(&s, false, Hooks { evil_link: true }).expect_err("caught");
-        assert!(err.contains("stream byte"), "{}: {err}", s.family);
+        assert!(
+            err.contains("stream byte"),
+            "{} over {:?}: {err}",
+            s.family,
+            s.medium
+        );
     }
 }
 

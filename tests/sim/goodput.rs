@@ -247,6 +247,7 @@ pub fn scenario(t: &Transfer) -> Scenario {
         seed: t.seed,
         // Over IPv4: the ceiling counts its 20-byte header.
         family: Family::V4,
+        medium: tunstack::Medium::Ip,
         wildcard_listener: pairing.is_smoltcp(1),
         mtu: MTU,
         faults: [faults.clone(), faults],

@@ -1,14 +1,16 @@
 //! One end of the simulated link: a stack and the socket calls the
 //! application model makes on it. [`TunHost`] drives tunstack's sans-IO
-//! [`Interface`] directly; `smol::SmolHost` drives smoltcp the same way.
+//! [`Interface`] directly (over Ethernet, behind an [`EthernetLink`], as a
+//! TAP's runtime does); `smol::SmolHost` drives smoltcp the same way.
 
 use std::net::{IpAddr, SocketAddr};
 
 use tunstack::iface::{Event, Interface};
+use tunstack::link::EthernetLink;
 use tunstack::stats::DropReason;
 use tunstack::tcp::{ConnId, KeepaliveConfig, ListenerId, TcpError, TcpEvent};
 use tunstack::time::Instant;
-use tunstack::Config;
+use tunstack::{Config, Medium};
 
 /// A connection handle, as the host understands it.
 pub type Handle = u64;
@@ -68,13 +70,13 @@ pub trait Host {
     fn close(&mut self, now: Instant, h: Handle) -> Io;
     /// Resets the connection and releases the handle.
     fn abort(&mut self, now: Instant, h: Handle);
-    /// Hands over a packet from the link.
+    /// Hands over a packet (over Ethernet, a frame) from the link.
     fn deliver(&mut self, now: Instant, packet: &[u8]);
     /// Runs due timers and handles delivered packets.
     fn poll(&mut self, now: Instant);
     /// When `poll` next has work.
     fn poll_at(&mut self, now: Instant) -> Option<Instant>;
-    /// Moves the packets to transmit into `out`.
+    /// Moves the packets (over Ethernet, frames) to transmit into `out`.
     fn drain(&mut self, now: Instant, out: &mut Vec<Vec<u8>>);
     /// Moves pending wake-ups into `out`.
     fn wakeups(&mut self, out: &mut Vec<Wake>);
@@ -86,12 +88,17 @@ pub trait Host {
     fn dump(&mut self) -> String;
     /// After the run: the stack accepted exactly the clean packets delivered
     /// (`clean`) out of `total` delivered — no corrupted one got through.
+    /// Over Ethernet both count only frames that carry TCP (ARP and
+    /// neighbour discovery stay in the link layer).
     fn check_counters(&self, total: u64, clean: u64) -> Result<(), String>;
 }
 
 /// tunstack's sans-IO core.
 pub struct TunHost {
     iface: Interface,
+    /// Over Ethernet ([`Medium::Ethernet`]), its link layer: frames in and
+    /// out, ARP and neighbour discovery.
+    link: Option<EthernetLink>,
     /// The stack's addresses, for messages.
     name: String,
     listener: Option<ListenerId>,
@@ -102,10 +109,23 @@ pub struct TunHost {
 }
 
 impl TunHost {
-    /// A stack with `config` on a link of `mtu` bytes.
+    /// A stack with `config` on a link of `mtu` bytes (the IP MTU; over
+    /// Ethernet, `config.medium`, frames are 14 bytes longer).
     pub fn new(config: &Config, mtu: usize, seed: u64, keepalive: KeepaliveConfig) -> TunHost {
+        // As the runtime sets up TAP mode (`Stack::with_devices`).
+        let link = (config.medium == Medium::Ethernet).then(|| {
+            let mac = config.mac_or_random(seed);
+            let link = EthernetLink::new(mac, config.addr, config.prefix_len, config.neighbours);
+            match config.addr6 {
+                Some((addr6, _)) => link
+                    .with_ipv6(addr6, config.neighbours)
+                    .with_dad(config.dad_transmits),
+                None => link,
+            }
+        });
         TunHost {
             iface: Interface::new(config, mtu, seed),
+            link,
             name: match config.addr6 {
                 Some((a6, _)) => format!("{} / {a6}", config.addr),
                 None => config.addr.to_string(),
@@ -131,6 +151,18 @@ impl TunHost {
         self.iface
             .tcp_set_nodelay(now, id, nodelay)
             .map_err(|e| format!("set_nodelay: {e:?}"))
+    }
+}
+
+impl TunHost {
+    /// Tells the interface about packets whose neighbour never answered
+    /// (as the runtime does with `Device::pop_unreachable`).
+    fn report_unreachable(&mut self, now: Instant) {
+        if let Some(link) = &mut self.link {
+            while let Some(p) = link.pop_unreachable() {
+                self.iface.next_hop_unreachable(now, &p);
+            }
+        }
     }
 }
 
@@ -214,23 +246,54 @@ impl Host for TunHost {
     }
 
     fn deliver(&mut self, now: Instant, packet: &[u8]) {
-        self.iface.receive(now, packet);
+        let Some(link) = &mut self.link else {
+            self.iface.receive(now, packet);
+            return;
+        };
+        // ARP and neighbour discovery stay in the link (answers go out
+        // with the next `drain`); the IP packet of the frame goes up.
+        if let Some(ip) = link.receive(now, packet).and_then(|r| packet.get(r)) {
+            self.iface.receive(now, ip);
+        }
     }
 
     fn poll(&mut self, now: Instant) {
+        if let Some(link) = &mut self.link {
+            if link.poll_at().is_some_and(|t| t <= now) {
+                link.poll(now);
+            }
+        }
+        self.report_unreachable(now);
         if self.iface.poll_at().is_some_and(|t| t <= now) {
             self.iface.poll(now);
         }
     }
 
     fn poll_at(&mut self, _now: Instant) -> Option<Instant> {
-        self.iface.poll_at()
+        let link = self.link.as_ref().and_then(EthernetLink::poll_at);
+        match (self.iface.poll_at(), link) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    fn drain(&mut self, _now: Instant, out: &mut Vec<Vec<u8>>) {
+    fn drain(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         while let Some(p) = self.iface.pop_transmit() {
-            out.push(p.into());
+            match &mut self.link {
+                None => out.push(p.into()),
+                Some(link) => {
+                    // Framed at once, or held until its neighbour answers.
+                    link.send_ip(now, &p);
+                    self.iface.recycle(p);
+                }
+            }
         }
+        if let Some(link) = &mut self.link {
+            while let Some(frame) = link.pop_frame() {
+                out.push(frame);
+            }
+        }
+        self.report_unreachable(now);
     }
 
     fn wakeups(&mut self, out: &mut Vec<Wake>) {
@@ -309,6 +372,12 @@ impl Host for TunHost {
         }
         if let Some(t) = self.iface.poll_at() {
             s.push_str(&format!("    next timer at {t}\n"));
+        }
+        if let Some(link) = &self.link {
+            s.push_str(&format!("    link {}: {}\n", link.mac(), link.stats()));
+            if let Some(t) = link.poll_at() {
+                s.push_str(&format!("    next link timer at {t}\n"));
+            }
         }
         s
     }

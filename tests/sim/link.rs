@@ -18,12 +18,29 @@
 //! - delayed by a base delay, a serialization time (bandwidth) and jitter,
 //!   keeping FIFO order — or reordered: held back by an extra delay that lets
 //!   later packets overtake it.
+//!
+//! Over Ethernet ([`Link::set_medium`]) the link carries frames, and every
+//! fault but corruption hits any frame, ARP and neighbour discovery
+//! included (the hosts' link layers retry them). Corruption hits only
+//! frames that carry TCP, and only their IP packet, with IPv6's fixed
+//! fields spared as above: the bytes a checksum the stack verifies
+//! covers. Flipping bits of the Ethernet header or of an ARP packet, which
+//! no such checksum covers, is what the frame check sequence catches in
+//! reality, and a frame dropped for it is a lost frame, which the loss
+//! already models. Neighbour discovery has the ICMPv6 checksum, but its
+//! frames are left whole too, so that the run can still check that a
+//! stack drops exactly the corrupted TCP packets (a corrupted solicitation
+//! could go up to the IP layer as some other ICMPv6 message); how the link
+//! layers treat bad neighbour messages is for their unit tests and the
+//! fuzzers.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 
+use tunstack::link::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
 use tunstack::time::Instant;
+use tunstack::Medium;
 
 use super::rng::Rng;
 
@@ -193,6 +210,8 @@ struct Direction {
     /// Test hook: rewrite a payload byte and fix the checksums, i.e. a
     /// corruption no checksum can catch (proves the checker catches it).
     evil: bool,
+    /// What the link carries: IP packets or Ethernet frames.
+    medium: Medium,
 }
 
 /// What the link did with a packet, for the trace.
@@ -229,6 +248,7 @@ impl Direction {
             max_delivered_order: None,
             counters: LinkCounters::default(),
             evil: false,
+            medium: Medium::Ip,
         }
     }
 
@@ -281,13 +301,26 @@ impl Direction {
             } else {
                 Fate::Delivered(at)
             };
-            if self.rng.chance(self.params.corrupt) && !p.is_empty() {
-                let (word, mask) = corrupt_word(&mut self.rng, &mut p);
+            // Where corruption may start: the packet on an IP link; the
+            // IP packet of a frame that carries TCP (see the module docs).
+            let start = match self.medium {
+                Medium::Ip => Some(0),
+                Medium::Ethernet => {
+                    ip_offset(self.medium, &p).filter(|_| carries_tcp(self.medium, &p))
+                }
+            };
+            // Drawn for every copy, so an IP run's draws stay what they were.
+            let drawn = self.rng.chance(self.params.corrupt);
+            if let Some(start) = start.filter(|&s| drawn && p.len() > s) {
+                let (word, mask) = corrupt_word(&mut self.rng, &mut p[start..]);
                 self.counters.corrupted += 1;
                 corrupt = true;
-                fate = Fate::Corrupted(at, word, mask);
+                // The word's place in what the link carries, for the trace.
+                fate = Fate::Corrupted(at, word + start / 2, mask);
             } else if self.evil {
-                evil_rewrite(&mut p);
+                if let Some(start) = ip_offset(self.medium, &p) {
+                    evil_rewrite(&mut p[start..]);
+                }
             }
             fates.push(fate);
             let order = self.next_order;
@@ -401,6 +434,34 @@ pub fn version(p: &[u8]) -> Option<u8> {
     p.first().map(|b| b >> 4)
 }
 
+/// The EtherType of an Ethernet frame.
+pub fn ethertype(frame: &[u8]) -> Option<u16> {
+    frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]))
+}
+
+/// Where the IP packet starts in what a link of `medium` carries: at once
+/// on an IP link; after the Ethernet header in a frame of EtherType IPv4
+/// or IPv6; `None` in any other frame (ARP).
+pub fn ip_offset(medium: Medium, p: &[u8]) -> Option<usize> {
+    match medium {
+        Medium::Ip => Some(0),
+        Medium::Ethernet => matches!(ethertype(p), Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6))
+            .then_some(HEADER_LEN)
+            .filter(|&at| p.len() >= at),
+    }
+}
+
+/// The IP packet in what a link of `medium` carries, if there is one.
+pub fn ip_packet(medium: Medium, p: &[u8]) -> Option<&[u8]> {
+    p.get(ip_offset(medium, p)?..)
+}
+
+/// Whether what a link of `medium` carries is a TCP segment (in a frame
+/// or not).
+pub fn carries_tcp(medium: Medium, p: &[u8]) -> bool {
+    ip_packet(medium, p).and_then(tcp_at).is_some()
+}
+
 /// Where a TCP packet's pieces are: the addresses and the TCP header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TcpAt {
@@ -459,10 +520,61 @@ pub fn parse(p: &[u8]) -> Option<SegSummary> {
     })
 }
 
+/// A tcpdump-like one-line description of what a link of `medium`
+/// carries: a packet, or a frame (its IP packet, or its ARP packet).
+pub fn describe_on(medium: Medium, p: &[u8]) -> String {
+    if medium == Medium::Ip {
+        return describe(p);
+    }
+    let (Some(dst), Some(src), Some(t)) = (p.get(0..6), p.get(6..12), ethertype(p)) else {
+        return format!("runt frame, {} bytes", p.len());
+    };
+    let what = match t {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => describe(&p[HEADER_LEN..]),
+        ETHERTYPE_ARP => describe_arp(&p[HEADER_LEN..]),
+        t => format!("EtherType {t:#06x}, {} bytes", p.len()),
+    };
+    format!("{} > {}: {what}", mac(src), mac(dst))
+}
+
+/// A MAC address's bytes, written as usual.
+fn mac(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// An ARP packet (RFC 826; Ethernet and IPv4 only), described.
+fn describe_arp(a: &[u8]) -> String {
+    let ip = |b: &[u8]| format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+    if a.len() < 28 {
+        return format!("ARP, {} bytes", a.len());
+    }
+    match u16::from_be_bytes([a[6], a[7]]) {
+        1 => format!("ARP who-has {} tell {}", ip(&a[24..28]), ip(&a[14..18])),
+        2 => format!("ARP reply {} is-at {}", ip(&a[14..18]), mac(&a[8..14])),
+        op => format!("ARP op {op}"),
+    }
+}
+
 /// A tcpdump-like one-line description of a packet.
 pub fn describe(p: &[u8]) -> String {
     let Some(s) = parse(p) else {
         return match version(p) {
+            Some(6) if p.len() >= 64 && p[6] == 58 && matches!(p[40], 135 | 136) => {
+                let target = <[u8; 16]>::try_from(&p[48..64])
+                    .map(std::net::Ipv6Addr::from)
+                    .map_or(String::new(), |t| t.to_string());
+                let src = <[u8; 16]>::try_from(&p[8..24])
+                    .map(std::net::Ipv6Addr::from)
+                    .map_or(String::new(), |t| t.to_string());
+                if p[40] == 135 {
+                    format!("ND who-has {target} tell {src}")
+                } else {
+                    format!("ND advert {target} (from {src})")
+                }
+            }
             Some(6) if p.len() >= 40 => {
                 format!(
                     "non-TCP IPv6 packet (next header {}), {} bytes",
@@ -508,6 +620,13 @@ impl Link {
                 Direction::new(p1, rng.fork(0x22)),
             ],
             fates: Vec::new(),
+        }
+    }
+
+    /// What the link carries: IP packets (the default) or Ethernet frames.
+    pub fn set_medium(&mut self, medium: Medium) {
+        for d in &mut self.dirs {
+            d.medium = medium;
         }
     }
 

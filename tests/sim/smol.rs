@@ -1,5 +1,7 @@
 //! smoltcp 0.14 as the other end of the link: a tiny [`Device`] over the
-//! simulated wire and the [`Host`] calls over smoltcp TCP sockets.
+//! simulated wire and the [`Host`] calls over smoltcp TCP sockets. Over
+//! Ethernet the device is `Medium::Ethernet` and smoltcp does ARP and
+//! neighbour discovery itself.
 //!
 //! smoltcp has no listen backlog: a server gets one listening socket per
 //! expected connection (each on its own port, see
@@ -15,7 +17,9 @@ use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp::{RecvError, Socket, SocketBuffer, State};
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use tunstack::link::ethernet::HEADER_LEN;
+use tunstack::link::MacAddr;
 use tunstack::time::Instant;
 
 use super::host::{Handle, Host, Io, Wake};
@@ -24,11 +28,15 @@ fn smol_time(t: Instant) -> SmolInstant {
     SmolInstant::from_micros(t.total_micros() as i64)
 }
 
-/// The simulated wire as smoltcp sees it: packets in, packets out.
-#[derive(Debug, Default)]
+/// The simulated wire as smoltcp sees it: packets (or frames) in, packets
+/// (or frames) out.
+#[derive(Debug)]
 pub struct SimDevice {
     rx: VecDeque<Vec<u8>>,
     tx: Vec<Vec<u8>>,
+    medium: Medium,
+    /// smoltcp's `max_transmission_unit`: the IP MTU, or over Ethernet the
+    /// largest frame, its header included.
     mtu: usize,
 }
 
@@ -65,7 +73,7 @@ impl Device for SimDevice {
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ip;
+        caps.medium = self.medium;
         caps.max_transmission_unit = self.mtu;
         caps
     }
@@ -109,13 +117,31 @@ pub struct SmolHost {
 
 impl SmolHost {
     /// A smoltcp interface with address `addr`/`prefix` (of either family)
-    /// on a link of `mtu` bytes.
-    pub fn new(addr: IpAddr, prefix: u8, mtu: usize, seed: u64, params: SmolParams) -> SmolHost {
-        let mut dev = SimDevice {
-            mtu,
-            ..SimDevice::default()
+    /// on a link of `mtu` bytes (the IP MTU), over Ethernet with `mac`.
+    pub fn new(
+        addr: IpAddr,
+        prefix: u8,
+        mtu: usize,
+        mac: Option<MacAddr>,
+        seed: u64,
+        params: SmolParams,
+    ) -> SmolHost {
+        let (medium, hardware, mtu) = match mac {
+            None => (Medium::Ip, HardwareAddress::Ip, mtu),
+            // smoltcp's MTU for Ethernet counts the header (not the FCS).
+            Some(m) => (
+                Medium::Ethernet,
+                HardwareAddress::Ethernet(EthernetAddress(m.0)),
+                mtu + HEADER_LEN,
+            ),
         };
-        let mut config = SmolConfig::new(HardwareAddress::Ip);
+        let mut dev = SimDevice {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            medium,
+            mtu,
+        };
+        let mut config = SmolConfig::new(hardware);
         config.random_seed = seed;
         let mut iface = Interface::new(config, &mut dev, SmolInstant::ZERO);
         iface.update_ip_addrs(|addrs| {
