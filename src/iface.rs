@@ -416,25 +416,57 @@ impl Interface {
                 }
             };
         let from = SocketAddr::new(d.src.into(), dgram.src_port);
-        match self.udp.lookup(from, dgram.dst_port) {
-            Some(socket) if !d.dst.is_multicast() => {
-                self.stats.udp_datagrams_in += 1;
-                self.events.push_back(Event::UdpDatagram {
-                    socket,
-                    from,
-                    payload: dgram.payload.to_vec(),
-                });
+        // No socket takes datagrams to a group (no multicast membership).
+        if d.dst.is_multicast() || !self.udp_deliver(from, dgram.dst_port, dgram.payload) {
+            self.stats.drop(DropReason::UdpNoSocket);
+            let Some(ip6) = &mut self.ip6 else {
+                return;
+            };
+            let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
+            ip6.unreachable(now, UNREACHABLE6_PORT, d, &mut self.stats, &mut |p| {
+                tx_queue.push(tcp, p)
+            });
+        }
+    }
+
+    /// Hands a datagram from `from` to the socket on `dst_port`, if one
+    /// takes it; a dual-stack `[::]` socket sees an IPv4 sender
+    /// IPv4-mapped (RFC 4291 §2.5.5.2), as on Linux. False: no socket.
+    fn udp_deliver(&mut self, from: SocketAddr, dst_port: u16, payload: &[u8]) -> bool {
+        let Some(socket) = self.udp.lookup(from, dst_port) else {
+            return false;
+        };
+        self.stats.udp_datagrams_in += 1;
+        let dual = self.udp.local_addr(socket).is_some_and(|l| l.is_ipv6());
+        let from = match from {
+            SocketAddr::V4(v4) if dual => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
             }
-            _ => {
-                self.stats.drop(DropReason::UdpNoSocket);
-                let Some(ip6) = &mut self.ip6 else {
-                    return;
-                };
-                let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
-                ip6.unreachable(now, UNREACHABLE6_PORT, d, &mut self.stats, &mut |p| {
-                    tx_queue.push(tcp, p)
-                });
+            other => other,
+        };
+        self.events.push_back(Event::UdpDatagram {
+            socket,
+            from,
+            payload: payload.to_vec(),
+        });
+        true
+    }
+
+    /// Reports `error` to the socket on `local_port` if it is connected to
+    /// `remote` (Linux reports errors only to connected sockets, without
+    /// IP_RECVERR). False: no such socket.
+    fn udp_report(
+        &mut self,
+        remote: SocketAddr,
+        local_port: u16,
+        error: std::io::ErrorKind,
+    ) -> bool {
+        match self.udp.lookup(remote, local_port) {
+            Some(socket) if self.udp.remote(socket) == Some(remote) => {
+                self.events.push_back(Event::UdpError { socket, error });
+                true
             }
+            _ => false,
         }
     }
 
@@ -469,16 +501,13 @@ impl Interface {
             };
             self.tcp.on_icmp(now, (local, remote), seq, err, mtu);
         } else if r.kind == icmpv6::DEST_UNREACHABLE {
-            match self.udp.lookup(remote, local.port()) {
-                Some(socket) if self.udp.remote(socket) == Some(remote) => {
-                    let error = match r.code {
-                        4 => std::io::ErrorKind::ConnectionRefused,
-                        0 => std::io::ErrorKind::NetworkUnreachable,
-                        _ => std::io::ErrorKind::HostUnreachable,
-                    };
-                    self.events.push_back(Event::UdpError { socket, error });
-                }
-                _ => self.stats.drop(DropReason::IcmpUnhandled),
+            let error = match r.code {
+                UNREACHABLE6_PORT => std::io::ErrorKind::ConnectionRefused,
+                0 => std::io::ErrorKind::NetworkUnreachable,
+                _ => std::io::ErrorKind::HostUnreachable,
+            };
+            if !self.udp_report(remote, local.port(), error) {
+                self.stats.drop(DropReason::IcmpUnhandled);
             }
         } else {
             self.stats.drop(DropReason::IcmpUnhandled);
@@ -564,19 +593,15 @@ impl Interface {
         let src_port = u16::from_be_bytes([q.transport[0], q.transport[1]]);
         let dst_port = u16::from_be_bytes([q.transport[2], q.transport[3]]);
         let peer = SocketAddr::new(q.dst.into(), dst_port);
-        match self.udp.lookup(peer, src_port) {
-            Some(socket) if self.udp.remote(socket) == Some(peer) => {
-                let error = match msg.code() {
-                    icmp::CODE_PORT_UNREACHABLE | icmp::CODE_PROTOCOL_UNREACHABLE => {
-                        std::io::ErrorKind::ConnectionRefused
-                    }
-                    0 => std::io::ErrorKind::NetworkUnreachable,
-                    _ => std::io::ErrorKind::HostUnreachable,
-                };
-                self.events.push_back(Event::UdpError { socket, error });
+        let error = match msg.code() {
+            icmp::CODE_PORT_UNREACHABLE | icmp::CODE_PROTOCOL_UNREACHABLE => {
+                std::io::ErrorKind::ConnectionRefused
             }
-            // Linux reports errors only to connected sockets (without IP_RECVERR).
-            _ => self.drop(DropReason::IcmpUnhandled, d),
+            0 => std::io::ErrorKind::NetworkUnreachable,
+            _ => std::io::ErrorKind::HostUnreachable,
+        };
+        if !self.udp_report(peer, src_port, error) {
+            self.drop(DropReason::IcmpUnhandled, d);
         }
     }
 
@@ -587,31 +612,13 @@ impl Interface {
             Err(reason) => return self.drop(reason, d),
         };
         let from = SocketAddr::new(d.src.into(), dgram.src_port);
-        match self.udp.lookup(from, dgram.dst_port) {
-            Some(socket) => {
-                self.stats.udp_datagrams_in += 1;
-                // A dual-stack `[::]` socket sees an IPv4 sender
-                // IPv4-mapped (RFC 4291 §2.5.5.2), as on Linux.
-                let dual = self.udp.local_addr(socket).is_some_and(|l| l.is_ipv6());
-                let from = if dual {
-                    SocketAddr::new(d.src.to_ipv6_mapped().into(), dgram.src_port)
-                } else {
-                    from
-                };
-                self.events.push_back(Event::UdpDatagram {
-                    socket,
-                    from,
-                    payload: dgram.payload.to_vec(),
-                });
-            }
-            None => {
-                self.drop(DropReason::UdpNoSocket, d);
-                // RFC 1122 §4.1.3.1: a datagram for a port with no listener
-                // SHOULD get Port Unreachable — but never for broadcasts
-                // (RFC 1122 §3.2.2).
-                if !d.broadcast {
-                    self.send_unreachable(now, icmp::CODE_PORT_UNREACHABLE, d);
-                }
+        if !self.udp_deliver(from, dgram.dst_port, dgram.payload) {
+            self.drop(DropReason::UdpNoSocket, d);
+            // RFC 1122 §4.1.3.1: a datagram for a port with no listener
+            // SHOULD get Port Unreachable — but never for broadcasts
+            // (RFC 1122 §3.2.2).
+            if !d.broadcast {
+                self.send_unreachable(now, icmp::CODE_PORT_UNREACHABLE, d);
             }
         }
     }
@@ -764,7 +771,7 @@ impl Interface {
             stats.drop(DropReason::OutputTooBig);
             return tcp.recycle(seg.packet);
         }
-        ip6.output(src, dst, PROTO_TCP, &seg.packet, stats, &mut |p| {
+        ip6.output_with(src, dst, PROTO_TCP, &seg.packet, seg.ip, stats, &mut |p| {
             tx_queue.push_with(tcp, p, meta)
         });
         self.tcp.recycle(seg.packet);
@@ -825,14 +832,7 @@ impl Interface {
                 mtu,
             );
         } else if proto == udp::PROTOCOL {
-            if let Some(socket) = self.udp.lookup(remote, sport) {
-                if self.udp.remote(socket) == Some(remote) {
-                    self.events.push_back(Event::UdpError {
-                        socket,
-                        error: std::io::ErrorKind::HostUnreachable,
-                    });
-                }
-            }
+            self.udp_report(remote, sport, std::io::ErrorKind::HostUnreachable);
         }
     }
 
@@ -877,7 +877,7 @@ impl Interface {
         let dst = match to.ip() {
             IpAddr::V4(dst) if local.is_ipv4() || local.ip().is_unspecified() => dst,
             IpAddr::V4(_) => return Err(UdpError::NoRoute),
-            IpAddr::V6(dst) => return self.udp_send6(local, dst, to.port(), payload),
+            IpAddr::V6(dst) => return self.udp_send6(local, dst, to.port(), payload, opts),
         };
         let src = (self.ip.addr(), local.port());
         let mut buf = std::mem::take(&mut self.scratch);
@@ -897,6 +897,7 @@ impl Interface {
         dst: Ipv6Addr,
         port: u16,
         payload: &[u8],
+        opts: IpOptions,
     ) -> Result<(), UdpError> {
         let Some(ip6) = &mut self.ip6 else {
             return Err(UdpError::NoRoute);
@@ -910,7 +911,8 @@ impl Interface {
         udp::write(&mut buf, (src, local.port()), (dst, port), payload);
         self.stats.udp_datagrams_out += 1;
         let (tx_queue, tcp) = (&mut self.tx_queue, &mut self.tcp);
-        ip6.output(src, dst, udp::PROTOCOL, &buf, &mut self.stats, &mut |p| {
+        let stats = &mut self.stats;
+        ip6.output_with(src, dst, udp::PROTOCOL, &buf, opts, stats, &mut |p| {
             tx_queue.push(tcp, p)
         });
         self.scratch = buf;

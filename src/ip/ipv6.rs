@@ -751,7 +751,8 @@ impl Ipv6Layer {
     }
 
     /// Sends `payload` from `src` to `dst`: in one packet, or in fragments
-    /// when it does not fit the MTU (RFC 8200 §4.5).
+    /// when it does not fit the MTU (RFC 8200 §4.5). The layer's own
+    /// messages use this; a socket's go through [`Ipv6Layer::output_with`].
     pub fn output(
         &mut self,
         src: Ipv6Addr,
@@ -761,17 +762,39 @@ impl Ipv6Layer {
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
     ) {
+        let opts = IpOptions::default();
+        self.output_with(src, dst, next_header, payload, opts, stats, emit);
+    }
+
+    /// [`Ipv6Layer::output`] with a socket's choices: `opts.ttl` is the
+    /// hop limit, `opts.tos` the Traffic Class (as in
+    /// [`Ipv6Layer::output_in_place`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn output_with(
+        &mut self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        next_header: u8,
+        payload: &[u8],
+        opts: IpOptions,
+        stats: &mut Stats,
+        emit: &mut dyn FnMut(&[u8]),
+    ) {
         if HEADER_LEN + payload.len() > self.mtu {
-            return self.output_fragmented(src, dst, next_header, payload, stats, emit);
+            return self.output_fragmented(src, dst, next_header, payload, opts, stats, emit);
         }
-        ipv6::write(
-            &mut self.packet,
+        let header = Ipv6Header {
+            traffic_class: opts.tos,
+            flow_label: 0,
+            payload_len: u16::try_from(payload.len()).unwrap_or(u16::MAX),
+            next_header,
+            hop_limit: opts.ttl.unwrap_or(self.hop_limit),
             src,
             dst,
-            next_header,
-            self.hop_limit,
-            payload,
-        );
+        };
+        self.packet.clear();
+        self.packet.extend_from_slice(&header.to_bytes());
+        self.packet.extend_from_slice(payload);
         stats.ip6_packets_out += 1;
         emit(&self.packet);
     }
@@ -782,12 +805,14 @@ impl Ipv6Layer {
     /// header and a piece of the payload, a multiple of 8 bytes but the
     /// last; the Identification is one per packet (sequential from a
     /// random start).
+    #[allow(clippy::too_many_arguments)]
     fn output_fragmented(
         &mut self,
         src: Ipv6Addr,
         dst: Ipv6Addr,
         next_header: u8,
         payload: &[u8],
+        opts: IpOptions,
         stats: &mut Stats,
         emit: &mut dyn FnMut(&[u8]),
     ) {
@@ -805,11 +830,11 @@ impl Ipv6Layer {
             // Offsets are multiples of 8 below 65,536: they fit 13 bits.
             let field = u16::try_from(offset).unwrap_or(0) | u16::from(more);
             let header = Ipv6Header {
-                traffic_class: 0,
+                traffic_class: opts.tos,
                 flow_label: 0,
                 payload_len: u16::try_from(FRAGMENT_HEADER_LEN + chunk.len()).unwrap_or(0),
                 next_header: NEXT_FRAGMENT,
-                hop_limit: self.hop_limit,
+                hop_limit: opts.ttl.unwrap_or(self.hop_limit),
                 src,
                 dst,
             };

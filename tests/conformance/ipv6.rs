@@ -327,3 +327,31 @@ fn rfc_8200_8_1_a_zero_udp_checksum_is_dropped_over_ipv6() {
     let m = icmpv6::Icmpv6Message::parse(h.src, h.dst, &whole[HEADER_LEN..]).expect("ICMPv6");
     assert_eq!((m.kind(), m.code()), (icmpv6::DEST_UNREACHABLE, 4));
 }
+
+/// MUST-49's IPv6 side: a socket's `IP_TTL` and `IP_TOS` choices become the
+/// hop limit and the Traffic Class of what it sends over IPv6, in one
+/// packet and in fragments (RFC 8200 §3, §4.5).
+#[test]
+fn a_sockets_ttl_and_tos_are_the_hop_limit_and_traffic_class() {
+    let mut ip = Ip6::new();
+    let (socket, _) = ip
+        .iface
+        .udp_bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 5000)))
+        .expect("bind");
+    let opts = tunstack::ip::IpOptions {
+        ttl: Some(7),
+        tos: 0xb8,
+        dont_fragment: false,
+    };
+    for size in [100, 3000] {
+        ip.iface
+            .udp_send(socket, SocketAddr::from((PEER6, 9)), &vec![1; size], opts)
+            .expect("send");
+        let (_, out) = ip.sent();
+        assert!(!out.is_empty());
+        for p in out {
+            let (h, _) = Ipv6Header::parse(&p).expect("IPv6");
+            assert_eq!((h.hop_limit, h.traffic_class), (7, 0xb8), "{size} bytes");
+        }
+    }
+}
