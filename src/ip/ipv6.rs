@@ -792,9 +792,7 @@ impl Ipv6Layer {
             src,
             dst,
         };
-        self.packet.clear();
-        self.packet.extend_from_slice(&header.to_bytes());
-        self.packet.extend_from_slice(payload);
+        ipv6::write_with(&mut self.packet, &header, payload);
         stats.ip6_packets_out += 1;
         emit(&self.packet);
     }

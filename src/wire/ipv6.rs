@@ -119,6 +119,12 @@ pub fn write(
         src,
         dst,
     };
+    write_with(out, &header, payload);
+}
+
+/// Writes `header` (its Payload Length as given) and `payload` into
+/// `out`, replacing its contents.
+pub fn write_with(out: &mut Vec<u8>, header: &Ipv6Header, payload: &[u8]) {
     out.clear();
     out.extend_from_slice(&header.to_bytes());
     out.extend_from_slice(payload);
