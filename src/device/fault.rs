@@ -468,9 +468,10 @@ mod tests {
         assert_ne!(run(8).0, first);
     }
 
-    /// Sends 1, 2 through a 50 ms outgoing delay; checks nothing leaves
-    /// early, and that one `wait` (nothing else happening) lets them out
-    /// on time.
+    /// Sends 1, 2 through a 50 ms outgoing delay; checks that neither
+    /// leaves before its own send time plus the delay, and that `wait`
+    /// (nothing else happening) lets both out on time. (Each packet is
+    /// due 50 ms after its own send: the second a little after the first.)
     #[test]
     fn a_delayed_outgoing_packet_leaves_at_its_time_even_if_nothing_else_happens() {
         let (a, peer) = memory::link(1500);
@@ -484,18 +485,24 @@ mod tests {
         );
         let start = Instant::now();
         dev.send(&[1]).unwrap();
+        let second = Instant::now();
         dev.send(&[2]).unwrap();
         assert_eq!(peer.try_recv_packet(), None, "held back at first");
         assert!(dev.next_due().is_some_and(|t| t >= start + delay));
-        // The caller's own timeout is longer: the injector wakes itself.
-        dev.wait(Some(Duration::from_secs(5))).unwrap();
-        while start.elapsed() < delay {
-            // A spurious early return is allowed; the packets are not.
-            assert_eq!(peer.try_recv_packet(), None, "sent before its time");
+        let earliest = [start + delay, second + delay];
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        // The caller's own timeout is longer: the injector wakes itself. A
+        // spurious early return is allowed; an early packet is not.
+        while sent.len() < 2 && start.elapsed() < Duration::from_secs(1) {
             dev.wait(Some(Duration::from_secs(5))).unwrap();
+            while let Some(p) = peer.try_recv_packet() {
+                let now = Instant::now();
+                let k = sent.len();
+                assert!(now >= earliest[k], "packet {} sent before its time", k + 1);
+                sent.push(p);
+            }
         }
         assert!(start.elapsed() < Duration::from_secs(1), "woke on time");
-        let sent: Vec<Vec<u8>> = std::iter::from_fn(|| peer.try_recv_packet()).collect();
         assert_eq!(sent, vec![vec![1], vec![2]]);
     }
 
