@@ -31,10 +31,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tun_rs::{DeviceBuilder, InterruptEvent, Layer, SyncDevice};
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use std::io::IoSlice;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::{Device, DeviceCounters, Offload, Received, RxMeta, TxMeta, Waker};
 use crate::wire::gso::{self, VnetHdr, VNET_HDR_LEN};
@@ -77,7 +77,7 @@ pub struct TunDevice {
     name: String,
     mtu: usize,
     /// Readable while a wake is pending; `wait` polls it with the fd.
-    wake_event: Arc<InterruptEvent>,
+    wake_event: Arc<WakeFd>,
     dropped_on_send: u64,
     /// Set while sends fail because the link is down, so that is logged
     /// once per outage rather than once per packet.
@@ -250,7 +250,7 @@ impl TunDevice {
                     dev,
                     name: name.to_owned(),
                     mtu: usize::from(mtu),
-                    wake_event: Arc::new(InterruptEvent::new().map_err(context)?),
+                    wake_event: Arc::new(WakeFd::new().map_err(context)?),
                     dropped_on_send: 0,
                     link_down: false,
                     queue_len,
@@ -394,13 +394,20 @@ fn rx_meta(hdr: VnetHdr, packet: &mut [u8]) -> Option<RxMeta> {
 /// (`None`: no limit); spurious returns are allowed, and the devices'
 /// [`Waker`]s are not watched. For a program that moves packets between two
 /// interfaces on one thread (`tunstack relay`).
-#[allow(unsafe_code)]
 pub fn wait_either(a: &TunDevice, b: &TunDevice, timeout: Option<Duration>) -> io::Result<()> {
     let mut fds = [a, b].map(|d| libc::pollfd {
         fd: d.dev.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     });
+    ppoll(&mut fds, timeout)
+}
+
+/// `ppoll` on `fds` for at most `timeout` (`None`: no limit), to the
+/// nanosecond the kernel's timer slack allows. An interrupted call counts
+/// as a (spurious) return.
+#[allow(unsafe_code)]
+fn ppoll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -408,10 +415,18 @@ pub fn wait_either(a: &TunDevice, b: &TunDevice, timeout: Option<Duration>) -> i
     let ts_ptr = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `fds` is an array of two initialised pollfds that lives across
-    // the call, `ts_ptr` is null or points at `ts`, alive for the call, and
-    // a null signal mask leaves the thread's mask as it is.
-    let rc = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
+    // SAFETY: `fds` is a slice of initialised pollfds, valid and exclusively
+    // ours for the call, and its length is passed with it; `ts_ptr` is null
+    // or points at `ts`, alive for the call; a null signal mask leaves the
+    // thread's mask as it is.
+    let rc = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            ts_ptr,
+            std::ptr::null(),
+        )
+    };
     if rc < 0 {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
@@ -419,6 +434,63 @@ pub fn wait_either(a: &TunDevice, b: &TunDevice, timeout: Option<Duration>) -> i
         }
     }
     Ok(())
+}
+
+/// A Linux eventfd: [`WakeFd::trigger`] makes it readable until
+/// [`WakeFd::drain`], from any thread. The device's [`Waker`] rings it
+/// to end a `wait` early.
+struct WakeFd(OwnedFd);
+
+impl WakeFd {
+    #[allow(unsafe_code)]
+    fn new() -> io::Result<WakeFd> {
+        // SAFETY: eventfd takes two integers and touches no memory of ours.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a descriptor eventfd just opened for us and
+        // nothing else owns it.
+        Ok(WakeFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Adds one to the counter: the fd turns readable.
+    #[allow(unsafe_code)]
+    fn trigger(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of `one`, alive for the call, to the
+        // eventfd we own.
+        let rc = unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            // The counter is at its maximum: the fd is readable anyway.
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the counter back to zero: the fd is no longer readable.
+    #[allow(unsafe_code)]
+    fn drain(&self) -> io::Result<()> {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into `count`, alive and ours for
+        // the call, from the eventfd we own.
+        let rc = unsafe { libc::read(self.fd(), (&mut count as *mut u64).cast(), 8) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            // Another wait drained it first.
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Offers the kernel checksum and TCP segmentation offload only: tun-rs
@@ -536,26 +608,25 @@ impl Device for TunDevice {
         self.write(&[IoSlice::new(&hdr), IoSlice::new(packet)])
     }
 
+    /// Sleeps until a packet can be read, the waker fires, or `timeout`
+    /// passes, to the microsecond: `ppoll` takes a `timespec`, where
+    /// `poll` (and tun-rs's wait on it) would round a 50 µs pacing or
+    /// delay timer up to a whole millisecond.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        match self
-            .dev
-            .wait_readable_intr_timeout(&self.wake_event, timeout)
-        {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(()),
-            // The wake pipe was readable (or a signal interrupted `poll`).
-            // Re-arm only once a wake has been observed: a wake that came
-            // before this `wait` kept the pipe readable and returned us at
-            // once; one that lands after the reset is still seen by the
-            // caller, which drains its command queue after every `wait`.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if self.wake_event.is_trigger() {
-                    self.wake_event.reset()?;
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
+        let mut fds = [self.dev.as_raw_fd(), self.wake_event.fd()].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        ppoll(&mut fds, timeout)?;
+        // A wake that came before this `wait` left the eventfd readable
+        // and returned us at once; draining it here re-arms it, and one
+        // that lands after the drain is still seen by the caller, which
+        // drains its command queue after every `wait`.
+        if fds[1].revents & libc::POLLIN != 0 {
+            self.wake_event.drain()?;
         }
+        Ok(())
     }
 
     /// The stack's own send drops, and the interface's drop counts from
