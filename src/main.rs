@@ -137,6 +137,11 @@ struct DeviceArgs {
     /// probes) off; loss recovery then uses RFC 6675's DupThresh only.
     #[arg(long)]
     no_rack: bool,
+    /// Send each round trip's data in one burst with reno and cubic
+    /// instead of pacing it (bbr always paces), as Linux does without the
+    /// fq qdisc.
+    #[arg(long)]
+    no_pacing: bool,
     /// Congestion control of new connections: cubic (the default, RFC
     /// 9438 with HyStart++), reno (NewReno, RFC 5681 and RFC 6582) or bbr
     /// (draft-ietf-ccwg-bbr, BBRv3, which paces).
@@ -253,6 +258,7 @@ impl DeviceArgs {
         config.tcp.sack = !self.no_sack;
         config.tcp.timestamps = !self.no_timestamps;
         config.tcp.rack = !self.no_rack;
+        config.tcp.pacing = !self.no_pacing;
         config.tcp.congestion = self.congestion;
         config
     }

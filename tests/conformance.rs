@@ -46,6 +46,8 @@ mod keepalive;
 mod open;
 #[path = "conformance/options.rs"]
 mod options;
+#[path = "conformance/pacing.rs"]
+mod pacing;
 #[path = "conformance/rack.rs"]
 mod rack;
 #[path = "conformance/recovery.rs"]

@@ -173,8 +173,9 @@ pub struct ConnInfo {
     pub recv_buffer: usize,
     /// The send buffer's size now (it grows with the congestion window).
     pub send_buffer: usize,
-    /// The pacing rate in bytes per second, when the congestion control
-    /// paces (BBR), as `ss -ti` shows `pacing_rate`.
+    /// The pacing rate in bytes per second, when the connection paces (BBR
+    /// always; NewReno and CUBIC with `TcpConfig::pacing`, once an RTT is
+    /// measured), as `ss -ti` shows `pacing_rate`.
     pub pacing_rate: Option<u64>,
     /// BBR's model of the path, when BBR runs (`ss -ti`'s `bbr:(...)`).
     pub bbr: Option<BbrInfo>,

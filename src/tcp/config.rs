@@ -109,6 +109,14 @@ pub struct TcpConfig {
     /// past a hole is enough) and a probe for a lost tail instead of the
     /// RTO. Default on, as in Linux.
     pub rack: bool,
+    /// Pace NewReno and CUBIC (BBR always paces): each round's data is
+    /// spread over the round trip at twice cwnd per SRTT in slow start and
+    /// 1.2 times after, as Linux paces under the `fq` qdisc. Linux without
+    /// `fq` sends each round in one burst; a userspace stack has no qdisc
+    /// to pace for it. Default on: a burst arrives faster than the
+    /// receiving application reads, and Linux's receiver then keeps its
+    /// window shut (docs/PERFORMANCE.md, the lossy path at 0 %).
+    pub pacing: bool,
 }
 
 impl Default for TcpConfig {
@@ -139,6 +147,7 @@ impl Default for TcpConfig {
             timestamps: true,
             congestion: super::congestion::Algorithm::default(),
             rack: true,
+            pacing: true,
         }
     }
 }

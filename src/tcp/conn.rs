@@ -251,6 +251,13 @@ pub(crate) struct Conn {
     /// (not the peer's): only then may the window grow (RFC 7661 §4.3,
     /// RFC 9438 §4.8).
     pub cwnd_limited: bool,
+    /// The most bytes in flight since SND.UNA last passed `flight_round`
+    /// (Linux's max_packets_out): slow start may grow cwnd up to twice
+    /// this even when the peer's window, not cwnd, held the sender back
+    /// (RFC 7661 §4.3).
+    pub max_flight: u32,
+    /// SND.NXT when `max_flight` was last reset.
+    pub flight_round: SeqNum,
     /// When new data last went out: sending again after an idle RTO
     /// restarts from the initial window (RFC 5681 §4.1).
     pub last_data_sent: Option<Instant>,
@@ -440,13 +447,19 @@ impl Conn {
                 offset: iss.get().wrapping_mul(0x9e37_79b9).rotate_left(16),
                 ..Timestamps::default()
             },
-            cc: Congestion::new(cfg.congestion, DEFAULT_MSS),
+            cc: {
+                let mut cc = Congestion::new(cfg.congestion, DEFAULT_MSS);
+                cc.set_pacing(cfg.pacing);
+                cc
+            },
             sb: Scoreboard::default(),
             recovery: None,
             rack: Rack::default(),
             rto_recover: None,
             undo: None,
             cwnd_limited: false,
+            max_flight: 0,
+            flight_round: iss,
             last_data_sent: None,
             snd_autotune: cfg.send_buffer_max > cfg.send_buffer,
             rtt_probe: None,
@@ -1040,7 +1053,7 @@ impl Conn {
             wscale: self.rcv.ws_ok.then_some((self.snd.wscale, self.rcv.wscale)),
             recv_buffer: io.recv.capacity(),
             send_buffer: io.send.capacity(),
-            pacing_rate: self.cc.pacing_rate().map(|r| r as u64),
+            pacing_rate: self.cc.pacing_rate(self.rtt.srtt()).map(|r| r as u64),
             bbr: self.cc.bbr_info(),
         }
     }

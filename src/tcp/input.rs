@@ -389,8 +389,9 @@ impl Conn {
     /// RFC 8985 §7.4: the ACK of a tail loss probe. A probe that resent
     /// data and is acknowledged without a D-SACK for it repaired a loss:
     /// the congestion control reacts as to fast recovery (a reduction,
-    /// recovery done at once).
-    fn tlp_acked(&mut self, now: Instant, blocks: &crate::wire::tcp::SackBlocks) {
+    /// recovery done at once), from `prior_cwnd`, the window before this
+    /// ACK.
+    fn tlp_acked(&mut self, now: Instant, blocks: &crate::wire::tcp::SackBlocks, prior_cwnd: u32) {
         let Some(end) = self.rack.tlp_end else {
             return;
         };
@@ -401,7 +402,7 @@ impl Conn {
         let dsack = is_dsack(blocks, self.snd.una);
         if self.rack.tlp_rexmit && !dsack {
             // FlightSize when the loss happened: the window in use then.
-            self.cc.on_loss(now, self.cc.cwnd());
+            self.cc.on_loss(now, prior_cwnd);
             self.cc.on_recovery_end(now);
         }
     }
@@ -524,6 +525,9 @@ impl Conn {
         }
         let wnd = u32::from(h.window) << self.snd.wscale;
         let advanced = ack > self.snd.una;
+        // The window in use before this ACK grows it (RFC 8985 §7.4's
+        // reduction starts from it, as Linux's runs before tcp_cong_control).
+        let prior_cwnd = self.cc.cwnd();
         let mut rtt = None;
         // RFC 2883 §4: the first SACK block reports a duplicate.
         let dsack = self.rcv.sack_ok && is_dsack(&h.options.sack, ack.max(self.snd.una));
@@ -554,7 +558,7 @@ impl Conn {
         if self.rack_on(cx.cfg) {
             self.rack.on_ack_dsack(self.snd.una, self.snd.max, dsack);
             self.rack.on_ack(now, self.snd.una, &self.sb, rtt);
-            self.tlp_acked(now, &h.options.sack);
+            self.tlp_acked(now, &h.options.sack, prior_cwnd);
             self.rack_detect(now, cx);
         }
         if self.cc.samples_delivery() {
@@ -730,7 +734,7 @@ impl Conn {
                     snd_nxt: self.snd.max,
                     rtt: cc_rtt,
                     srtt: self.rtt.srtt(),
-                    cwnd_limited: self.cwnd_limited,
+                    cwnd_limited: self.cwnd_validated(),
                 };
                 self.cc.on_ack(&sample);
                 false

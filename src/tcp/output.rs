@@ -214,9 +214,32 @@ impl Conn {
         self.cwnd_limited = false;
         if self.rcv.sack_ok && self.recovery.is_some() {
             self.send_recovery(now, cx);
-            return;
+        } else {
+            while self.send_next(now, cx) {}
         }
-        while self.send_next(now, cx) {}
+        self.track_flight();
+    }
+
+    /// Keeps `max_flight`, the most in flight over the last round trip
+    /// (as Linux's tcp_cwnd_validate keeps max_packets_out).
+    fn track_flight(&mut self) {
+        let flight = self.in_flight();
+        if self.snd.una >= self.flight_round || flight > self.max_flight {
+            self.max_flight = flight;
+            self.flight_round = self.snd.nxt;
+        }
+    }
+
+    /// Whether an ACK may grow cwnd: the last dispatch was held back by
+    /// cwnd, or, in slow start, cwnd is under twice the most that was in
+    /// flight in the last round trip. RFC 7661 §4.3 lets a sender that
+    /// used at least half its cwnd (pipeACK >= cwnd/2) grow it; without
+    /// the second rule a sender held back by the peer's window (a
+    /// receiver that opens its window as the data rate grows, as Linux's
+    /// does) would stop doubling (Linux's tcp_is_cwnd_limited).
+    pub(crate) fn cwnd_validated(&self) -> bool {
+        self.cwnd_limited
+            || (self.cc.in_slow_start() && self.cc.cwnd() < self.max_flight.saturating_mul(2))
     }
 
     /// Sends one segment (or super-segment) from SND.NXT: new data, or
@@ -271,7 +294,7 @@ impl Conn {
         };
         // A paced sender sends a quantum at a time (draft-ietf-ccwg-bbr
         // §5.6.3, C.send_quantum).
-        if let Some(q) = self.cc.send_quantum() {
+        if let Some(q) = self.cc.send_quantum(self.rtt.srtt()) {
             max = max.min((q as usize).max(mss));
         }
         let mut len = unsent.min(usable).min(max);
@@ -429,7 +452,7 @@ impl Conn {
     /// Pacing holds the next segment back: arms the pacing timer for when
     /// it may leave and returns true.
     fn paced(&mut self, now: Instant) -> bool {
-        match self.cc.pacing_delay(now) {
+        match self.cc.pacing_delay(now, self.rtt.srtt()) {
             Some(at) => {
                 self.timers.pace = Some(at);
                 true
@@ -487,8 +510,8 @@ impl Conn {
             let srtt = self.rtt.srtt();
             self.cc
                 .on_sent(now, (seq, end), inflight, seq < self.snd.max, srtt);
-            self.cc.on_paced(now, len as u32);
         }
+        self.cc.on_paced(now, len as u32, self.rtt.srtt());
         let off = (seq - self.data_base()) as usize;
         let psh = len > 0 && off + len >= cx.io.send.len();
         let h = self.header(

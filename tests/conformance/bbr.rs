@@ -21,7 +21,7 @@ fn connection(algorithm: Algorithm, total: usize) -> Bench {
 }
 
 /// Every segment sent within `ms` milliseconds, waiting in 100 µs steps.
-fn sent_within(b: &mut Bench, ms: u64) -> Vec<Out> {
+pub fn sent_within(b: &mut Bench, ms: u64) -> Vec<Out> {
     let mut out = b.take_all();
     for _ in 0..ms * 10 {
         b.advance_by(std::time::Duration::from_micros(100));
@@ -33,9 +33,10 @@ fn sent_within(b: &mut Bench, ms: u64) -> Vec<Out> {
 /// draft-ietf-ccwg-bbr §5.6.2 (InitPacingRate, C.next_send_time): the
 /// initial window is paced at 2.77 × IW / SRTT, here 2.77 × 10,000 B /
 /// 10 ms, one 1000-byte segment every 361 µs, a send quantum (§5.6.3,
-/// 2,770 bytes) ahead at most. CUBIC sends the same window at once.
+/// 2,770 bytes) ahead at most. CUBIC without pacing sends the same window
+/// at once (with pacing, `pacing::*` covers it).
 #[test]
-fn bbr_paces_the_initial_window_where_cubic_bursts_it() {
+fn bbr_paces_the_initial_window_where_unpaced_cubic_bursts_it() {
     let mut b = connection(Algorithm::Bbr, 10_000);
     let segs = sent_within(&mut b, 10);
     let bytes: usize = segs.iter().map(|s| s.data.len()).sum();
@@ -53,12 +54,18 @@ fn bbr_paces_the_initial_window_where_cubic_bursts_it() {
         .pacing_rate
         .is_some_and(|r| r > 2_700_000 && r < 2_800_000));
 
-    let mut c = connection(Algorithm::Cubic, 10_000);
+    let mut c = Bench::with(TcpConfig {
+        congestion: Algorithm::Cubic,
+        pacing: false,
+        ..cfg()
+    });
+    c.handshake_passive_with(seg!(SYN, mss = 1000, sack_perm = true), 10);
+    c.app_send(&[7u8; 10_000]);
     let segs = sent_within(&mut c, 10);
     assert_eq!(segs.len(), 10);
     assert!(
         segs.iter().all(|s| s.at == segs[0].at),
-        "CUBIC does not pace"
+        "CUBIC without pacing sends its window at once"
     );
     assert_eq!(c.info().pacing_rate, None);
 }

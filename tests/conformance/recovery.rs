@@ -13,10 +13,13 @@ fn ten_in_flight(total: usize) -> (Bench, Vec<Out>) {
     ten_in_flight_with(cfg(), total)
 }
 
-/// [`ten_in_flight`] on `config` (NewReno set).
+/// [`ten_in_flight`] on `config` (NewReno set, unpaced: the window and each
+/// retransmission leave at the event that lets them, and these tests
+/// count what each event lets out; pacing has its own tests in `pacing`).
 pub fn ten_in_flight_with(config: TcpConfig, total: usize) -> (Bench, Vec<Out>) {
     let mut b = Bench::with(TcpConfig {
         congestion: Algorithm::NewReno,
+        pacing: false,
         ..config
     });
     b.handshake_passive_with(seg!(SYN, mss = 1000, sack_perm = true), 10);
@@ -159,6 +162,7 @@ fn rfc_6675_a_dsack_block_is_not_on_the_scoreboard() {
 fn rfc_2018_blocks_are_ignored_unless_sack_was_agreed() {
     let mut b = Bench::with(TcpConfig {
         congestion: Algorithm::NewReno,
+        pacing: false,
         ..cfg()
     });
     b.handshake_passive_with(seg!(SYN, mss = 1000), 10);

@@ -11,7 +11,8 @@ use crate::recovery::sack_ack;
 
 /// Ten segments in flight (MSS 1000, 988 bytes of data beside the
 /// timestamps) to a peer that uses timestamps (its clock from 5000), and
-/// SACK if `sack`; NewReno; `total` bytes queued; then 5 ms pass.
+/// SACK if `sack`; NewReno, unpaced (as `recovery::ten_in_flight_with`);
+/// `total` bytes queued; then 5 ms pass.
 fn ten_in_flight_with_ts(total: usize) -> (Bench, Vec<Out>) {
     ten_in_flight_ts(total, true)
 }
@@ -19,6 +20,7 @@ fn ten_in_flight_with_ts(total: usize) -> (Bench, Vec<Out>) {
 fn ten_in_flight_ts(total: usize, sack: bool) -> (Bench, Vec<Out>) {
     let mut b = Bench::with(TcpConfig {
         congestion: Algorithm::NewReno,
+        pacing: false,
         ..cfg()
     });
     b.peer_ts = Some(5000);

@@ -13,6 +13,13 @@
 //! [`Congestion::on_delivery`]) and paces what it sends
 //! ([`Congestion::pacing_delay`], [`Congestion::on_paced`]).
 //!
+//! The window-based algorithms are paced too, unless the stack turns it
+//! off ([`Congestion::set_pacing`]): at Linux's rates under the fq qdisc,
+//! twice cwnd per smoothed RTT in slow start and 1.2 times in congestion
+//! avoidance (`tcp_pacing_ss_ratio`, `tcp_pacing_ca_ratio`), in quanta of
+//! about a millisecond (`tcp_tso_autosize`). Pacing spreads each round's
+//! data over the round trip instead of sending it in one burst.
+//!
 //! Loss recovery is the connection's business, not this module's: the
 //! recovery point, duplicate ACK counting, window inflation or the SACK
 //! pipe live there. The connection only reports events:
@@ -137,6 +144,15 @@ pub struct AckSample {
     pub cwnd_limited: bool,
 }
 
+/// NewReno and CUBIC pace at this many times cwnd per SRTT while cwnd is
+/// under half of ssthresh (Linux's `tcp_pacing_ss_ratio`, 200 %): the
+/// window doubles each round trip, and the data goes out in the first half.
+const WINDOW_PACING_SS_RATIO: f64 = 2.0;
+/// ... and at this many times after (`tcp_pacing_ca_ratio`, 120 %).
+const WINDOW_PACING_CA_RATIO: f64 = 1.2;
+/// The most NewReno and CUBIC send at once when paced (Linux's GSO limit).
+const WINDOW_PACING_MAX_QUANTUM: u32 = 64 * 1024;
+
 /// RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)).
 fn initial_window(mss: u32) -> u32 {
     mss.saturating_mul(10)
@@ -208,8 +224,10 @@ pub struct Congestion {
     /// A retransmission timeout fired and nothing has been acknowledged
     /// since: a further timeout keeps ssthresh (RFC 5681 §3.1).
     timed_out: bool,
-    /// C.next_send_time: the earliest a paced segment may leave (BBR).
+    /// C.next_send_time: the earliest a paced segment may leave.
     next_send: Option<Instant>,
+    /// NewReno and CUBIC pace (BBR always does).
+    window_pacing: bool,
 }
 
 impl Congestion {
@@ -228,6 +246,7 @@ impl Congestion {
             state,
             timed_out: false,
             next_send: None,
+            window_pacing: false,
         }
     }
 
@@ -267,20 +286,48 @@ impl Congestion {
         }
     }
 
+    /// Whether NewReno and CUBIC pace (BBR always paces). Off by default
+    /// here; the connection sets it from `TcpConfig::pacing`.
+    pub fn set_pacing(&mut self, on: bool) {
+        self.window_pacing = on;
+    }
+
     /// The pacing rate in bytes per second, when the algorithm paces.
-    pub fn pacing_rate(&self) -> Option<f64> {
+    /// NewReno and CUBIC (with pacing on) need the smoothed RTT `srtt`:
+    /// `ratio * cwnd / srtt`, the ratio 2 while cwnd is under half of
+    /// ssthresh and 1.2 after (Linux's `tcp_update_pacing_rate` with its
+    /// default `tcp_pacing_ss_ratio` 200 and `tcp_pacing_ca_ratio` 120).
+    /// Before the first RTT sample nothing is paced, as in Linux.
+    pub fn pacing_rate(&self, srtt: Option<Duration>) -> Option<f64> {
         match &self.state {
             State::Bbr(b) => Some(b.pacing_rate()),
+            _ if self.window_pacing => {
+                let srtt = srtt.filter(|r| !r.is_zero())?.as_secs_f64();
+                let ratio = if self.window.cwnd < self.window.ssthresh / 2 {
+                    WINDOW_PACING_SS_RATIO
+                } else {
+                    WINDOW_PACING_CA_RATIO
+                };
+                Some(ratio * f64::from(self.window.cwnd) / srtt)
+            }
             _ => None,
         }
     }
 
-    /// The largest burst to send at once (C.send_quantum), when the
-    /// algorithm paces.
-    pub fn send_quantum(&self) -> Option<u32> {
+    /// The largest burst to send at once, when the algorithm paces: BBR's
+    /// C.send_quantum; for NewReno and CUBIC a millisecond at the pacing
+    /// rate, at least two segments and at most 64 KiB (Linux's
+    /// `tcp_tso_autosize` with `tcp_min_tso_segs` 2).
+    pub fn send_quantum(&self, srtt: Option<Duration>) -> Option<u32> {
         match &self.state {
             State::Bbr(b) => Some(b.send_quantum()),
-            _ => None,
+            _ => {
+                let rate = self.pacing_rate(srtt)?;
+                let mss = self.window.mss;
+                Some(
+                    ((rate / 1000.0) as u32).clamp(2 * mss, WINDOW_PACING_MAX_QUANTUM.max(2 * mss)),
+                )
+            }
         }
     }
 
@@ -291,10 +338,10 @@ impl Congestion {
     /// draft sends a quantum as one unit (§5.6.3), and tunstack without
     /// offload sends it as separate segments, which must not each wait
     /// for a timer (one every 12 µs at 1 Gbit/s).
-    pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
+    pub fn pacing_delay(&self, now: Instant, srtt: Option<Duration>) -> Option<Instant> {
         let next = self.next_send?;
-        let rate = self.pacing_rate().filter(|&r| r > 0.0)?;
-        let quantum = f64::from(self.send_quantum().unwrap_or(0));
+        let rate = self.pacing_rate(srtt).filter(|&r| r > 0.0)?;
+        let quantum = f64::from(self.send_quantum(srtt).unwrap_or(0));
         let ahead = Duration::from_secs_f64(quantum / rate);
         let at = next - ahead;
         (at > now).then_some(at)
@@ -303,8 +350,8 @@ impl Congestion {
     /// `bytes` left at `now`: the next departure is `bytes / pacing_rate`
     /// later (draft-ietf-ccwg-bbr §5.6.2: C.next_send_time =
     /// max(Now(), C.next_send_time) + size / pacing_rate).
-    pub fn on_paced(&mut self, now: Instant, bytes: u32) {
-        let Some(rate) = self.pacing_rate().filter(|&r| r > 0.0) else {
+    pub fn on_paced(&mut self, now: Instant, bytes: u32, srtt: Option<Duration>) {
+        let Some(rate) = self.pacing_rate(srtt).filter(|&r| r > 0.0) else {
             return;
         };
         let base = self.next_send.map_or(now, |t| t.max(now));
@@ -357,7 +404,9 @@ impl Congestion {
     /// Sets the MSS once options are known, before data flows:
     /// re-initialises everything with the same algorithm.
     pub fn set_mss(&mut self, mss: u32) {
+        let pacing = self.window_pacing;
         *self = Congestion::new(self.algorithm(), mss);
+        self.window_pacing = pacing;
     }
 
     /// Switches to `algorithm` (`TCP_CONGESTION` on a running
@@ -365,9 +414,10 @@ impl Congestion {
     /// from its initial state, as Linux's `tcp_set_congestion_control`.
     pub fn set_algorithm(&mut self, algorithm: Algorithm) {
         if algorithm != self.algorithm() {
-            let window = self.window;
+            let (window, pacing) = (self.window, self.window_pacing);
             *self = Congestion::new(algorithm, window.mss);
             self.window = window;
+            self.window_pacing = pacing;
         }
     }
 
@@ -690,6 +740,84 @@ mod tests {
             assert_eq!(c.cwnd(), ssthresh, "{algorithm}");
             assert!(!c.in_slow_start(), "{algorithm}");
         }
+    }
+
+    /// Window pacing (Linux's rates under fq): 2 x cwnd / SRTT while cwnd
+    /// is under half of ssthresh, 1.2 x after; nothing without an RTT
+    /// sample or with pacing off; quanta of a millisecond at the rate,
+    /// within [2 MSS, 64 KiB]. The flag survives set_mss and
+    /// set_algorithm.
+    #[test]
+    fn window_pacing_follows_linux_rates() {
+        let srtt = Some(Duration::from_millis(10));
+        for algorithm in LOSS_BASED {
+            let mut c = Congestion::new(algorithm, MSS);
+            assert_eq!(c.pacing_rate(srtt), None, "{algorithm}: off by default");
+            c.set_pacing(true);
+            c.set_mss(MSS);
+            c.set_algorithm(if algorithm == Algorithm::Cubic {
+                Algorithm::NewReno
+            } else {
+                Algorithm::Cubic
+            });
+            c.set_algorithm(algorithm);
+            assert_eq!(c.pacing_rate(None), None, "{algorithm}: no RTT yet");
+            // Slow start: IW10 over 10 ms at twice the window rate.
+            let rate = c.pacing_rate(srtt).expect("paced");
+            assert!(
+                (rate - 2.0 * 14_600.0 / 0.010).abs() < 1.0,
+                "{algorithm}: {rate}"
+            );
+            assert_eq!(
+                c.send_quantum(srtt),
+                Some(2_920),
+                "{algorithm}: 1 ms of 2.92 MB/s"
+            );
+            // Congestion avoidance (cwnd at ssthresh): 1.2 times.
+            c.window.cwnd = 100 * MSS;
+            c.window.ssthresh = 100 * MSS;
+            let rate = c.pacing_rate(srtt).expect("paced");
+            assert!(
+                (rate - 1.2 * f64::from(100 * MSS) / 0.010).abs() < 1.0,
+                "{algorithm}: {rate}"
+            );
+            assert_eq!(c.send_quantum(srtt), Some(17_520), "{algorithm}");
+            // Small and large windows: the quantum's bounds.
+            c.window.cwnd = 2 * MSS;
+            assert_eq!(c.send_quantum(srtt), Some(2 * MSS), "{algorithm}");
+            c.window.cwnd = 10_000 * MSS;
+            assert_eq!(c.send_quantum(srtt), Some(64 * 1024), "{algorithm}");
+            c.set_pacing(false);
+            assert_eq!(c.pacing_rate(srtt), None, "{algorithm}");
+            assert_eq!(c.send_quantum(srtt), None, "{algorithm}");
+        }
+    }
+
+    /// A paced window sender runs one quantum ahead of its schedule, then
+    /// waits: after a quantum and a half at 1 MB/s, the next departure is
+    /// half a quantum's time away; without pacing nothing ever waits.
+    #[test]
+    fn window_pacing_spaces_departures_by_size_over_rate() {
+        let srtt = Some(Duration::from_millis(100));
+        let mut c = Congestion::new(Algorithm::Cubic, MSS);
+        c.set_pacing(true);
+        c.window.cwnd = 50_000; // 2 x 50 kB / 100 ms = 1 MB/s, quantum 2 920
+        let now = Instant::from_secs(1);
+        assert_eq!(c.pacing_delay(now, srtt), None, "nothing sent yet");
+        c.on_paced(now, 2_920, srtt);
+        assert_eq!(
+            c.pacing_delay(now, srtt),
+            None,
+            "one quantum ahead is allowed"
+        );
+        c.on_paced(now, 1_460, srtt);
+        let at = c.pacing_delay(now, srtt).expect("held back");
+        let wait = (at - now).as_secs_f64();
+        assert!((wait - 0.001_460).abs() < 1e-6, "1 460 B at 1 MB/s: {wait}");
+        let mut off = Congestion::new(Algorithm::Cubic, MSS);
+        off.window.cwnd = 50_000;
+        off.on_paced(now, 100_000, srtt);
+        assert_eq!(off.pacing_delay(now, srtt), None);
     }
 
     #[test]
