@@ -562,7 +562,7 @@ impl Conn {
             return;
         }
         let one = self.flight() <= self.snd.mss;
-        let Some(pto) = super::rack::Rack::pto(self.rtt.srtt(), one, cx.cfg.delayed_ack) else {
+        let Some(pto) = super::rack::Rack::pto(self.rtt.srtt(), one) else {
             return;
         };
         let at = now + pto;

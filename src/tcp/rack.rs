@@ -22,6 +22,11 @@ use crate::time::Instant;
 use super::scoreboard::Scoreboard;
 use super::seq::{split_span_at, SeqNum, SeqSpan};
 
+/// RFC 8985 §7.2: WCDelAckT, the worst case of the peer's delayed-ACK
+/// timer that a lone segment's probe waits out (200 ms, the RECOMMENDED
+/// value; our own delayed-ACK timeout says nothing about the peer's).
+const WC_DEL_ACK: Duration = Duration::from_millis(200);
+
 /// One transmission of `[start, end)` (RFC 8985 §5.2's per-segment state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Sent {
@@ -284,17 +289,13 @@ impl Rack {
     }
 
     /// RFC 8985 §7.2: the probe timeout, two SRTTs, plus the worst-case
-    /// delayed-ACK time when only one segment is in flight; none without
-    /// an RTT sample.
-    pub fn pto(
-        srtt: Option<Duration>,
-        one_segment: bool,
-        delayed_ack: Duration,
-    ) -> Option<Duration> {
+    /// delayed-ACK time of the peer (WCDelAckT, 200 ms) when only one
+    /// segment is in flight; none without an RTT sample.
+    pub fn pto(srtt: Option<Duration>, one_segment: bool) -> Option<Duration> {
         let srtt = srtt?;
         let mut pto = srtt * 2;
         if one_segment {
-            pto += delayed_ack;
+            pto += WC_DEL_ACK;
         }
         Some(pto.max(Duration::from_millis(10)))
     }
@@ -413,10 +414,9 @@ mod tests {
 
     #[test]
     fn pto_is_two_srtt_plus_the_delayed_ack_for_one_segment() {
-        let d = Duration::from_millis(200);
         let s = Some(Duration::from_millis(30));
-        assert_eq!(Rack::pto(s, false, d), Some(Duration::from_millis(60)));
-        assert_eq!(Rack::pto(s, true, d), Some(Duration::from_millis(260)));
-        assert_eq!(Rack::pto(None, false, d), None);
+        assert_eq!(Rack::pto(s, false), Some(Duration::from_millis(60)));
+        assert_eq!(Rack::pto(s, true), Some(Duration::from_millis(260)));
+        assert_eq!(Rack::pto(None, false), None);
     }
 }
