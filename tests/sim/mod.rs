@@ -126,7 +126,21 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     // smoltcp socket in LAST-ACK with data queued, the tunstack peer in
     // FIN-WAIT-2; 45493: its keep-alive at SND.NXT-1 = stream byte 25783,
     // read as 0x00).
-    ("smoltcp-client", 3512, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // eth
+    // Stop 20 (pacing for CUBIC and NewReno, a 40 ms delayed ACK) changed
+    // the timing of every seed. Its 20,000-seed sweep (seeds 0..20000 of
+    // each pairing) passes tunstack <-> tunstack; six smoltcp seeds fail,
+    // every one the LAST-ACK bug (client 2407, 8834, 10624, 19683; server
+    // 5537, 18401: the smoltcp socket in LAST-ACK with data queued, the
+    // tunstack peer in FIN-WAIT-2 answering its keep-alives), and three
+    // listed seeds pass now and were removed (client 17581; server 10410,
+    // 13301). Seeds from 20000 up were not run again.
+    ("smoltcp-client", 2407, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
+    ("smoltcp-client", 8834, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
+    ("smoltcp-client", 10624, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-client", 19683, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
+    ("smoltcp-server", 5537, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 18401, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
+    ("smoltcp-client", 3512, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),  // eth
     ("smoltcp-client", 8968, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 9514, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6 eth
     ("smoltcp-client", 23825, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
@@ -143,16 +157,13 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     ("smoltcp-server", 7852, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),  // eth
     ("smoltcp-server", 8684, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),  // v6 eth
     ("smoltcp-server", 9195, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
-    ("smoltcp-server", 10410, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 13150, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // eth
     ("smoltcp-server", 13250, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
-    ("smoltcp-server", 13301, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // eth
     ("smoltcp-server", 15004, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // eth
     ("smoltcp-server", 22959, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-server", 25978, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // eth
     ("smoltcp-server", 31765, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-server", 36009, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // eth
-    ("smoltcp-client", 17581, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
     ("smoltcp-client", 37907, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
     ("smoltcp-client", 46118, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
     ("smoltcp-server", 29568, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW), // v6
