@@ -861,9 +861,13 @@ impl Runtime {
             }
             // Busy polling: right after work, the next packet is likely to
             // come soon (the answer to what we just sent); taking it
-            // without sleeping saves the wake-up.
+            // without sleeping saves the wake-up. Each turn yields the CPU
+            // (as Linux's busy poll stops at need_resched): a peer on this
+            // CPU, the very thread that will send that packet, runs at
+            // once instead of after the whole window (a same-CPU p99 of
+            // 58 µs with a pure spin against 15 µs without busy polling).
             if last_work.elapsed() < self.busy_poll {
-                std::hint::spin_loop();
+                std::thread::yield_now();
                 continue;
             }
             self.waker.going_to_sleep();
