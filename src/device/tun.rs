@@ -465,14 +465,8 @@ impl WakeFd {
         // SAFETY: writes the 8 bytes of `one`, alive for the call, to the
         // eventfd we own.
         let rc = unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            // The counter is at its maximum: the fd is readable anyway.
-            if e.kind() != io::ErrorKind::WouldBlock {
-                return Err(e);
-            }
-        }
-        Ok(())
+        // WouldBlock: the counter is at its maximum, the fd readable anyway.
+        would_block_is_done(rc)
     }
 
     /// Reads the counter back to zero: the fd is no longer readable.
@@ -482,15 +476,21 @@ impl WakeFd {
         // SAFETY: reads at most 8 bytes into `count`, alive and ours for
         // the call, from the eventfd we own.
         let rc = unsafe { libc::read(self.fd(), (&mut count as *mut u64).cast(), 8) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            // Another wait drained it first.
-            if e.kind() != io::ErrorKind::WouldBlock {
-                return Err(e);
-            }
-        }
-        Ok(())
+        // WouldBlock: nothing was pending (another wait drained it first).
+        would_block_is_done(rc)
     }
+}
+
+/// The result of an eventfd `read` or `write` that returned `rc`: an
+/// error, except `EAGAIN`, which leaves the eventfd as the caller wanted.
+fn would_block_is_done(rc: isize) -> io::Result<()> {
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Offers the kernel checksum and TCP segmentation offload only: tun-rs
@@ -773,6 +773,49 @@ mod tests {
 
     const A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
     const B6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+
+    /// Whether `fd` polls readable right now.
+    fn readable(fd: RawFd) -> bool {
+        let mut fds = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        ppoll(&mut fds, Some(Duration::ZERO)).expect("ppoll");
+        fds[0].revents & libc::POLLIN != 0
+    }
+
+    /// The waker's eventfd: a trigger (twice, from another thread too)
+    /// makes it readable, so a `wait` returns; one drain re-arms it; a
+    /// drain with nothing pending is no error. A `ppoll` on it with a
+    /// timeout returns once it is triggered.
+    #[test]
+    fn the_wake_fd_is_readable_from_trigger_until_drain() {
+        let w = Arc::new(WakeFd::new().expect("eventfd"));
+        assert!(!readable(w.fd()));
+        w.trigger().expect("trigger");
+        let other = Arc::clone(&w);
+        std::thread::spawn(move || other.trigger().expect("trigger"))
+            .join()
+            .expect("thread");
+        assert!(readable(w.fd()));
+        w.drain().expect("drain");
+        assert!(!readable(w.fd()));
+        w.drain().expect("a drain with nothing pending");
+        let other = Arc::clone(&w);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            other.trigger().expect("trigger");
+        });
+        let mut fds = [libc::pollfd {
+            fd: w.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        ppoll(&mut fds, Some(Duration::from_secs(30))).expect("ppoll");
+        assert!(fds[0].revents & libc::POLLIN != 0, "woken by the trigger");
+        t.join().expect("thread");
+    }
 
     /// An IPv6 TCP segment (`udp`: a UDP datagram) with a full checksum,
     /// and the same with the checksum field holding the pseudo-header sum
