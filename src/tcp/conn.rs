@@ -247,6 +247,13 @@ pub(crate) struct Conn {
     pub rto_recover: Option<SeqNum>,
     /// The last loss episode, while it may still turn out spurious.
     pub undo: Option<Undo>,
+    /// Our TSval on the first retransmission still outstanding (Linux's
+    /// `retrans_stamp`), until the ACK passes `rexmit_end`: Eifel's
+    /// RetransmitTS when a new episode begins with data that an earlier
+    /// one already resent.
+    pub rexmit_ts: Option<u32>,
+    /// The end of the highest retransmission sent while `rexmit_ts` held.
+    pub rexmit_end: SeqNum,
     /// The last dispatch left data unsent because of the congestion window
     /// (not the peer's): only then may the window grow (RFC 7661 §4.3,
     /// RFC 9438 §4.8).
@@ -457,6 +464,8 @@ impl Conn {
             rack: Rack::default(),
             rto_recover: None,
             undo: None,
+            rexmit_ts: None,
+            rexmit_end: iss,
             cwnd_limited: false,
             max_flight: 0,
             flight_round: iss,

@@ -662,6 +662,10 @@ impl Conn {
         }
         self.snd.una = ack;
         self.snd.nxt = self.snd.nxt.max(ack);
+        // Every retransmission is acknowledged: none left to echo.
+        if ack >= self.rexmit_end {
+            self.rexmit_ts = None;
+        }
         // RFC 6298 §3 / Karn: sample only segments never retransmitted,
         // timed to the microsecond, one per round trip. While no segment is
         // timed (after a retransmission), with timestamps the echo of an

@@ -502,6 +502,9 @@ impl Conn {
         cx: &mut Ctx<'_>,
     ) {
         let end = seq + len as u32 + u32::from(fin);
+        if seq < self.snd.max {
+            self.note_retransmission(now, end);
+        }
         if self.rack_on(cx.cfg) {
             self.rack.on_sent(now, seq, end, seq < self.snd.max);
         }

@@ -32,12 +32,35 @@ impl Conn {
     pub(crate) fn begin_undo(&mut self, now: Instant) {
         self.undo = Some(Undo {
             marker: self.snd.una,
-            retransmit_ts: self.ts.ok.then(|| self.ts_val(now)),
+            // RFC 3522 §2: RetransmitTS is the TSval of the first
+            // retransmission. If data still outstanding was resent before
+            // this episode (its head by an earlier episode, RACK or a tail
+            // probe), an ACK may echo that copy: compare with the oldest
+            // (as Linux compares with `retrans_stamp`), or the copy's echo
+            // passes for the original's.
+            retransmit_ts: self
+                .ts
+                .ok
+                .then(|| self.rexmit_ts.unwrap_or_else(|| self.ts_val(now))),
             judged: false,
             retransmits_left: 0,
             retransmitted: false,
             before: Box::new(self.cc.clone()),
         });
+    }
+
+    /// `[seq, end)` is being sent again at `now`: keeps the TSval of the
+    /// first retransmission outstanding (`rexmit_ts`).
+    pub(crate) fn note_retransmission(&mut self, now: Instant, end: SeqNum) {
+        if !self.ts.ok {
+            return;
+        }
+        if self.rexmit_ts.is_none() {
+            self.rexmit_ts = Some(self.ts_val(now));
+            self.rexmit_end = end;
+        } else {
+            self.rexmit_end = self.rexmit_end.max(end);
+        }
     }
 
     /// Counts a retransmitted segment: the episode can be found spurious

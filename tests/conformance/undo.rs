@@ -90,6 +90,58 @@ fn rfc_3522_an_ack_echoing_the_retransmission_keeps_the_reduction() {
     assert_eq!(b.stats().spurious_undone, 0);
 }
 
+/// RFC 3522 §2: RetransmitTS is the TSval of the first retransmission.
+/// Two holes (s0, s5) are resent in one recovery; s0 only came late, and
+/// the ACK echoing its original undoes that recovery. s5 was lost: a new
+/// recovery begins at once and resends it, while the first copy of s5 is
+/// still on its way. The ACK that copy draws echoes its TSval, older than
+/// the new retransmission's: it must not pass for the original (Linux
+/// compares with `retrans_stamp`, the first retransmission outstanding).
+/// Without that, every recovery that began with data an earlier one had
+/// resent was undone: 220 false undos in one 20 MiB BBR transfer at 5 %
+/// loss.
+#[test]
+fn rfc_3522_an_echo_of_an_earlier_retransmission_is_not_the_original() {
+    let (mut b, s) = ten_in_flight_with_ts(10_000);
+    let before = b.info();
+    b.send(sack_ack(
+        &s[0],
+        &[(s[1].seq, s[5].seq), (s[6].seq, s[9].end())],
+    ));
+    let first = b.take_all();
+    let r5 = first
+        .iter()
+        .find(|o| o.seq == s[5].seq)
+        .expect("the second hole is resent in the same recovery")
+        .clone();
+    assert!(first.iter().any(|o| o.seq == s[0].seq), "{first:?}");
+    b.advance(5);
+    // s0's original arrives: the ACK echoes it, the recovery was spurious.
+    let ts = (b.peer_tsval(5000), tsval(&s[0]));
+    b.send(seg!(
+        ACK,
+        ack = s[5].seq,
+        sack = &[(s[6].seq, s[9].end())],
+        ts = ts
+    ));
+    assert_eq!(b.stats().spurious_undone, 1);
+    // s5 is lost all the same: a new recovery, with its own reduction.
+    let again = b.take_all();
+    let i = b.info();
+    assert!(i.recovering, "{again:?}");
+    let reduced = i.ssthresh;
+    assert!(reduced < before.ssthresh);
+    b.advance(5);
+    // The first copy of s5 arrives: its echo is the earlier
+    // retransmission's, not the original's.
+    let ts = (b.peer_tsval(5000), tsval(&r5));
+    b.send(seg!(ACK, ack = s[9].end(), ts = ts));
+    let i = b.info();
+    assert!(!i.recovering);
+    assert_eq!(b.stats().spurious_undone, 1, "the second recovery stands");
+    assert_eq!(i.ssthresh, reduced);
+}
+
 /// RFC 3708 §3: without an Eifel verdict (the ACK echoes the
 /// retransmission), a D-SACK for the one retransmitted segment says the
 /// peer got it twice: the recovery was spurious after all and is undone.
