@@ -21,7 +21,8 @@ pub(crate) struct Timers {
     pub reorder: Option<Instant>,
     /// The tail loss probe timeout (RFC 8985 §7.2).
     pub tlp: Option<Instant>,
-    /// The next paced departure (BBR, draft-ietf-ccwg-bbr §5.6.2).
+    /// The next paced departure (draft-ietf-ccwg-bbr §5.6.2 for BBR; NewReno
+    /// and CUBIC with `TcpConfig::pacing`).
     pub pace: Option<Instant>,
 }
 

@@ -292,8 +292,9 @@ impl Conn {
         } else {
             cx.cfg.max_segment(mss as u32, self.local.ip()) as usize
         };
-        // A paced sender sends a quantum at a time (draft-ietf-ccwg-bbr
-        // §5.6.3, C.send_quantum).
+        // A paced sender sends a quantum at a time: BBR's C.send_quantum
+        // (draft-ietf-ccwg-bbr §5.6.3), a millisecond's worth for NewReno
+        // and CUBIC (Linux's tcp_tso_autosize).
         if let Some(q) = self.cc.send_quantum(self.rtt.srtt()) {
             max = max.min((q as usize).max(mss));
         }
