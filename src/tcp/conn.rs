@@ -641,7 +641,7 @@ impl Conn {
         match &self.recovery {
             Some(r) if self.rcv.sack_ok => {
                 let span = (self.snd.una, self.snd.max, r.high_rxt);
-                self.sb.pipe(span, self.snd.mss, |s| self.rack.lost_at(s))
+                self.sb.pipe(span, self.snd.mss, self.rack.lost_in_order())
             }
             _ => self.flight() - self.sb.sacked_below(self.snd.nxt),
         }

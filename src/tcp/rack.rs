@@ -254,6 +254,39 @@ impl Rack {
         self.index_of(seq).is_some_and(|i| self.sent[i].lost)
     }
 
+    /// [`Rack::lost_at`] for bytes asked about in ascending order (SetPipe
+    /// asks about each hole of the scoreboard): a cursor that moves forward
+    /// through the transmission record, galloping over long stretches, so
+    /// a pass over H holes of N records costs about H·log(N/H) steps, not
+    /// H binary searches over the whole record.
+    pub fn lost_in_order(&self) -> impl FnMut(SeqNum) -> bool + '_ {
+        let mut i = 0usize;
+        move |seq| {
+            // The first record that ends past `seq`, from `i` on.
+            if self.sent.get(i).is_some_and(|s| s.end <= seq) {
+                let mut step = 1;
+                let mut lo = i + 1;
+                while self.sent.get(i + step).is_some_and(|s| s.end <= seq) {
+                    lo = i + step + 1;
+                    step *= 2;
+                }
+                let mut hi = (i + step).min(self.sent.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if self.sent[mid].end <= seq {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                i = lo;
+            }
+            let lost = self.sent.get(i).is_some_and(|s| s.start <= seq && s.lost);
+            debug_assert_eq!(lost, self.lost_at(seq));
+            lost
+        }
+    }
+
     /// The first byte RACK marks lost, if any.
     pub fn first_lost(&self) -> Option<SeqNum> {
         self.sent.iter().find(|s| s.lost).map(|s| s.start)

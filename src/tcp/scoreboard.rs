@@ -138,20 +138,38 @@ impl Scoreboard {
     /// retransmitted (below `high_rxt`), unless RACK found that
     /// retransmission lost too (RFC 8985 §6.2; Linux's `tcp_mark_skb_lost`
     /// takes it out of `retrans_out`).
+    ///
+    /// One pass over the holes and ranges: `lost` is asked about each
+    /// hole's first byte in ascending order, and IsLost's count of the
+    /// ranges above a hole comes from those passed so far (the sender asks
+    /// for pipe for every segment it sends in recovery, with hundreds of
+    /// holes at a few per cent of loss).
     pub fn pipe(
         &self,
         (una, max, high_rxt): (SeqNum, SeqNum, SeqNum),
         mss: u32,
-        lost: impl Fn(SeqNum) -> bool,
+        mut lost: impl FnMut(SeqNum) -> bool,
     ) -> u32 {
+        let total_n = self.ranges.len() as u32;
+        let total_bytes: u32 = self.ranges.iter().map(|&(s, e)| e - s).sum();
+        let (mut passed, mut passed_n, mut passed_bytes) = (0, 0u32, 0u32);
         let mut pipe = 0;
         let mut cursor = una;
         for hole in self.holes_from(una, max) {
             let (start, end) = hole;
             debug_assert!(start >= cursor);
             cursor = end;
+            // IsLost(start): the ranges starting above `start`.
+            while let Some(&(s, e)) = self.ranges.get(passed).filter(|r| r.0 <= start) {
+                passed += 1;
+                passed_n += 1;
+                passed_bytes += e - s;
+            }
+            let (n, bytes) = (total_n - passed_n, total_bytes - passed_bytes);
+            let sack_lost = n >= DUP_THRESH || bytes > (DUP_THRESH - 1) * mss;
+            debug_assert_eq!(sack_lost, self.is_lost(start, mss));
             let rack_lost = lost(start);
-            if !self.is_lost(start, mss) && !rack_lost {
+            if !sack_lost && !rack_lost {
                 pipe += end - start;
             }
             if high_rxt > start && !rack_lost {
