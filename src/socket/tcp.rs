@@ -578,8 +578,9 @@ impl TcpStream {
     }
 
     /// `TCP_CONGESTION`: the congestion control algorithm of this
-    /// connection, by its Linux name (`"cubic"`, `"reno"`, `"bbr"`, which
-    /// paces); an unknown name fails with `InvalidInput`. The window
+    /// connection, by its Linux name (`"cubic"`, `"reno"`, `"bbr"`: BBR
+    /// version 3, `"bbr1"`: version 1, the kernel's `bbr`; both BBRs
+    /// pace); an unknown name fails with `InvalidInput`. The window
     /// reached so far is kept.
     ///
     /// ```
@@ -596,6 +597,8 @@ impl TcpStream {
     /// assert_eq!(stream.congestion_control()?, "reno");
     /// stream.set_congestion_control("bbr")?;
     /// assert_eq!(stream.congestion_control()?, "bbr");
+    /// stream.set_congestion_control("bbr1")?;
+    /// assert_eq!(stream.congestion_control()?, "bbr1");
     /// assert!(stream.set_congestion_control("vegas").is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

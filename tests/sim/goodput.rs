@@ -63,7 +63,14 @@ pub const SMOLTCP_BUFFER: usize = 256 * 1024;
 /// The tunstack senders of the full table, by [`Peer::parse`] name: the
 /// stack before issue 12 (NewReno without SACK), then each algorithm with
 /// SACK, and CUBIC without.
-pub const TABLE_SENDERS: [&str; 5] = ["reno-nosack", "reno", "cubic-nosack", "cubic", "bbr"];
+pub const TABLE_SENDERS: [&str; 6] = [
+    "reno-nosack",
+    "reno",
+    "cubic-nosack",
+    "cubic",
+    "bbr",
+    "bbr1",
+];
 
 /// One end of the transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

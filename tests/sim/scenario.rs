@@ -272,6 +272,9 @@ impl Scenario {
             let pick = mix(seed ^ salt ^ (0xCC_0000 + side as u64)) % 3;
             t.tcp.congestion =
                 [Algorithm::Cubic, Algorithm::NewReno, Algorithm::Bbr][pick as usize];
+            if let Some(cc) = forced_congestion() {
+                t.tcp.congestion = cc;
+            }
         }
         let smol = SmolParams {
             rx_buffer: rng.pick(&[4096, 16384, 65535]),
@@ -560,5 +563,15 @@ impl fmt::Display for Scenario {
             }
         }
         Ok(())
+    }
+}
+
+/// `TUNSTACK_SIM_CC`, when set: the congestion control every tunstack host
+/// runs. A name tunstack does not know stops the run.
+fn forced_congestion() -> Option<Algorithm> {
+    let name = std::env::var("TUNSTACK_SIM_CC").ok()?;
+    match name.parse() {
+        Ok(cc) => Some(cc),
+        Err(e) => panic!("TUNSTACK_SIM_CC: {e}"),
     }
 }

@@ -1101,88 +1101,8 @@ impl Bbr {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testpath::{Path, MSS};
     use super::*;
-
-    const MSS: u32 = 1000;
-
-    /// A path of fixed bandwidth and RTT with a sender that always has
-    /// data: sends what cwnd and pacing allow, the receiver ACKs every
-    /// segment one RTT later (and `loss_every` drops every n-th segment,
-    /// which the sender resends a round trip later).
-    struct Path {
-        now: Instant,
-        rtt: Duration,
-        /// Bytes per second at the bottleneck.
-        rate: f64,
-        nxt: SeqNum,
-        una: SeqNum,
-        /// (arrival time of the ACK, seq end) of segments in flight.
-        acks: std::collections::VecDeque<(Instant, SeqNum)>,
-        /// When the bottleneck is next free.
-        link_free: Instant,
-        next_send: Instant,
-    }
-
-    impl Path {
-        fn new(rate_mbit: f64, rtt_ms: u64) -> Path {
-            Path {
-                now: Instant::from_secs(1),
-                rtt: Duration::from_millis(rtt_ms),
-                rate: rate_mbit * 1e6 / 8.0,
-                nxt: SeqNum(0),
-                una: SeqNum(0),
-                acks: Default::default(),
-                link_free: Instant::ZERO,
-                next_send: Instant::ZERO,
-            }
-        }
-
-        /// Runs `dur` of time in 100 µs steps.
-        fn run(&mut self, b: &mut Bbr, w: &mut Window, dur: Duration) {
-            let end = self.now + dur;
-            while self.now < end {
-                self.step(b, w);
-                self.now += Duration::from_micros(100);
-            }
-        }
-
-        fn step(&mut self, b: &mut Bbr, w: &mut Window) {
-            // ACKs due.
-            while self.acks.front().is_some_and(|&(t, _)| t <= self.now) {
-                let Some((_, end)) = self.acks.pop_front() else {
-                    break;
-                };
-                self.una = end;
-                let inflight = self.nxt - self.una;
-                let d = Delivery {
-                    now: self.now,
-                    una: self.una,
-                    sacked: &[],
-                    inflight,
-                    app_limited: false,
-                    cwnd_limited: inflight + MSS > w.cwnd,
-                    in_recovery: false,
-                    has_sack: true,
-                    srtt: Some(self.rtt),
-                };
-                b.on_ack(&d, w);
-            }
-            // Sends, paced, a quantum ahead at most (as Congestion paces).
-            let ahead = f64::from(b.send_quantum()) / b.pacing_rate().max(1.0);
-            let horizon = self.now + Duration::from_secs_f64(ahead);
-            while self.nxt - self.una + MSS <= w.cwnd && self.next_send <= horizon {
-                let inflight = self.nxt - self.una;
-                b.on_sent(self.now, self.nxt, self.nxt + MSS, inflight, false, None, w);
-                let tx = Duration::from_secs_f64(f64::from(MSS) / self.rate);
-                let depart = self.link_free.max(self.now) + tx;
-                self.link_free = depart;
-                self.nxt += MSS;
-                self.acks.push_back((depart + self.rtt, self.nxt));
-                let gap = f64::from(MSS) / b.pacing_rate().max(1.0);
-                self.next_send = self.now.max(self.next_send) + Duration::from_secs_f64(gap);
-            }
-        }
-    }
 
     fn window() -> Window {
         Window::new(MSS)

@@ -31,10 +31,13 @@
 //! Pure: time is passed in as [`Instant`], no clock is read.
 
 mod bbr;
+mod bbr1;
 mod cubic;
 mod hystart;
 mod newreno;
 mod rate;
+#[cfg(test)]
+mod testpath;
 
 pub use bbr::{Delivery, Mode as BbrMode};
 
@@ -57,21 +60,31 @@ pub enum Algorithm {
     Cubic,
     /// BBR (draft-ietf-ccwg-bbr, version 3), with pacing.
     Bbr,
+    /// BBR version 1, as Linux's mainline `bbr` (the kernel's `bbr` here
+    /// is this one): the same path model without version 3's loss bounds,
+    /// so random loss does not slow it. Named `bbr1`.
+    Bbr1,
 }
 
 impl Algorithm {
     /// Every algorithm, in the order of its declaration.
-    pub const ALL: [Algorithm; 3] = [Algorithm::NewReno, Algorithm::Cubic, Algorithm::Bbr];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::NewReno,
+        Algorithm::Cubic,
+        Algorithm::Bbr,
+        Algorithm::Bbr1,
+    ];
 
     /// The names [`Algorithm::from_str`] accepts (case-insensitively).
-    const ACCEPTED: [&'static str; 4] = ["reno", "newreno", "cubic", "bbr"];
+    const ACCEPTED: [&'static str; 5] = ["reno", "newreno", "cubic", "bbr", "bbr1"];
 
-    /// The algorithm's name: `"reno"`, `"cubic"` or `"bbr"`.
+    /// The algorithm's name: `"reno"`, `"cubic"`, `"bbr"` or `"bbr1"`.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::NewReno => "reno",
             Algorithm::Cubic => "cubic",
             Algorithm::Bbr => "bbr",
+            Algorithm::Bbr1 => "bbr1",
         }
     }
 }
@@ -104,7 +117,8 @@ impl std::error::Error for ParseAlgorithmError {}
 impl FromStr for Algorithm {
     type Err = ParseAlgorithmError;
 
-    /// Parses `"reno"`, `"newreno"`, `"cubic"` or `"bbr"`, in any case.
+    /// Parses `"reno"`, `"newreno"`, `"cubic"`, `"bbr"` or `"bbr1"`, in
+    /// any case.
     fn from_str(s: &str) -> Result<Algorithm, ParseAlgorithmError> {
         if s.eq_ignore_ascii_case("reno") || s.eq_ignore_ascii_case("newreno") {
             Ok(Algorithm::NewReno)
@@ -112,6 +126,8 @@ impl FromStr for Algorithm {
             Ok(Algorithm::Cubic)
         } else if s.eq_ignore_ascii_case("bbr") {
             Ok(Algorithm::Bbr)
+        } else if s.eq_ignore_ascii_case("bbr1") {
+            Ok(Algorithm::Bbr1)
         } else {
             Err(ParseAlgorithmError { name: s.to_owned() })
         }
@@ -211,6 +227,7 @@ enum State {
     Cubic(cubic::Cubic),
     /// Boxed: BBR's model is large, and most connections run CUBIC.
     Bbr(Box<bbr::Bbr>),
+    Bbr1(Box<bbr1::Bbr1>),
 }
 
 /// The congestion window of one connection and the algorithm that moves it.
@@ -240,6 +257,7 @@ impl Congestion {
             Algorithm::NewReno => State::NewReno(newreno::NewReno::new()),
             Algorithm::Cubic => State::Cubic(cubic::Cubic::new()),
             Algorithm::Bbr => State::Bbr(Box::new(bbr::Bbr::new(&window))),
+            Algorithm::Bbr1 => State::Bbr1(Box::new(bbr1::Bbr1::new(&window))),
         };
         Congestion {
             window,
@@ -256,6 +274,7 @@ impl Congestion {
             State::NewReno(_) => Algorithm::NewReno,
             State::Cubic(_) => Algorithm::Cubic,
             State::Bbr(_) => Algorithm::Bbr,
+            State::Bbr1(_) => Algorithm::Bbr1,
         }
     }
 
@@ -263,13 +282,14 @@ impl Congestion {
     /// reported ([`Congestion::on_sent`], [`Congestion::on_delivery`]):
     /// BBR's delivery rate sampling.
     pub fn samples_delivery(&self) -> bool {
-        matches!(self.state, State::Bbr(_))
+        matches!(self.state, State::Bbr(_) | State::Bbr1(_))
     }
 
     /// BBR's state machine state, when BBR runs.
     pub fn bbr_mode(&self) -> Option<BbrMode> {
         match &self.state {
             State::Bbr(b) => Some(b.mode()),
+            State::Bbr1(b) => Some(b.mode()),
             _ => None,
         }
     }
@@ -278,6 +298,11 @@ impl Congestion {
     pub fn bbr_info(&self) -> Option<crate::tcp::api::BbrInfo> {
         match &self.state {
             State::Bbr(b) => Some(crate::tcp::api::BbrInfo {
+                mode: b.mode(),
+                bw: b.bw() as u64,
+                min_rtt: b.min_rtt(),
+            }),
+            State::Bbr1(b) => Some(crate::tcp::api::BbrInfo {
                 mode: b.mode(),
                 bw: b.bw() as u64,
                 min_rtt: b.min_rtt(),
@@ -301,6 +326,7 @@ impl Congestion {
     pub fn pacing_rate(&self, srtt: Option<Duration>) -> Option<f64> {
         match &self.state {
             State::Bbr(b) => Some(b.pacing_rate()),
+            State::Bbr1(b) => Some(b.pacing_rate()),
             _ if self.window_pacing => {
                 let srtt = srtt.filter(|r| !r.is_zero())?.as_secs_f64();
                 let ratio = if self.window.cwnd < self.window.ssthresh / 2 {
@@ -321,6 +347,7 @@ impl Congestion {
     pub fn send_quantum(&self, srtt: Option<Duration>) -> Option<u32> {
         match &self.state {
             State::Bbr(b) => Some(b.send_quantum()),
+            State::Bbr1(b) => Some(b.send_quantum()),
             _ => {
                 let rate = self.pacing_rate(srtt)?;
                 let mss = self.window.mss;
@@ -371,34 +398,33 @@ impl Congestion {
         rexmit: bool,
         srtt: Option<Duration>,
     ) {
-        if let State::Bbr(b) = &mut self.state {
-            b.on_sent(
-                now,
-                start,
-                end,
-                inflight_before,
-                rexmit,
-                srtt,
-                &mut self.window,
-            );
+        let w = &mut self.window;
+        match &mut self.state {
+            State::Bbr(b) => b.on_sent(now, start, end, inflight_before, rexmit, srtt, w),
+            State::Bbr1(b) => b.on_sent(now, start, end, inflight_before, rexmit, srtt, w),
+            _ => {}
         }
     }
 
     /// `[start, end)`, deemed lost, is being sent again (BBR's C.lost and
     /// its per-round loss signal).
     pub fn on_lost(&mut self, start: SeqNum, end: SeqNum) {
-        if let State::Bbr(b) = &mut self.state {
-            b.on_lost(start, end, &self.window);
+        match &mut self.state {
+            State::Bbr(b) => b.on_lost(start, end, &self.window),
+            State::Bbr1(b) => b.on_lost(start, end),
+            _ => {}
         }
     }
 
     /// Every ACK, in and out of recovery, for the algorithms that sample
     /// delivery (BBR's UpdateOnACK, draft-ietf-ccwg-bbr §5.2.3).
     pub fn on_delivery(&mut self, d: &Delivery<'_>) {
-        if let State::Bbr(b) = &mut self.state {
-            self.timed_out = false;
-            b.on_ack(d, &mut self.window);
+        match &mut self.state {
+            State::Bbr(b) => b.on_ack(d, &mut self.window),
+            State::Bbr1(b) => b.on_ack(d, &mut self.window),
+            _ => return,
         }
+        self.timed_out = false;
     }
 
     /// Sets the MSS once options are known, before data flows:
@@ -447,7 +473,7 @@ impl Congestion {
             State::NewReno(r) => r.on_ack(&mut self.window, s),
             State::Cubic(c) => c.on_ack(&mut self.window, s),
             // The model moves on every ACK, in on_delivery.
-            State::Bbr(_) => {}
+            State::Bbr(_) | State::Bbr1(_) => {}
         }
     }
 
@@ -464,6 +490,9 @@ impl Congestion {
             // draft-ietf-ccwg-bbr §5.6.4.4 OnEnterFastRecovery: cwnd is
             // kept (the model bounds it), the last good one saved.
             State::Bbr(b) => b.on_enter_recovery(&self.window),
+            // Linux's bbr_ssthresh saves cwnd; the next ACK begins packet
+            // conservation.
+            State::Bbr1(b) => b.on_enter_recovery(&self.window),
         }
     }
 
@@ -472,17 +501,24 @@ impl Congestion {
     /// avoidance epoch now.
     pub fn on_recovery_end(&mut self, now: Instant) {
         self.timed_out = false;
-        if let State::Bbr(b) = &mut self.state {
-            // draft-ietf-ccwg-bbr §5.6.4.4: RestoreCwnd.
-            b.on_exit_recovery(&mut self.window);
-            return;
+        match &mut self.state {
+            State::Bbr(b) => {
+                // draft-ietf-ccwg-bbr §5.6.4.4: RestoreCwnd.
+                b.on_exit_recovery(&mut self.window);
+                return;
+            }
+            State::Bbr1(b) => {
+                b.on_exit_recovery(&mut self.window);
+                return;
+            }
+            _ => {}
         }
         // RFC 6582 §3.2 step 3, option (2): set cwnd to ssthresh.
         self.window.cwnd = self.window.ssthresh;
         match &mut self.state {
             State::NewReno(r) => r.on_recovery_end(),
             State::Cubic(c) => c.on_recovery_end(&self.window, now),
-            State::Bbr(_) => {}
+            State::Bbr(_) | State::Bbr1(_) => {}
         }
     }
 
@@ -497,6 +533,7 @@ impl Congestion {
         self.timed_out = false;
         match (&mut self.state, &before.state) {
             (State::Bbr(b), _) => b.on_spurious_recovery(now, &mut self.window),
+            (State::Bbr1(b), _) => b.on_spurious_recovery(&mut self.window),
             (state, old) if std::mem::discriminant(state) == std::mem::discriminant(old) => {
                 *state = old.clone();
             }
@@ -513,8 +550,10 @@ impl Congestion {
     /// recovery (RTO recovery or Fast Recovery)"); the loss-based
     /// algorithms go on from their slow start.
     pub fn on_rto_recovery_end(&mut self) {
-        if let State::Bbr(b) = &mut self.state {
-            b.on_exit_recovery(&mut self.window);
+        match &mut self.state {
+            State::Bbr(b) => b.on_exit_recovery(&mut self.window),
+            State::Bbr1(b) => b.on_exit_recovery(&mut self.window),
+            _ => {}
         }
     }
 
@@ -534,6 +573,7 @@ impl Congestion {
             // draft-ietf-ccwg-bbr §5.6.4.4 OnEnterRTO: save, then one
             // segment (C.inflight + 1: nothing counts in flight now).
             State::Bbr(b) => b.on_rto(&self.window),
+            State::Bbr1(b) => b.on_rto(&self.window),
         }
         self.next_send = None;
         // RFC 5681 §3.1: cwnd = LW, the loss window, one segment.
@@ -545,7 +585,7 @@ impl Congestion {
     /// cwnd = min(cwnd, IW), the restart window (RFC 5681 §4.1; RFC 7661
     /// simplified). CUBIC starts a new epoch at its next ACK.
     pub fn on_idle_restart(&mut self, now: Instant) {
-        if matches!(self.state, State::Bbr(_)) {
+        if matches!(self.state, State::Bbr(_) | State::Bbr1(_)) {
             // draft-ietf-ccwg-bbr §5.4: BBR keeps cwnd and paces at bw.
             return;
         }
@@ -554,7 +594,7 @@ impl Congestion {
         match &mut self.state {
             State::NewReno(r) => r.on_idle_restart(),
             State::Cubic(c) => c.on_idle_restart(now),
-            State::Bbr(_) => {}
+            State::Bbr(_) | State::Bbr1(_) => {}
         }
     }
 }
