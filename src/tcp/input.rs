@@ -374,7 +374,13 @@ impl Conn {
             self.timers.reorder = None;
             return;
         }
-        let (lost, timer) = self.rack.detect(now, self.rtt.srtt());
+        // RFC 8985 §6.2 step 4: in fast or RTO recovery, or with DupThresh
+        // segments SACKed, and no reordering seen, the window is zero.
+        let recovering = self.recovery.is_some() || self.rto_recover.is_some();
+        let sacked_segs = self.sb.sacked_bytes().div_ceil(self.snd.mss.max(1));
+        let (lost, timer) = self
+            .rack
+            .detect(now, self.rtt.srtt(), recovering, sacked_segs);
         cx.out.stats.rack_lost += lost as u64;
         if lost > 0 {
             crate::notes::note!(

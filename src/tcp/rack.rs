@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
-use super::scoreboard::Scoreboard;
+use super::scoreboard::{Scoreboard, DUP_THRESH};
 use super::seq::{split_span_at, SeqNum, SeqSpan};
 
 /// RFC 8985 §7.2: WCDelAckT, the worst case of the peer's delayed-ACK
@@ -79,6 +79,12 @@ pub(crate) struct Rack {
     /// RACK.dsack_round: one raise per round trip; set to SND.MAX at a
     /// raise, over once SND.UNA passes it.
     pub dsack_round: Option<SeqNum>,
+    /// RACK.fack (§6.2 step 3): the highest end of a segment delivered.
+    pub fack: Option<SeqNum>,
+    /// RACK.reordering_seen (§6.2 step 3): an original segment was
+    /// delivered below RACK.fack, or a D-SACK came. Until then the
+    /// reordering window is zero in recovery (step 4).
+    pub reordering_seen: bool,
 }
 
 impl Rack {
@@ -167,6 +173,19 @@ impl Rack {
                 }
             }
         }
+        // §6.2 step 3: an original (never resent) segment delivered below
+        // the highest delivered one came out of order. `delivered` is in
+        // sequence order: what the cumulative ACK covers, then the SACKed.
+        for s in &delivered {
+            match self.fack {
+                Some(f) if s.end <= f => {
+                    if s.end < f && !s.rexmit {
+                        self.reordering_seen = true;
+                    }
+                }
+                _ => self.fack = Some(s.end),
+            }
+        }
         let min_rtt = self.min_rtt.unwrap_or_default();
         for s in delivered {
             let rtt = now - s.at;
@@ -187,8 +206,14 @@ impl Rack {
 
     /// RFC 8985 §6.2 step 4: the reordering window, RACK.reo_wnd_mult
     /// quarters of min_RTT, no larger than SRTT; before any sample of its
-    /// own, from SRTT (the handshake's).
-    pub fn reo_wnd(&self, srtt: Option<Duration>) -> Duration {
+    /// own, from SRTT (the handshake's). Zero while no reordering has been
+    /// seen and the sender is in (fast or RTO) recovery (`recovering`) or
+    /// DupThresh segments are SACKed (`sacked_segs`), as Linux's
+    /// `tcp_rack_reo_wnd`: then a loss is a loss.
+    pub fn reo_wnd(&self, srtt: Option<Duration>, recovering: bool, sacked_segs: u32) -> Duration {
+        if !self.reordering_seen && (recovering || sacked_segs >= DUP_THRESH) {
+            return Duration::ZERO;
+        }
         let mult = self.reo_wnd_mult.max(1);
         let w = self.min_rtt.or(srtt).unwrap_or_default() / 4 * mult;
         srtt.map_or(w, |s| w.min(s))
@@ -201,6 +226,11 @@ impl Rack {
     pub fn on_ack_dsack(&mut self, una: SeqNum, snd_max: SeqNum, dsack: bool) {
         if self.dsack_round.is_some_and(|r| una >= r) {
             self.dsack_round = None;
+        }
+        if dsack {
+            // A spurious retransmission: the segment or its ACK was late,
+            // which is reordering as far as the window goes.
+            self.reordering_seen = true;
         }
         if dsack && self.dsack_round.is_none() {
             self.dsack_round = Some(snd_max);
@@ -224,11 +254,17 @@ impl Rack {
     /// segment sent before RACK.xmit_ts that has been out longer than
     /// RACK.rtt + reo_wnd. Returns how many were newly marked, and when
     /// the next one would be (the reordering timer, §6.3).
-    pub fn detect(&mut self, now: Instant, srtt: Option<Duration>) -> (usize, Option<Instant>) {
+    pub fn detect(
+        &mut self,
+        now: Instant,
+        srtt: Option<Duration>,
+        recovering: bool,
+        sacked_segs: u32,
+    ) -> (usize, Option<Instant>) {
         let Some(xmit_ts) = self.xmit_ts else {
             return (0, None);
         };
-        let wait = self.rtt + self.reo_wnd(srtt);
+        let wait = self.rtt + self.reo_wnd(srtt, recovering, sacked_segs);
         let (mut lost, mut timer) = (0, None::<Instant>);
         for s in self.sent.iter_mut() {
             if s.sacked || s.lost {
@@ -359,10 +395,10 @@ mod tests {
         r.on_ack(ms(20), SeqNum(0), &sb, Some(Duration::from_millis(18)));
         assert_eq!(r.rtt, Duration::from_millis(18));
         // reo_wnd = 18 / 4 = 4.5 ms: the first is lost at 0 + 18 + 4.5.
-        let (lost, timer) = r.detect(ms(20), None);
+        let (lost, timer) = r.detect(ms(20), None, false, 0);
         assert_eq!(lost, 0);
         assert_eq!(timer, Some(Instant::from_micros(22_500)));
-        let (lost, timer) = r.detect(Instant::from_micros(23_000), None);
+        let (lost, timer) = r.detect(Instant::from_micros(23_000), None, false, 0);
         assert_eq!(lost, 1);
         assert_eq!(timer, Some(Instant::from_micros(23_500)), "the second next");
         assert!(r.lost_at(SeqNum(50)) && !r.lost_at(SeqNum(150)));
@@ -412,7 +448,7 @@ mod tests {
             .map(|s| (s.start.get(), s.end.get(), s.sacked))
             .collect();
         assert_eq!(v, [(0, 100, false), (100, 200, true), (200, 1000, false)]);
-        let (lost, _) = r.detect(ms(30), None);
+        let (lost, _) = r.detect(ms(30), None, false, 0);
         assert_eq!(lost, 1);
         assert!(r.lost_at(SeqNum(0)) && !r.lost_at(SeqNum(500)));
     }
@@ -424,25 +460,25 @@ mod tests {
             ..Rack::default()
         };
         let srtt = Some(Duration::from_millis(100));
-        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(10));
+        assert_eq!(r.reo_wnd(srtt, false, 0), Duration::from_millis(10));
         r.on_ack_dsack(SeqNum(0), SeqNum(1000), true);
-        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(20));
+        assert_eq!(r.reo_wnd(srtt, false, 0), Duration::from_millis(20));
         // A second D-SACK in the same round trip does not raise it again.
         r.on_ack_dsack(SeqNum(500), SeqNum(1500), true);
-        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(20));
+        assert_eq!(r.reo_wnd(srtt, false, 0), Duration::from_millis(20));
         r.on_ack_dsack(SeqNum(1000), SeqNum(2000), true);
-        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(30));
+        assert_eq!(r.reo_wnd(srtt, false, 0), Duration::from_millis(30));
         // Never beyond SRTT.
         assert_eq!(
-            r.reo_wnd(Some(Duration::from_millis(25))),
+            r.reo_wnd(Some(Duration::from_millis(25)), false, 0),
             Duration::from_millis(25)
         );
         for _ in 0..15 {
             r.on_recovery_end();
         }
-        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(30));
+        assert_eq!(r.reo_wnd(srtt, false, 0), Duration::from_millis(30));
         r.on_recovery_end();
-        assert_eq!(r.reo_wnd(srtt), Duration::from_millis(10));
+        assert_eq!(r.reo_wnd(srtt, false, 0), Duration::from_millis(10));
     }
 
     #[test]

@@ -127,6 +127,40 @@ fn rfc_8985_a_dsack_widens_the_reordering_window() {
     }
 }
 
+/// RFC 8985 §6.2 step 4: in recovery, while no reordering has been seen,
+/// the reordering window is zero (as Linux's `tcp_rack_reo_wnd`): a hole
+/// past which one segment was SACKed is lost as soon as RACK.rtt has
+/// passed, so it is resent with the ACK that shows it, not min_RTT / 4
+/// later. Once an original segment arrived below a later one (step 3:
+/// reordering seen), the quarter of min_RTT is back.
+#[test]
+fn rfc_8985_in_recovery_without_reordering_the_window_is_zero() {
+    for reordered in [false, true] {
+        let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+        b.advance(10);
+        if reordered {
+            // Segment 2 arrives before segment 1.
+            b.send(seg!(ACK, ack = s[1].seq, sack = &[(s[2].seq, s[2].end())]));
+        }
+        b.send(seg!(ACK, ack = s[3].seq));
+        // Segment 3 is lost, 4-6 arrive: recovery (DupThresh), 3 resent.
+        b.send(sack_ack(&s[3], &[(s[4].seq, s[6].end())]));
+        let r = b.expect(|o| o.seq == s[3].seq);
+        assert_eq!(r.at, at_ms(20_000));
+        assert!(b.info().recovering);
+        // Segment 7 is lost and 8 arrives: one segment past the hole.
+        b.send(sack_ack(
+            &s[3],
+            &[(s[8].seq, s[8].end()), (s[4].seq, s[6].end())],
+        ));
+        let r = b.wait_for_segment(100);
+        assert_eq!(r.seq, s[7].seq, "reordered: {reordered}");
+        // Sent at 10 ms, RACK.rtt 10 ms; reo_wnd 0, or 10 / 4 ms.
+        let want = if reordered { 22_500 } else { 20_000 };
+        assert_eq!(r.at, at_ms(want), "reordered: {reordered}");
+    }
+}
+
 /// RFC 8985 §6.2: a retransmission is lost too when a segment sent after
 /// it is delivered and it is not (RACK compares transmission times, the
 /// retransmission's own). It is resent again, although it lies below

@@ -139,11 +139,18 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     // tunstack peer in FIN-WAIT-2 answering its keep-alives), and three
     // listed seeds pass now and were removed (client 17581; server 10410,
     // 13301). Seeds from 20000 up were not run again.
+    // Stop 21 (RACK's zero reordering window in recovery, RFC 8985 §6.2)
+    // moved the timing again: its 20,000-seed sweep passes tunstack <->
+    // tunstack; smoltcp client 3539 (the keep-alive's 0x00 at stream byte
+    // 88942, the FIN's place) and 5649 (LAST-ACK with 659 bytes queued, the
+    // tunstack peer in FIN-WAIT-2) fail now and were added; server 5537
+    // passes and was removed.
+    ("smoltcp-client", 3539, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
+    ("smoltcp-client", 5649, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 2407, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-client", 8834, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-client", 10624, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 19683, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
-    ("smoltcp-server", 5537, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-server", 18401, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-client", 3512, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),  // eth
     ("smoltcp-client", 8968, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
