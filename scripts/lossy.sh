@@ -17,7 +17,8 @@
 # one missing from the namespace's tcp_allowed_congestion_control).
 #
 #   sudo scripts/lossy.sh [--bytes N] [--delay-ms MS] [--loss LIST] [--cc LIST]
-#                         [--sack LIST] [--seed N] [--tunstack-args "ARGS"] [--no-build]
+#                         [--sack LIST] [--seed N] [--clock first-byte|connect]
+#                         [--tunstack-args "ARGS"] [--no-build]
 #
 #   --bytes N        bytes per transfer (default 20 MiB)
 #   --delay-ms MS    delay each way (default 10: a 20 ms round trip)
@@ -25,10 +26,23 @@
 #   --cc LIST        the kernel sockets' congestion control (default bbr,cubic)
 #   --sack LIST      tunstack with SACK on and/or off (default on)
 #   --seed N         the faults' seed (default 3)
+#   --clock WHEN     when a transfer's clock starts: first-byte (default), when
+#                    the first data is delivered (acknowledged, or read), so a
+#                    lost request or first segment, which costs a whole
+#                    200 ms initial RTO, does not weigh on a transfer of half
+#                    a second; or connect, when connect() returns (before
+#                    stop 21)
 #   --tunstack-args  more arguments for `tunstack run`, e.g. "--busy-poll-us 0"
-#   --tunstack-cc ALG  tunstack's congestion control (default: the same as
-#                    the kernel's sockets of the row, so "tunstack -> kernel"
-#                    compares BBR with BBR and CUBIC with CUBIC)
+#   --tunstack-cc LIST tunstack's congestion control(s) (default: the same
+#                    as the kernel's sockets of the row, so "tunstack ->
+#                    kernel" compares BBR with BBR and CUBIC with CUBIC; for
+#                    the kernel's bbr, which is BBR version 1, both of
+#                    tunstack's: bbr (version 3) and bbr1). Each sends in a
+#                    row of its own; "kernel -> tunstack" runs the first
+#                    only (a receiver's congestion control sends nothing).
+#
+# TUNSTACK_LOSSY_LOG=<RUST_LOG filter> keeps tunstack's log of each transfer
+# as lossy-CC-LOSS-DIR-SACK.log in the repository's top directory.
 #
 # Progress on stderr, a markdown table of Mbit/s on stdout. A transfer that
 # has not finished after 120 s is stopped and shown as "N (timeout)": its
@@ -52,6 +66,7 @@ EXTRA=""
 TUNSTACK_CC=""
 BUILD=1
 LIMIT=120
+CLOCK=first-byte
 while (($#)); do
     case $1 in
     --bytes) BYTES=$2; shift ;;
@@ -62,13 +77,15 @@ while (($#)); do
     --seed) SEED=$2; shift ;;
     --tunstack-args) EXTRA=$2; shift ;;
     --tunstack-cc) TUNSTACK_CC=$2; shift ;;
+    --clock) CLOCK=$2; shift ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
     *) say "unknown argument $1"; exit 2 ;;
     esac
     shift
 done
 
+[[ $CLOCK == first-byte || $CLOCK == connect ]] || { say "--clock: first-byte or connect, not $CLOCK"; exit 2; }
 is_root || { say "must run as root (it creates network namespaces and TUN devices): sudo $0"; exit 1; }
 ensure_tools ip python3 timeout || exit 1
 if ((BUILD)); then
@@ -102,6 +119,7 @@ trap 'stop_all; rm -rf "$TMP"' EXIT
 cat >"$TMP/peer.py" <<'PY'
 import socket, struct, sys, time
 mode, cc, total, limit = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4])
+clock = sys.argv[5] if len(sys.argv) > 5 else "connect"
 port = {"send": 9, "discard": 9, "fetch": 5001, "source": 5001}[mode]
 
 def set_cc(s):
@@ -147,8 +165,16 @@ while True:
 start = time.time()
 s.settimeout(1.0)
 done = 0
+# The clock: from connect() (--clock connect), or from the first data
+# delivered (the default): (when, bytes moved by then).
+first = (start, 0) if clock == "connect" else None
+def acked():
+    # Bytes the receiver acknowledged: tcp_info's tcpi_bytes_acked.
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("Q", info, 120)[0]
 def report(moved, finished):
-    rate = moved * 8 / (time.time() - start) / 1e6
+    t0, m0 = first or (time.time(), moved)
+    rate = (moved - m0) * 8 / max(time.time() - t0, 1e-6) / 1e6
     print("%.1f" % rate if finished else "%.1f (timeout)" % rate)
     sys.exit(0)
 try:
@@ -156,13 +182,13 @@ try:
         buf = b"x" * 65536
         while done < total:
             if time.time() > start + limit:
-                # Bytes the receiver acknowledged: tcp_info's tcpi_bytes_acked.
-                info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-                report(struct.unpack_from("Q", info, 120)[0], False)
+                report(acked(), False)
             try:
                 done += s.send(buf[:min(len(buf), total - done)])
             except socket.timeout:
                 pass
+            if first is None and acked() > 0:
+                first = (time.time(), acked())
         s.shutdown(socket.SHUT_WR)
         while time.time() < start + limit:
             try:
@@ -180,16 +206,18 @@ try:
                 continue
             if n == 0:
                 break
+            if first is None:
+                first = (time.time(), done)
             done += n
         report(done, done == total)
 except OSError as e:
     print("failed (%s)" % e.strerror)
 PY
 
-# tunstack_transfer DIR CC LOSS SACK: one transfer with tunstack; sets OUT
-# to its Mbit/s.
+# tunstack_transfer DIR KERNEL_CC CC LOSS SACK: one transfer with tunstack
+# on CC, the kernel's socket on KERNEL_CC; sets OUT to its Mbit/s.
 tunstack_transfer() {
-    local dir=$1 cc=$2 loss=$3 sack=$4
+    local dir=$1 kcc=$2 cc=$3 loss=$4 sack=$5
     ip netns add "$NS_T"
     ip -n "$NS_T" link set lo up
     ip -n "$NS_T" tuntap add dev tsl0 mode tun
@@ -197,12 +225,30 @@ tunstack_transfer() {
     ip -n "$NS_T" link set dev tsl0 up
     local args=(run --tun tsl0 --addr 10.0.0.2 --http-port 0 --udp-echo-port 0 --udp-time-port 0
         --offload off --delay-ms "$DELAY" --loss "$loss" --fault-seed "$SEED"
-        --congestion "${TUNSTACK_CC:-$cc}" "${EXTRA_ARGS[@]}")
+        --congestion "$cc" "${EXTRA_ARGS[@]}")
     [[ $sack == off ]] && args+=(--no-sack)
-    RUST_LOG=warn ip netns exec "$NS_T" "$BIN" "${args[@]}" </dev/null >"$TMP/stack.log" 2>&1 &
+    RUST_LOG=${TUNSTACK_LOSSY_LOG:-warn} ip netns exec "$NS_T" "$BIN" "${args[@]}" </dev/null >"$TMP/stack.log" 2>&1 &
     PIDS+=($!)
-    OUT=$(peer "$NS_T" "$dir" "$cc")
+    OUT=$(peer "$NS_T" "$dir" "$kcc")
     stop_all
+    if [[ -n ${TUNSTACK_LOSSY_LOG:-} ]]; then
+        cp "$TMP/stack.log" "lossy-$cc-$loss-$dir-$sack.log"
+        say "tunstack's log: lossy-$cc-$loss-$dir-$sack.log"
+    fi
+}
+
+# tunstack_ccs KERNEL_CC DIR: tunstack's congestion controls for a row.
+tunstack_ccs() {
+    local list
+    if [[ -n $TUNSTACK_CC ]]; then
+        list=$TUNSTACK_CC
+    elif [[ $1 == bbr ]]; then
+        list=bbr,bbr1
+    else
+        list=$1
+    fi
+    [[ $2 == up ]] && list=${list%%,*}
+    echo "$list"
 }
 
 # kernel_transfer DIR CC LOSS: one transfer between two kernels through the
@@ -246,7 +292,7 @@ kernel_transfer() {
 peer() {
     local mode=send
     [[ $2 == down ]] && mode=fetch
-    ip netns exec "$1" timeout $((LIMIT + 10)) python3 "$TMP/peer.py" "$mode" "$3" "$BYTES" "$LIMIT" 2>"$TMP/peer.err" ||
+    ip netns exec "$1" timeout $((LIMIT + 10)) python3 "$TMP/peer.py" "$mode" "$3" "$BYTES" "$LIMIT" "$CLOCK" 2>"$TMP/peer.err" ||
         echo "failed ($(tail -n1 "$TMP/peer.err"))"
 }
 
@@ -256,7 +302,11 @@ IFS=',' read -r -a SACK_LIST <<<"$SACKS"
 declare -A NAME=([up]="kernel -> tunstack" [down]="tunstack -> kernel")
 declare -A REF=([up]="kernel -> kernel" [down]="kernel <- kernel")
 declare -A RESULT
-total=$((${#CC_LIST[@]} * ${#LOSS_LIST[@]} * 2 * (1 + ${#SACK_LIST[@]})))
+total=0
+for cc in "${CC_LIST[@]}"; do
+    IFS=',' read -r -a t <<<"$(tunstack_ccs "$cc" down)"
+    total=$((total + ${#LOSS_LIST[@]} * (2 + ${#SACK_LIST[@]} * (1 + ${#t[@]}))))
+done
 n=0
 progress() {
     n=$((n + 1))
@@ -269,11 +319,14 @@ for cc in "${CC_LIST[@]}"; do
             kernel_transfer "$dir" "$cc" "$loss"
             RESULT[$cc,$loss,$dir,kernel]=$OUT
             echo "$OUT" >&2
-            for sack in "${SACK_LIST[@]}"; do
-                progress "$cc, $loss % loss, ${NAME[$dir]}, SACK $sack"
-                tunstack_transfer "$dir" "$cc" "$loss" "$sack"
-                RESULT[$cc,$loss,$dir,$sack]=$OUT
-                echo "$OUT" >&2
+            IFS=',' read -r -a tccs <<<"$(tunstack_ccs "$cc" "$dir")"
+            for tcc in "${tccs[@]}"; do
+                for sack in "${SACK_LIST[@]}"; do
+                    progress "$cc, $loss % loss, ${NAME[$dir]}, tunstack $tcc, SACK $sack"
+                    tunstack_transfer "$dir" "$cc" "$tcc" "$loss" "$sack"
+                    RESULT[$cc,$loss,$dir,$tcc,$sack]=$OUT
+                    echo "$OUT" >&2
+                done
             done
         done
     done
@@ -288,10 +341,10 @@ ratio() {
 }
 
 echo
-echo "$((BYTES >> 20)) MiB per transfer, ${DELAY} ms each way, loss each way, seed $SEED; Mbit/s; kernel sockets on the given congestion control, tunstack on ${TUNSTACK_CC:-the same}${EXTRA:+; tunstack run $EXTRA}"
+echo "$((BYTES >> 20)) MiB per transfer, ${DELAY} ms each way, loss each way, seed $SEED; Mbit/s, timed from the $CLOCK; kernel sockets on the given congestion control (the kernel's bbr is BBR version 1), tunstack on the row's${EXTRA:+; tunstack run $EXTRA}"
 echo
-head="| kernel cc | loss | direction | kernel <-> kernel (relay) |"
-rule="|---|---|---|---|"
+head="| kernel cc | loss | direction | tunstack cc | kernel <-> kernel (relay) |"
+rule="|---|---|---|---|---|"
 for sack in "${SACK_LIST[@]}"; do
     head+=" tunstack, SACK $sack | ratio |"
     rule+="---|---|"
@@ -302,12 +355,15 @@ for cc in "${CC_LIST[@]}"; do
     for loss in "${LOSS_LIST[@]}"; do
         for dir in up down; do
             ref=${RESULT[$cc,$loss,$dir,kernel]}
-            row="| $cc | $loss % | ${NAME[$dir]} | $ref |"
-            for sack in "${SACK_LIST[@]}"; do
-                r=${RESULT[$cc,$loss,$dir,$sack]}
-                row+=" $r | $(ratio "$r" "$ref") |"
+            IFS=',' read -r -a tccs <<<"$(tunstack_ccs "$cc" "$dir")"
+            for tcc in "${tccs[@]}"; do
+                row="| $cc | $loss % | ${NAME[$dir]} | $tcc | $ref |"
+                for sack in "${SACK_LIST[@]}"; do
+                    r=${RESULT[$cc,$loss,$dir,$tcc,$sack]}
+                    row+=" $r | $(ratio "$r" "$ref") |"
+                done
+                echo "$row"
             done
-            echo "$row"
         done
     done
 done
