@@ -239,6 +239,12 @@ pub(crate) struct Conn {
     pub sb: Scoreboard,
     /// Loss recovery, while it lasts.
     pub recovery: Option<Recovery>,
+    /// HighRxt of the last fast recovery, kept after it ends while above
+    /// SND.UNA (with RACK): what lies below it was resent and is on its
+    /// way, so the next recovery starts above it and does not send it a
+    /// third time unless RACK finds the retransmission lost (as Linux
+    /// skips data marked `TCPCB_SACKED_RETRANS`).
+    pub rxt_high: Option<SeqNum>,
     /// RACK-TLP (RFC 8985), with SACK.
     pub rack: Rack,
     /// SND.MAX at the last retransmission timeout, until the cumulative
@@ -461,6 +467,7 @@ impl Conn {
             },
             sb: Scoreboard::default(),
             recovery: None,
+            rxt_high: None,
             rack: Rack::default(),
             rto_recover: None,
             undo: None,

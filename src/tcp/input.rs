@@ -424,11 +424,19 @@ impl Conn {
         if self.recovery.is_some() || self.rto_recover.is_some() || self.flight() == 0 {
             return;
         }
+        // What the last recovery resent and is still on its way: with
+        // RACK, a lost retransmission is found by time (RFC 8985 §6.2), so
+        // neither IsLost nor duplicate ACKs call it lost again (as Linux,
+        // which with RACK enters recovery only on data marked lost).
+        let resent = self.resent_in_flight(cx.cfg);
+        let head_resent =
+            resent.is_some_and(|h| self.snd.una < h) && !self.rack.lost_at(self.snd.una);
         // RACK marks exist only while something is SACKed (rack_detect).
         let lost = self.rcv.sack_ok
             && !self.sb.is_empty()
-            && (self.sb.is_lost(self.snd.una, self.snd.mss) || self.rack.first_lost().is_some());
-        if self.dup_acks < DUP_THRESH && !lost {
+            && ((self.sb.is_lost(self.snd.una, self.snd.mss) && !head_resent)
+                || self.rack.first_lost().is_some());
+        if (self.dup_acks < DUP_THRESH || head_resent) && !lost {
             return;
         }
         log::trace!(
@@ -445,14 +453,21 @@ impl Conn {
         let head = self.snd.una;
         self.recovery = Some(Recovery {
             point: self.snd.max,
-            high_rxt: self.snd.una,
+            // Above what the last recovery resent, if that is still out.
+            high_rxt: resent.unwrap_or(self.snd.una),
             inflation: if self.rcv.sack_ok {
                 0
             } else {
                 DUP_THRESH * self.snd.mss
             },
         });
-        let sent_to = self.retransmit_head(now, cx);
+        // The head goes again unless its retransmission is still out (the
+        // loss is further up: NextSeg finds it).
+        let sent_to = if head_resent {
+            head
+        } else {
+            self.retransmit_head(now, cx)
+        };
         crate::notes::note!(
             cx.out.notes,
             last(self.local, self.remote),
@@ -465,7 +480,7 @@ impl Conn {
             }
         );
         if let Some(r) = self.recovery.as_mut() {
-            r.high_rxt = sent_to;
+            r.high_rxt = r.high_rxt.max(sent_to);
         }
         if sent_to > head {
             self.cc.on_lost(head, sent_to);
@@ -702,6 +717,7 @@ impl Conn {
             // RFC 6675 §5 / RFC 6582 §3.2 step 3: the recovery point is
             // acknowledged, recovery is over.
             Some(r) if ack >= r.point => {
+                self.rxt_high = Some(r.high_rxt);
                 self.recovery = None;
                 self.cc.on_recovery_end(now);
                 self.rack.on_recovery_end();

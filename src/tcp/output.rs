@@ -549,6 +549,19 @@ impl Conn {
         cfg.rack && self.rcv.sack_ok
     }
 
+    /// The last fast recovery's HighRxt while it is above SND.UNA (and
+    /// within what was sent), when RACK runs: everything unSACKed below it
+    /// was resent, and RACK marks a retransmission lost by time if it is
+    /// (RFC 8985 §6.2). Without RACK nothing would find a lost
+    /// retransmission before the RTO, so each recovery starts at SND.UNA.
+    pub(crate) fn resent_in_flight(&self, cfg: &super::config::TcpConfig) -> Option<SeqNum> {
+        if !self.rack_on(cfg) {
+            return None;
+        }
+        self.rxt_high
+            .filter(|&h| h > self.snd.una && h <= self.snd.max)
+    }
+
     /// RFC 8985 §7.2: (re)arms the probe timeout after new data went out
     /// or new data was acknowledged, while no recovery, timeout recovery or
     /// probe is under way. When the RTO would come first the probe takes

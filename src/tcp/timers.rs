@@ -191,6 +191,8 @@ impl Conn {
         // kept, so SACKed data is not sent again; a second timeout in a
         // row suggests the peer reneged, and it is cleared (RFC 2018 §8).
         self.recovery = None;
+        // Everything outstanding goes again (go-back-N).
+        self.rxt_high = None;
         self.rto_recover = Some(self.snd.max);
         // RFC 8985 §6.3: after a timeout everything outstanding is resent
         // (the go-back-N above); the probe and reordering timers stop.

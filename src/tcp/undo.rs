@@ -123,7 +123,8 @@ impl Conn {
         };
         let (cwnd, ssthresh) = (self.cc.cwnd(), self.cc.ssthresh());
         self.cc.undo(now, &u.before);
-        if self.recovery.take().is_some() {
+        if let Some(r) = self.recovery.take() {
+            self.rxt_high = Some(r.high_rxt);
             self.rack.on_recovery_end();
         }
         // RFC 4015 §3 step (6): after a timeout, resume with new data; the

@@ -91,18 +91,19 @@ fn rfc_3522_an_ack_echoing_the_retransmission_keeps_the_reduction() {
 }
 
 /// RFC 3522 §2: RetransmitTS is the TSval of the first retransmission.
-/// Two holes (s0, s5) are resent in one recovery; s0 only came late, and
-/// the ACK echoing its original undoes that recovery. s5 was lost: a new
-/// recovery begins at once and resends it, while the first copy of s5 is
-/// still on its way. The ACK that copy draws echoes its TSval, older than
-/// the new retransmission's: it must not pass for the original (Linux
-/// compares with `retrans_stamp`, the first retransmission outstanding).
-/// Without that, every recovery that began with data an earlier one had
-/// resent was undone: 220 false undos in one 20 MiB BBR transfer at 5 %
-/// loss.
+/// Two holes (s0, s5) are resent in one recovery, and new data follows;
+/// s0 only came late, and the ACK echoing its original undoes that
+/// recovery. The same ACK SACKs new data sent after s5's retransmission,
+/// so RACK finds that retransmission lost (RFC 8985 §6.2): a new recovery
+/// begins at once and resends s5 a second time. The first retransmission
+/// was only late: the ACK it draws echoes its TSval, older than the new
+/// retransmission's, and it must not pass for the original (Linux compares
+/// with `retrans_stamp`, the first retransmission outstanding). Without
+/// that, every recovery that began with data an earlier one had resent was
+/// undone: 220 false undos in one 20 MiB BBR transfer at 5 % loss.
 #[test]
 fn rfc_3522_an_echo_of_an_earlier_retransmission_is_not_the_original() {
-    let (mut b, s) = ten_in_flight_with_ts(10_000);
+    let (mut b, s) = ten_in_flight_with_ts(20_000);
     let before = b.info();
     b.send(sack_ack(
         &s[0],
@@ -115,31 +116,122 @@ fn rfc_3522_an_echo_of_an_earlier_retransmission_is_not_the_original() {
         .expect("the second hole is resent in the same recovery")
         .clone();
     assert!(first.iter().any(|o| o.seq == s[0].seq), "{first:?}");
+    let new = first
+        .iter()
+        .find(|o| o.seq == s[9].end())
+        .expect("new data follows in the same recovery")
+        .clone();
     b.advance(5);
     // s0's original arrives: the ACK echoes it, the recovery was spurious.
+    // It also SACKs the new segment, sent after s5's retransmission.
     let ts = (b.peer_tsval(5000), tsval(&s[0]));
     b.send(seg!(
         ACK,
         ack = s[5].seq,
-        sack = &[(s[6].seq, s[9].end())],
+        sack = &[(new.seq, new.end()), (s[6].seq, s[9].end())],
         ts = ts
     ));
     assert_eq!(b.stats().spurious_undone, 1);
-    // s5 is lost all the same: a new recovery, with its own reduction.
+    // s5's retransmission is lost by RACK's clock: a new recovery, with
+    // its own reduction, resends it.
     let again = b.take_all();
     let i = b.info();
     assert!(i.recovering, "{again:?}");
+    assert!(again.iter().any(|o| o.seq == s[5].seq), "{again:?}");
     let reduced = i.ssthresh;
     assert!(reduced < before.ssthresh);
     b.advance(5);
-    // The first copy of s5 arrives: its echo is the earlier
+    // The first retransmission of s5 arrives after all: its echo is that
     // retransmission's, not the original's.
     let ts = (b.peer_tsval(5000), tsval(&r5));
-    b.send(seg!(ACK, ack = s[9].end(), ts = ts));
+    let max = first
+        .iter()
+        .chain(&again)
+        .map(|o| o.end())
+        .fold(s[9].end(), |m, e| if seq_lt(m, e) { e } else { m });
+    b.send(seg!(ACK, ack = max, ts = ts));
     let i = b.info();
     assert!(!i.recovering);
     assert_eq!(b.stats().spurious_undone, 1, "the second recovery stands");
     assert_eq!(i.ssthresh, reduced);
+}
+
+/// With RACK, a hole whose retransmission from the last recovery is still
+/// on its way is not resent when that recovery ends, and starts no new
+/// one (as Linux, which skips data marked `TCPCB_SACKED_RETRANS` and, with
+/// RACK, enters recovery only on data marked lost). Here s10, new data of
+/// the first recovery, is lost and resent in it; the ACK that ends that
+/// recovery shows three segments SACKed above s10 (RFC 6675's IsLost
+/// would call it lost) but none that left after its retransmission long
+/// enough ago for RACK to call that lost. s10 is sent twice in all, not
+/// three times, and the window is cut once.
+#[test]
+fn a_hole_resent_in_the_last_recovery_is_not_resent_again() {
+    let (mut b, s) = ten_in_flight_with_ts(30_000);
+    // s2 arrives before s1: the path reorders, and RACK keeps a
+    // reordering window (min_RTT / 4) even in recovery. The ACKs let new
+    // data out.
+    b.send(seg!(ACK, ack = s[1].seq, sack = &[(s[2].seq, s[2].end())]));
+    b.send(seg!(ACK, ack = s[3].seq));
+    let early = b.take_all();
+    let point = early
+        .iter()
+        .map(|o| o.end())
+        .fold(s[9].end(), |m, e| if seq_lt(m, e) { e } else { m });
+    // s3 is lost, everything else arrives: recovery (its point is what
+    // was sent so far), s3 resent, and new data as the pipe allows; s10
+    // is the first of it, above the recovery point.
+    b.send(sack_ack(&s[3], &[(s[4].seq, point)]));
+    let mut out = b.take_all();
+    let s10 = out
+        .iter()
+        .find(|o| o.seq == point)
+        .expect("new data in recovery")
+        .clone();
+    let after: Vec<Out> = out
+        .iter()
+        .filter(|o| seq_lt(s10.seq, o.seq))
+        .cloned()
+        .collect();
+    assert!(after.len() >= 2, "two more new segments: {out:?}");
+    b.advance(5);
+    // s10 is lost, the two after it arrive; RACK finds s10 lost once the
+    // reordering window has passed, and it is resent.
+    b.send(sack_ack(
+        &s[3],
+        &[(after[0].seq, after[1].end()), (s[4].seq, point)],
+    ));
+    out.extend(b.take_all());
+    b.advance(3);
+    out.extend(b.take_all());
+    let cut = b.info().ssthresh;
+    assert_eq!(
+        out.iter().filter(|o| o.seq == s10.seq).count(),
+        2,
+        "s10 resent once in the first recovery: {out:?}"
+    );
+    // Everything sent above s10 so far.
+    let top = out
+        .iter()
+        .filter(|o| seq_lt(s10.seq, o.seq))
+        .map(|o| o.end())
+        .fold(s10.end(), |m, e| if seq_lt(m, e) { e } else { m });
+    assert!(
+        top - s10.end() > 2 * 988,
+        "more than two segments above s10: {out:?}"
+    );
+    b.advance(5);
+    // s3's retransmission and all above s10 arrive: the recovery point is
+    // reached while s10's retransmission is still on its way.
+    b.send(sack_ack(&s10, &[(after[0].seq, top)]));
+    let last = b.take_all();
+    assert!(
+        !last.iter().any(|o| o.seq == s10.seq),
+        "s10's retransmission is still out: not sent a third time: {last:?}"
+    );
+    let i = b.info();
+    assert!(!i.recovering, "no new recovery for it");
+    assert_eq!(i.ssthresh, cut, "the window was cut once");
 }
 
 /// RFC 3708 §3: without an Eifel verdict (the ACK echoes the
