@@ -729,9 +729,9 @@ fn goodput_loss_based_senders_fill_the_bottleneck_into_tunstack() {
 
 /// BBR version 1 (`bbr1`, Linux's mainline BBR) keeps its model through
 /// random loss: at 5 % each way, 16 MiB, seeds 1..=3, it moves at least
-/// half the bottleneck (73.8-77.2 Mbit/s, median 76.9, on stop 21's code),
+/// half the bottleneck (67.8-81.7 Mbit/s, median 79.8, on stop 21's code),
 /// where a loss-based sender is bound by the loss rate (CUBIC about 2.7)
-/// and BBRv3 by its `inflight_longterm` cuts (6.9-17.3 Mbit/s here). Each
+/// and BBRv3 by its `inflight_longterm` cuts (25.2-44.5 Mbit/s here). Each
 /// byte exactly once, as everywhere.
 #[test]
 fn goodput_bbr1_keeps_half_the_bottleneck_at_five_percent_loss() {
