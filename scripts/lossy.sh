@@ -17,7 +17,7 @@
 # one missing from the namespace's tcp_allowed_congestion_control).
 #
 #   sudo scripts/lossy.sh [--bytes N] [--delay-ms MS] [--loss LIST] [--cc LIST]
-#                         [--sack LIST] [--seed N] [--clock first-byte|connect]
+#                         [--sack LIST] [--seed N] [--runs N] [--clock first-byte|connect]
 #                         [--tunstack-args "ARGS"] [--no-build]
 #
 #   --bytes N        bytes per transfer (default 20 MiB)
@@ -26,6 +26,10 @@
 #   --cc LIST        the kernel sockets' congestion control (default bbr,cubic)
 #   --sack LIST      tunstack with SACK on and/or off (default on)
 #   --seed N         the faults' seed (default 3)
+#   --runs N         run every transfer N times, alternating the setups, and
+#                    show the median with the range (default 1): a 20 MiB
+#                    transfer with loss is mostly Startup, and single runs
+#                    of the same binary and seed can differ by 2x
 #   --clock WHEN     when a transfer's clock starts: first-byte (default), when
 #                    the first data is delivered (acknowledged, or read), so a
 #                    lost request or first segment, which costs a whole
@@ -65,6 +69,7 @@ SEED=3
 EXTRA=""
 TUNSTACK_CC=""
 BUILD=1
+RUNS=1
 LIMIT=120
 CLOCK=first-byte
 while (($#)); do
@@ -75,16 +80,18 @@ while (($#)); do
     --cc) CCS=$2; shift ;;
     --sack) SACKS=$2; shift ;;
     --seed) SEED=$2; shift ;;
+    --runs) RUNS=$2; shift ;;
     --tunstack-args) EXTRA=$2; shift ;;
     --tunstack-cc) TUNSTACK_CC=$2; shift ;;
     --clock) CLOCK=$2; shift ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,45p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,49p' "$0"; exit 0 ;;
     *) say "unknown argument $1"; exit 2 ;;
     esac
     shift
 done
 
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { say "--runs: a positive number, not $RUNS"; exit 2; }
 [[ $CLOCK == first-byte || $CLOCK == connect ]] || { say "--clock: first-byte or connect, not $CLOCK"; exit 2; }
 is_root || { say "must run as root (it creates network namespaces and TUN devices): sudo $0"; exit 1; }
 ensure_tools ip python3 timeout || exit 1
@@ -305,7 +312,7 @@ declare -A RESULT
 total=0
 for cc in "${CC_LIST[@]}"; do
     IFS=',' read -r -a t <<<"$(tunstack_ccs "$cc" down)"
-    total=$((total + ${#LOSS_LIST[@]} * (2 + ${#SACK_LIST[@]} * (1 + ${#t[@]}))))
+    total=$((total + RUNS * ${#LOSS_LIST[@]} * (2 + ${#SACK_LIST[@]} * (1 + ${#t[@]}))))
 done
 n=0
 progress() {
@@ -315,22 +322,50 @@ progress() {
 for cc in "${CC_LIST[@]}"; do
     for loss in "${LOSS_LIST[@]}"; do
         for dir in up down; do
-            progress "$cc, $loss % loss, ${REF[$dir]} (relay)"
-            kernel_transfer "$dir" "$cc" "$loss"
-            RESULT[$cc,$loss,$dir,kernel]=$OUT
-            echo "$OUT" >&2
             IFS=',' read -r -a tccs <<<"$(tunstack_ccs "$cc" "$dir")"
-            for tcc in "${tccs[@]}"; do
-                for sack in "${SACK_LIST[@]}"; do
-                    progress "$cc, $loss % loss, ${NAME[$dir]}, tunstack $tcc, SACK $sack"
-                    tunstack_transfer "$dir" "$cc" "$tcc" "$loss" "$sack"
-                    RESULT[$cc,$loss,$dir,$tcc,$sack]=$OUT
-                    echo "$OUT" >&2
+            for ((run = 1; run <= RUNS; run++)); do
+                tag=""
+                ((RUNS > 1)) && tag=", run $run/$RUNS"
+                progress "$cc, $loss % loss, ${REF[$dir]} (relay)$tag"
+                kernel_transfer "$dir" "$cc" "$loss"
+                RESULT[$cc,$loss,$dir,kernel]+="$OUT;"
+                echo "$OUT" >&2
+                for tcc in "${tccs[@]}"; do
+                    for sack in "${SACK_LIST[@]}"; do
+                        progress "$cc, $loss % loss, ${NAME[$dir]}, tunstack $tcc, SACK $sack$tag"
+                        tunstack_transfer "$dir" "$cc" "$tcc" "$loss" "$sack"
+                        RESULT[$cc,$loss,$dir,$tcc,$sack]+="$OUT;"
+                        echo "$OUT" >&2
+                    done
                 done
             done
         done
     done
 done
+
+# summary "R1;R2;...;": one run as it is; several as "median (min–max)"
+# of those that gave a figure, with how many timed out or failed.
+summary() {
+    local runs=$1
+    if [[ $runs != *";"*";"* ]]; then
+        echo "${runs%;}"
+        return
+    fi
+    awk -v runs="$runs" 'BEGIN {
+        n = split(runs, r, ";"); k = 0; bad = 0
+        for (i = 1; i <= n; i++) {
+            if (r[i] == "") continue
+            split(r[i], f, " ")
+            if (f[1] ~ /^[0-9.]+$/ && r[i] !~ /timeout/) v[++k] = f[1] + 0; else bad++
+        }
+        if (k == 0) { print "failed"; exit }
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        med = (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+        out = sprintf("%.1f (%.1f–%.1f)", med, v[1], v[k])
+        if (bad) out = out sprintf(", %d timed out or failed", bad)
+        print out
+    }'
+}
 
 # ratio A B: A / B (two places, three below 0.1), or "-" when either is
 # not a number.
@@ -341,7 +376,9 @@ ratio() {
 }
 
 echo
-echo "$((BYTES >> 20)) MiB per transfer, ${DELAY} ms each way, loss each way, seed $SEED; Mbit/s, timed from the $CLOCK; kernel sockets on the given congestion control (the kernel's bbr is BBR version 1), tunstack on the row's${EXTRA:+; tunstack run $EXTRA}"
+runs="one run"
+((RUNS > 1)) && runs="median (min–max) of $RUNS runs"
+echo "$((BYTES >> 20)) MiB per transfer, ${DELAY} ms each way, loss each way, seed $SEED; Mbit/s, $runs, timed from the $CLOCK; kernel sockets on the given congestion control (the kernel's bbr is BBR version 1), tunstack on the row's${EXTRA:+; tunstack run $EXTRA}"
 echo
 head="| kernel cc | loss | direction | tunstack cc | kernel <-> kernel (relay) |"
 rule="|---|---|---|---|---|"
@@ -354,12 +391,12 @@ echo "$rule"
 for cc in "${CC_LIST[@]}"; do
     for loss in "${LOSS_LIST[@]}"; do
         for dir in up down; do
-            ref=${RESULT[$cc,$loss,$dir,kernel]}
+            ref=$(summary "${RESULT[$cc,$loss,$dir,kernel]}")
             IFS=',' read -r -a tccs <<<"$(tunstack_ccs "$cc" "$dir")"
             for tcc in "${tccs[@]}"; do
                 row="| $cc | $loss % | ${NAME[$dir]} | $tcc | $ref |"
                 for sack in "${SACK_LIST[@]}"; do
-                    r=${RESULT[$cc,$loss,$dir,$tcc,$sack]}
+                    r=$(summary "${RESULT[$cc,$loss,$dir,$tcc,$sack]}")
                     row+=" $r | $(ratio "$r" "$ref") |"
                 done
                 echo "$row"
