@@ -64,7 +64,8 @@ const BETA: f64 = 0.7;
 const HEADROOM: f64 = 0.15;
 /// BBR.ProbeRTTCwndGain (§2.16.2).
 const PROBE_RTT_CWND_GAIN: f64 = 0.5;
-/// BBR.ProbeRTTDuration (§2.16.2).
+/// BBR.ProbeRTTDuration (§2.16.2), Linux's `bbr_probe_rtt_mode_ms` in
+/// version 1 too.
 const PROBE_RTT_DURATION: Duration = Duration::from_millis(200);
 /// BBR.ProbeRTTInterval (§2.16.2).
 const PROBE_RTT_INTERVAL: Duration = Duration::from_secs(5);
@@ -126,6 +127,72 @@ enum AckPhase {
     ProbeStarting,
     ProbeFeedback,
     ProbeStopping,
+}
+
+/// ProbeRTT's hold, the same in both BBRs: once in flight is down to the
+/// ProbeRTT target, it lasts `PROBE_RTT_DURATION` and at least one round
+/// trip (§5.3.4.4 HandleProbeRTT; Linux's `bbr_update_min_rtt` for
+/// version 1).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ProbeRttHold {
+    /// BBR.probe_rtt_done_stamp: when the hold may end.
+    done_stamp: Option<Instant>,
+    /// BBR.probe_rtt_round_done: a round trip has passed since it began.
+    round_done: bool,
+}
+
+/// What [`ProbeRttHold::on_ack`] asks of the algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum HoldStep {
+    /// Nothing yet.
+    Waiting,
+    /// The hold began with this ACK: start a round.
+    Started,
+    /// A round trip has passed: end ProbeRTT if the hold has expired.
+    RoundDone,
+}
+
+impl ProbeRttHold {
+    /// Not holding (entering ProbeRTT).
+    pub fn clear(&mut self) {
+        *self = ProbeRttHold::default();
+    }
+
+    /// One ACK in ProbeRTT with `inflight` bytes out and a ProbeRTT cwnd
+    /// of `target`.
+    pub fn on_ack(
+        &mut self,
+        now: Instant,
+        inflight: u64,
+        target: u64,
+        round_start: bool,
+    ) -> HoldStep {
+        if self.done_stamp.is_none() && inflight <= target {
+            self.done_stamp = Some(now + PROBE_RTT_DURATION);
+            self.round_done = false;
+            return HoldStep::Started;
+        }
+        if self.done_stamp.is_none() {
+            return HoldStep::Waiting;
+        }
+        self.round_done |= round_start;
+        if self.round_done {
+            HoldStep::RoundDone
+        } else {
+            HoldStep::Waiting
+        }
+    }
+
+    /// The hold began and its time is up (CheckProbeRTTDone).
+    pub fn expired(&self, now: Instant) -> bool {
+        self.done_stamp.is_some_and(|t| now > t)
+    }
+
+    /// The hold has begun.
+    #[cfg(test)]
+    pub fn started(&self) -> bool {
+        self.done_stamp.is_some()
+    }
 }
 
 /// What one ACK tells BBR beyond the rate sample.
@@ -198,8 +265,7 @@ pub(super) struct Bbr {
     probe_rtt_min_delay: Option<Duration>,
     probe_rtt_min_stamp: Instant,
     probe_rtt_expired: bool,
-    probe_rtt_done_stamp: Option<Instant>,
-    probe_rtt_round_done: bool,
+    probe_rtt_hold: ProbeRttHold,
     prior_cwnd: u32,
     idle_restart: bool,
     // Startup (§5.3.1).
@@ -273,8 +339,7 @@ impl Bbr {
             probe_rtt_min_delay: None,
             probe_rtt_min_stamp: Instant::ZERO,
             probe_rtt_expired: false,
-            probe_rtt_done_stamp: None,
-            probe_rtt_round_done: false,
+            probe_rtt_hold: ProbeRttHold::default(),
             prior_cwnd: 0,
             idle_restart: false,
             full_bw_reached: false,
@@ -958,26 +1023,22 @@ impl Bbr {
             self.mode = Mode::ProbeRtt;
             self.pacing_gain = 1.0;
             self.cwnd_gain = PROBE_RTT_CWND_GAIN;
-            self.probe_rtt_done_stamp = None;
+            self.probe_rtt_hold.clear();
             self.ack_phase = AckPhase::ProbeStopping;
             self.start_round();
         }
         if self.mode == Mode::ProbeRtt {
             // HandleProbeRTT: ignore low rate samples meanwhile.
             self.rate.mark_app_limited(d.inflight);
-            if self.probe_rtt_done_stamp.is_none()
-                && u64::from(d.inflight) <= self.probe_rtt_cwnd(w)
+            let target = self.probe_rtt_cwnd(w);
+            let inflight = u64::from(d.inflight);
+            match self
+                .probe_rtt_hold
+                .on_ack(d.now, inflight, target, self.round_start)
             {
-                self.probe_rtt_done_stamp = Some(d.now + PROBE_RTT_DURATION);
-                self.probe_rtt_round_done = false;
-                self.start_round();
-            } else if self.probe_rtt_done_stamp.is_some() {
-                if self.round_start {
-                    self.probe_rtt_round_done = true;
-                }
-                if self.probe_rtt_round_done {
-                    self.check_probe_rtt_done(d.now, w);
-                }
+                HoldStep::Started => self.start_round(),
+                HoldStep::RoundDone => self.check_probe_rtt_done(d.now, w),
+                HoldStep::Waiting => {}
             }
         }
         if rs.delivered > 0 {
@@ -986,7 +1047,7 @@ impl Bbr {
     }
 
     fn check_probe_rtt_done(&mut self, now: Instant, w: &mut Window) {
-        if self.probe_rtt_done_stamp.is_some_and(|t| now > t) {
+        if self.probe_rtt_hold.expired(now) {
             self.probe_rtt_min_stamp = now; // schedule the next one
             w.cwnd = w.cwnd.max(self.prior_cwnd); // RestoreCwnd
                                                   // ExitProbeRTT.
@@ -1019,8 +1080,7 @@ impl Bbr {
     /// SetSendQuantum: a millisecond at the pacing rate, 2 segments to
     /// 64 KiB.
     fn set_send_quantum(&mut self, mss: u32) {
-        let q = (self.pacing_rate / 1000.0) as u64;
-        self.send_quantum = q.min(64 * 1024).max(2 * u64::from(mss)) as u32;
+        self.send_quantum = super::send_quantum_at(self.pacing_rate, mss);
     }
 
     /// BBR.bdp = bw × min_rtt, `None` before any RTT sample.
@@ -1148,7 +1208,7 @@ mod tests {
         assert!(saw_probe_rtt, "8 s of a steady flow include a ProbeRTT");
         let bdp = (50e6 / 8.0 * 0.010) as u32;
         assert!(min_cwnd_in_probe <= bdp, "{min_cwnd_in_probe} vs BDP {bdp}");
-        assert!(b.mode() != Mode::ProbeRtt || b.probe_rtt_done_stamp.is_some());
+        assert!(b.mode() != Mode::ProbeRtt || b.probe_rtt_hold.started());
     }
 
     #[test]

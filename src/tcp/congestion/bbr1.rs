@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use super::bbr::{Delivery, Mode};
+use super::bbr::{Delivery, HoldStep, Mode, ProbeRttHold};
 use super::rate::{RateSample, RateSampler};
 use super::Window;
 use crate::tcp::seq::SeqNum;
@@ -51,8 +51,6 @@ const PACING_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 const BW_RTTS: u64 = PACING_GAINS.len() as u64 + 2;
 /// How long a min_rtt sample lasts (`bbr_min_rtt_win_sec`).
 const MIN_RTT_WIN: Duration = Duration::from_secs(10);
-/// How long ProbeRTT holds cwnd down (`bbr_probe_rtt_mode_ms`).
-const PROBE_RTT_DURATION: Duration = Duration::from_millis(200);
 /// Startup's bandwidth growth test (`bbr_full_bw_thresh`,
 /// `bbr_full_bw_cnt`).
 const FULL_BW_THRESH: f64 = 1.25;
@@ -145,8 +143,7 @@ pub(super) struct Bbr1 {
     // min_rtt and ProbeRTT.
     min_rtt: Option<Duration>,
     min_rtt_stamp: Option<Instant>,
-    probe_rtt_done_stamp: Option<Instant>,
-    probe_rtt_round_done: bool,
+    probe_rtt_hold: ProbeRttHold,
     idle_restart: bool,
     prior_cwnd: u32,
     // Loss recovery as the connection reports it.
@@ -192,8 +189,7 @@ impl Bbr1 {
             max_bw: WindowedMax::default(),
             min_rtt: None,
             min_rtt_stamp: None,
-            probe_rtt_done_stamp: None,
-            probe_rtt_round_done: false,
+            probe_rtt_hold: ProbeRttHold::default(),
             idle_restart: false,
             prior_cwnd: 0,
             in_recovery: false,
@@ -562,23 +558,20 @@ impl Bbr1 {
         if expired && !self.idle_restart && self.state != State::ProbeRtt {
             self.save_cwnd(w);
             self.state = State::ProbeRtt;
-            self.probe_rtt_done_stamp = None;
+            self.probe_rtt_hold.clear();
         }
         if self.state == State::ProbeRtt {
             // Samples from this self-inflicted lull do not lower max_bw.
             self.rate.mark_app_limited(d.inflight);
             let min = u64::from(CWND_MIN_SEGMENTS * w.mss);
-            if self.probe_rtt_done_stamp.is_none() && u64::from(d.inflight) <= min {
-                self.probe_rtt_done_stamp = Some(d.now + PROBE_RTT_DURATION);
-                self.probe_rtt_round_done = false;
-                self.next_round_delivered = self.rate.delivered;
-            } else if self.probe_rtt_done_stamp.is_some() {
-                if self.round_start {
-                    self.probe_rtt_round_done = true;
-                }
-                if self.probe_rtt_round_done {
-                    self.check_probe_rtt_done(d.now, w);
-                }
+            let inflight = u64::from(d.inflight);
+            match self
+                .probe_rtt_hold
+                .on_ack(d.now, inflight, min, self.round_start)
+            {
+                HoldStep::Started => self.next_round_delivered = self.rate.delivered,
+                HoldStep::RoundDone => self.check_probe_rtt_done(d.now, w),
+                HoldStep::Waiting => {}
             }
         }
         if rs.delivered > 0 {
@@ -588,7 +581,7 @@ impl Bbr1 {
 
     /// `bbr_check_probe_rtt_done`.
     fn check_probe_rtt_done(&mut self, now: Instant, w: &mut Window) {
-        if self.probe_rtt_done_stamp.is_some_and(|t| now > t) {
+        if self.probe_rtt_hold.expired(now) {
             self.min_rtt_stamp = Some(now);
             w.cwnd = w.cwnd.max(self.prior_cwnd);
             self.reset_mode(now);
@@ -617,8 +610,7 @@ impl Bbr1 {
     /// `bbr_tso_segs_goal`: a millisecond at the pacing rate, two segments
     /// to 64 KiB.
     fn set_send_quantum(&mut self) {
-        let q = (self.pacing_rate / 1000.0) as u64;
-        self.send_quantum = q.min(64 * 1024).max(2 * u64::from(self.mss)) as u32;
+        self.send_quantum = super::send_quantum_at(self.pacing_rate, self.mss);
     }
 
     /// `bbr_bdp`: `gain × bw × min_rtt` in whole segments, the initial

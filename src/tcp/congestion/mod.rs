@@ -166,8 +166,18 @@ pub struct AckSample {
 const WINDOW_PACING_SS_RATIO: f64 = 2.0;
 /// ... and at this many times after (`tcp_pacing_ca_ratio`, 120 %).
 const WINDOW_PACING_CA_RATIO: f64 = 1.2;
-/// The most NewReno and CUBIC send at once when paced (Linux's GSO limit).
-const WINDOW_PACING_MAX_QUANTUM: u32 = 64 * 1024;
+/// The most a paced sender sends at once (Linux's GSO limit).
+const MAX_SEND_QUANTUM: u64 = 64 * 1024;
+
+/// The send quantum of every paced algorithm: a millisecond at `rate`
+/// (bytes per second), at least two segments and at most 64 KiB. BBR's
+/// C.send_quantum (draft-ietf-ccwg-bbr §5.6.3; Linux's `bbr_tso_segs_goal`)
+/// and, for NewReno and CUBIC, Linux's `tcp_tso_autosize` with
+/// `tcp_min_tso_segs` 2.
+fn send_quantum_at(rate: f64, mss: u32) -> u32 {
+    let q = (rate / 1000.0) as u64;
+    q.min(MAX_SEND_QUANTUM).max(2 * u64::from(mss)) as u32
+}
 
 /// RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)).
 fn initial_window(mss: u32) -> u32 {
@@ -348,13 +358,7 @@ impl Congestion {
         match &self.state {
             State::Bbr(b) => Some(b.send_quantum()),
             State::Bbr1(b) => Some(b.send_quantum()),
-            _ => {
-                let rate = self.pacing_rate(srtt)?;
-                let mss = self.window.mss;
-                Some(
-                    ((rate / 1000.0) as u32).clamp(2 * mss, WINDOW_PACING_MAX_QUANTUM.max(2 * mss)),
-                )
-            }
+            _ => Some(send_quantum_at(self.pacing_rate(srtt)?, self.window.mss)),
         }
     }
 
