@@ -5,12 +5,22 @@ use crate::time::Instant;
 use crate::wire::tcp::TcpSegment;
 
 use super::api::{TcpError, TcpEvent};
+use super::config::TcpConfig;
 use super::congestion::{AckSample, Delivery};
 use super::conn::{Conn, Ctx, Recovery, PAWS_IDLE};
 use super::scoreboard::DUP_THRESH;
 use super::seq::SeqNum;
 use super::state::State;
 use super::stream::StreamState;
+
+/// A fast recovery just entered, for its first retransmission.
+#[derive(Clone, Copy)]
+struct RecoveryStart {
+    /// The head's retransmission from the last recovery is still out.
+    head_resent: bool,
+    /// SACK or RACK found data lost (not only duplicate ACKs).
+    lost: bool,
+}
 
 impl Conn {
     /// Processes one segment addressed to this connection.
@@ -421,14 +431,27 @@ impl Conn {
     /// 4.3). Not again before a recovery or an RTO's retransmissions are
     /// acknowledged (RFC 6582 §4.1, RFC 6675 §5.1).
     pub(crate) fn detect_loss(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        if let Some(start) = self.enter_recovery(now, cx.cfg) {
+            self.fast_retransmit(now, start, cx);
+        }
+    }
+
+    /// The first half of [`Conn::detect_loss`]: the decision, the
+    /// congestion control's reduction and the recovery's state, without
+    /// sending. On an ACK it comes before the congestion control takes the
+    /// ACK in, as in Linux (`tcp_fastretrans_alert` before
+    /// `tcp_cong_control`): an algorithm that watches the recovery state at
+    /// each ACK (BBR's packet conservation) sees one recovery end and the
+    /// next begin on the same ACK as no change.
+    fn enter_recovery(&mut self, now: Instant, cfg: &TcpConfig) -> Option<RecoveryStart> {
         if self.recovery.is_some() || self.rto_recover.is_some() || self.flight() == 0 {
-            return;
+            return None;
         }
         // What the last recovery resent and is still on its way: with
         // RACK, a lost retransmission is found by time (RFC 8985 §6.2), so
         // neither IsLost nor duplicate ACKs call it lost again (as Linux,
         // which with RACK enters recovery only on data marked lost).
-        let resent = self.resent_in_flight(cx.cfg);
+        let resent = self.resent_in_flight(cfg);
         let head_resent =
             resent.is_some_and(|h| self.snd.una < h) && !self.rack.lost_at(self.snd.una);
         // RACK marks exist only while something is SACKed (rack_detect).
@@ -437,7 +460,7 @@ impl Conn {
             && ((self.sb.is_lost(self.snd.una, self.snd.mss) && !head_resent)
                 || self.rack.first_lost().is_some());
         if (self.dup_acks < DUP_THRESH || head_resent) && !lost {
-            return;
+            return None;
         }
         log::trace!(
             "{} -> {} fast retransmit at {} ({} dup ACKs, {} SACKed)",
@@ -450,7 +473,6 @@ impl Conn {
         self.begin_undo(now);
         self.cc.on_loss(now, self.flight());
         self.timers.tlp = None;
-        let head = self.snd.una;
         self.recovery = Some(Recovery {
             point: self.snd.max,
             // Above what the last recovery resent, if that is still out.
@@ -461,9 +483,16 @@ impl Conn {
                 DUP_THRESH * self.snd.mss
             },
         });
+        Some(RecoveryStart { head_resent, lost })
+    }
+
+    /// The second half of [`Conn::detect_loss`]: the first segment presumed
+    /// lost goes at once (RFC 6675 §5 step 4.3).
+    fn fast_retransmit(&mut self, now: Instant, start: RecoveryStart, cx: &mut Ctx<'_>) {
+        let head = self.snd.una;
         // The head goes again unless its retransmission is still out (the
         // loss is further up: NextSeg finds it).
-        let sent_to = if head_resent {
+        let sent_to = if start.head_resent {
             head
         } else {
             self.retransmit_head(now, cx)
@@ -473,7 +502,7 @@ impl Conn {
             last(self.local, self.remote),
             "fast retransmit ({} dup ACKs{})",
             self.dup_acks,
-            if lost {
+            if start.lost {
                 ", SACK or RACK found it lost"
             } else {
                 ""
@@ -582,14 +611,6 @@ impl Conn {
             self.tlp_acked(now, &h.options.sack, prior_cwnd);
             self.rack_detect(now, cx);
         }
-        if self.cc.samples_delivery() {
-            self.delivery_sample(now, cx);
-        }
-        // On every ACK, duplicate ones included: in loss recovery, data
-        // the peer SACKed fills the buffer while the holes are repaired.
-        if advanced || newly_sacked > 0 {
-            self.grow_send_buffer(cx.cfg, cx.io);
-        }
         if !advanced
             && ack == self.snd.una
             && seg.payload.is_empty()
@@ -610,7 +631,20 @@ impl Conn {
                 }
             }
         }
-        self.detect_loss(now, cx);
+        // Loss detection, then the congestion control takes the ACK in,
+        // then the fast retransmission goes (Linux's order).
+        let start = self.enter_recovery(now, cx.cfg);
+        if self.cc.samples_delivery() {
+            self.delivery_sample(now, cx);
+        }
+        if let Some(start) = start {
+            self.fast_retransmit(now, start, cx);
+        }
+        // On every ACK, duplicate ones included: in loss recovery, data
+        // the peer SACKed fills the buffer while the holes are repaired.
+        if advanced || newly_sacked > 0 {
+            self.grow_send_buffer(cx.cfg, cx.io);
+        }
         // Window update, guarded by SND.WL1/SND.WL2 against old segments
         // (RFC 9293 §3.10.7.4), and taken from any ACK that advances
         // SND.UNA, as Linux's tcp_may_update_window does. By the RFC's test

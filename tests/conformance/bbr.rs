@@ -116,3 +116,38 @@ fn bbr_reports_its_model_like_ss() {
     assert!(ss.contains("mode:startup"), "{ss}");
     assert!(ss.contains("pacing_rate "), "{ss}");
 }
+
+/// Linux's BBR (`bbr_set_cwnd_to_recover_or_restore`) looks at the
+/// recovery state once an ACK has been through loss detection, and acts on
+/// its change since the last ACK: the first round of a recovery conserves
+/// packets (cwnd = in flight + delivered). An ACK that ends one recovery
+/// and finds the next loss begins the next recovery at once: to BBR that is
+/// no change, and cwnd is not cut to what happens to be in flight (at a
+/// few per cent of random loss, recoveries follow each other all the time,
+/// and each cut held the sender below what it had measured).
+#[test]
+fn bbr1_a_recovery_begun_by_the_ack_that_ends_the_last_is_not_a_new_one() {
+    let mut b = connection(Algorithm::Bbr1, 400_000);
+    let s = sent_within(&mut b, 10);
+    assert_eq!(s.len(), 10, "IW10");
+    // Segment 0 is lost, 1-9 arrive: recovery, up to segment 9.
+    for k in 3..10 {
+        b.send(sack_ack(&s[0], &[(s[1].seq, s[k].end())]));
+    }
+    assert!(b.info().recovering);
+    let t = sent_within(&mut b, 10);
+    assert_eq!(t[0].seq, s[0].seq, "the hole is resent");
+    let new: Vec<&Out> = t.iter().filter(|o| o.seq != s[0].seq).collect();
+    assert!(new.len() >= 5, "new data follows: {}", new.len());
+    // The resent segment and the first new one arrive, the second new one
+    // is lost, three more arrive: one ACK ends the recovery and begins
+    // the next.
+    let before = b.info().cwnd;
+    b.send(sack_ack(new[1], &[(new[2].seq, new[4].end())]));
+    assert!(b.info().recovering, "the next recovery began");
+    // The next ACK delivers one more segment: no packet conservation
+    // (which would set cwnd to the few segments in flight).
+    b.send(sack_ack(new[1], &[(new[2].seq, new[5].end())]));
+    let after = b.info().cwnd;
+    assert!(after >= before, "cwnd {after} < {before} before");
+}

@@ -76,6 +76,17 @@ enum State {
     ProbeRtt,
 }
 
+/// The connection's loss recovery state as BBR sees it, Linux's
+/// `icsk_ca_state` in the order BBR compares them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum CaState {
+    Open,
+    /// Fast recovery.
+    Recovery,
+    /// After a retransmission timeout.
+    Loss,
+}
+
 /// A windowed maximum that keeps the best three samples of its window
 /// (Kathleen Nichols' algorithm, as Linux's `win_minmax`), the window
 /// counted in rounds.
@@ -146,10 +157,11 @@ pub(super) struct Bbr1 {
     probe_rtt_hold: ProbeRttHold,
     idle_restart: bool,
     prior_cwnd: u32,
-    // Loss recovery as the connection reports it.
-    in_recovery: bool,
-    in_loss: bool,
-    recovery_started: bool,
+    /// Loss recovery as the connection reports it, and as it was at the
+    /// last ACK that delivered data (`bbr->prev_ca_state`): BBR acts on
+    /// the change between the two.
+    ca_state: CaState,
+    prev_ca_state: CaState,
     packet_conservation: bool,
     /// Bytes marked lost since the last ACK was taken in (`rs->losses`).
     losses: u64,
@@ -192,9 +204,8 @@ impl Bbr1 {
             probe_rtt_hold: ProbeRttHold::default(),
             idle_restart: false,
             prior_cwnd: 0,
-            in_recovery: false,
-            in_loss: false,
-            recovery_started: false,
+            ca_state: CaState::Open,
+            prev_ca_state: CaState::Open,
             packet_conservation: false,
             losses: 0,
             full_bw_reached: false,
@@ -296,55 +307,51 @@ impl Bbr1 {
     pub fn on_lost(&mut self, start: SeqNum, end: SeqNum) {
         if end > start {
             self.rate.on_lost(end - start);
-            if !self.in_loss {
+            if self.ca_state != CaState::Loss {
                 self.losses += u64::from(end - start);
             }
         }
     }
 
-    /// Fast recovery begins (`bbr_ssthresh` saves cwnd; the next ACK starts
-    /// packet conservation).
+    /// Fast recovery begins (`bbr_ssthresh` saves cwnd). The next ACK that
+    /// delivers data starts packet conservation, unless the last one was
+    /// in recovery too: a recovery that ended and the next that began on
+    /// the same ACK are one to BBR.
     pub fn on_enter_recovery(&mut self, w: &Window) {
         self.save_cwnd(w);
-        self.in_recovery = true;
-        self.recovery_started = true;
+        self.ca_state = CaState::Recovery;
     }
 
-    /// Recovery (fast or after a timeout) is over: cwnd is restored
-    /// (`bbr_set_cwnd_to_recover_or_restore`).
-    pub fn on_exit_recovery(&mut self, w: &mut Window) {
-        self.in_recovery = false;
-        self.in_loss = false;
-        self.recovery_started = false;
-        self.packet_conservation = false;
-        w.cwnd = w.cwnd.max(self.prior_cwnd);
+    /// Recovery (fast or after a timeout) is over; the next ACK that
+    /// delivers data restores cwnd (`bbr_set_cwnd_to_recover_or_restore`).
+    pub fn on_exit_recovery(&mut self) {
+        self.ca_state = CaState::Open;
     }
 
-    /// A retransmission timeout (`TCP_CA_Loss`): cwnd is saved, and the
-    /// bandwidth plateau count starts over. The caller sets cwnd to one
-    /// segment; it grows by what each ACK delivers.
+    /// A retransmission timeout (`bbr_set_state(TCP_CA_Loss)`): cwnd is
+    /// saved, and the bandwidth plateau count starts over. The caller sets
+    /// cwnd to one segment; it grows by what each ACK delivers.
     pub fn on_rto(&mut self, w: &Window) {
         self.save_cwnd(w);
-        self.in_loss = true;
-        self.in_recovery = false;
-        self.recovery_started = false;
+        self.ca_state = CaState::Loss;
+        self.prev_ca_state = CaState::Loss;
         self.packet_conservation = false;
         self.losses = 0;
         self.full_bw = 0.0;
     }
 
     /// A recovery found spurious (`bbr_undo_cwnd`): Startup's plateau
-    /// count starts over, and cwnd is what it was before.
-    pub fn on_spurious_recovery(&mut self, w: &mut Window) {
+    /// count starts over; the recovery is over (the caller puts cwnd back).
+    pub fn on_spurious_recovery(&mut self) {
         self.full_bw = 0.0;
         self.full_bw_count = 0;
-        self.on_exit_recovery(w);
+        self.on_exit_recovery();
     }
 
     /// `bbr_save_cwnd`: the cwnd to come back to, kept over a recovery
     /// and ProbeRTT.
     fn save_cwnd(&mut self, w: &Window) {
-        if !self.in_recovery && !self.in_loss && self.state != State::ProbeRtt {
+        if self.prev_ca_state < CaState::Recovery && self.state != State::ProbeRtt {
             self.prior_cwnd = w.cwnd;
         } else {
             self.prior_cwnd = self.prior_cwnd.max(w.cwnd);
@@ -651,14 +658,19 @@ impl Bbr1 {
             if losses > 0 {
                 cwnd = cwnd.saturating_sub(losses).max(mss);
             }
-            if self.recovery_started {
+            let (state, prev) = (self.ca_state, self.prev_ca_state);
+            if state == CaState::Recovery && prev != CaState::Recovery {
                 // The first round of fast recovery sends one segment for
                 // each delivered (packet conservation); the round starts now.
-                self.recovery_started = false;
                 self.packet_conservation = true;
                 self.next_round_delivered = self.rate.delivered;
                 cwnd = u64::from(d.inflight) + acked;
+            } else if prev >= CaState::Recovery && state < CaState::Recovery {
+                // Recovery is over: back to the cwnd saved before it.
+                cwnd = cwnd.max(u64::from(self.prior_cwnd));
+                self.packet_conservation = false;
             }
+            self.prev_ca_state = state;
             if self.packet_conservation {
                 cwnd = cwnd.max(u64::from(d.inflight) + acked);
             } else {
@@ -814,10 +826,56 @@ mod tests {
         b.on_ack(&d, &mut w);
         assert!(b.packet_conservation);
         assert_eq!(w.cwnd, 102 * MSS);
-        // Recovery ends: back to at least the cwnd before it.
-        b.on_exit_recovery(&mut w);
+        // Recovery ends: the next ACK that delivers data puts cwnd back to
+        // at least what it was before.
+        b.on_exit_recovery();
+        let now = now + Duration::from_millis(21);
+        b.on_sent(now, una + 4 * MSS, una + 5 * MSS, 0, false, None, &mut w);
+        let mut d = delivery(now + Duration::from_millis(20), 100 * MSS);
+        d.una = una + 5 * MSS;
+        b.on_ack(&d, &mut w);
         assert!(!b.packet_conservation);
-        assert_eq!(w.cwnd, before.max(102 * MSS));
+        assert!(w.cwnd >= before, "cwnd {} before {before}", w.cwnd);
+    }
+
+    #[test]
+    fn a_recovery_that_follows_another_on_the_same_ack_is_not_a_new_one() {
+        // Linux's BBR compares the recovery state at each ACK with the last
+        // (`prev_ca_state`): a recovery that ended and the next that began
+        // before the ACK is taken in is one long recovery, without a second
+        // round of packet conservation.
+        let (mut b, mut w, path) = steady(100.0, 20, 2);
+        b.on_enter_recovery(&w);
+        let mut now = path.now;
+        let mut una = SeqNum(0) + (b.rate.delivered as u32);
+        let ack = |b: &mut Bbr1, w: &mut Window, now: &mut Instant, una: &mut SeqNum| {
+            *now += Duration::from_millis(21);
+            b.on_sent(*now, *una, *una + 2 * MSS, 0, false, None, w);
+            let mut d = delivery(*now + Duration::from_millis(20), 100 * MSS);
+            *una += 2 * MSS;
+            d.una = *una;
+            d.in_recovery = true;
+            b.on_ack(&d, w);
+        };
+        ack(&mut b, &mut w, &mut now, &mut una);
+        assert!(b.packet_conservation);
+        assert_eq!(w.cwnd, 102 * MSS);
+        // A round later conservation is over and cwnd grows again.
+        w.cwnd = 150 * MSS;
+        b.packet_conservation = false;
+        // One recovery ends and the next begins before the ACK arrives.
+        b.on_exit_recovery();
+        b.on_enter_recovery(&w);
+        ack(&mut b, &mut w, &mut now, &mut una);
+        assert!(!b.packet_conservation, "no second conservation");
+        assert!(w.cwnd >= 150 * MSS, "cwnd {} cut to in flight", w.cwnd);
+        // Out of recovery for an ACK, then a new one: that one conserves.
+        b.on_exit_recovery();
+        ack(&mut b, &mut w, &mut now, &mut una);
+        b.on_enter_recovery(&w);
+        ack(&mut b, &mut w, &mut now, &mut una);
+        assert!(b.packet_conservation);
+        assert_eq!(w.cwnd, 102 * MSS);
     }
 
     #[test]

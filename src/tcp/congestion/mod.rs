@@ -511,8 +511,9 @@ impl Congestion {
                 b.on_exit_recovery(&mut self.window);
                 return;
             }
+            // Linux's BBR restores cwnd at the next ACK that delivers data.
             State::Bbr1(b) => {
-                b.on_exit_recovery(&mut self.window);
+                b.on_exit_recovery();
                 return;
             }
             _ => {}
@@ -537,7 +538,7 @@ impl Congestion {
         self.timed_out = false;
         match (&mut self.state, &before.state) {
             (State::Bbr(b), _) => b.on_spurious_recovery(now, &mut self.window),
-            (State::Bbr1(b), _) => b.on_spurious_recovery(&mut self.window),
+            (State::Bbr1(b), _) => b.on_spurious_recovery(),
             (state, old) if std::mem::discriminant(state) == std::mem::discriminant(old) => {
                 *state = old.clone();
             }
@@ -556,7 +557,7 @@ impl Congestion {
     pub fn on_rto_recovery_end(&mut self) {
         match &mut self.state {
             State::Bbr(b) => b.on_exit_recovery(&mut self.window),
-            State::Bbr1(b) => b.on_exit_recovery(&mut self.window),
+            State::Bbr1(b) => b.on_exit_recovery(),
             _ => {}
         }
     }
