@@ -792,8 +792,9 @@ impl Conn {
     /// Send buffer autotuning (Linux's `tcp_sndbuf_expand`): after an ACK,
     /// when the buffer is what limits the sender (half of it or more in
     /// flight, nothing left unsent, cwnd not full; as Linux's
-    /// `tcp_should_expand_sndbuf`), it is made to hold twice the congestion
-    /// window, doubling at most at a time, up to `send_buffer_max`. A
+    /// `tcp_should_expand_sndbuf`), it is made to hold two congestion
+    /// windows, three for BBR (`bbr_sndbuf_expand`), at once, up to
+    /// `send_buffer_max`. A
     /// writer waiting for room is woken. On a short path the data in flight
     /// stays small and the buffer keeps its size: a 4 MiB ring on a local
     /// path only spreads the copies over more cache (measured: receive
@@ -803,11 +804,11 @@ impl Conn {
             return;
         }
         let cap = io.send.capacity();
-        // Twice cwnd, and what the peer SACKed: that data stays in the
+        // Two or three cwnd, and what the peer SACKed: that data stays in the
         // buffer until the holes below it are filled, but no longer counts
         // against cwnd (in loss recovery it can be most of the buffer).
         let sacked = self.sb.sacked_bytes() as usize;
-        let want = 2 * self.cc.cwnd() as usize + sacked;
+        let want = self.cc.sndbuf_expand() * self.cc.cwnd() as usize + sacked;
         // Limited by the buffer: half of it or more in flight and nothing
         // left to send, with the window open for more.
         let queued = (self.snd.nxt - self.data_base()) as usize;
@@ -822,8 +823,7 @@ impl Conn {
         if !buffer_bound || !long_path || want <= cap || cap >= cfg.send_buffer_max {
             return;
         }
-        io.send
-            .set_capacity(want.min(2 * cap).min(cfg.send_buffer_max));
+        io.send.set_capacity(want.min(cfg.send_buffer_max));
         io.wake_writers();
     }
 

@@ -301,3 +301,43 @@ fn rfc_2018_a_window_with_hundreds_of_holes_resends_only_the_holes() {
         .count();
     assert!(holes_resent > 0, "the upper holes are repaired");
 }
+
+/// Send buffer autotuning provisions what Linux's `tcp_sndbuf_expand`
+/// does: two congestion windows (room for fast recovery), three for BBR
+/// (`bbr_sndbuf_expand`: it may slow-start even in recovery), and when the
+/// buffer limits the sender it goes there at once. Grown by doublings it
+/// lagged a round behind cwnd through slow start (BBR's Startup doubles
+/// cwnd every round), and the sender waited on the buffer.
+#[test]
+fn the_send_buffer_grows_to_two_windows_three_for_bbr() {
+    for (algorithm, windows) in [
+        (Algorithm::NewReno, 2),
+        (Algorithm::Cubic, 2),
+        (Algorithm::Bbr1, 3),
+        (Algorithm::Bbr, 3),
+    ] {
+        let mut b = Bench::with(TcpConfig {
+            congestion: algorithm,
+            send_buffer: 16 * 1024,
+            send_buffer_max: 64 << 20,
+            window_scaling: true,
+            ..cfg()
+        });
+        b.handshake_passive_with(seg!(SYN, mss = 1000, ws = 7), 10);
+        let mut grown = 0;
+        for _ in 0..8 {
+            b.app_send(&[1u8; 256 * 1024]);
+            let flight = crate::bbr::sent_within(&mut b, 10);
+            for s in flight {
+                let before = b.info().send_buffer;
+                b.send(seg!(ACK, ack = s.end())); // one ACK a segment
+                let i = b.info();
+                if i.send_buffer != before {
+                    assert_eq!(i.send_buffer, windows * i.cwnd as usize, "{algorithm}");
+                    grown += 1;
+                }
+            }
+        }
+        assert!(grown >= 2, "{algorithm}: grew {grown} times");
+    }
+}

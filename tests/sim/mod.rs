@@ -103,7 +103,10 @@ const SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW: &str =
 /// twelve retransmitted SYNs (5 s apart at its `max_rto`) run out at 57 s,
 /// before the seventh: connect fails with `TimedOut`, the smoltcp listener
 /// still in SYN-RECEIVED. Linux answers a retransmitted SYN in SYN-RECV
-/// with its SYN-ACK (`tcp_check_req`).
+/// with its SYN-ACK (`tcp_check_req`). Since stop 22 no seed of the
+/// 20,000 hits it (seed 1274's timing moved and it passes); kept for the
+/// next one.
+#[allow(dead_code)]
 const SMOLTCP_IGNORES_SYN_IN_SYN_RECEIVED: &str =
     "smoltcp in SYN-RECEIVED ignores a retransmitted SYN: only its own backed-off SYN-ACKs, all lost, could complete the handshake";
 
@@ -146,14 +149,21 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     // tunstack peer in FIN-WAIT-2) fail now and were added; server 5537
     // passes and was removed.
     // Stop 22 (the larger SACK scoreboard; loss detection before BBR takes
-    // the ACK in) moved it again: client 3539 passes and was removed; the
-    // 20,000-seed sweep finds no new failure.
+    // the ACK in) moved it again: client 3539 passes and was removed. The
+    // send buffer set to two or three windows at once (808eb50's change)
+    // moved it once more: client 391 and server 13951, 16449 (LAST-ACK with
+    // 22128, 64149 and 8073 bytes queued, the tunstack peer in FIN-WAIT-2)
+    // and server 6412 (the keep-alive's 0x00 at stream byte 38185) fail
+    // and were added; server 1274 and 18401 pass and were removed.
+    ("smoltcp-client", 391, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 13951, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
+    ("smoltcp-server", 16449, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
+    ("smoltcp-server", 6412, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW),
     ("smoltcp-client", 5649, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 2407, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-client", 8834, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-client", 10624, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 19683, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
-    ("smoltcp-server", 18401, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6
     ("smoltcp-client", 3512, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),  // eth
     ("smoltcp-client", 8968, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS),
     ("smoltcp-client", 9514, SMOLTCP_LAST_ACK_IGNORES_DUP_ACKS), // v6 eth
@@ -185,7 +195,6 @@ pub const KNOWN_BUGS: &[(&str, u64, &str)] = &[
     ("smoltcp-server", 41621, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW), // v6
     ("smoltcp-server", 45493, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW), // v6 eth
     ("smoltcp-server", 48257, SMOLTCP_KEEPALIVE_GARBAGE_IN_WINDOW), // v6
-    ("smoltcp-server", 1274, SMOLTCP_IGNORES_SYN_IN_SYN_RECEIVED),  // v6
 ];
 
 /// Seeds per pairing when `TUNSTACK_SIM_SEEDS` is not set.

@@ -288,6 +288,17 @@ impl Congestion {
         }
     }
 
+    /// How many congestion windows the send buffer provisions (Linux's
+    /// `tcp_sndbuf_expand`: 2, room for fast recovery; BBR's
+    /// `bbr_sndbuf_expand`: 3, since it may slow-start even in recovery).
+    pub fn sndbuf_expand(&self) -> usize {
+        if self.samples_delivery() {
+            3
+        } else {
+            2
+        }
+    }
+
     /// Whether the algorithm wants every transmission and every ACK
     /// reported ([`Congestion::on_sent`], [`Congestion::on_delivery`]):
     /// BBR's delivery rate sampling.
