@@ -794,11 +794,11 @@ impl Conn {
     /// flight, nothing left unsent, cwnd not full; as Linux's
     /// `tcp_should_expand_sndbuf`), it is made to hold two congestion
     /// windows, three for BBR (`bbr_sndbuf_expand`), at once, up to
-    /// `send_buffer_max`. A
-    /// writer waiting for room is woken. On a short path the data in flight
-    /// stays small and the buffer keeps its size: a 4 MiB ring on a local
-    /// path only spreads the copies over more cache (measured: receive
-    /// 22 -> 6 Gbit/s in `bench.sh --quick` when it grew with cwnd alone).
+    /// `send_buffer_max`. A writer waiting for room is woken. On a short
+    /// path the data in flight stays small and the buffer keeps its size:
+    /// a 4 MiB ring on a local path only spreads the copies over more cache
+    /// (measured: receive 22 -> 6 Gbit/s in `bench.sh --quick` when it grew
+    /// with cwnd alone).
     pub(crate) fn grow_send_buffer(&mut self, cfg: &TcpConfig, io: &mut StreamState) {
         if !self.snd_autotune {
             return;

@@ -292,10 +292,9 @@ impl Congestion {
     /// `tcp_sndbuf_expand`: 2, room for fast recovery; BBR's
     /// `bbr_sndbuf_expand`: 3, since it may slow-start even in recovery).
     pub fn sndbuf_expand(&self) -> usize {
-        if self.samples_delivery() {
-            3
-        } else {
-            2
+        match self.state {
+            State::Bbr(_) | State::Bbr1(_) => 3,
+            State::NewReno(_) | State::Cubic(_) => 2,
         }
     }
 
