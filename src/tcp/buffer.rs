@@ -17,13 +17,29 @@
 //! allocation per burst, and ten thousand idle ones hold no buffers).
 //! Copies are bulk `copy_from_slice` over the ring's two contiguous halves.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Spare ring storage shared by a stack's connections, bounded in bytes.
+///
+/// When full, a ring given back pushes out the oldest spares. Rings change
+/// size (receive and send autotuning), and a ring of a size no connection
+/// uses any more is never taken again: a pool that kept its oldest spares
+/// and turned new ones away filled with such rings, and then every busy
+/// connection's drained ring was freed (a large `free` is an `munmap`) and
+/// its next burst faulted in fresh zeroed pages (measured: 4 streams into
+/// tunstack spent 30 % of its CPU in page faults, docs/PERFORMANCE.md).
 #[derive(Debug)]
 pub struct BufferPool {
     max_bytes: usize,
-    spare: Mutex<Vec<Box<[u8]>>>,
+    spare: Mutex<Spare>,
+}
+
+/// The pool's rings, oldest first, and their bytes.
+#[derive(Debug, Default)]
+struct Spare {
+    rings: VecDeque<Box<[u8]>>,
+    bytes: usize,
 }
 
 impl BufferPool {
@@ -31,15 +47,19 @@ impl BufferPool {
     pub fn new(max_bytes: usize) -> Arc<BufferPool> {
         Arc::new(BufferPool {
             max_bytes,
-            spare: Mutex::new(Vec::new()),
+            spare: Mutex::new(Spare::default()),
         })
     }
 
-    /// Storage of exactly `size` bytes (contents unspecified).
+    /// Storage of exactly `size` bytes (contents unspecified): the newest
+    /// spare of that size, else a new allocation.
     fn take(&self, size: usize) -> Box<[u8]> {
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        match spare.iter().rposition(|b| b.len() == size) {
-            Some(i) => spare.swap_remove(i),
+        match spare.rings.iter().rposition(|b| b.len() == size) {
+            Some(i) => {
+                spare.bytes -= size;
+                spare.rings.remove(i).unwrap_or_default()
+            }
             None => {
                 drop(spare);
                 vec![0u8; size].into_boxed_slice()
@@ -47,19 +67,29 @@ impl BufferPool {
         }
     }
 
-    /// Takes back storage that is no longer needed.
+    /// Takes back storage that is no longer needed, dropping the oldest
+    /// spares to make room (one larger than the whole pool is dropped).
     fn give(&self, buf: Box<[u8]>) {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        let held: usize = spare.iter().map(|b| b.len()).sum();
-        if held + buf.len() <= self.max_bytes {
-            spare.push(buf);
+        if buf.len() > self.max_bytes {
+            return;
         }
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        while spare.bytes + buf.len() > self.max_bytes {
+            let Some(old) = spare.rings.pop_front() else {
+                break;
+            };
+            spare.bytes -= old.len();
+        }
+        spare.bytes += buf.len();
+        spare.rings.push_back(buf);
     }
 
     /// Bytes of spare storage held now.
     pub fn spare_bytes(&self) -> usize {
-        let spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        spare.iter().map(|b| b.len()).sum()
+        self.spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
     }
 }
 
@@ -546,6 +576,33 @@ mod tests {
         a.consume(1);
         b.consume(1);
         assert_eq!(small.spare_bytes(), 4096);
+    }
+
+    #[test]
+    fn a_full_pool_keeps_the_newest_rings_not_the_oldest() {
+        // Two rings of a size nobody uses any more fill the pool.
+        let pool = BufferPool::new(2 * 4096);
+        let mut stale: Vec<_> = (0..2)
+            .map(|_| RecvBuffer::with_pool(4096, Some(pool.clone())))
+            .collect();
+        for r in &mut stale {
+            r.write(0, b"x");
+        }
+        for r in &mut stale {
+            r.consume(1);
+        }
+        assert_eq!(pool.spare_bytes(), 2 * 4096);
+        // A busy connection's ring, grown by autotuning, drains: the pool
+        // keeps it (dropping the oldest spares) and hands it back at the
+        // next burst, rather than freeing it and allocating fresh pages.
+        let mut busy = RecvBuffer::with_pool(8192, Some(pool.clone()));
+        busy.write(0, b"a");
+        let ring = busy.readable()[0].as_ptr();
+        busy.consume(1);
+        assert_eq!(pool.spare_bytes(), 8192);
+        busy.write(0, b"b");
+        assert_eq!(pool.spare_bytes(), 0, "the burst took the pooled ring");
+        assert_eq!(busy.readable()[0].as_ptr(), ring, "the same storage");
     }
 
     #[test]
