@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
-use super::scoreboard::{Scoreboard, DUP_THRESH};
+use super::scoreboard::{RackVerdict, Scoreboard, DUP_THRESH};
 use super::seq::{split_span_at, SeqNum, SeqSpan};
 
 /// RFC 8985 §7.2: WCDelAckT, the worst case of the peer's delayed-ACK
@@ -40,6 +40,10 @@ pub(crate) struct Sent {
     pub sacked: bool,
     /// RACK deemed it lost, and it has not been sent again since.
     pub lost: bool,
+    /// RACK deemed some transmission of it lost (Linux's `TCPCB_LOST`,
+    /// which a retransmission keeps): its original no longer counts as in
+    /// the network, only a retransmission not itself deemed lost does.
+    pub was_lost: bool,
 }
 
 impl SeqSpan for Sent {
@@ -103,6 +107,7 @@ impl Rack {
                 rexmit,
                 sacked: false,
                 lost: false,
+                was_lost: false,
             });
             return;
         }
@@ -277,6 +282,7 @@ impl Rack {
             let due = s.at + wait;
             if due <= now {
                 s.lost = true;
+                s.was_lost = true;
                 lost += 1;
             } else {
                 timer = Some(timer.map_or(due, |t| t.min(due)));
@@ -295,7 +301,7 @@ impl Rack {
     /// through the transmission record, galloping over long stretches, so
     /// a pass over H holes of N records costs about H·log(N/H) steps, not
     /// H binary searches over the whole record.
-    pub fn lost_in_order(&self) -> impl FnMut(SeqNum) -> bool + '_ {
+    pub fn lost_in_order(&self) -> impl FnMut(SeqNum) -> RackVerdict + '_ {
         let mut i = 0usize;
         move |seq| {
             // The first record that ends past `seq`, from `i` on.
@@ -317,9 +323,16 @@ impl Rack {
                 }
                 i = lo;
             }
-            let lost = self.sent.get(i).is_some_and(|s| s.start <= seq && s.lost);
-            debug_assert_eq!(lost, self.lost_at(seq));
-            lost
+            let verdict =
+                self.sent
+                    .get(i)
+                    .filter(|s| s.start <= seq)
+                    .map_or(RackVerdict::default(), |s| RackVerdict {
+                        lost: s.lost,
+                        was_lost: s.was_lost,
+                    });
+            debug_assert_eq!(verdict.lost, self.lost_at(seq));
+            verdict
         }
     }
 
@@ -353,6 +366,7 @@ impl Rack {
     pub fn clear_marks(&mut self) {
         for s in self.sent.iter_mut() {
             s.lost = false;
+            s.was_lost = false;
         }
         self.tlp_end = None;
     }

@@ -23,6 +23,17 @@ pub(crate) const DUP_THRESH: u32 = 3;
 /// SACKed data above: IsLost and RACK call them lost, and they are resent.
 pub(crate) const MAX_RANGES: usize = 2048;
 
+/// What RACK says of the segment holding a byte (RFC 8985 §6.2), as
+/// SetPipe asks it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RackVerdict {
+    /// Its latest transmission is deemed lost.
+    pub lost: bool,
+    /// Some transmission of it was deemed lost (implied by `lost`), so its
+    /// original is gone even once it has been resent.
+    pub was_lost: bool,
+}
+
 /// SACKed ranges `[start, end)` above SND.UNA, ascending and disjoint.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Scoreboard {
@@ -149,22 +160,24 @@ impl Scoreboard {
     }
 
     /// RFC 6675 §4 SetPipe: the bytes between `una` and `max` still in the
-    /// network. An unSACKed byte counts once unless it is lost (IsLost, or
-    /// `lost` says so of its hole: RACK's verdict), and once more if it was
-    /// retransmitted (below `high_rxt`), unless RACK found that
-    /// retransmission lost too (RFC 8985 §6.2; Linux's `tcp_mark_skb_lost`
-    /// takes it out of `retrans_out`).
+    /// network. An unSACKed byte's original transmission counts unless it
+    /// is lost: IsLost, or RACK deemed it (or a later transmission of it)
+    /// lost; a retransmission (below `high_rxt`) counts once more unless
+    /// RACK found it lost too (RFC 8985 §6.2). This is Linux's
+    /// `packets_out - sacked_out - lost_out + retrans_out`: a segment RACK
+    /// marked lost and resent is in the network once, not twice.
     ///
-    /// One pass over the holes and ranges: `lost` is asked about each
-    /// hole's first byte in ascending order, and IsLost's count of the
-    /// ranges above a hole comes from those passed so far (the sender asks
-    /// for pipe for every segment it sends in recovery, with hundreds of
+    /// `rack` is asked about each hole's first byte, and about the first
+    /// byte past `high_rxt` in a hole resent in part, in ascending order.
+    /// One pass over the holes and ranges: IsLost's count of the ranges
+    /// above a hole comes from those passed so far (the sender asks for
+    /// pipe for every segment it sends in recovery, with hundreds of
     /// holes at a few per cent of loss).
     pub fn pipe(
         &self,
         (una, max, high_rxt): (SeqNum, SeqNum, SeqNum),
         mss: u32,
-        mut lost: impl FnMut(SeqNum) -> bool,
+        mut rack: impl FnMut(SeqNum) -> RackVerdict,
     ) -> u32 {
         let total_n = self.ranges.len() as u32;
         let total_bytes = self.sacked;
@@ -184,12 +197,22 @@ impl Scoreboard {
             let (n, bytes) = (total_n - passed_n, total_bytes - passed_bytes);
             let sack_lost = n >= DUP_THRESH || bytes > (DUP_THRESH - 1) * mss;
             debug_assert_eq!(sack_lost, self.is_lost(start, mss));
-            let rack_lost = lost(start);
-            if !sack_lost && !rack_lost {
-                pipe += end - start;
+            // The part resent, `[start, resent)`, and the part sent once.
+            let resent = high_rxt.clamp(start, end);
+            if resent > start {
+                let v = rack(start);
+                if !sack_lost && !v.was_lost {
+                    pipe += resent - start;
+                }
+                if !v.lost {
+                    pipe += resent - start;
+                }
             }
-            if high_rxt > start && !rack_lost {
-                pipe += high_rxt.min(end) - start;
+            if end > resent {
+                let v = rack(resent);
+                if !sack_lost && !v.lost {
+                    pipe += end - resent;
+                }
             }
         }
         pipe
@@ -355,13 +378,35 @@ mod tests {
         assert_eq!(from[0], (SeqNum(1450), SeqNum(1600)));
         // Hole 1000-1100 is lost (400 bytes SACKed above): not in the pipe;
         // 1400-1600 is not (100 above): 200; 1700-2000: 300.
-        let none = |_| false;
+        let none = |_| RackVerdict::default();
         let span = |rxt| (SeqNum(1000), SeqNum(2000), SeqNum(rxt));
         assert_eq!(b.pipe(span(1000), MSS, none), 500);
         // Once 1000-1100 is retransmitted it counts again.
         assert_eq!(b.pipe(span(1100), MSS, none), 600);
         // RACK deems 1400-1600 lost: out of the pipe.
-        assert_eq!(b.pipe(span(1100), MSS, |s| s == SeqNum(1400)), 400);
+        let lost_at = |at: u32| {
+            move |s| RackVerdict {
+                lost: s == SeqNum(at),
+                was_lost: s == SeqNum(at),
+            }
+        };
+        assert_eq!(b.pipe(span(1100), MSS, lost_at(1400)), 400);
+        // Resent after RACK deemed it lost, 1400-1600 is in the network
+        // once (the retransmission), not twice; resent in part, the part
+        // sent once counts by its own verdict.
+        let resent_after_loss = |s| RackVerdict {
+            lost: false,
+            was_lost: s == SeqNum(1400),
+        };
+        assert_eq!(b.pipe(span(1600), MSS, resent_after_loss), 100 + 200 + 300);
+        assert_eq!(
+            b.pipe(span(1500), MSS, resent_after_loss),
+            100 + 100 + 100 + 300
+        );
+        assert_eq!(
+            b.pipe(span(1500), MSS, lost_at(1500)),
+            100 + 100 + 100 + 300
+        );
         // Nothing SACKed: the pipe is the flight.
         let e = Scoreboard::default();
         assert_eq!(e.pipe(span(1000), MSS, none), 1000);

@@ -204,3 +204,30 @@ fn rfc_8985_a_lost_retransmission_is_resent_again_before_the_rto() {
         again.at - first.at
     );
 }
+
+/// RFC 8985 §6.2 with RFC 6675 §4's SetPipe: a segment RACK marked lost
+/// and then resent is in the network once (its retransmission), not twice
+/// (as Linux counts it: `packets_out - sacked_out - lost_out +
+/// retrans_out`). With the last of ten segments SACKed, RACK finds the
+/// nine before it lost (one SACKed segment is not RFC 6675's DupThresh);
+/// NewReno's recovery window of five segments then carries five
+/// retransmissions. Counting each resent segment's original too, the pipe
+/// would read the whole nine-segment hole as in flight after the first
+/// retransmission and hold the other four back for a round trip.
+#[test]
+fn rfc_8985_a_segment_resent_after_rack_found_it_lost_counts_once_in_the_pipe() {
+    let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+    b.advance(10);
+    b.send(sack_ack(&s[0], &[(s[9].seq, s[9].end())]));
+    b.expect_nothing();
+    let first = b.wait_for_segment(100);
+    assert_eq!(first.seq, s[0].seq);
+    assert_eq!(b.stats().rack_lost, 9);
+    let i = b.info();
+    assert!(i.recovering);
+    assert_eq!(i.cwnd, 5000);
+    let mut resent = vec![first.seq];
+    resent.extend(b.take_all().iter().map(|o| o.seq));
+    let want: Vec<u32> = s[..5].iter().map(|o| o.seq).collect();
+    assert_eq!(resent, want, "the five lowest lost segments, at once");
+}
