@@ -4,9 +4,13 @@
 # in a private namespace created and removed here; then prints the top of
 # `perf report`.
 #
-#   sudo scripts/profile.sh [--rival tunstack|smoltcp] [--mtu N] [--top N] FIGURE
+#   sudo scripts/profile.sh [--rival tunstack|smoltcp] [--mtu N] [--top N]
+#                           [--streams N] [--bin PATH] FIGURE
 #
-# FIGURE: send | recv | rr | crr1 | crr50. The recording is left in
+# FIGURE: send | recv | rr | crr1 | crr50; --streams N runs send or recv
+# over N connections at once (the bench's "N streams" rows); --bin PATH
+# profiles another tunstack binary (an older build, for A/B runs). The
+# client's JSON line gives the figure itself. The recording is left in
 # target/profile/perf-RIVAL-FIGURE-MTU.data (open it with `perf report -i`).
 # Build first: scripts/bench.sh builds the release binaries, or
 #   cargo build --release --bin tunstack --example bench_client --example bench_smoltcp
@@ -22,21 +26,25 @@ source "$REPO/scripts/common.sh"
 RIVAL=tunstack
 MTU=1500
 TOP=40
+STREAMS=1
 FIGURE=""
+BIN_TUNSTACK=target/release/tunstack
 while (($#)); do
     case $1 in
     --rival) RIVAL=$2; shift 2 ;;
     --mtu) MTU=$2; shift 2 ;;
     --top) TOP=$2; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    --streams) STREAMS=$2; shift 2 ;;
+    --bin) BIN_TUNSTACK=$2; shift 2 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) FIGURE=$1; shift ;;
     esac
 done
-[[ -n $FIGURE ]] || { say "usage: scripts/profile.sh [--rival R] [--mtu N] FIGURE"; exit 2; }
+[[ -n $FIGURE ]] || { say "usage: scripts/profile.sh [--rival R] [--mtu N] [--streams N] [--bin PATH] FIGURE"; exit 2; }
+[[ $STREAMS =~ ^[1-9][0-9]*$ ]] || { say "--streams: expected a count, got $STREAMS"; exit 2; }
 is_root || { say "needs root (network namespaces, perf)"; exit 1; }
 ensure_tools perf ip taskset || exit 1
 
-BIN_TUNSTACK=target/release/tunstack
 BIN_SMOLTCP=target/release/examples/bench_smoltcp
 BIN_CLIENT=target/release/examples/bench_client
 for b in "$BIN_TUNSTACK" "$BIN_CLIENT"; do
@@ -59,7 +67,7 @@ ip -n "$NS" link set dev tsb0 mtu "$MTU" up
 ip netns exec "$NS" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6' || true
 
 mkdir -p target/profile
-DATA="target/profile/perf-$RIVAL-$FIGURE-$MTU.data"
+DATA="target/profile/perf-$RIVAL-$FIGURE-x$STREAMS-$MTU.data"
 case $RIVAL in
 tunstack) PEER=("$BIN_TUNSTACK" run --tun tsb0 --addr 10.0.0.2 --http-port 0 --udp-echo-port 0 --udp-time-port 0) ;;
 smoltcp) PEER=("$BIN_SMOLTCP" --tun tsb0 --addr 10.0.0.2/24 --gateway 10.0.0.1) ;;
@@ -72,8 +80,8 @@ PEER_PID=$!
 client() { ip netns exec "$NS" taskset -c 1 "$BIN_CLIENT" "$@"; }
 client wait 10.0.0.2:9 --timeout 20 >/dev/null
 case $FIGURE in
-send) client send 10.0.0.2:9 --bytes $((4 << 30)) ;;
-recv) client recv 10.0.0.2:5001 --bytes $((4 << 30)) ;;
+send) client send 10.0.0.2:9 --bytes $((4 << 30)) --streams "$STREAMS" ;;
+recv) client recv 10.0.0.2:5001 --bytes $((4 << 30)) --streams "$STREAMS" ;;
 rr) client rr 10.0.0.2:7 --size 64 --count 100000 ;;
 crr1) client crr 10.0.0.2:9 --duration 3 --concurrency 1 ;;
 crr50) client crr 10.0.0.2:9 --duration 3 --concurrency 50 ;;
