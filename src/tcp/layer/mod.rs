@@ -861,3 +861,29 @@ impl TcpLayer {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::buffer::RecvBuffer;
+
+    /// Sixteen connections whose receive rings autotuning grew to the most
+    /// drain at once: the stack's pool keeps every ring for their next
+    /// burst. With 16 MiB it kept four, and the others were freed and
+    /// faulted in anew at each burst (docs/PERFORMANCE.md, stop 23).
+    #[test]
+    fn the_pool_keeps_sixteen_rings_of_the_largest_receive_buffer() {
+        let pool = BufferPool::new(POOL_BYTES);
+        let most = TcpConfig::default().recv_buffer_max;
+        let mut rings: Vec<_> = (0..16)
+            .map(|_| RecvBuffer::with_pool(most, Some(pool.clone())))
+            .collect();
+        for r in &mut rings {
+            r.write(0, b"x");
+        }
+        for r in &mut rings {
+            r.consume(1);
+        }
+        assert_eq!(pool.spare_bytes(), 16 * most);
+    }
+}
