@@ -110,6 +110,21 @@ fn a_small_receive_buffer_closes_the_window_when_the_reader_stops() {
     assert!(closed, "the window never closed: {:?}", relay.seen());
     let held = s.info().unwrap().recv_queue;
     assert_eq!(held, 8192, "a closed window: the buffer is full");
+    // The writer's side counts the time as held back by the window
+    // (`ss -ti`'s rwnd_limited).
+    let limited = eventually(Duration::from_secs(5), || {
+        writer
+            .0
+            .info()
+            .is_ok_and(|i| i.send_times.rwnd_limited > Duration::ZERO)
+    });
+    assert!(limited, "{:?}", writer.0.info());
+    assert!(writer
+        .0
+        .info()
+        .unwrap()
+        .ss_options()
+        .contains(" rwnd_limited:"));
     // Reading again reopens the window and everything arrives.
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];

@@ -179,6 +179,9 @@ pub struct ConnInfo {
     pub pacing_rate: Option<u64>,
     /// BBR's model of the path, when BBR runs (`ss -ti`'s `bbr:(...)`).
     pub bbr: Option<BbrInfo>,
+    /// The time the connection had data to send, and what held it back:
+    /// `ss -ti`'s `busy`, `rwnd_limited` and `sndbuf_limited`.
+    pub send_times: crate::tcp::SendTimes,
 }
 
 /// BBR's view of the path (draft-ietf-ccwg-bbr): what `ss -ti` prints as
@@ -195,7 +198,9 @@ pub struct BbrInfo {
 
 impl ConnInfo {
     /// The negotiated options and the congestion control as `ss -ti` lists
-    /// them: `ts sack cubic wscale:S,R`.
+    /// them: `ts sack cubic wscale:S,R`, then what BBR measured, the pacing
+    /// rate and, once the connection has sent, where its time went:
+    /// `busy:860ms rwnd_limited:88ms(10.2%)`.
     pub fn ss_options(&self) -> String {
         [
             self.timestamps.then(|| "ts".to_string()),
@@ -212,6 +217,7 @@ impl ConnInfo {
             }),
             self.pacing_rate
                 .map(|r| format!("pacing_rate {}", bits_per_second(r))),
+            self.send_times.ss(),
         ]
         .into_iter()
         .flatten()

@@ -11,6 +11,7 @@ use crate::time::Instant;
 
 use super::api::{ConnId, ConnInfo, ListenerId, TcpError, TcpEvent};
 use super::buffer::{BufferPool, RecvBuffer, SendBuffer};
+use super::chrono::Chrono;
 use super::config::window_shift_for;
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::congestion::Congestion;
@@ -269,6 +270,13 @@ pub(crate) struct Conn {
     /// this even when the peer's window, not cwnd, held the sender back
     /// (RFC 7661 §4.3).
     pub max_flight: u32,
+    /// Where the sender's time goes: `ss -ti`'s busy, rwnd_limited and
+    /// sndbuf_limited.
+    pub chrono: Chrono,
+    /// The last `send_next`'s verdict on new data: held back by the
+    /// peer's window alone (`Some(true)`), by something else or nothing
+    /// (`Some(false)`); `None` when it did not judge (pacing, resending).
+    pub rwnd_blocked: Option<bool>,
     /// SND.NXT when `max_flight` was last reset.
     pub flight_round: SeqNum,
     /// When new data last went out: sending again after an idle RTO
@@ -475,6 +483,8 @@ impl Conn {
             rexmit_end: iss,
             cwnd_limited: false,
             max_flight: 0,
+            chrono: Chrono::default(),
+            rwnd_blocked: None,
             flight_round: iss,
             last_data_sent: None,
             snd_autotune: cfg.send_buffer_max > cfg.send_buffer,
@@ -1040,8 +1050,8 @@ impl Conn {
         self.timers.keepalive = cfg.map(|k| now + k.idle);
     }
 
-    /// A snapshot for `ss`-like listings.
-    pub fn info(&self) -> ConnInfo {
+    /// A snapshot for `ss`-like listings, its times counted up to `now`.
+    pub fn info(&self, now: Instant) -> ConnInfo {
         let io = self.io.lock();
         ConnInfo {
             id: self.id,
@@ -1071,6 +1081,7 @@ impl Conn {
             send_buffer: io.send.capacity(),
             pacing_rate: self.cc.pacing_rate(self.rtt.srtt()).map(|r| r as u64),
             bbr: self.cc.bbr_info(),
+            send_times: self.chrono.times(now),
         }
     }
 

@@ -28,6 +28,7 @@
 
 mod api;
 pub mod buffer;
+mod chrono;
 mod config;
 pub mod congestion;
 mod conn;
@@ -55,6 +56,7 @@ mod urgent;
 mod tests;
 
 pub use api::{ConnId, ConnInfo, ListenerId, OutSegment, TcpError, TcpEvent, TcpStats};
+pub use chrono::SendTimes;
 pub use config::{KeepaliveConfig, TcpConfig};
 pub use layer::{ephemeral_port_owner, TcpLayer};
 pub use options::TcpOption;

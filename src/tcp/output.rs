@@ -4,6 +4,7 @@
 use crate::time::Instant;
 use crate::wire::tcp::{SackBlocks, TcpFlags, TcpHeaderRepr, TcpOptionsRepr};
 
+use super::chrono::Limit;
 use super::config::window_shift_for;
 use super::conn::{Conn, Ctx};
 use super::seq::SeqNum;
@@ -212,12 +213,39 @@ impl Conn {
     /// Nagle allow; in SACK recovery, what RFC 6675 §5 says goes next.
     fn send_data(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         self.cwnd_limited = false;
+        self.rwnd_blocked = None;
         if self.rcv.sack_ok && self.recovery.is_some() {
             self.send_recovery(now, cx);
         } else {
             while self.send_next(now, cx) {}
         }
         self.track_flight();
+        self.update_chrono(now, cx);
+    }
+
+    /// `ss -ti`'s busy, rwnd_limited and sndbuf_limited clocks, after a
+    /// round of sending (Linux's `tcp_write_xmit` and `tcp_cwnd_validate`).
+    fn update_chrono(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let queued = cx.io.send.len();
+        if queued == 0 {
+            // All acknowledged (or nothing written): no clock runs.
+            self.chrono.stop(Limit::Busy, false, now);
+            return;
+        }
+        self.chrono.start(Limit::Busy, now);
+        match self.rwnd_blocked {
+            Some(true) => self.chrono.start(Limit::Rwnd, now),
+            Some(false) => self.chrono.stop(Limit::Rwnd, true, now),
+            None => {}
+        }
+        // Everything queued is sent, cwnd is not what holds the sender, and
+        // a writer waits for room: the buffer's size is the limit.
+        let sent = (self.snd.max - self.data_base()) as usize;
+        if sent >= queued && !self.cwnd_limited && cx.io.writer_waiting() {
+            self.chrono.start(Limit::Sndbuf, now);
+        } else {
+            self.chrono.stop(Limit::Sndbuf, true, now);
+        }
     }
 
     /// Keeps `max_flight`, the most in flight over the last round trip
@@ -308,6 +336,11 @@ impl Conn {
         if unsent > len && cwnd_room < rwnd_room {
             self.cwnd_limited = true;
         }
+        // Held back by the peer's window alone: new data to send, room in
+        // cwnd for its next segment, none in the window (Linux's
+        // tcp_write_xmit tests cwnd, then the window).
+        let next = unsent.min(mss) as u32;
+        self.rwnd_blocked = Some(unsent > 0 && cwnd_room >= next && rwnd_room < next);
         // The FIN needs no window (it goes after the last byte).
         let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd.nxt + len as u32);
         if len == 0 && !fin {
@@ -384,6 +417,7 @@ impl Conn {
             let (una, max, high_rxt) = (self.snd.una, self.snd.max, r.high_rxt);
             if self.cc.cwnd() < self.in_flight().saturating_add(mss) {
                 self.cwnd_limited = true;
+                self.rwnd_blocked = Some(false);
                 return;
             }
             // RFC 8985 §6.2: a retransmission that RACK finds lost again

@@ -93,6 +93,13 @@ impl StreamState {
         self.wake_writers();
     }
 
+    /// Whether a writer waits for room in the send buffer (a blocked
+    /// thread, or a task's waker) and no wake-up is on its way: Linux's
+    /// `SOCK_NOSPACE`.
+    pub fn writer_waiting(&self) -> bool {
+        !self.writers.pending && (self.writers.threads > 0 || self.writers.waker.is_some())
+    }
+
     /// Registers `waker` to be woken when reading may make progress.
     pub fn register_reader(&mut self, waker: &Waker) {
         register(&mut self.readers.waker, waker);

@@ -839,13 +839,13 @@ impl TcpLayer {
 
     /// A snapshot of one connection.
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.conns.get(&id).map(Conn::info)
+        self.conns.get(&id).map(|c| c.info(self.now))
     }
 
     /// Snapshots of every connection (including TIME-WAIT and half-open
     /// ones), like `ss -tni`, sorted by id.
     pub fn connections(&self) -> Vec<ConnInfo> {
-        let mut v: Vec<ConnInfo> = self.conns.values().map(Conn::info).collect();
+        let mut v: Vec<ConnInfo> = self.conns.values().map(|c| c.info(self.now)).collect();
         v.sort_by_key(|i| i.id);
         v
     }

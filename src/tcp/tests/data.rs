@@ -356,3 +356,65 @@ fn out_of_order_segments_in_one_batch_each_get_a_duplicate_ack() {
         check(o, "A", snd, P);
     }
 }
+
+#[test]
+fn time_held_back_by_the_peers_window_is_counted_as_rwnd_limited() {
+    let (mut l, id, snd) = server();
+    let mut zero = hdr("A", P, snd);
+    zero.window = 0;
+    inject(&mut l, ms(0), zero, b"");
+    l.send(ms(0), id, b"hello").unwrap();
+    // The persist probe at 200 ms, answered with the window still shut.
+    assert_eq!(tick(&mut l, ms(200))[0].data, b"h");
+    inject(&mut l, ms(200), zero, b"");
+    assert!(drain(&mut l).is_empty());
+    // The window opens at 300 ms: the rest goes, and the receive window's
+    // clock stops; the data is acknowledged at 310 ms.
+    inject(&mut l, ms(300), hdr("A", P, snd), b"");
+    assert_eq!(one(&mut l).data, b"hello");
+    inject(&mut l, ms(310), hdr("A", P, snd + 5), b"");
+    assert!(drain(&mut l).is_empty());
+    let t = l.info(id).unwrap().send_times;
+    assert_eq!(t.rwnd_limited, d_ms(300));
+    assert_eq!(t.busy, d_ms(310));
+    assert_eq!(t.sndbuf_limited, d_ms(0));
+    // Idle now: no clock runs.
+    inject(&mut l, ms(900), hdr("A", P, snd + 5), b"");
+    assert!(drain(&mut l).is_empty());
+    assert_eq!(l.info(id).unwrap().send_times, t);
+    assert_eq!(
+        l.info(id).unwrap().ss_options(),
+        "cubic busy:310ms rwnd_limited:300ms(96.8%)"
+    );
+}
+
+#[test]
+fn time_with_all_sent_and_a_writer_waiting_is_counted_as_sndbuf_limited() {
+    let (mut l, id, snd) = server();
+    // The whole buffer (8 KiB) goes at once: the window and cwnd take it
+    // (Nagle would hold the last part back).
+    l.set_nodelay(ms(0), id, true).unwrap();
+    assert_eq!(l.send(ms(0), id, &[1; 8192]), Ok(8192));
+    assert_eq!(
+        drain(&mut l).iter().map(|o| o.data.len()).sum::<usize>(),
+        8192
+    );
+    // A writer waits for room.
+    let stream = l.stream(id).unwrap();
+    stream.with(|st| st.register_writer(std::task::Waker::noop()));
+    // The next time the connection runs it finds the buffer the limit.
+    inject(&mut l, ms(5), hdr("A", P, snd), b"");
+    assert!(drain(&mut l).is_empty());
+    // Room for the writer: it is woken, and the clock stops; the rest is
+    // acknowledged at 30 ms. (The segment that makes room carries data out
+    // of order, so the connection answers it at once, while the wake-up is
+    // still on its way.)
+    inject(&mut l, ms(20), hdr("PA", P + 100, snd + 1000), b"x");
+    check(&one(&mut l), "A", snd + 8192, P);
+    inject(&mut l, ms(30), hdr("A", P, snd + 8192), b"");
+    assert!(drain(&mut l).is_empty());
+    let t = l.info(id).unwrap().send_times;
+    assert_eq!(t.sndbuf_limited, d_ms(15));
+    assert_eq!(t.busy, d_ms(30));
+    assert_eq!(t.rwnd_limited, d_ms(0));
+}
