@@ -705,6 +705,17 @@ impl Conn {
         if let Some(fin) = self.fin_seq(cx.io.send.len()) {
             if ack > fin {
                 self.snd.fin_acked = true;
+                // The sending side's summary, as `ss -ti` would show it.
+                log::debug!(
+                    "{} -> {} everything sent was acknowledged: {} segments retransmitted, {}",
+                    self.remote,
+                    self.local,
+                    self.total_retransmits,
+                    self.chrono
+                        .times(now)
+                        .ss()
+                        .unwrap_or_else(|| "nothing sent".into())
+                );
                 // Everything we sent arrived: a lingering close is done.
                 cx.io.fin_acked = true;
                 cx.io.wake_writers();

@@ -1,4 +1,5 @@
-//! State transitions are logged as `{peer} -> {us} OLD -> NEW`.
+//! State transitions are logged as `{peer} -> {us} OLD -> NEW`, and the
+//! end of sending with what it took.
 
 use std::sync::Mutex;
 
@@ -48,9 +49,10 @@ fn every_transition_is_logged_peer_first_in_rfc_spelling() {
     }
     log::set_max_level(log::LevelFilter::Debug);
     let (mut l, id, snd) = server();
+    l.send(ms(0), id, b"hello").unwrap();
     l.close(ms(0), id).unwrap();
-    inject(&mut l, ms(0), hdr("FA", PEER_ISS + 1, snd + 1), b"");
-    l.poll(Instant::from_secs(60));
+    inject(&mut l, ms(20), hdr("FA", PEER_ISS + 1, snd + 6), b"");
+    l.poll(Instant::from_secs(61));
     let lines: Vec<String> = captured()
         .into_iter()
         .filter(|s| s.contains(" -> 10.0.0.2:7 "))
@@ -62,6 +64,9 @@ fn every_transition_is_logged_peer_first_in_rfc_spelling() {
             "10.0.0.1:40000 -> 10.0.0.2:7 LISTEN -> SYN-RCVD",
             "10.0.0.1:40000 -> 10.0.0.2:7 SYN-RCVD -> ESTABLISHED",
             "10.0.0.1:40000 -> 10.0.0.2:7 ESTABLISHED -> FIN-WAIT-1",
+            // Once our FIN is acknowledged, the sending side's summary.
+            "10.0.0.1:40000 -> 10.0.0.2:7 everything sent was acknowledged: \
+             0 segments retransmitted, busy:20ms",
             "10.0.0.1:40000 -> 10.0.0.2:7 FIN-WAIT-1 -> FIN-WAIT-2",
             "10.0.0.1:40000 -> 10.0.0.2:7 FIN-WAIT-2 -> TIME-WAIT",
             "10.0.0.1:40000 -> 10.0.0.2:7 TIME-WAIT -> CLOSED",
