@@ -19,7 +19,11 @@ impl Conn {
             self.ack.now = true;
         }
         match self.state {
-            State::Closed | State::Listen => return,
+            State::Closed | State::Listen => {
+                // Nothing will be sent again: no sending clock runs.
+                self.chrono.stop(Limit::Busy, false, now);
+                return;
+            }
             State::SynSent | State::SynReceived => {
                 if self.snd.nxt == self.snd.iss {
                     self.send_syn(now, cx);
@@ -28,6 +32,7 @@ impl Conn {
                 return;
             }
             State::TimeWait => {
+                self.chrono.stop(Limit::Busy, false, now);
                 if self.ack.now {
                     self.send_ack(now, cx);
                 }

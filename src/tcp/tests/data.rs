@@ -418,3 +418,33 @@ fn time_with_all_sent_and_a_writer_waiting_is_counted_as_sndbuf_limited() {
     assert_eq!(t.busy, d_ms(30));
     assert_eq!(t.rwnd_limited, d_ms(0));
 }
+
+#[test]
+fn the_busy_clock_stops_when_the_close_ends_in_time_wait() {
+    let (mut l, id, snd) = server();
+    l.send(ms(0), id, b"hello").unwrap();
+    l.close(ms(0), id).unwrap();
+    drain(&mut l);
+    // One segment acknowledges the data and our FIN and carries the
+    // peer's FIN: FIN-WAIT-1 to TIME-WAIT at once.
+    inject(&mut l, ms(20), hdr("FA", P, snd + 6), b"");
+    drain(&mut l);
+    assert_eq!(state(&l, id), Some(State::TimeWait));
+    inject(&mut l, ms(5000), hdr("A", P + 1, snd + 6), b"");
+    drain(&mut l);
+    assert_eq!(l.info(id).unwrap().send_times.busy, d_ms(20));
+}
+
+#[test]
+fn the_busy_clock_stops_when_a_reset_ends_the_connection() {
+    let (mut l, id, snd) = server();
+    l.send(ms(0), id, b"hello").unwrap();
+    drain(&mut l);
+    // The peer resets with the data unacknowledged; the TCB stays for the
+    // application to read its error.
+    inject(&mut l, ms(10), hdr("R", P, snd), b"");
+    drain(&mut l);
+    assert_eq!(state(&l, id), Some(State::Closed));
+    l.poll(ms(500));
+    assert_eq!(l.info(id).unwrap().send_times.busy, d_ms(10));
+}
