@@ -98,8 +98,7 @@ impl Chrono {
     }
 
     /// Whether `limit`'s clock runs.
-    #[cfg(test)]
-    fn runs(&self, limit: Limit) -> bool {
+    pub fn runs(&self, limit: Limit) -> bool {
         self.running.is_some_and(|(l, _)| l == limit)
     }
 

@@ -5,6 +5,7 @@ use crate::time::Instant;
 use crate::wire::tcp::TcpSegment;
 
 use super::api::{TcpError, TcpEvent};
+use super::chrono::Limit;
 use super::config::TcpConfig;
 use super::congestion::{AckSample, Delivery};
 use super::conn::{Conn, Ctx, Recovery, PAWS_IDLE};
@@ -538,6 +539,7 @@ impl Conn {
             inflight,
             app_limited,
             cwnd_limited: self.cwnd_limited,
+            rwnd_limited: self.chrono.runs(Limit::Rwnd),
             in_recovery: self.recovery.is_some() || self.rto_recover.is_some(),
             has_sack: self.rcv.sack_ok,
             srtt: self.rtt.srtt(),

@@ -151,3 +151,33 @@ fn bbr1_a_recovery_begun_by_the_ack_that_ends_the_last_is_not_a_new_one() {
     let after = b.info().cwnd;
     assert!(after >= before, "cwnd {after} < {before} before");
 }
+
+/// tunstack's addition to BBRv1's full-pipe test (Linux's
+/// `bbr_check_full_bw_reached` skips application-limited rounds): a round
+/// whose sending the peer's window held back does not count toward
+/// Startup's plateau, for the sender did not try to fill the pipe. The
+/// window shows in `ss -ti`'s rwnd_limited.
+#[test]
+fn bbr1_stays_in_startup_while_the_peers_window_holds_it_back() {
+    let mut b = connection(Algorithm::Bbr1, 64_000);
+    b.peer_win = 8000;
+    // Six round trips of 10 ms after the first: the peer acknowledges
+    // what arrived and keeps offering 8,000 bytes, so the bandwidth stays
+    // flat. (Linux's test ends Startup after three such rounds.)
+    let first = sent_within(&mut b, 10);
+    b.send(seg!(ACK, ack = first[first.len() - 1].end()));
+    for round in 0..6 {
+        let s = sent_within(&mut b, 10);
+        let bytes: usize = s.iter().map(|o| o.data.len()).sum();
+        assert_eq!(bytes, 8000, "round {round}: the window's worth");
+        b.send(seg!(ACK, ack = s[s.len() - 1].end()));
+    }
+    let i = b.info();
+    let mode = i.bbr.map(|m| m.mode.name());
+    assert_eq!(mode, Some("startup"), "{}", i.ss_options());
+    assert!(
+        i.send_times.rwnd_limited > std::time::Duration::ZERO,
+        "{}",
+        i.ss_options()
+    );
+}

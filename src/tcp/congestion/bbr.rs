@@ -212,6 +212,9 @@ pub struct Delivery<'a> {
     pub app_limited: bool,
     /// C.is_cwnd_limited.
     pub cwnd_limited: bool,
+    /// The sender is held back by the peer's receive window: data to send
+    /// and room in cwnd, none in the window (`ss -ti`'s rwnd_limited).
+    pub rwnd_limited: bool,
     /// The connection is in loss recovery.
     pub in_recovery: bool,
     /// C.has_selective_acks.

@@ -16,7 +16,9 @@
 //!   rounds; cwnd is `2 × BDP` plus what ACK aggregation needs, and grows
 //!   by what each ACK delivers up to that target.
 //! - Startup ends when the bandwidth grew by less than 25 % in three
-//!   rounds, never on loss.
+//!   rounds, never on loss. A round held back by the peer's receive
+//!   window does not count (tunstack's addition, see
+//!   `check_full_bw_reached`).
 //! - Loss recovery: the first round of fast recovery conserves packets
 //!   (cwnd = in flight + newly delivered); data marked lost comes off
 //!   cwnd; cwnd is restored when recovery ends.
@@ -364,6 +366,11 @@ impl Bbr1 {
             self.rate.mark_app_limited(d.inflight);
         }
         let rs = self.rate.on_ack(d.now, d.una, d.sacked, self.min_rtt);
+        if d.rwnd_limited {
+            // Marked once this ACK is counted delivered: what is in flight
+            // now, and what leaves next, is sent under the peer's window.
+            self.rate.mark_rwnd_limited(d.inflight);
+        }
         if !rs.has_data {
             return;
         }
@@ -507,8 +514,19 @@ impl Bbr1 {
 
     /// `bbr_check_full_bw_reached`: three rounds, not application-limited,
     /// without 25 % growth of max_bw.
+    ///
+    /// tunstack skips a round whose sample left while the peer's window
+    /// held the sender back, as Linux skips an application-limited one: the
+    /// sender did not try to fill the pipe, so a bandwidth that did not
+    /// grow says nothing of the path. (Linux counts on its three rounds
+    /// for the receiver's window to grow; on a lossy path a kernel
+    /// receiver's window fills with out-of-order data, and Startup ended at
+    /// 31.5 Mbit/s on a path of about 500.) The price: a flow that a
+    /// window between one and 2.89 BDP holds back for good stays in
+    /// Startup, where it would have gone to ProbeBW's cwnd of 2 BDP; what
+    /// it queues stays bounded by that window.
     fn check_full_bw_reached(&mut self, rs: &RateSample) {
-        if self.full_bw_reached || !self.round_start || rs.is_app_limited {
+        if self.full_bw_reached || !self.round_start || rs.is_app_limited || rs.is_rwnd_limited {
             return;
         }
         if self.bw() >= self.full_bw * FULL_BW_THRESH {
@@ -711,6 +729,7 @@ mod tests {
             inflight,
             app_limited: false,
             cwnd_limited: true,
+            rwnd_limited: false,
             in_recovery: false,
             has_sack: true,
             srtt: None,
@@ -747,6 +766,29 @@ mod tests {
         let bdp = 100e6 / 8.0 * 0.020;
         let cwnd = f64::from(w.cwnd);
         assert!(cwnd >= bdp && cwnd <= 3.0 * bdp, "cwnd {cwnd} bdp {bdp}");
+    }
+
+    /// tunstack's addition to Linux's full-pipe test: rounds held back by
+    /// the receiver's window do not count toward the plateau.
+    #[test]
+    fn startup_does_not_end_on_rounds_held_back_by_the_receivers_window() {
+        let (mut w, mut path) = (Window::new(MSS), Path::new(100.0, 20));
+        let mut b = Bbr1::new(&w);
+        // The receiver's window holds the sender to 20 segments a round
+        // trip (8 Mbit/s) for half a second, then opens (a receiver that
+        // grows its buffer late, or one whose buffer out-of-order data
+        // fills).
+        path.rwnd = 20 * MSS;
+        path.run(&mut b, &mut w, Duration::from_millis(500));
+        assert_eq!(b.state, State::Startup, "bw {} Mbit/s", b.bw() * 8e-6);
+        path.rwnd = u32::MAX;
+        path.run(&mut b, &mut w, Duration::from_secs(1));
+        // Startup went on and found the path's 100 Mbit/s. (Ending at 8,
+        // ProbeBW's 1.25 probes would have reached about 30 in this
+        // second.)
+        assert_eq!(b.state, State::ProbeBw);
+        let bw_mbit = b.bw() * 8e-6;
+        assert!((90.0..=110.0).contains(&bw_mbit), "bw {bw_mbit} Mbit/s");
     }
 
     #[test]

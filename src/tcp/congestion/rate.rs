@@ -33,6 +33,9 @@ struct Packet {
     first_send_time: Instant,
     /// P.is_app_limited.
     app_limited: bool,
+    /// It left while the sender was held back by the peer's window (or
+    /// before what was in flight then was delivered).
+    rwnd_limited: bool,
     /// P.tx_in_flight: C.inflight just after it was sent.
     tx_in_flight: u32,
     /// P.lost: C.lost when it was sent.
@@ -67,6 +70,10 @@ pub(crate) struct RateSample {
     /// RS.is_app_limited: the newest delivered packet left while the
     /// sender was application-limited.
     pub is_app_limited: bool,
+    /// The newest delivered packet left while the sender was held back by
+    /// the peer's receive window (tunstack's addition, kept as the draft
+    /// keeps RS.is_app_limited).
+    pub is_rwnd_limited: bool,
     /// RS.interval.
     pub interval: Duration,
     /// RS.delivered: data delivered over the interval.
@@ -100,6 +107,9 @@ pub(crate) struct RateSampler {
     /// C.app_limited: the C.delivered value that ends the current
     /// application-limited phase, 0 when not application-limited.
     app_limited: u64,
+    /// Like `app_limited`, for the peer's receive window: the C.delivered
+    /// value that ends the current receiver-limited phase, 0 when none.
+    rwnd_limited: u64,
     /// C.lost.
     pub lost: u64,
 }
@@ -114,6 +124,18 @@ impl RateSampler {
     /// in flight now has been delivered.
     pub fn mark_app_limited(&mut self, inflight: u32) {
         self.app_limited = (self.delivered + u64::from(inflight)).max(1);
+    }
+
+    /// The peer's window holds the sender back: as an application-limited
+    /// phase, it lasts until what is in flight now has been delivered.
+    pub fn mark_rwnd_limited(&mut self, inflight: u32) {
+        self.rwnd_limited = (self.delivered + u64::from(inflight)).max(1);
+    }
+
+    /// Whether the connection is marked receiver-limited.
+    #[cfg(test)]
+    pub fn rwnd_limited(&self) -> bool {
+        self.rwnd_limited != 0
     }
 
     /// Data marked lost (C.lost grows; BBR's loss rate reads it).
@@ -147,6 +169,7 @@ impl RateSampler {
             delivered_time: self.delivered_time.unwrap_or(now),
             first_send_time: self.first_send_time.unwrap_or(now),
             app_limited: self.app_limited != 0,
+            rwnd_limited: self.rwnd_limited != 0,
             tx_in_flight: inflight_before.saturating_add(end - start),
             lost: self.lost,
             rexmit,
@@ -207,12 +230,16 @@ impl RateSampler {
         if self.app_limited != 0 && self.delivered > self.app_limited {
             self.app_limited = 0;
         }
+        if self.rwnd_limited != 0 && self.delivered > self.rwnd_limited {
+            self.rwnd_limited = 0;
+        }
         let Some(p) = newest else {
             return rs;
         };
         rs.has_data = true;
         rs.prior_delivered = p.delivered;
         rs.is_app_limited = p.app_limited;
+        rs.is_rwnd_limited = p.rwnd_limited;
         rs.tx_in_flight = p.tx_in_flight;
         rs.lost = self.lost.saturating_sub(p.lost);
         rs.rtt = (!p.rexmit).then(|| now - p.send_time);
@@ -357,6 +384,22 @@ mod tests {
             !r.app_limited(),
             "over once more than the bubble is delivered"
         );
+    }
+
+    /// A phase held back by the peer's window marks samples the same way.
+    #[test]
+    fn a_receiver_limited_phase_marks_samples_until_the_bubble_is_delivered() {
+        let mut r = RateSampler::default();
+        r.on_sent(ms(0), SeqNum(0), SeqNum(1000), 0, false);
+        r.mark_rwnd_limited(1000);
+        r.on_sent(ms(1), SeqNum(1000), SeqNum(2000), 1000, false);
+        let rs = r.on_ack(ms(10), SeqNum(1000), &[], None);
+        assert!(!rs.is_rwnd_limited, "sent before the phase");
+        assert!(r.rwnd_limited(), "the bubble is not delivered yet");
+        let rs = r.on_ack(ms(11), SeqNum(2000), &[], None);
+        assert!(rs.is_rwnd_limited, "sent during the phase");
+        assert!(!rs.is_app_limited, "a separate mark");
+        assert!(!r.rwnd_limited(), "over once the bubble is delivered");
     }
 
     /// An interval shorter than min_rtt gives no rate (but still counts

@@ -66,6 +66,11 @@ pub struct Path {
     /// When the bottleneck is next free.
     link_free: Instant,
     next_send: Instant,
+    /// The receiver's window (unbounded unless a test sets it).
+    pub rwnd: u32,
+    /// The last sending stopped at the receiver's window, with room in
+    /// cwnd (the connection's `rwnd_limited`).
+    rwnd_blocked: bool,
 }
 
 impl Path {
@@ -79,6 +84,8 @@ impl Path {
             acks: Default::default(),
             link_free: Instant::ZERO,
             next_send: Instant::ZERO,
+            rwnd: u32::MAX,
+            rwnd_blocked: false,
         }
     }
 
@@ -106,6 +113,7 @@ impl Path {
                 inflight,
                 app_limited: false,
                 cwnd_limited: inflight + MSS > w.cwnd,
+                rwnd_limited: self.rwnd_blocked,
                 in_recovery: false,
                 has_sack: true,
                 srtt: Some(self.rtt),
@@ -115,7 +123,8 @@ impl Path {
         // Sends, paced, a quantum ahead at most (as Congestion paces).
         let ahead = f64::from(b.send_quantum()) / b.pacing_rate().max(1.0);
         let horizon = self.now + Duration::from_secs_f64(ahead);
-        while self.nxt - self.una + MSS <= w.cwnd && self.next_send <= horizon {
+        let window = w.cwnd.min(self.rwnd);
+        while self.nxt - self.una + MSS <= window && self.next_send <= horizon {
             let inflight = self.nxt - self.una;
             b.on_sent(self.now, self.nxt, self.nxt + MSS, inflight, w);
             let tx = Duration::from_secs_f64(f64::from(MSS) / self.rate);
@@ -126,5 +135,7 @@ impl Path {
             let gap = f64::from(MSS) / b.pacing_rate().max(1.0);
             self.next_send = self.now.max(self.next_send) + Duration::from_secs_f64(gap);
         }
+        let next = self.nxt - self.una + MSS;
+        self.rwnd_blocked = next > self.rwnd && next <= w.cwnd;
     }
 }
