@@ -660,6 +660,11 @@ impl Conn {
                 let span = (self.snd.una, self.snd.max, r.high_rxt);
                 self.sb.pipe(span, self.snd.mss, self.rack.lost_in_order())
             }
+            // After a timeout, what RACK found lost again is not in the
+            // network either (RFC 8985 §6.3: RACK goes on after an RTO).
+            _ if self.rto_recover.is_some() && !self.sb.is_empty() => (self.flight()
+                - self.sb.sacked_below(self.snd.nxt))
+            .saturating_sub(self.rack.lost_bytes_below(self.snd.nxt)),
             _ => self.flight() - self.sb.sacked_below(self.snd.nxt),
         }
     }

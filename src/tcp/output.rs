@@ -222,6 +222,9 @@ impl Conn {
         if self.rcv.sack_ok && self.recovery.is_some() {
             self.send_recovery(now, cx);
         } else {
+            if self.rto_recover.is_some() && self.rack_on(cx.cfg) {
+                self.resend_lost_after_rto(now, cx);
+            }
             while self.send_next(now, cx) {}
         }
         self.track_flight();
@@ -467,6 +470,37 @@ impl Conn {
                 continue;
             }
             return;
+        }
+    }
+
+    /// RFC 8985 §6.3: RACK goes on after a retransmission timeout. What the
+    /// go-back-N resent and RACK then finds lost again (a segment sent
+    /// after it was delivered, and it was not) goes again at once, as
+    /// Linux's `tcp_xmit_retransmit_queue` resends marked segments in its
+    /// Loss state, within cwnd; not after another, backed-off, timeout.
+    fn resend_lost_after_rto(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+        let mss = self.snd.mss;
+        loop {
+            if self.paced(now) {
+                return;
+            }
+            let (una, nxt) = (self.snd.una, self.snd.nxt);
+            let Some((start, end)) = self
+                .rack
+                .first_lost_range()
+                .filter(|&(start, _)| start >= una && start < nxt)
+            else {
+                return;
+            };
+            if self.cc.cwnd() < self.in_flight().saturating_add(mss) {
+                self.cwnd_limited = true;
+                return;
+            }
+            let sent_to = self.retransmit_range(now, start, end.min(nxt), cx);
+            if sent_to <= start {
+                return;
+            }
+            self.cc.on_lost(start, sent_to);
         }
     }
 

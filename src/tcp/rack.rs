@@ -354,6 +354,17 @@ impl Rack {
             .map(|at| now - at)
     }
 
+    /// Bytes below `end` that RACK marks lost and that were not sent again
+    /// since: not in the network (Linux's `lost_out`).
+    pub fn lost_bytes_below(&self, end: SeqNum) -> u32 {
+        self.sent
+            .iter()
+            .take_while(|s| s.start < end)
+            .filter(|s| s.lost)
+            .map(|s| s.end.min(end) - s.start)
+            .sum()
+    }
+
     /// The first range RACK marks lost, if any: `[start, end)` of its
     /// entry (a retransmission that was lost too is marked again, §6.2).
     pub fn first_lost_range(&self) -> Option<(SeqNum, SeqNum)> {

@@ -233,3 +233,32 @@ fn rfc_8985_a_segment_resent_after_rack_found_it_lost_counts_once_in_the_pipe() 
     let want: Vec<u32> = s[..5].iter().map(|o| o.seq).collect();
     assert_eq!(resent, want, "the five lowest lost segments, at once");
 }
+
+/// RFC 8985 §6.3: RACK goes on after a retransmission timeout. When a
+/// segment the go-back-N resent is lost again (one resent after it
+/// arrives, and it does not), it is resent at once, within cwnd, as Linux
+/// resends marked segments in its Loss state; not at the next timeout,
+/// which the backoff has doubled to 400 ms.
+#[test]
+fn rfc_8985_after_a_timeout_a_lost_retransmission_is_resent_before_the_next() {
+    let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+    // Nothing is acknowledged: after the tail loss probe (the last
+    // segment again), the timeout resends the head alone.
+    let probe = b.wait_for_segment(2000);
+    assert_eq!(probe.seq, s[9].seq, "the probe");
+    let r = b.wait_for_segment(2000);
+    assert_eq!(r.seq, s[0].seq, "the RTO resends the head");
+    b.expect_nothing();
+    // The head arrives: cwnd 2, and the go-back-N resends 1 and 2.
+    b.advance(10);
+    b.send(seg!(ACK, ack = s[1].seq));
+    let go: Vec<u32> = b.take_all().iter().map(|o| o.seq).collect();
+    assert_eq!(go, [s[1].seq, s[2].seq]);
+    // 2 arrives, 1 does not. RACK finds 1 lost (reordering window zero
+    // after a timeout) and it goes again now.
+    b.advance(10);
+    b.send(sack_ack(&s[1], &[(s[2].seq, s[2].end())]));
+    let again: Vec<u32> = b.take_all().iter().map(|o| o.seq).collect();
+    assert_eq!(again.first(), Some(&s[1].seq), "{again:?}");
+    assert!(b.info().rto >= ms(400), "still backed off: no clean sample");
+}
