@@ -610,6 +610,17 @@ impl Conn {
         if self.rack_on(cx.cfg) {
             self.rack.on_ack_dsack(self.snd.una, self.snd.max, dsack);
             self.rack.on_ack(now, self.snd.una, &self.sb, rtt);
+            // RFC 6298 §3 (Karn) and §5.7: while no segment is timed (after
+            // a retransmission timeout) and without timestamps, a segment
+            // never retransmitted that this ACK delivered, cumulatively or
+            // in a SACK block, is a sample, and collapses the backoff (as
+            // Linux's sack_rtt_us). Without it, a path that keeps losing
+            // retransmissions kept the RTO doubling to its ceiling.
+            if rtt.is_none() && self.rtt_probe.is_none() && !self.ts.ok {
+                if let Some(r) = self.rack.clean_rtt {
+                    self.rtt.sample(r);
+                }
+            }
             self.tlp_acked(now, &h.options.sack, prior_cwnd);
             self.rack_detect(now, cx);
         }

@@ -70,6 +70,10 @@ pub(crate) struct Rack {
     pub rtt: Duration,
     /// RACK.min_RTT: the smallest round trip seen.
     pub min_rtt: Option<Duration>,
+    /// The last ACK's round trip of the earliest-sent segment it delivered
+    /// (cumulatively or SACKed) that was never sent again: a sample Karn's
+    /// algorithm allows (Linux's `seq_rtt_us`, else `sack_rtt_us`).
+    pub clean_rtt: Option<Duration>,
     /// TLP.end_seq (§7.3): a probe is out; no other until it is acknowledged.
     pub tlp_end: Option<SeqNum>,
     /// The probe was a retransmission (so its ACK may show a repaired loss,
@@ -191,6 +195,12 @@ impl Rack {
                 _ => self.fack = Some(s.end),
             }
         }
+        self.clean_rtt = delivered
+            .iter()
+            .filter(|s| !s.rexmit)
+            .map(|s| s.at)
+            .min()
+            .map(|at| now - at);
         let min_rtt = self.min_rtt.unwrap_or_default();
         for s in delivered {
             let rtt = now - s.at;

@@ -262,3 +262,26 @@ fn rfc_8985_after_a_timeout_a_lost_retransmission_is_resent_before_the_next() {
     assert_eq!(again.first(), Some(&s[1].seq), "{again:?}");
     assert!(b.info().rto >= ms(400), "still backed off: no clean sample");
 }
+
+/// RFC 6298 §3 (Karn's algorithm) and §5.7: after a timeout, and without
+/// timestamps, an ACK that SACKs a segment never retransmitted is a round
+/// trip sample and collapses the backoff, as Linux's `sack_rtt_us` does
+/// (the transmission record is RACK's). Before, only a newly timed
+/// segment, acknowledged cumulatively, gave one: where retransmissions
+/// kept getting lost, the RTO doubled up to its ceiling (a simulated
+/// transfer at 5 % loss stalled for minutes).
+#[test]
+fn rfc_6298_a_sacked_original_after_a_timeout_collapses_the_backoff() {
+    let (mut b, s) = ten_in_flight_with(cfg(), 10_000);
+    let probe = b.wait_for_segment(2000);
+    assert_eq!(probe.seq, s[9].seq, "the tail loss probe");
+    let r = b.wait_for_segment(2000);
+    assert_eq!(r.seq, s[0].seq, "the RTO resends the head");
+    let backed_off = b.info().rto;
+    assert!(backed_off >= ms(400), "{backed_off:?}");
+    // Segment 5, sent before the timeout and never again, arrives.
+    b.advance(5);
+    b.send(sack_ack(&s[0], &[(s[5].seq, s[5].end())]));
+    let rto = b.info().rto;
+    assert!(rto < backed_off, "{rto:?}, backed off {backed_off:?}");
+}
