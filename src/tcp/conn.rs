@@ -273,9 +273,9 @@ pub(crate) struct Conn {
     /// Where the sender's time goes: `ss -ti`'s busy, rwnd_limited and
     /// sndbuf_limited.
     pub chrono: Chrono,
-    /// The last `send_next`'s verdict on new data: held back by the
-    /// peer's window alone (`Some(true)`), by something else or nothing
-    /// (`Some(false)`); `None` when it did not judge (pacing, resending).
+    /// The last `send_next`'s verdict on the data at SND.NXT: held back by
+    /// the peer's window alone (`Some(true)`), by something else or nothing
+    /// (`Some(false)`); `None` when it did not judge (pacing held it).
     pub rwnd_blocked: Option<bool>,
     /// SND.NXT when `max_flight` was last reset.
     pub flight_round: SeqNum,
