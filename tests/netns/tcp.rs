@@ -980,3 +980,50 @@ fn tcp_connect_to_a_closed_port_is_refused_with_a_rst() {
     assert_eq!(rows[0][3], "0", "the RST's sequence number");
     assert_clean_tcp_capture(&pcap, 2);
 }
+
+/// `ss -ti`'s chronographs against the kernel: a client with a small
+/// receive buffer that waits half a second before reading holds the
+/// stack's sender at its window. Once everything sent is acknowledged, the
+/// stack's debug log sums the connection up, and the wait shows as
+/// `rwnd_limited`.
+#[test]
+fn a_receiver_that_waits_shows_as_rwnd_limited_in_the_senders_summary() {
+    let Some(net) = TestNet::start(&["python3"]) else {
+        return;
+    };
+    let out = tcp_tool(
+        &net,
+        &[
+            "bytes",
+            STACK_ADDR,
+            &HTTP_PORT.to_string(),
+            "1000000",
+            "--rcvbuf",
+            "4096",
+            "--pause",
+            "0.5",
+        ],
+        Duration::from_secs(20),
+    )
+    .expect_success("tcp_tool.py bytes");
+    let conn = format!(
+        "10.0.0.1:{} -> {STACK_ADDR}:{HTTP_PORT}",
+        local_port(&out.stdout)
+    );
+    let wanted = format!("{conn} everything sent was acknowledged: ");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let summary = loop {
+        let log = net.log();
+        if let Some(line) = log.lines().find_map(|l| l.split_once(&wanted)) {
+            break line.1.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no summary for {conn}:\n{}",
+            net.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(summary.contains(" busy:"), "{summary}");
+    assert!(summary.contains(" rwnd_limited:"), "{summary}");
+}
