@@ -273,10 +273,6 @@ pub(crate) struct Conn {
     /// Where the sender's time goes: `ss -ti`'s busy, rwnd_limited and
     /// sndbuf_limited.
     pub chrono: Chrono,
-    /// The last `send_next`'s verdict on the data at SND.NXT: held back by
-    /// the peer's window alone (`Some(true)`), by something else or nothing
-    /// (`Some(false)`); `None` when it did not judge (pacing held it).
-    pub rwnd_blocked: Option<bool>,
     /// SND.NXT when `max_flight` was last reset.
     pub flight_round: SeqNum,
     /// When new data last went out: sending again after an idle RTO
@@ -484,7 +480,6 @@ impl Conn {
             cwnd_limited: false,
             max_flight: 0,
             chrono: Chrono::default(),
-            rwnd_blocked: None,
             flight_round: iss,
             last_data_sent: None,
             snd_autotune: cfg.send_buffer_max > cfg.send_buffer,

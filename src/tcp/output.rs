@@ -218,7 +218,6 @@ impl Conn {
     /// Nagle allow; in SACK recovery, what RFC 6675 §5 says goes next.
     fn send_data(&mut self, now: Instant, cx: &mut Ctx<'_>) {
         self.cwnd_limited = false;
-        self.rwnd_blocked = None;
         if self.rcv.sack_ok && self.recovery.is_some() {
             self.send_recovery(now, cx);
         } else {
@@ -227,13 +226,15 @@ impl Conn {
             }
             while self.send_next(now, cx) {}
         }
-        self.track_flight();
-        self.update_chrono(now, cx);
+        let flight = self.in_flight();
+        self.track_flight(flight);
+        self.update_chrono(now, flight, cx);
     }
 
     /// `ss -ti`'s busy, rwnd_limited and sndbuf_limited clocks, after a
-    /// round of sending (Linux's `tcp_write_xmit` and `tcp_cwnd_validate`).
-    fn update_chrono(&mut self, now: Instant, cx: &mut Ctx<'_>) {
+    /// round of sending with `flight` in flight (Linux's `tcp_write_xmit`
+    /// and `tcp_cwnd_validate`).
+    fn update_chrono(&mut self, now: Instant, flight: u32, cx: &mut Ctx<'_>) {
         let queued = cx.io.send.len();
         if queued == 0 {
             // All acknowledged (or nothing written): no clock runs.
@@ -241,10 +242,22 @@ impl Conn {
             return;
         }
         self.chrono.start(Limit::Busy, now);
-        match self.rwnd_blocked {
-            Some(true) => self.chrono.start(Limit::Rwnd, now),
-            Some(false) => self.chrono.stop(Limit::Rwnd, true, now),
-            None => {}
+        // Held back by the peer's window alone: data waits at SND.NXT, cwnd
+        // has room for its next segment, the window has none (Linux's
+        // tcp_write_xmit tests cwnd, then the window).
+        let unsent = queued.saturating_sub((self.snd.nxt - self.data_base()) as usize);
+        let next = unsent.min(self.snd.mss as usize) as u32;
+        let cwnd_room = self.congestion_window().saturating_sub(flight);
+        let window_edge = self.snd.una + self.snd.wnd;
+        let rwnd_room = if window_edge > self.snd.nxt {
+            window_edge - self.snd.nxt
+        } else {
+            0
+        };
+        if unsent > 0 && cwnd_room >= next && rwnd_room < next {
+            self.chrono.start(Limit::Rwnd, now);
+        } else {
+            self.chrono.stop(Limit::Rwnd, true, now);
         }
         // Everything queued is sent, cwnd is not what holds the sender, and
         // a writer waits for room: the buffer's size is the limit.
@@ -258,8 +271,7 @@ impl Conn {
 
     /// Keeps `max_flight`, the most in flight over the last round trip
     /// (as Linux's tcp_cwnd_validate keeps max_packets_out).
-    fn track_flight(&mut self) {
-        let flight = self.in_flight();
+    fn track_flight(&mut self, flight: u32) {
         if self.snd.una >= self.flight_round || flight > self.max_flight {
             self.max_flight = flight;
             self.flight_round = self.snd.nxt;
@@ -344,11 +356,6 @@ impl Conn {
         if unsent > len && cwnd_room < rwnd_room {
             self.cwnd_limited = true;
         }
-        // Held back by the peer's window alone: new data to send, room in
-        // cwnd for its next segment, none in the window (Linux's
-        // tcp_write_xmit tests cwnd, then the window).
-        let next = unsent.min(mss) as u32;
-        self.rwnd_blocked = Some(unsent > 0 && cwnd_room >= next && rwnd_room < next);
         // The FIN needs no window (it goes after the last byte).
         let fin = self.fin_seq(cx.io.send.len()) == Some(self.snd.nxt + len as u32);
         if len == 0 && !fin {
@@ -425,7 +432,6 @@ impl Conn {
             let (una, max, high_rxt) = (self.snd.una, self.snd.max, r.high_rxt);
             if self.cc.cwnd() < self.in_flight().saturating_add(mss) {
                 self.cwnd_limited = true;
-                self.rwnd_blocked = Some(false);
                 return;
             }
             // RFC 8985 §6.2: a retransmission that RACK finds lost again
