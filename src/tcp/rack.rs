@@ -195,15 +195,13 @@ impl Rack {
                 _ => self.fack = Some(s.end),
             }
         }
-        self.clean_rtt = delivered
-            .iter()
-            .filter(|s| !s.rexmit)
-            .map(|s| s.at)
-            .min()
-            .map(|at| now - at);
+        self.clean_rtt = None;
         let min_rtt = self.min_rtt.unwrap_or_default();
         for s in delivered {
             let rtt = now - s.at;
+            if !s.rexmit {
+                self.clean_rtt = Some(self.clean_rtt.map_or(rtt, |r| r.max(rtt)));
+            }
             if s.rexmit && rtt < min_rtt {
                 continue;
             }
