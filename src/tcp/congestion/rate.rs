@@ -104,38 +104,60 @@ pub(crate) struct RateSampler {
     delivered_time: Option<Instant>,
     /// C.first_send_time.
     first_send_time: Option<Instant>,
-    /// C.app_limited: the C.delivered value that ends the current
-    /// application-limited phase, 0 when not application-limited.
-    app_limited: u64,
-    /// Like `app_limited`, for the peer's receive window: the C.delivered
-    /// value that ends the current receiver-limited phase, 0 when none.
-    rwnd_limited: u64,
+    /// C.app_limited: the application-limited phase.
+    app_limited: Bubble,
+    /// The same for the peer's receive window (tunstack's addition).
+    rwnd_limited: Bubble,
     /// C.lost.
     pub lost: u64,
+}
+
+/// A phase in which the sender did not fill the pipe (§4.1.2.5's "bubble"):
+/// the C.delivered value that ends it, 0 when none. What is sent during it
+/// is marked, and it ends once what was in flight at its start has been
+/// delivered.
+#[derive(Clone, Copy, Debug, Default)]
+struct Bubble(u64);
+
+impl Bubble {
+    fn mark(&mut self, delivered: u64, inflight: u32) {
+        self.0 = (delivered + u64::from(inflight)).max(1);
+    }
+
+    fn active(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Ends the phase once more than its bubble has been delivered.
+    fn end_if_delivered(&mut self, delivered: u64) {
+        if self.0 != 0 && delivered > self.0 {
+            self.0 = 0;
+        }
+    }
 }
 
 impl RateSampler {
     /// Whether the connection is marked application-limited.
     pub fn app_limited(&self) -> bool {
-        self.app_limited != 0
+        self.app_limited.active()
     }
 
     /// MarkConnectionAppLimited (§4.1.2.5): the phase lasts until what is
     /// in flight now has been delivered.
     pub fn mark_app_limited(&mut self, inflight: u32) {
-        self.app_limited = (self.delivered + u64::from(inflight)).max(1);
+        self.app_limited.mark(self.delivered, inflight);
     }
 
     /// The peer's window holds the sender back: as an application-limited
     /// phase, it lasts until what is in flight now has been delivered.
     pub fn mark_rwnd_limited(&mut self, inflight: u32) {
-        self.rwnd_limited = (self.delivered + u64::from(inflight)).max(1);
+        self.rwnd_limited.mark(self.delivered, inflight);
     }
 
     /// Whether the connection is marked receiver-limited.
     #[cfg(test)]
     pub fn rwnd_limited(&self) -> bool {
-        self.rwnd_limited != 0
+        self.rwnd_limited.active()
     }
 
     /// Data marked lost (C.lost grows; BBR's loss rate reads it).
@@ -168,8 +190,8 @@ impl RateSampler {
             delivered: self.delivered,
             delivered_time: self.delivered_time.unwrap_or(now),
             first_send_time: self.first_send_time.unwrap_or(now),
-            app_limited: self.app_limited != 0,
-            rwnd_limited: self.rwnd_limited != 0,
+            app_limited: self.app_limited.active(),
+            rwnd_limited: self.rwnd_limited.active(),
             tx_in_flight: inflight_before.saturating_add(end - start),
             lost: self.lost,
             rexmit,
@@ -227,12 +249,8 @@ impl RateSampler {
             }
         }
         // GenerateRateSample: the bubble is gone once it is delivered.
-        if self.app_limited != 0 && self.delivered > self.app_limited {
-            self.app_limited = 0;
-        }
-        if self.rwnd_limited != 0 && self.delivered > self.rwnd_limited {
-            self.rwnd_limited = 0;
-        }
+        self.app_limited.end_if_delivered(self.delivered);
+        self.rwnd_limited.end_if_delivered(self.delivered);
         let Some(p) = newest else {
             return rs;
         };
